@@ -1,0 +1,175 @@
+//! The engine handle that every front end drives.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{Clock, SystemClock};
+use crate::errors::{EngineError, Result};
+use crate::events::{EngineEvent, EventBus};
+use crate::paths::{self, DataLayout};
+use crate::services::EngineStatus;
+use crate::settings::{Settings, SettingsUpdate};
+use crate::system::{HostProbe, SystemInfo, SystemMonitor, SystemProbe, SystemSample};
+
+/// What the engine is built from. Tests pass a temporary folder, a fake probe and a
+/// manual clock.
+#[derive(Debug, Clone)]
+pub struct EngineDeps {
+    /// A data folder that beats the setting (the `SWITCHYARD_DATA_DIR` variable,
+    /// or a test's temporary folder).
+    pub data_dir_override: Option<PathBuf>,
+    pub settings: Settings,
+    pub probe: Arc<dyn SystemProbe>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl EngineDeps {
+    /// The real machine, with the data folder resolved from the environment
+    /// override, then the settings, then the platform default.
+    pub fn for_host(settings: Settings) -> Result<Self> {
+        Ok(Self {
+            data_dir_override: std::env::var_os(paths::DATA_DIR_ENV).map(Into::into),
+            settings,
+            probe: Arc::new(HostProbe::for_this_machine()?),
+            clock: Arc::new(SystemClock),
+        })
+    }
+}
+
+/// A cheap-to-clone handle on the one engine of this process.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    layout: DataLayout,
+    system: SystemMonitor,
+    events: EventBus,
+    settings: RwLock<Settings>,
+    data_dir_override: Option<PathBuf>,
+    status: RwLock<EngineStatus>,
+    shutdown: CancellationToken,
+}
+
+impl Engine {
+    /// Creates the data folder layout and the engine. Fails if the data folder is
+    /// unusable (the person must pick another before anything else can work).
+    pub fn new(deps: EngineDeps) -> Result<Self> {
+        deps.settings.validate()?;
+        let data_dir = paths::resolve_data_dir(
+            deps.data_dir_override.clone(),
+            deps.settings.data_dir.as_deref(),
+        );
+        let layout = DataLayout::create(data_dir)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                system: SystemMonitor::new(deps.probe, deps.clock),
+                events: EventBus::default(),
+                settings: RwLock::new(deps.settings),
+                data_dir_override: deps.data_dir_override,
+                layout,
+                status: RwLock::new(EngineStatus::default()),
+                shutdown: CancellationToken::new(),
+            }),
+        })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+        self.inner.events.subscribe()
+    }
+
+    pub fn layout(&self) -> &DataLayout {
+        &self.inner.layout
+    }
+
+    pub fn system_info(&self) -> SystemInfo {
+        self.inner.system.info()
+    }
+
+    pub fn system_sample(&self) -> SystemSample {
+        self.inner.system.sample()
+    }
+
+    pub fn status(&self) -> EngineStatus {
+        *read(&self.inner.status)
+    }
+
+    pub fn settings(&self) -> Settings {
+        read(&self.inner.settings).clone()
+    }
+
+    /// Validates and applies new settings; the caller persists them.
+    pub fn update_settings(&self, settings: Settings) -> Result<SettingsUpdate> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(EngineError::ShuttingDown);
+        }
+        settings.validate()?;
+        // The data folder in use stays until the next start.
+        let next_data_dir = paths::resolve_data_dir(
+            self.inner.data_dir_override.clone(),
+            settings.data_dir.as_deref(),
+        );
+        let restart_required = next_data_dir != self.inner.layout.root();
+        *write(&self.inner.settings) = settings.clone();
+        self.inner
+            .events
+            .emit(EngineEvent::SettingsChanged(settings.clone()));
+        Ok(SettingsUpdate {
+            settings,
+            restart_required,
+        })
+    }
+
+    /// Emits a [`SystemSample`] every `interval` until shutdown. The shell runs this
+    /// on its async runtime; the engine owns no threads of its own.
+    pub async fn run_monitor(&self, interval: Duration) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = self.inner.shutdown.cancelled() => break,
+                _ = ticker.tick() => {
+                    let engine = self.clone();
+                    // /proc and NVML reads block briefly; keep them off the async workers.
+                    match tokio::task::spawn_blocking(move || engine.system_sample()).await {
+                        Ok(sample) => self.inner.events.emit(EngineEvent::SystemSample(sample)),
+                        Err(error) => tracing::warn!(%error, "system sample failed"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops everything the engine runs. Safe to call more than once.
+    pub async fn shutdown(&self) {
+        if self.inner.shutdown.is_cancelled() {
+            return;
+        }
+        self.inner.events.emit(EngineEvent::ShuttingDown);
+        self.inner.shutdown.cancel();
+        // Servers (LLM, image) are stopped here once they exist.
+        *write(&self.inner.status) = EngineStatus::default();
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutdown.is_cancelled()
+    }
+}
+
+// Locks guard plain values that are replaced whole, so a panic elsewhere cannot
+// leave them half-written: recovering from poisoning is safe.
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

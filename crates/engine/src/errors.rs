@@ -1,0 +1,147 @@
+//! Typed errors: a stable code for programs, a message and a suggestion for people.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+use ts_rs::TS;
+
+/// Stable error codes. The UI and scripts match on these, never on message text,
+/// so a variant is never renamed once released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[ts(export)]
+pub enum ErrorCode {
+    /// The data or config folder cannot be created or written.
+    StorageUnavailable,
+    /// A setting has a value that cannot work.
+    InvalidSetting,
+    /// A state file exists but cannot be read back.
+    CorruptState,
+    /// The operating system does not tell Switchyard about the hardware.
+    HardwareUnreadable,
+    /// The engine is shutting down and takes no new work.
+    ShuttingDown,
+    /// Anything the shell could not map to a more precise code.
+    Internal,
+}
+
+/// Everything that can go wrong inside the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("Switchyard cannot use the folder {path}: {source}")]
+    StorageUnavailable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("The setting `{field}` is invalid: {problem}")]
+    InvalidSetting {
+        field: &'static str,
+        problem: String,
+    },
+    #[error("The file {path} is damaged: {problem}")]
+    CorruptState { path: PathBuf, problem: String },
+    #[error("Switchyard cannot read this machine's hardware: {problem}")]
+    HardwareUnreadable { problem: String },
+    #[error("Switchyard is shutting down")]
+    ShuttingDown,
+}
+
+impl EngineError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::StorageUnavailable { .. } => ErrorCode::StorageUnavailable,
+            Self::InvalidSetting { .. } => ErrorCode::InvalidSetting,
+            Self::CorruptState { .. } => ErrorCode::CorruptState,
+            Self::HardwareUnreadable { .. } => ErrorCode::HardwareUnreadable,
+            Self::ShuttingDown => ErrorCode::ShuttingDown,
+        }
+    }
+
+    /// What the person can do about it, in one sentence.
+    pub fn suggestion(&self) -> String {
+        match self {
+            Self::StorageUnavailable { source, .. }
+                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                "Choose a data folder you can write to in Settings, or fix the folder's permissions."
+                    .into()
+            }
+            Self::StorageUnavailable { .. } => {
+                "Check that the disk is mounted and not full, or choose another data folder in Settings."
+                    .into()
+            }
+            Self::InvalidSetting { .. } => "Correct the value and save again.".into(),
+            Self::CorruptState { .. } => {
+                "Switchyard kept the damaged file beside the new one; delete it if you do not need it."
+                    .into()
+            }
+            Self::HardwareUnreadable { .. } => {
+                "Report this with your operating system's name and version: it may not be supported yet."
+                    .into()
+            }
+            Self::ShuttingDown => "Start Switchyard again.".into(),
+        }
+    }
+
+    pub fn report(&self) -> ErrorReport {
+        ErrorReport {
+            code: self.code(),
+            message: self.to_string(),
+            suggestion: self.suggestion(),
+        }
+    }
+}
+
+/// The serialized form of an error, as the window and scripts receive it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[ts(export)]
+pub struct ErrorReport {
+    pub code: ErrorCode,
+    pub message: String,
+    pub suggestion: String,
+}
+
+impl From<EngineError> for ErrorReport {
+    fn from(error: EngineError) -> Self {
+        error.report()
+    }
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_serialize_in_screaming_snake_case() {
+        let report = EngineError::InvalidSetting {
+            field: "llm_port",
+            problem: "must not be 0".into(),
+        }
+        .report();
+        let json = serde_json::to_value(&report).unwrap_or_default();
+        assert_eq!(json["code"], "INVALID_SETTING");
+        assert_eq!(
+            json["message"],
+            "The setting `llm_port` is invalid: must not be 0"
+        );
+        assert_eq!(json["suggestion"], "Correct the value and save again.");
+    }
+
+    #[test]
+    fn permission_problems_get_their_own_suggestion() {
+        let denied = EngineError::StorageUnavailable {
+            path: "/root/x".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        let missing = EngineError::StorageUnavailable {
+            path: "/root/x".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert!(denied.suggestion().contains("permissions"));
+        assert!(missing.suggestion().contains("not full"));
+        assert_eq!(denied.code(), ErrorCode::StorageUnavailable);
+    }
+}

@@ -1,0 +1,51 @@
+//! One typed event enum, broadcast to every subscriber: the window bridge, tests,
+//! and later the CLI and HTTP event streams.
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+use ts_rs::TS;
+
+use crate::services::EngineStatus;
+use crate::settings::Settings;
+use crate::system::SystemSample;
+
+/// Everything the engine announces. Serialized as `{"type": "system_sample", ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[ts(export)]
+pub enum EngineEvent {
+    /// Fresh RAM, VRAM and CPU readings, every monitor interval.
+    SystemSample(SystemSample),
+    SettingsChanged(Settings),
+    StatusChanged(EngineStatus),
+    /// The engine is stopping its servers; nothing new will start.
+    ShuttingDown,
+}
+
+/// How many events a slow subscriber may fall behind before it misses some.
+const EVENT_BACKLOG: usize = 256;
+
+/// The sending side; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    sender: broadcast::Sender<EngineEvent>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self {
+            sender: broadcast::channel(EVENT_BACKLOG).0,
+        }
+    }
+}
+
+impl EventBus {
+    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+        self.sender.subscribe()
+    }
+
+    /// Sends to every current subscriber; having none is fine.
+    pub fn emit(&self, event: EngineEvent) {
+        let _no_subscribers_is_fine = self.sender.send(event);
+    }
+}

@@ -1,0 +1,18 @@
+//! Switchyard's engine: everything the app knows and does, with no Tauri in it.
+//!
+//! The desktop shell, the CLI and the tests all drive the same [`Engine`]. It is
+//! built from [`EngineDeps`] (data folder, system probe, clock) so a test can hand it
+//! fakes and a temporary folder; there are no global singletons.
+
+pub mod clock;
+pub mod engine;
+pub mod errors;
+pub mod events;
+pub mod paths;
+pub mod services;
+pub mod settings;
+pub mod system;
+
+pub use engine::{Engine, EngineDeps};
+pub use errors::{EngineError, ErrorCode, ErrorReport};
+pub use events::EngineEvent;

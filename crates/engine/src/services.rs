@@ -1,0 +1,91 @@
+//! The state of the two services the tray and the header show. The LLM and image
+//! issues give these states their transitions; until a service is set up it is
+//! `stopped`.
+
+use serde::Serialize;
+use ts_rs::TS;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum ServiceKind {
+    Llm,
+    Diffusion,
+}
+
+impl ServiceKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Llm => "LLM",
+            Self::Diffusion => "Images",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum ServiceState {
+    Stopped,
+    Starting,
+    Running,
+    Failed,
+}
+
+impl ServiceState {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Stopped => "stopped",
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// Both services at a glance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[ts(export)]
+pub struct EngineStatus {
+    pub llm: ServiceState,
+    pub diffusion: ServiceState,
+}
+
+impl Default for EngineStatus {
+    fn default() -> Self {
+        Self {
+            llm: ServiceState::Stopped,
+            diffusion: ServiceState::Stopped,
+        }
+    }
+}
+
+impl EngineStatus {
+    pub fn state(&self, kind: ServiceKind) -> ServiceState {
+        match kind {
+            ServiceKind::Llm => self.llm,
+            ServiceKind::Diffusion => self.diffusion,
+        }
+    }
+
+    /// The tray tooltip: one line per service.
+    pub fn summary(&self) -> String {
+        [ServiceKind::Llm, ServiceKind::Diffusion]
+            .map(|kind| format!("{}: {}", kind.label(), self.state(kind).label()))
+            .join("\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_names_both_services() {
+        let status = EngineStatus {
+            llm: ServiceState::Running,
+            diffusion: ServiceState::Stopped,
+        };
+        assert_eq!(status.summary(), "LLM: running\nImages: stopped");
+    }
+}

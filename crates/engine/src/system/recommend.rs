@@ -1,0 +1,275 @@
+//! "What can this machine run?" in plain words, from memory sizes alone. A first
+//! version: the estimator refines it per model with real tensor sizes.
+
+use super::{CpuInfo, GpuIdentity, GpuMemory, MemoryInfo, Recommendation, RunsOn};
+
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+/// KV cache of a typical 7–8B model with grouped-query attention at f16
+/// (32 layers × 8 KV heads × 128 dims × K and V × 2 bytes).
+const KV_BYTES_PER_TOKEN: u64 = 32 * 8 * 128 * 2 * 2;
+/// Compute buffers and runtime overhead of a llama-server process.
+const RUNTIME_OVERHEAD_BYTES: u64 = 512 * 1024 * 1024;
+/// Share of the memory budget the context may take before a smaller context wins.
+const CONTEXT_SHARE: f64 = 0.15;
+const CONTEXT_STEPS: [u32; 5] = [32_768, 16_384, 8_192, 4_096, 2_048];
+/// Bytes per parameter of the two quantizations people compare most.
+const Q4_K_M_BYTES_PER_PARAM: f64 = 4.85 / 8.0;
+const Q8_0_BYTES_PER_PARAM: f64 = 8.5 / 8.0;
+
+/// Builds the recommendation for this machine. `gpus` and `gpu_memory` are paired
+/// by index.
+pub fn recommend(
+    cpu: &CpuInfo,
+    memory: &MemoryInfo,
+    gpus: &[GpuIdentity],
+    gpu_memory: &[GpuMemory],
+) -> Recommendation {
+    let largest_gpu = gpus
+        .iter()
+        .filter(|gpu| !gpu.unified_memory)
+        .filter_map(|gpu| {
+            let vram = gpu_memory
+                .iter()
+                .find(|m| m.index == gpu.index)?
+                .total_bytes;
+            (vram > 0).then_some((gpu, vram))
+        })
+        .max_by_key(|(_, vram)| *vram);
+    let unified = gpus.iter().find(|gpu| gpu.unified_memory);
+
+    // Keep room for the OS and other programs: a share of RAM, or the driver's
+    // reserve on a GPU.
+    let (runs_on, budget, where_text) = match (largest_gpu, unified) {
+        (Some((gpu, vram)), _) => (
+            RunsOn::Gpu,
+            scale(vram, 0.9),
+            format!("on the {} ({} of VRAM)", gpu.name, gib(vram)),
+        ),
+        (None, Some(gpu)) => (
+            RunsOn::UnifiedMemory,
+            scale(memory.total_bytes, 0.7),
+            format!("on the {} (unified memory)", gpu.name),
+        ),
+        (None, None) => (
+            RunsOn::Cpu,
+            scale(memory.total_bytes, 0.75),
+            "on the CPU".to_owned(),
+        ),
+    };
+
+    let suggested_context = CONTEXT_STEPS
+        .into_iter()
+        .find(|&context| u64::from(context) * KV_BYTES_PER_TOKEN <= scale(budget, CONTEXT_SHARE))
+        .unwrap_or(CONTEXT_STEPS[CONTEXT_STEPS.len() - 1]);
+    // The context's share is reserved whole, so more memory never shrinks the
+    // model that fits just because the suggested context grew.
+    let max_model_bytes = scale(budget, 1.0 - CONTEXT_SHARE).saturating_sub(RUNTIME_OVERHEAD_BYTES);
+
+    let headline = if max_model_bytes == 0 {
+        "This machine has too little free memory for local models.".to_owned()
+    } else {
+        format!(
+            "Models up to {} run {where_text}: about {} parameters at Q4_K_M, or {} at Q8_0.",
+            gib(max_model_bytes),
+            params(max_model_bytes, Q4_K_M_BYTES_PER_PARAM),
+            params(max_model_bytes, Q8_0_BYTES_PER_PARAM),
+        )
+    };
+
+    let mut details = vec![format!(
+        "Suggested context: {} tokens.",
+        group_thousands(suggested_context)
+    )];
+    match runs_on {
+        RunsOn::Gpu => details.push(format!(
+            "Larger models still run with some layers in RAM ({} total), more slowly.",
+            gib(memory.total_bytes)
+        )),
+        RunsOn::UnifiedMemory => details.push(
+            "RAM and GPU memory are one pool: the LLM and image generation share it.".to_owned(),
+        ),
+        RunsOn::Cpu => {
+            let simd = cpu
+                .features
+                .iter()
+                .rev()
+                .find(|feature| feature.starts_with("AVX") || *feature == "NEON")
+                .map_or(String::new(), |feature| format!(" with {feature}"));
+            details.push(format!(
+                "No usable GPU was found, so models run on the CPU{simd} ({} threads): expect a few tokens per second.",
+                cpu.logical_cores
+            ));
+        }
+    }
+    details.push(
+        "A first estimate from memory size; each model's own estimate follows when you pick it."
+            .to_owned(),
+    );
+
+    Recommendation {
+        runs_on,
+        max_model_bytes,
+        suggested_context,
+        headline,
+        details,
+    }
+}
+
+fn scale(bytes: u64, factor: f64) -> u64 {
+    // Precision loss is irrelevant at this granularity.
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    let scaled = (bytes as f64 * factor) as u64;
+    scaled
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / GIB)
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn params(bytes: u64, bytes_per_param: f64) -> String {
+    let billions = bytes as f64 / bytes_per_param / 1e9;
+    if billions >= 10.0 {
+        format!("{billions:.0}B")
+    } else {
+        format!("{billions:.1}B")
+    }
+}
+
+fn group_thousands(value: u32) -> String {
+    let digits = value.to_string();
+    let mut grouped = String::new();
+    for (position, digit) in digits.chars().enumerate() {
+        if position > 0 && (digits.len() - position).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    grouped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::system::{GpuBackend, GpuVendor};
+
+    const GB: u64 = 1024 * 1024 * 1024;
+
+    fn cpu() -> CpuInfo {
+        CpuInfo {
+            brand: "Test CPU".into(),
+            vendor: "GenuineIntel".into(),
+            arch: "x86_64".into(),
+            physical_cores: Some(8),
+            logical_cores: 16,
+            features: vec!["AVX".into(), "AVX2".into(), "FMA".into()],
+        }
+    }
+
+    fn ram(total_gib: u64) -> MemoryInfo {
+        MemoryInfo {
+            total_bytes: total_gib * GB,
+            available_bytes: total_gib * GB / 2,
+            used_bytes: total_gib * GB / 2,
+        }
+    }
+
+    fn gpu(index: u32, unified: bool) -> GpuIdentity {
+        GpuIdentity {
+            index,
+            vendor: if unified {
+                GpuVendor::Apple
+            } else {
+                GpuVendor::Nvidia
+            },
+            name: format!("GPU {index}"),
+            driver: None,
+            backends: vec![GpuBackend::Vulkan],
+            unified_memory: unified,
+        }
+    }
+
+    fn vram(index: u32, total_gib: u64) -> GpuMemory {
+        GpuMemory {
+            index,
+            total_bytes: total_gib * GB,
+            used_bytes: None,
+            free_bytes: None,
+            utilization_percent: None,
+        }
+    }
+
+    #[test]
+    fn cpu_only_machine_runs_on_cpu_and_names_the_simd_level() {
+        let advice = recommend(&cpu(), &ram(24), &[], &[]);
+        assert_eq!(advice.runs_on, RunsOn::Cpu);
+        assert!(advice.max_model_bytes > 10 * GB && advice.max_model_bytes < 18 * GB);
+        assert!(
+            advice.headline.contains("on the CPU"),
+            "{}",
+            advice.headline
+        );
+        assert!(advice
+            .details
+            .iter()
+            .any(|line| line.contains("with AVX2 (16 threads)")));
+    }
+
+    #[test]
+    fn the_largest_gpu_decides() {
+        let gpus = [gpu(0, false), gpu(1, false)];
+        let advice = recommend(&cpu(), &ram(64), &gpus, &[vram(0, 8), vram(1, 24)]);
+        assert_eq!(advice.runs_on, RunsOn::Gpu);
+        assert!(
+            advice.headline.contains("GPU 1 (24.0 GiB of VRAM)"),
+            "{}",
+            advice.headline
+        );
+        assert!(advice.max_model_bytes < 24 * GB);
+    }
+
+    #[test]
+    fn apple_silicon_uses_unified_memory() {
+        let advice = recommend(&cpu(), &ram(32), &[gpu(0, true)], &[vram(0, 32)]);
+        assert_eq!(advice.runs_on, RunsOn::UnifiedMemory);
+        assert!(advice.details.iter().any(|line| line.contains("one pool")));
+    }
+
+    #[test]
+    fn more_memory_never_means_a_smaller_model_or_context() {
+        let mut previous = recommend(&cpu(), &ram(1), &[], &[]);
+        for total in 2..=256 {
+            let next = recommend(&cpu(), &ram(total), &[], &[]);
+            assert!(
+                next.max_model_bytes >= previous.max_model_bytes,
+                "at {total} GiB"
+            );
+            assert!(
+                next.suggested_context >= previous.suggested_context,
+                "at {total} GiB"
+            );
+            previous = next;
+        }
+        assert_eq!(previous.suggested_context, 32_768);
+    }
+
+    #[test]
+    fn tiny_machines_are_told_plainly() {
+        let advice = recommend(&cpu(), &ram(0), &[], &[]);
+        assert_eq!(advice.max_model_bytes, 0);
+        assert!(advice.headline.contains("too little"));
+        assert_eq!(advice.suggested_context, 2_048);
+    }
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(group_thousands(16_384), "16,384");
+        assert_eq!(group_thousands(2_048), "2,048");
+        assert_eq!(group_thousands(512), "512");
+    }
+}

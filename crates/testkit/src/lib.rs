@@ -1,0 +1,30 @@
+//! Test fixtures for Switchyard. Dev-only: nothing here ships in the app.
+//!
+//! - [`FakeProbe`]: hardware of our choosing, with memory readings a test can change.
+//! - [`ManualClock`]: time that moves only when a test moves it.
+//! - [`test_engine`]: a real [`Engine`] in a temporary folder with both of the above.
+
+mod clock;
+mod probe;
+
+pub use clock::ManualClock;
+pub use probe::{FakeProbe, GIB};
+
+use std::sync::Arc;
+
+use switchyard_engine::settings::Settings;
+use switchyard_engine::{Engine, EngineDeps};
+
+/// A real engine on fake hardware in a fresh temporary folder (kept alive by the
+/// returned guard).
+pub fn test_engine(probe: Arc<FakeProbe>, clock: Arc<ManualClock>) -> (Engine, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("temp dir: {error}"));
+    let engine = Engine::new(EngineDeps {
+        data_dir_override: Some(dir.path().join("data")),
+        settings: Settings::default(),
+        probe,
+        clock,
+    })
+    .unwrap_or_else(|error| panic!("engine: {error}"));
+    (engine, dir)
+}
