@@ -7,6 +7,9 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use serde::Serialize;
+use ts_rs::TS;
+
 use crate::clock::{Clock, SystemClock};
 use crate::errors::{EngineError, Result};
 use crate::events::{EngineEvent, EventBus};
@@ -22,6 +25,9 @@ pub struct EngineDeps {
     /// A data folder that beats the setting (the `SWITCHYARD_DATA_DIR` variable,
     /// or a test's temporary folder).
     pub data_dir_override: Option<PathBuf>,
+    /// Where `settings.json` lives (kept apart from the data folder, which is itself
+    /// a setting).
+    pub config_dir: PathBuf,
     pub settings: Settings,
     pub probe: Arc<dyn SystemProbe>,
     pub clock: Arc<dyn Clock>,
@@ -33,11 +39,24 @@ impl EngineDeps {
     pub fn for_host(settings: Settings) -> Result<Self> {
         Ok(Self {
             data_dir_override: std::env::var_os(paths::DATA_DIR_ENV).map(Into::into),
+            config_dir: paths::resolve_config_dir(
+                std::env::var_os(paths::CONFIG_DIR_ENV).map(Into::into),
+            ),
             settings,
             probe: Arc::new(HostProbe::for_this_machine()?),
             clock: Arc::new(SystemClock),
         })
     }
+}
+
+/// Version and folders of the running app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[ts(export)]
+pub struct AppInfo {
+    pub version: String,
+    pub data_dir: String,
+    pub config_dir: String,
+    pub logs_dir: String,
 }
 
 /// A cheap-to-clone handle on the one engine of this process.
@@ -53,6 +72,7 @@ struct Inner {
     events: EventBus,
     settings: RwLock<Settings>,
     data_dir_override: Option<PathBuf>,
+    config_dir: PathBuf,
     status: RwLock<EngineStatus>,
     shutdown: CancellationToken,
 }
@@ -73,6 +93,7 @@ impl Engine {
                 events: EventBus::default(),
                 settings: RwLock::new(deps.settings),
                 data_dir_override: deps.data_dir_override,
+                config_dir: deps.config_dir,
                 layout,
                 status: RwLock::new(EngineStatus::default()),
                 shutdown: CancellationToken::new(),
@@ -86,6 +107,20 @@ impl Engine {
 
     pub fn layout(&self) -> &DataLayout {
         &self.inner.layout
+    }
+
+    /// Version and folders, for the About box and "open log folder".
+    pub fn app_info(&self, version: &str) -> AppInfo {
+        AppInfo {
+            version: version.to_owned(),
+            data_dir: self.inner.layout.root().display().to_string(),
+            config_dir: self.inner.config_dir.display().to_string(),
+            logs_dir: self.inner.layout.logs().display().to_string(),
+        }
+    }
+
+    pub fn config_dir(&self) -> &std::path::Path {
+        &self.inner.config_dir
     }
 
     pub fn system_info(&self) -> SystemInfo {

@@ -165,6 +165,7 @@ fn settings_are_validated_applied_and_announced() {
     // Without an override, moving the data folder needs a restart.
     let engine = Engine::new(EngineDeps {
         data_dir_override: None,
+        config_dir: dir.path().join("config"),
         settings: Settings {
             data_dir: Some(dir.path().join("a")),
             ..Settings::default()
@@ -193,6 +194,7 @@ fn an_unusable_data_folder_is_a_clear_error() {
     std::fs::write(&blocker, "x").unwrap();
     let error = Engine::new(EngineDeps {
         data_dir_override: Some(blocker),
+        config_dir: dir.path().join("config"),
         settings: Settings::default(),
         probe: Arc::new(FakeProbe::cpu_only(8)),
         clock: Arc::new(ManualClock::at(0)),

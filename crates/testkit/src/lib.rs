@@ -21,6 +21,7 @@ pub fn test_engine(probe: Arc<FakeProbe>, clock: Arc<ManualClock>) -> (Engine, t
     let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("temp dir: {error}"));
     let engine = Engine::new(EngineDeps {
         data_dir_override: Some(dir.path().join("data")),
+        config_dir: dir.path().join("config"),
         settings: Settings::default(),
         probe,
         clock,
