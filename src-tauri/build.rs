@@ -1,3 +1,23 @@
+use tauri_build::{AppManifest, Attributes};
+
+/// Every command the window may call; each needs an `allow-*` permission in a
+/// capability, so nothing is reachable by accident.
+const COMMANDS: &[&str] = &[
+    "system_info",
+    "app_info",
+    "engine_status",
+    "get_settings",
+    "save_settings",
+    "startup_warnings",
+];
+
 fn main() {
-    tauri_build::build()
+    let attributes = Attributes::new()
+        .capabilities_path_pattern("src-tauri/capabilities/**/*.json")
+        .app_manifest(AppManifest::new().commands(COMMANDS));
+    if let Err(error) = tauri_build::try_build(attributes) {
+        // A build script has no caller to return to: report and fail the build.
+        eprintln!("tauri-build failed: {error:#}");
+        std::process::exit(1);
+    }
 }

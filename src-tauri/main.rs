@@ -1,1 +1,116 @@
-fn main() {}
+//! Switchyard's desktop shell: maps commands to the engine, forwards engine events
+//! to the window, and owns the tray and window behaviour. No business logic here.
+
+// No console window on Windows release builds.
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod bridge;
+mod commands;
+mod ipc_error;
+mod settings_store;
+mod tray;
+mod window;
+
+use std::time::Duration;
+
+use switchyard_engine::settings::Settings;
+use switchyard_engine::{Engine, EngineDeps};
+use tauri::{App, Manager, RunEvent};
+use tauri_plugin_autostart::MacosLauncher;
+
+use crate::settings_store::StartupWarnings;
+
+/// How often the System tab's figures refresh.
+const MONITOR_INTERVAL: Duration = Duration::from_secs(2);
+/// Passed by the login item: start in the tray without showing the window.
+const MINIMIZED_FLAG: &str = "--minimized";
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let app = tauri::Builder::default()
+        // First, so a second launch only focuses the running window.
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| window::show(app)))
+        .plugin(tauri_plugin_store::Builder::new().build())
+        .plugin(tauri_plugin_autostart::init(
+            MacosLauncher::LaunchAgent,
+            Some(vec![MINIMIZED_FLAG]),
+        ))
+        .setup(|app| Ok(setup(app)?))
+        .on_window_event(window::on_event)
+        .invoke_handler(tauri::generate_handler![
+            commands::system_info,
+            commands::app_info,
+            commands::engine_status,
+            commands::get_settings,
+            commands::save_settings,
+            commands::startup_warnings,
+        ])
+        .build(tauri::generate_context!())?;
+
+    app.run(|app, event| {
+        if let RunEvent::ExitRequested { api, .. } = event {
+            // Stop the servers before the process ends; the second request (after
+            // shutdown) goes through.
+            if let Some(engine) = app.try_state::<Engine>() {
+                if !engine.is_shutting_down() {
+                    api.prevent_exit();
+                    let engine = engine.inner().clone();
+                    let app = app.clone();
+                    tauri::async_runtime::spawn(async move {
+                        engine.shutdown().await;
+                        app.exit(0);
+                    });
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+fn setup(app: &mut App) -> anyhow::Result<()> {
+    let handle = app.handle().clone();
+    let mut warnings = StartupWarnings::default();
+    let mut deps = EngineDeps::for_host(Settings::default())?;
+    deps.settings =
+        settings_store::load(&handle, &settings_store::settings_path(&deps.config_dir), &mut warnings);
+
+    let engine = match Engine::new(deps.clone()) {
+        Ok(engine) => engine,
+        // The chosen data folder is unusable (unplugged disk, permissions): start
+        // on the default one and tell the user, rather than not starting at all.
+        Err(error) if deps.settings.data_dir.is_some() => {
+            tracing::error!(%error, "data folder unusable; using the default");
+            warnings.0.push(error.report());
+            deps.settings.data_dir = None;
+            Engine::new(deps)?
+        }
+        Err(error) => return Err(error.into()),
+    };
+    tracing::info!(data_dir = %engine.layout().root().display(), "engine ready");
+    // Managed before anything can call a command.
+    app.manage(engine.clone());
+    app.manage(warnings);
+
+    bridge::spawn(handle.clone(), &engine);
+    tauri::async_runtime::spawn({
+        let engine = engine.clone();
+        async move { engine.run_monitor(MONITOR_INTERVAL).await }
+    });
+    if let Err(error) = tray::create(&handle, &engine.status()) {
+        // No tray (e.g. no status-notifier host): the window still works.
+        tracing::warn!(%error, "tray icon unavailable");
+    }
+    if std::env::args().any(|arg| arg == MINIMIZED_FLAG) {
+        if let Some(window) = app.get_webview_window(window::MAIN) {
+            window.hide()?;
+        }
+    }
+    Ok(())
+}
