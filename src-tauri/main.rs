@@ -36,7 +36,9 @@ fn main() -> anyhow::Result<()> {
 
     let app = tauri::Builder::default()
         // First, so a second launch only focuses the running window.
-        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| window::show(app)))
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+            window::show(app)
+        }))
         .plugin(tauri_plugin_store::Builder::new().build())
         .plugin(tauri_plugin_autostart::init(
             MacosLauncher::LaunchAgent,
@@ -78,8 +80,11 @@ fn setup(app: &mut App) -> anyhow::Result<()> {
     let handle = app.handle().clone();
     let mut warnings = StartupWarnings::default();
     let mut deps = EngineDeps::for_host(Settings::default())?;
-    deps.settings =
-        settings_store::load(&handle, &settings_store::settings_path(&deps.config_dir), &mut warnings);
+    deps.settings = settings_store::load(
+        &handle,
+        &settings_store::settings_path(&deps.config_dir),
+        &mut warnings,
+    );
 
     let engine = match Engine::new(deps.clone()) {
         Ok(engine) => engine,

@@ -26,7 +26,11 @@ pub fn settings_path(config_dir: &Path) -> PathBuf {
 
 /// Reads the settings. A damaged file never stops the app: it is moved aside (kept
 /// for the user) and the defaults are used, with a warning.
-pub fn load<R: Runtime>(app: &AppHandle<R>, path: &Path, warnings: &mut StartupWarnings) -> Settings {
+pub fn load<R: Runtime>(
+    app: &AppHandle<R>,
+    path: &Path,
+    warnings: &mut StartupWarnings,
+) -> Settings {
     let store = match app.store(path) {
         Ok(store) => store,
         Err(error) => {
@@ -78,7 +82,9 @@ pub fn save<R: Runtime>(
     let value = serde_json::to_value(&settings)
         .map_err(|error| IpcError::internal(error, "Report this as a bug."))?;
     store.set(SETTINGS_KEY, value);
-    store.save().map_err(|error| storage_error(engine.config_dir(), error))?;
+    store
+        .save()
+        .map_err(|error| storage_error(engine.config_dir(), error))?;
     Ok(engine.update_settings(settings)?)
 }
 
@@ -88,7 +94,11 @@ fn apply_autostart<R: Runtime>(app: &AppHandle<R>, wanted: bool) -> Result<(), I
     if current == wanted {
         return Ok(());
     }
-    let result = if wanted { autolaunch.enable() } else { autolaunch.disable() };
+    let result = if wanted {
+        autolaunch.enable()
+    } else {
+        autolaunch.disable()
+    };
     result.map_err(|error| {
         IpcError::internal(
             format!("Switchyard could not change start at login: {error}"),
@@ -102,5 +112,9 @@ fn storage_error(folder: &Path, error: tauri_plugin_store::Error) -> IpcError {
         tauri_plugin_store::Error::Io(io) => io,
         other => std::io::Error::other(other.to_string()),
     };
-    EngineError::StorageUnavailable { path: folder.to_path_buf(), source }.into()
+    EngineError::StorageUnavailable {
+        path: folder.to_path_buf(),
+        source,
+    }
+    .into()
 }

@@ -68,7 +68,10 @@ pub fn show_status<R: Runtime>(app: &AppHandle<R>, status: &EngineStatus) {
         }
     }
     if let Some(items) = app.try_state::<ServiceItems<R>>() {
-        for (item, kind) in [(&items.llm, ServiceKind::Llm), (&items.diffusion, ServiceKind::Diffusion)] {
+        for (item, kind) in [
+            (&items.llm, ServiceKind::Llm),
+            (&items.diffusion, ServiceKind::Diffusion),
+        ] {
             let state = status.state(kind);
             let verb = match state {
                 ServiceState::Running | ServiceState::Starting => "Stop",

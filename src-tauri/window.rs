@@ -8,7 +8,10 @@ pub const MAIN: &str = "main";
 /// Brings the main window to the front (tray, second launch).
 pub fn show<R: Runtime>(app: &AppHandle<R>) {
     if let Some(window) = app.get_webview_window(MAIN) {
-        let shown = window.unminimize().and_then(|()| window.show()).and_then(|()| window.set_focus());
+        let shown = window
+            .unminimize()
+            .and_then(|()| window.show())
+            .and_then(|()| window.set_focus());
         if let Err(error) = shown {
             tracing::warn!(%error, "could not show the window");
         }

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what is missing, then runs every test: Rust (nextest), lints, the
+# generated TypeScript bindings, the UI (svelte-check, vitest) and the real-window e2e.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh test
+export PATH="$HOME/.cargo/bin:$PATH"
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+step "The engine has no Tauri in its dependency tree"
+if cargo tree -p switchyard-engine -e normal,build --prefix none | grep -iE '^(tauri|wry|tao|webkit2gtk)'; then
+  echo "crates/engine depends on Tauri: it must stay Tauri-free" >&2
+  exit 1
+fi
+
+step "Rust tests (engine, test kit, shell)"
+cargo nextest run --workspace --no-fail-fast
+
+step "TypeScript bindings are current"
+if [ -n "$(git status --porcelain -- ui/src/bindings)" ]; then
+  git status --porcelain -- ui/src/bindings
+  echo "ui/src/bindings differs from the Rust types: run the Rust tests and commit the result" >&2
+  exit 1
+fi
+
+step "Lints"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo fmt --all --check
+
+step "UI type check and unit tests"
+npm run ui:check
+npm run ui:test
+
+step "End-to-end: the real app under Xvfb"
+npm run e2e

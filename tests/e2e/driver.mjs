@@ -1,0 +1,72 @@
+// Starts tauri-driver and opens a WebDriver session on the built app, with its data
+// and config folders in a fresh temporary folder.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Builder, By, until } from 'selenium-webdriver';
+
+const DRIVER_PORT = 4444;
+const NATIVE_PORT = 4445;
+export const DEADLINE_MS = 30_000;
+
+function portOpen(port) {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+async function waitForPort(port, child) {
+  const deadline = Date.now() + DEADLINE_MS;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`tauri-driver exited with ${child.exitCode}`);
+    if (await portOpen(port)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`tauri-driver did not listen on ${port} within ${DEADLINE_MS} ms`);
+}
+
+/** Launches the app; returns { driver, home, stop }. */
+export async function launchApp() {
+  const app = process.env.SWITCHYARD_E2E_APP;
+  if (!app) throw new Error('SWITCHYARD_E2E_APP is not set: run through `npm run e2e`');
+  const home = mkdtempSync(join(tmpdir(), 'switchyard-e2e-'));
+  const env = {
+    ...process.env,
+    SWITCHYARD_DATA_DIR: join(home, 'data'),
+    SWITCHYARD_CONFIG_DIR: join(home, 'config'),
+    SWITCHYARD_LOG: 'info',
+  };
+  const tauriDriver = spawn(
+    'tauri-driver',
+    ['--port', String(DRIVER_PORT), '--native-port', String(NATIVE_PORT)],
+    { env, stdio: ['ignore', 'inherit', 'inherit'] },
+  );
+  await waitForPort(DRIVER_PORT, tauriDriver);
+  const driver = await new Builder()
+    .usingServer(`http://127.0.0.1:${DRIVER_PORT}/`)
+    .withCapabilities({ browserName: 'wry', 'tauri:options': { application: app } })
+    .build();
+  const stop = async () => {
+    try { await driver.quit(); } finally { tauriDriver.kill(); }
+  };
+  return { driver, home, stop };
+}
+
+export const byTestId = (id) => By.css(`[data-testid="${id}"]`);
+
+export async function visible(driver, id) {
+  const element = await driver.wait(until.elementLocated(byTestId(id)), DEADLINE_MS);
+  await driver.wait(until.elementIsVisible(element), DEADLINE_MS);
+  return element;
+}
+
+export async function screenshot(driver, name) {
+  const dir = process.env.SWITCHYARD_E2E_SCREENSHOTS;
+  writeFileSync(join(dir, `${name}.png`), await driver.takeScreenshot(), 'base64');
+}
+
+export { By, until };

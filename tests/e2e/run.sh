@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds the app with its UI embedded, then drives the real window under Xvfb through
+# tauri-driver + WebKitWebDriver. Screenshots land in target/e2e/screenshots/.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+npm run build:app-debug
+app="${CARGO_TARGET_DIR:-$PWD/target}/debug/switchyard"
+[ -x "$app" ] || { echo "e2e: the app was not built at $app" >&2; exit 1; }
+
+rm -rf target/e2e/screenshots
+mkdir -p target/e2e/screenshots
+export SWITCHYARD_E2E_APP="$app"
+export SWITCHYARD_E2E_SCREENSHOTS="$PWD/target/e2e/screenshots"
+# A session bus for the tray and the single-instance lock, and a virtual display.
+exec dbus-run-session -- xvfb-run --auto-servernum --server-args="-screen 0 1280x900x24" \
+  node --test --test-concurrency=1 tests/e2e/
