@@ -1,0 +1,69 @@
+// The one typed door to the engine. Every command and event the window uses goes
+// through here, so the rest of the UI never touches `invoke` or event names.
+import { invoke } from '@tauri-apps/api/core';
+import { listen, type UnlistenFn } from '@tauri-apps/api/event';
+import type { AppInfo } from '../bindings/AppInfo';
+import type { EngineEvent } from '../bindings/EngineEvent';
+import type { EngineStatus } from '../bindings/EngineStatus';
+import type { ErrorCode } from '../bindings/ErrorCode';
+import type { ErrorReport } from '../bindings/ErrorReport';
+import type { Settings } from '../bindings/Settings';
+import type { SettingsUpdate } from '../bindings/SettingsUpdate';
+import type { SystemInfo } from '../bindings/SystemInfo';
+
+export const ENGINE_EVENT = 'engine://event';
+
+const ERROR_CODES: readonly ErrorCode[] = [
+  'STORAGE_UNAVAILABLE',
+  'INVALID_SETTING',
+  'CORRUPT_STATE',
+  'HARDWARE_UNREADABLE',
+  'SHUTTING_DOWN',
+  'INTERNAL',
+];
+
+function isErrorReport(value: unknown): value is ErrorReport {
+  if (typeof value !== 'object' || value === null) return false;
+  const report = value as Record<string, unknown>;
+  return (
+    typeof report.code === 'string' &&
+    (ERROR_CODES as readonly string[]).includes(report.code) &&
+    typeof report.message === 'string' &&
+    typeof report.suggestion === 'string'
+  );
+}
+
+/** Whatever a rejected call gave, as an ErrorReport people can read. */
+export function toErrorReport(error: unknown): ErrorReport {
+  if (isErrorReport(error)) {
+    return { code: error.code, message: error.message, suggestion: error.suggestion };
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return { code: 'INTERNAL', message, suggestion: '' };
+}
+
+async function call<T>(command: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(command, args);
+  } catch (error) {
+    throw toErrorReport(error);
+  }
+}
+
+export const ipc = {
+  systemInfo: () => call<SystemInfo>('system_info'),
+  appInfo: () => call<AppInfo>('app_info'),
+  getSettings: () => call<Settings>('get_settings'),
+  saveSettings: (settings: Settings) => call<SettingsUpdate>('save_settings', { settings }),
+  engineStatus: () => call<EngineStatus>('engine_status'),
+  /** Calls `handler` for every engine event until the returned function is called. */
+  onEngineEvent: (handler: (event: EngineEvent) => void): Promise<UnlistenFn> =>
+    listen<EngineEvent>(ENGINE_EVENT, (event) => handler(event.payload)),
+};
+
+/** An event's payload without its `type` tag: the plain Settings, EngineStatus, ... */
+export function untagged<T extends object>(event: { type: string } & T): T {
+  const copy: Record<string, unknown> = { ...event };
+  delete copy.type;
+  return copy as T;
+}

@@ -1,0 +1,50 @@
+// Start-up wiring: listen first (so nothing is missed), then query everything once.
+import type { EngineEvent } from '../../bindings/EngineEvent';
+import { ipc, untagged } from '../ipc';
+import type { AppInfoStore } from './app.svelte';
+import type { SettingsStore } from './settings.svelte';
+import type { StatusStore } from './status.svelte';
+import type { SystemStore } from './system.svelte';
+
+export interface Stores {
+  system: SystemStore;
+  status: StatusStore;
+  settings: SettingsStore;
+  appInfo: AppInfoStore;
+}
+
+/** Routes one engine event to the store that owns its data. */
+export function applyEvent(stores: Stores, event: EngineEvent): void {
+  switch (event.type) {
+    case 'system_sample':
+      stores.system.applySample(untagged(event));
+      break;
+    case 'settings_changed':
+      stores.settings.set(untagged(event));
+      break;
+    case 'status_changed':
+      stores.status.set(untagged(event));
+      break;
+    case 'shutting_down':
+      stores.status.shuttingDown = true;
+      break;
+  }
+}
+
+/** Subscribes to engine events and loads every store; returns the unsubscribe. */
+export async function connect(stores: Stores): Promise<() => void> {
+  let unlisten: () => void = () => {};
+  try {
+    unlisten = await ipc.onEngineEvent((event) => applyEvent(stores, event));
+  } catch (error) {
+    // Without events the window still shows the first readings.
+    console.error('Switchyard: cannot listen to engine events', error);
+  }
+  await Promise.all([
+    stores.system.load(),
+    stores.status.load(),
+    stores.settings.load(),
+    stores.appInfo.load(),
+  ]);
+  return unlisten;
+}

@@ -1,0 +1,18 @@
+import './app.css';
+import { mount } from 'svelte';
+import App from './App.svelte';
+
+async function start(): Promise<void> {
+  // Dev only: without Tauri (a plain browser) or with VITE_MOCK=1, fake the
+  // engine. The DEV guard lets production builds drop the mock entirely.
+  if (import.meta.env.DEV) {
+    if (import.meta.env.VITE_MOCK === '1' || !('__TAURI_INTERNALS__' in window)) {
+      const { installMock } = await import('./lib/mock');
+      installMock();
+    }
+  }
+  const target = document.getElementById('app');
+  if (target) mount(App, { target });
+}
+
+void start();
