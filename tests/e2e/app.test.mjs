@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { DEADLINE_MS, byTestId, launchApp, screenshot, visible } from './driver.mjs';
+import { DEADLINE_MS, byTestId, launchApp, screenshot, textOf, visible } from './driver.mjs';
 
 /** The kernel's own numbers, formatted the way the UI formats them. */
 function procFigures() {
@@ -33,9 +33,9 @@ after(async () => {
 test('the System tab shows this machine', async () => {
   const { driver } = session;
   const expected = procFigures();
-  assert.equal(await (await visible(driver, 'cpu-threads')).getText(), expected.threads);
-  assert.equal(await (await visible(driver, 'ram-total')).getText(), expected.ramTotal);
-  const headline = await (await visible(driver, 'recommendation-headline')).getText();
+  assert.equal(await textOf(driver, 'cpu-threads'), expected.threads);
+  assert.equal(await textOf(driver, 'ram-total'), expected.ramTotal);
+  const headline = await textOf(driver, 'recommendation-headline');
   assert.match(headline, /run|memory/i);
   await screenshot(driver, '01-system');
 });
@@ -63,7 +63,7 @@ test('every tab opens and keeps the others mounted', async () => {
   }
   // Back to System: its content was kept, not rebuilt empty.
   await (await visible(driver, 'tab-system')).click();
-  assert.equal(await (await visible(driver, 'cpu-threads')).getText(), procFigures().threads);
+  assert.equal(await textOf(driver, 'cpu-threads'), procFigures().threads);
 });
 
 test('the theme switch is saved to the settings file', async () => {

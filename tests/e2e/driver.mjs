@@ -64,6 +64,13 @@ export async function visible(driver, id) {
   return element;
 }
 
+/** The element's text. WebKitWebDriver's getText() answers '' for some visible
+ * elements (seen with ellipsis-styled spans), so read the DOM's own textContent. */
+export async function textOf(driver, id) {
+  const element = await visible(driver, id);
+  return (await driver.executeScript('return arguments[0].textContent', element)).trim();
+}
+
 export async function screenshot(driver, name) {
   const dir = process.env.SWITCHYARD_E2E_SCREENSHOTS;
   writeFileSync(join(dir, `${name}.png`), await driver.takeScreenshot(), 'base64');

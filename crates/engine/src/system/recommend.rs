@@ -89,12 +89,8 @@ pub fn recommend(
             "RAM and GPU memory are one pool: the LLM and image generation share it.".to_owned(),
         ),
         RunsOn::Cpu => {
-            let simd = cpu
-                .features
-                .iter()
-                .rev()
-                .find(|feature| feature.starts_with("AVX") || *feature == "NEON")
-                .map_or(String::new(), |feature| format!(" with {feature}"));
+            let simd =
+                simd_tier(&cpu.features).map_or(String::new(), |tier| format!(" with {tier}"));
             details.push(format!(
                 "No usable GPU was found, so models run on the CPU{simd} ({} threads): expect a few tokens per second.",
                 cpu.logical_cores
@@ -113,6 +109,20 @@ pub fn recommend(
         headline,
         details,
     }
+}
+
+/// The vector instruction level that decides CPU inference speed, as people know it.
+fn simd_tier(features: &[String]) -> Option<&'static str> {
+    let has = |prefix: &str| features.iter().any(|feature| feature.starts_with(prefix));
+    [
+        ("AVX-512", "AVX-512"),
+        ("AVX2", "AVX2"),
+        ("AVX", "AVX"),
+        ("NEON", "NEON"),
+    ]
+    .into_iter()
+    .find(|(prefix, _)| has(prefix))
+    .map(|(_, tier)| tier)
 }
 
 fn scale(bytes: u64, factor: f64) -> u64 {
@@ -264,6 +274,21 @@ mod tests {
         assert_eq!(advice.max_model_bytes, 0);
         assert!(advice.headline.contains("too little"));
         assert_eq!(advice.suggested_context, 2_048);
+    }
+
+    #[test]
+    fn the_simd_tier_is_the_highest_level_present() {
+        let features = |list: &[&str]| list.iter().map(|f| (*f).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            simd_tier(&features(&["AVX", "AVX2", "AVX-512F", "AVX-512BF16"])),
+            Some("AVX-512")
+        );
+        assert_eq!(
+            simd_tier(&features(&["SSE4.2", "AVX", "AVX2", "FMA"])),
+            Some("AVX2")
+        );
+        assert_eq!(simd_tier(&features(&["NEON", "DOTPROD"])), Some("NEON"));
+        assert_eq!(simd_tier(&features(&["SSE4.2"])), None);
     }
 
     #[test]
