@@ -1,6 +1,7 @@
 import './app.css';
 import { mount } from 'svelte';
 import App from './App.svelte';
+import { createStores } from './lib/stores/engine';
 
 async function start(): Promise<void> {
   // Dev only: without Tauri (a plain browser) or with VITE_MOCK=1, fake the
@@ -12,7 +13,7 @@ async function start(): Promise<void> {
     }
   }
   const target = document.getElementById('app');
-  if (target) mount(App, { target });
+  if (target) mount(App, { target, props: { stores: createStores() } });
 }
 
 void start();

@@ -56,9 +56,18 @@ export const ipc = {
   getSettings: () => call<Settings>('get_settings'),
   saveSettings: (settings: Settings) => call<SettingsUpdate>('save_settings', { settings }),
   engineStatus: () => call<EngineStatus>('engine_status'),
+  /** Problems found while starting (e.g. unreadable settings reset to defaults). */
+  startupWarnings: () => call<ErrorReport[]>('startup_warnings'),
   /** Calls `handler` for every engine event until the returned function is called. */
-  onEngineEvent: (handler: (event: EngineEvent) => void): Promise<UnlistenFn> =>
-    listen<EngineEvent>(ENGINE_EVENT, (event) => handler(event.payload)),
+  onEngineEvent: async (handler: (event: EngineEvent) => void): Promise<UnlistenFn> => {
+    const unlisten = await listen<EngineEvent>(ENGINE_EVENT, (event) => handler(event.payload));
+    // Unlistening is asynchronous underneath; a failure then (window closing) is harmless.
+    return () => {
+      Promise.resolve()
+        .then(unlisten)
+        .catch((error: unknown) => console.warn('Switchyard: could not stop listening', error));
+    };
+  },
 };
 
 /** An event's payload without its `type` tag: the plain Settings, EngineStatus, ... */

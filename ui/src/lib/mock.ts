@@ -1,6 +1,6 @@
 // Browser preview without Tauri: answers commands with fake data and emits a
 // system sample every 2 s. Loaded only in dev builds (see main.ts).
-// URL switches: ?theme=dark|light, ?gpu=none, ?error=system, ?slow=1
+// URL switches: ?theme=dark|light, ?gpu=none, ?error=system, ?slow=1, ?warn=1
 import { mockIPC } from '@tauri-apps/api/mocks';
 import { emit } from '@tauri-apps/api/event';
 import type { EngineEvent } from '../bindings/EngineEvent';
@@ -76,6 +76,16 @@ export function installMock(): void {
           return settings;
         case 'engine_status':
           return fakeStatus;
+        case 'startup_warnings':
+          return params.get('warn') === '1'
+            ? [
+                {
+                  code: 'CORRUPT_STATE',
+                  message: 'settings.json could not be read (expected value at line 1 column 1); defaults are in use.',
+                  suggestion: 'Open Settings and save to write a fresh file.',
+                } satisfies ErrorReport,
+              ]
+            : [];
         case 'save_settings': {
           const next = (args as { settings: Settings }).settings;
           const problem = validate(next);

@@ -16,5 +16,3 @@ export class AppInfoStore {
     }
   }
 }
-
-export const appInfo = new AppInfoStore();

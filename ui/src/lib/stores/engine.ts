@@ -1,16 +1,29 @@
 // Start-up wiring: listen first (so nothing is missed), then query everything once.
 import type { EngineEvent } from '../../bindings/EngineEvent';
 import { ipc, untagged } from '../ipc';
-import type { AppInfoStore } from './app.svelte';
-import type { SettingsStore } from './settings.svelte';
-import type { StatusStore } from './status.svelte';
-import type { SystemStore } from './system.svelte';
+import { AppInfoStore } from './app.svelte';
+import { NoticesStore } from './notices.svelte';
+import { SettingsStore } from './settings.svelte';
+import { StatusStore } from './status.svelte';
+import { SystemStore } from './system.svelte';
 
 export interface Stores {
   system: SystemStore;
   status: StatusStore;
   settings: SettingsStore;
   appInfo: AppInfoStore;
+  notices: NoticesStore;
+}
+
+/** One fresh set of stores: main.ts makes the window's, tests make their own. */
+export function createStores(): Stores {
+  return {
+    system: new SystemStore(),
+    status: new StatusStore(),
+    settings: new SettingsStore(),
+    appInfo: new AppInfoStore(),
+    notices: new NoticesStore(),
+  };
 }
 
 /** Routes one engine event to the store that owns its data. */
@@ -45,6 +58,7 @@ export async function connect(stores: Stores): Promise<() => void> {
     stores.status.load(),
     stores.settings.load(),
     stores.appInfo.load(),
+    stores.notices.loadStartupWarnings(),
   ]);
   return unlisten;
 }

@@ -37,5 +37,3 @@ export class SettingsStore {
     }
   }
 }
-
-export const settings = new SettingsStore();

@@ -22,5 +22,3 @@ export class StatusStore {
     this.value = status;
   }
 }
-
-export const status = new StatusStore();

@@ -79,5 +79,3 @@ function pointOf(
 ): HistoryPoint {
   return { sampled_at_ms, cpu_usage_percent, ram_used_bytes, ram_total_bytes, gpus };
 }
-
-export const system = new SystemStore();

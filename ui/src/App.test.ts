@@ -1,0 +1,147 @@
+import { clearMocks, mockIPC } from '@tauri-apps/api/mocks';
+import { emit } from '@tauri-apps/api/event';
+import { cleanup, fireEvent, render, screen, waitFor } from '@testing-library/svelte';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import App from './App.svelte';
+import type { Settings } from './bindings/Settings';
+import { fakeAppInfo, fakeSample, fakeSettings, fakeStatus, fakeSystemInfo } from './lib/fixtures';
+import { ENGINE_EVENT } from './lib/ipc';
+import { createStores } from './lib/stores/engine';
+
+const TAB_IDS = ['system', 'models', 'llm', 'diffusion', 'monitor'];
+let saved: Settings[] = [];
+
+beforeEach(() => {
+  saved = [];
+  window.history.replaceState(null, '', '/');
+  let settings = fakeSettings('system');
+  mockIPC(
+    (command, args) => {
+      switch (command) {
+        case 'system_info':
+          return fakeSystemInfo(1_000);
+        case 'engine_status':
+          return fakeStatus;
+        case 'get_settings':
+          return settings;
+        case 'app_info':
+          return fakeAppInfo;
+        case 'startup_warnings':
+          return [];
+        case 'save_settings':
+          settings = (args as { settings: Settings }).settings;
+          saved.push(settings);
+          return { settings, restart_required: false };
+      }
+      throw `unknown command ${command}`;
+    },
+    { shouldMockEvents: true },
+  );
+});
+
+afterEach(async () => {
+  // Unmount first: the App unsubscribes from events through the mocked IPC.
+  cleanup();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  clearMocks();
+});
+
+async function renderReady() {
+  const result = render(App, { stores: createStores() });
+  await waitFor(() => expect(screen.getByTestId('app-root').dataset.ready).toBe('true'));
+  // Everything queried at start has answered (the About section is the last to fill).
+  await waitFor(() => expect(screen.getByTestId('about-version').textContent).toBe('0.1.0'));
+  return result;
+}
+
+const tab = (id: string) => screen.getByTestId(`tab-${id}`);
+const panel = (id: string) => screen.getByTestId(`panel-${id}`);
+
+describe('App', () => {
+  it('marks itself ready once system_info has loaded', async () => {
+    await renderReady();
+    expect(document.documentElement.dataset.ready).toBe('true');
+    expect(screen.getByTestId('cpu-threads').textContent).toBe('16');
+    expect(screen.getByTestId('status-llm').dataset.state).toBe('stopped');
+  });
+
+  it('has five tabs in order with ARIA wiring', async () => {
+    await renderReady();
+    const tabs = screen.getAllByRole('tab');
+    expect(tabs.map((t) => t.dataset.testid)).toEqual(TAB_IDS.map((id) => `tab-${id}`));
+    expect(tabs.map((t) => t.textContent?.trim())).toEqual(['System', 'Models', 'LLM', 'Diffusion', 'Resource Monitor']);
+    for (const id of TAB_IDS) {
+      expect(tab(id).getAttribute('aria-controls')).toBe(`panel-${id}`);
+      expect(panel(id).getAttribute('role')).toBe('tabpanel');
+      expect(panel(id).getAttribute('aria-labelledby')).toBe(`tab-${id}`);
+    }
+    expect(tab('system').getAttribute('aria-selected')).toBe('true');
+    expect(tab('system').tabIndex).toBe(0);
+    expect(tab('models').tabIndex).toBe(-1);
+  });
+
+  it('switches tabs on click, keeps every panel mounted, and remembers the tab in the hash', async () => {
+    await renderReady();
+    await fireEvent.click(tab('llm'));
+
+    expect(tab('llm').getAttribute('aria-selected')).toBe('true');
+    expect(tab('system').getAttribute('aria-selected')).toBe('false');
+    expect(panel('llm').hidden).toBe(false);
+    expect(panel('system').hidden).toBe(true);
+    // Hidden, not gone: the System tab's content is still in the document.
+    expect(panel('system').contains(screen.getByTestId('cpu-threads'))).toBe(true);
+    expect(window.location.hash).toBe('#llm');
+
+    for (const id of TAB_IDS) expect(panel(id).childElementCount).toBeGreaterThan(0);
+  });
+
+  it('moves with the arrow keys, Home and End', async () => {
+    await renderReady();
+    tab('system').focus();
+
+    await fireEvent.keyDown(tab('system'), { key: 'ArrowRight' });
+    expect(tab('models').getAttribute('aria-selected')).toBe('true');
+    expect(document.activeElement).toBe(tab('models'));
+
+    await fireEvent.keyDown(tab('models'), { key: 'ArrowLeft' });
+    await fireEvent.keyDown(tab('system'), { key: 'ArrowLeft' });
+    expect(tab('monitor').getAttribute('aria-selected')).toBe('true');
+    expect(panel('monitor').hidden).toBe(false);
+
+    await fireEvent.keyDown(tab('monitor'), { key: 'Home' });
+    expect(tab('system').getAttribute('aria-selected')).toBe('true');
+    await fireEvent.keyDown(tab('system'), { key: 'End' });
+    expect(tab('monitor').getAttribute('aria-selected')).toBe('true');
+    expect(window.location.hash).toBe('#monitor');
+  });
+
+  it('opens the tab named in the URL hash', async () => {
+    window.history.replaceState(null, '', '/#diffusion');
+    await renderReady();
+    expect(tab('diffusion').getAttribute('aria-selected')).toBe('true');
+    expect(panel('system').hidden).toBe(true);
+  });
+
+  it('patches the System tab from engine events', async () => {
+    await renderReady();
+    const sample = fakeSample(5_000, 3);
+    await emit(ENGINE_EVENT, { type: 'system_sample', ...sample });
+    await waitFor(() =>
+      expect(screen.getByTestId('system-sampled-at').getAttribute('data-sampled-at')).toBe('5000'),
+    );
+    await emit(ENGINE_EVENT, { type: 'status_changed', llm: 'running', diffusion: 'starting' });
+    await waitFor(() => expect(screen.getByTestId('status-llm').dataset.state).toBe('running'));
+    expect(screen.getByTestId('status-images').dataset.state).toBe('starting');
+  });
+
+  it('cycles the theme through save_settings and puts it on <html>', async () => {
+    await renderReady();
+    const toggle = screen.getByTestId('theme-toggle');
+    await fireEvent.click(toggle);
+    await waitFor(() => expect(document.documentElement.dataset.theme).toBe('light'));
+    await waitFor(() => expect((toggle as HTMLButtonElement).disabled).toBe(false));
+    await fireEvent.click(toggle);
+    await waitFor(() => expect(document.documentElement.dataset.theme).toBe('dark'));
+    expect(saved.map((s) => s.theme)).toEqual(['light', 'dark']);
+  });
+});

@@ -1,0 +1,71 @@
+import { clearMocks, mockIPC } from '@tauri-apps/api/mocks';
+import { cleanup, fireEvent, render, screen, waitFor } from '@testing-library/svelte';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Settings } from '../bindings/Settings';
+import { fakeAppInfo, fakeSettings } from '../lib/fixtures';
+import { AppInfoStore } from '../lib/stores/app.svelte';
+import { SettingsStore } from '../lib/stores/settings.svelte';
+import SettingsDialog from './SettingsDialog.svelte';
+
+afterEach(() => {
+  cleanup();
+  clearMocks();
+});
+
+function setup(answer: (settings: Settings) => unknown) {
+  const sent: Settings[] = [];
+  mockIPC((command, args) => {
+    if (command !== 'save_settings') throw `unexpected ${command}`;
+    const settings = (args as { settings: Settings }).settings;
+    sent.push(settings);
+    return answer(settings);
+  });
+  const settings = new SettingsStore();
+  settings.set(fakeSettings());
+  const appInfo = new AppInfoStore();
+  appInfo.value = fakeAppInfo;
+  render(SettingsDialog, { open: true, settings, appInfo });
+  return { sent, settings };
+}
+
+const input = (label: string) => screen.getByLabelText(label) as HTMLInputElement;
+
+describe('SettingsDialog', () => {
+  it('fills the form from the settings and shows About', () => {
+    setup(() => null);
+    expect(input('LLM port').value).toBe('8080');
+    expect(input('Image port').value).toBe('8081');
+    expect(input('Data folder').value).toBe('');
+    expect(screen.getByTestId('about-version').textContent).toBe('0.1.0');
+    expect(screen.getByText(fakeAppInfo.logs_dir)).toBeTruthy();
+  });
+
+  it('shows the ErrorReport inline when the engine refuses', async () => {
+    const { sent, settings } = setup(() => {
+      throw { code: 'INVALID_SETTING', message: 'Invalid llm_port: port 80 is reserved', suggestion: 'Correct the value and save again.' };
+    });
+    await fireEvent.input(input('LLM port'), { target: { value: '80' } });
+    await fireEvent.click(screen.getByTestId('settings-save'));
+
+    const error = await screen.findByTestId('settings-error');
+    expect(error.textContent).toContain('Invalid llm_port: port 80 is reserved');
+    expect(error.textContent).toContain('Correct the value and save again.');
+    expect(sent[0]?.llm_port).toBe(80);
+    expect(settings.value?.llm_port).toBe(8080); // unchanged: the engine said no
+  });
+
+  it('sends an empty data folder as null and notes when a restart is needed', async () => {
+    const { sent, settings } = setup((next) => ({ settings: next, restart_required: next.data_dir !== null }));
+    await fireEvent.input(input('Data folder'), { target: { value: '  /mnt/models  ' } });
+    await fireEvent.click(screen.getByTestId('settings-save'));
+
+    await screen.findByTestId('settings-restart-note');
+    expect(sent[0]?.data_dir).toBe('/mnt/models');
+    expect(settings.value?.data_dir).toBe('/mnt/models');
+
+    await fireEvent.input(input('Data folder'), { target: { value: '' } });
+    await fireEvent.click(screen.getByTestId('settings-save'));
+    await waitFor(() => expect(sent).toHaveLength(2));
+    expect(sent[1]?.data_dir).toBeNull();
+  });
+});
