@@ -12,6 +12,8 @@ const target = process.env.TAURI_ENV_PLATFORM === 'windows' ? 'chrome105' : 'saf
 
 export default defineConfig({
   root,
+  // Keep Vite's and Vitest's caches in the repository's node_modules, not ui/.
+  cacheDir: fileURLToPath(new URL('../node_modules/.vite', import.meta.url)),
   plugins: [svelte(), svelteTesting()],
   clearScreen: false,
   envPrefix: ['VITE_', 'TAURI_ENV_*'],

@@ -3,11 +3,17 @@
 import type { ErrorReport } from '../../bindings/ErrorReport';
 import { ipc } from '../ipc';
 
-export class NoticesStore {
-  items = $state<ErrorReport[]>([]);
+export interface Notice {
+  report: ErrorReport;
+  /** Start-up warnings are things to know; errors are things that failed just now. */
+  tone: 'warning' | 'error';
+}
 
-  push(report: ErrorReport): void {
-    this.items = [...this.items, report];
+export class NoticesStore {
+  items = $state<Notice[]>([]);
+
+  push(report: ErrorReport, tone: Notice['tone'] = 'error'): void {
+    this.items = [...this.items, { report, tone }];
   }
 
   dismiss(index: number): void {
@@ -17,7 +23,8 @@ export class NoticesStore {
   async loadStartupWarnings(): Promise<void> {
     try {
       const warnings = await ipc.startupWarnings();
-      if (warnings.length > 0) this.items = [...warnings, ...this.items];
+      const notices = warnings.map((report): Notice => ({ report, tone: 'warning' }));
+      if (notices.length > 0) this.items = [...notices, ...this.items];
     } catch (error) {
       // Not worth a banner of its own: the window works without them.
       console.warn('Switchyard: cannot read start-up warnings', error);
