@@ -3,6 +3,7 @@ import { emit } from '@tauri-apps/api/event';
 import { cleanup, fireEvent, render, screen, waitFor } from '@testing-library/svelte';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import App from './App.svelte';
+import type { ErrorReport } from './bindings/ErrorReport';
 import type { Settings } from './bindings/Settings';
 import { fakeAppInfo, fakeSample, fakeSettings, fakeStatus, fakeSystemInfo } from './lib/fixtures';
 import { ENGINE_EVENT } from './lib/ipc';
@@ -10,9 +11,13 @@ import { createStores } from './lib/stores/engine';
 
 const TAB_IDS = ['system', 'models', 'llm', 'diffusion', 'monitor'];
 let saved: Settings[] = [];
+let warnings: ErrorReport[] = [];
+let refuseSave: ErrorReport | null = null;
 
 beforeEach(() => {
   saved = [];
+  warnings = [];
+  refuseSave = null;
   window.history.replaceState(null, '', '/');
   let settings = fakeSettings('system');
   mockIPC(
@@ -27,8 +32,9 @@ beforeEach(() => {
         case 'app_info':
           return fakeAppInfo;
         case 'startup_warnings':
-          return [];
+          return warnings;
         case 'save_settings':
+          if (refuseSave) throw refuseSave;
           settings = (args as { settings: Settings }).settings;
           saved.push(settings);
           return { settings, restart_required: false };
@@ -143,5 +149,30 @@ describe('App', () => {
     await fireEvent.click(toggle);
     await waitFor(() => expect(document.documentElement.dataset.theme).toBe('dark'));
     expect(saved.map((s) => s.theme)).toEqual(['light', 'dark']);
+  });
+
+  it('shows start-up warnings until dismissed', async () => {
+    warnings = [
+      {
+        code: 'CORRUPT_STATE',
+        message: 'The settings file was damaged; it was kept aside and default settings are in use.',
+        suggestion: 'Open Settings to check your choices.',
+      },
+    ];
+    await renderReady();
+    const warning = await screen.findByTestId('startup-warning');
+    expect(warning.textContent).toContain('default settings are in use');
+    expect(warning.textContent).toContain('Open Settings to check your choices.');
+    await fireEvent.click(screen.getByRole('button', { name: 'Dismiss' }));
+    expect(screen.queryByTestId('startup-warning')).toBeNull();
+  });
+
+  it('shows why the theme could not be saved', async () => {
+    refuseSave = { code: 'STORAGE_UNAVAILABLE', message: 'Cannot write settings.json.', suggestion: 'Check the disk.' };
+    await renderReady();
+    await fireEvent.click(screen.getByTestId('theme-toggle'));
+    const error = await screen.findByTestId('action-error');
+    expect(error.textContent).toContain('Cannot write settings.json.');
+    expect(error.textContent).toContain('Check the disk.');
   });
 });

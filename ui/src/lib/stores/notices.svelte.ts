@@ -5,15 +5,16 @@ import { ipc } from '../ipc';
 
 export interface Notice {
   report: ErrorReport;
-  /** Start-up warnings are things to know; errors are things that failed just now. */
-  tone: 'warning' | 'error';
+  /** `startup`: a warning from start-up, to know about. `action`: something just failed. */
+  source: 'startup' | 'action';
 }
 
 export class NoticesStore {
   items = $state<Notice[]>([]);
 
-  push(report: ErrorReport, tone: Notice['tone'] = 'error'): void {
-    this.items = [...this.items, { report, tone }];
+  /** An action without a form of its own failed (the theme toggle). */
+  push(report: ErrorReport): void {
+    this.items = [...this.items, { report, source: 'action' }];
   }
 
   dismiss(index: number): void {
@@ -23,7 +24,7 @@ export class NoticesStore {
   async loadStartupWarnings(): Promise<void> {
     try {
       const warnings = await ipc.startupWarnings();
-      const notices = warnings.map((report): Notice => ({ report, tone: 'warning' }));
+      const notices = warnings.map((report): Notice => ({ report, source: 'startup' }));
       if (notices.length > 0) this.items = [...notices, ...this.items];
     } catch (error) {
       // Not worth a banner of its own: the window works without them.
