@@ -24,47 +24,53 @@ pub fn settings_path(config_dir: &Path) -> PathBuf {
     config_dir.join(SETTINGS_FILE)
 }
 
-/// Reads the settings. A damaged file never stops the app: it is moved aside (kept
-/// for the user) and the defaults are used, with a warning.
+/// Reads the settings. A damaged file never stops the app and is never lost: a copy
+/// is kept as `settings.json.damaged`, the defaults are used, and the window says so.
 pub fn load<R: Runtime>(
     app: &AppHandle<R>,
     path: &Path,
     warnings: &mut StartupWarnings,
 ) -> Settings {
-    let store = match app.store(path) {
-        Ok(store) => store,
-        Err(error) => {
-            let kept = set_aside(path);
-            warnings.0.push(
-                EngineError::CorruptState {
-                    path: kept.unwrap_or_else(|| path.to_path_buf()),
-                    problem: format!("{error}; Switchyard started with default settings"),
-                }
-                .report(),
-            );
-            return Settings::default();
+    // The store plugin silently ignores a file it cannot parse (and would overwrite
+    // it at the next save), so the file is checked here first.
+    let problem = match unparsable(path) {
+        Some(problem) => Some(problem),
+        None => match app.store(path) {
+            Err(error) => Some(error.to_string()),
+            Ok(store) => match store.get(SETTINGS_KEY).map(Settings::from_stored) {
+                None => return Settings::default(),
+                Some((settings, None)) => return settings,
+                Some((_, Some(problem))) => Some(problem),
+            },
+        },
+    };
+    let problem = problem.unwrap_or_default();
+    let kept = keep_copy(path);
+    warnings.0.push(
+        EngineError::CorruptState {
+            path: kept.unwrap_or_else(|| path.to_path_buf()),
+            problem: format!("{problem}. Switchyard started with default settings"),
         }
-    };
-    let Some(stored) = store.get(SETTINGS_KEY) else {
-        return Settings::default();
-    };
-    let (settings, problem) = Settings::from_stored(stored);
-    if let Some(problem) = problem {
-        warnings.0.push(
-            EngineError::CorruptState {
-                path: path.to_path_buf(),
-                problem: format!("{problem}; Switchyard started with default settings"),
-            }
-            .report(),
-        );
-    }
-    settings
+        .report(),
+    );
+    Settings::default()
 }
 
-/// Renames a damaged settings file to `settings.json.damaged` so nothing is lost.
-fn set_aside(path: &Path) -> Option<PathBuf> {
+/// Why the file is not a JSON object, if it exists and is not.
+fn unparsable(path: &Path) -> Option<String> {
+    match std::fs::read(path) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+        Err(error) => Some(error.to_string()),
+        Ok(bytes) => serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes)
+            .err()
+            .map(|error| error.to_string()),
+    }
+}
+
+/// Copies a damaged settings file to `settings.json.damaged` so nothing is lost.
+fn keep_copy(path: &Path) -> Option<PathBuf> {
     let kept = path.with_extension("json.damaged");
-    std::fs::rename(path, &kept).ok().map(|()| kept)
+    std::fs::copy(path, &kept).ok().map(|_| kept)
 }
 
 /// Validates, applies start-at-login, persists, then hands the settings to the

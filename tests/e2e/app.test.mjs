@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { DEADLINE_MS, byTestId, launchApp, screenshot, textOf, visible } from './driver.mjs';
+import {
+  DEADLINE_MS, byTestId, launchApp, screenshot, textOf, visible, waitUntilReady,
+} from './driver.mjs';
 
 /** The kernel's own numbers, formatted the way the UI formats them. */
 function procFigures() {
@@ -19,11 +21,7 @@ let session;
 
 before(async () => {
   session = await launchApp();
-  await session.driver.wait(
-    async () => (await session.driver.findElements({ css: '[data-ready="true"]' })).length > 0,
-    DEADLINE_MS,
-    'the window never finished loading the system facts',
-  );
+  await waitUntilReady(session.driver);
 });
 
 after(async () => {

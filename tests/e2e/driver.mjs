@@ -29,17 +29,41 @@ async function waitForPort(port, child) {
   throw new Error(`tauri-driver did not listen on ${port} within ${DEADLINE_MS} ms`);
 }
 
-/** Launches the app; returns { driver, home, stop }. */
-export async function launchApp() {
+export function appPath() {
   const app = process.env.SWITCHYARD_E2E_APP;
   if (!app) throw new Error('SWITCHYARD_E2E_APP is not set: run through `npm run e2e`');
-  const home = mkdtempSync(join(tmpdir(), 'switchyard-e2e-'));
-  const env = {
+  return app;
+}
+
+/** WebKitWebDriver from a previous session may still be closing down. */
+async function waitForPortClosed(port) {
+  const deadline = Date.now() + DEADLINE_MS;
+  while (Date.now() < deadline && (await portOpen(port))) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The environment the app runs with: its folders inside `home`. */
+export function appEnv(home) {
+  return {
     ...process.env,
     SWITCHYARD_DATA_DIR: join(home, 'data'),
     SWITCHYARD_CONFIG_DIR: join(home, 'config'),
     SWITCHYARD_LOG: 'info',
   };
+}
+
+/**
+ * Launches the app; returns { driver, home, stop }. `prepare(home)` runs before the
+ * launch, to seed files the app will find.
+ */
+export async function launchApp({ prepare } = {}) {
+  const app = appPath();
+  const home = mkdtempSync(join(tmpdir(), 'switchyard-e2e-'));
+  prepare?.(home);
+  const env = appEnv(home);
+  await waitForPortClosed(DRIVER_PORT);
+  await waitForPortClosed(NATIVE_PORT);
   const tauriDriver = spawn(
     'tauri-driver',
     ['--port', String(DRIVER_PORT), '--native-port', String(NATIVE_PORT)],
@@ -51,7 +75,13 @@ export async function launchApp() {
     .withCapabilities({ browserName: 'wry', 'tauri:options': { application: app } })
     .build();
   const stop = async () => {
-    try { await driver.quit(); } finally { tauriDriver.kill(); }
+    try {
+      await driver.quit();
+    } finally {
+      const exited = new Promise((resolve) => tauriDriver.once('exit', resolve));
+      tauriDriver.kill();
+      await exited;
+    }
   };
   return { driver, home, stop };
 }
@@ -62,6 +92,15 @@ export async function visible(driver, id) {
   const element = await driver.wait(until.elementLocated(byTestId(id)), DEADLINE_MS);
   await driver.wait(until.elementIsVisible(element), DEADLINE_MS);
   return element;
+}
+
+/** Waits until the app has loaded the system facts. */
+export async function waitUntilReady(driver) {
+  await driver.wait(
+    async () => (await driver.findElements(By.css('[data-ready="true"]'))).length > 0,
+    DEADLINE_MS,
+    'the window never finished loading the system facts',
+  );
 }
 
 /** The element's text. WebKitWebDriver's getText() answers '' for some visible
