@@ -17,7 +17,8 @@ describe('toErrorReport', () => {
     expect(toErrorReport('window closed')).toEqual({ code: 'INTERNAL', message: 'window closed', suggestion: '' });
     expect(toErrorReport(new Error('boom'))).toEqual({ code: 'INTERNAL', message: 'boom', suggestion: '' });
     expect(toErrorReport(undefined)).toEqual({ code: 'INTERNAL', message: 'undefined', suggestion: '' });
-    expect(toErrorReport({ code: 'NOT_A_CODE', message: 'x', suggestion: '' }).code).toBe('INTERNAL');
+    expect(toErrorReport({ code: 'not a code', message: 'x', suggestion: '' }).code).toBe('INTERNAL');
+    expect(toErrorReport({ code: 'ADDED_LATER', message: 'x', suggestion: '' }).code).toBe('ADDED_LATER');
     expect(toErrorReport({ message: 'no code' }).code).toBe('INTERNAL');
   });
 });

@@ -5,7 +5,6 @@ import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type { AppInfo } from '../bindings/AppInfo';
 import type { EngineEvent } from '../bindings/EngineEvent';
 import type { EngineStatus } from '../bindings/EngineStatus';
-import type { ErrorCode } from '../bindings/ErrorCode';
 import type { ErrorReport } from '../bindings/ErrorReport';
 import type { Settings } from '../bindings/Settings';
 import type { SettingsUpdate } from '../bindings/SettingsUpdate';
@@ -13,21 +12,16 @@ import type { SystemInfo } from '../bindings/SystemInfo';
 
 export const ENGINE_EVENT = 'engine://event';
 
-const ERROR_CODES: readonly ErrorCode[] = [
-  'STORAGE_UNAVAILABLE',
-  'INVALID_SETTING',
-  'CORRUPT_STATE',
-  'HARDWARE_UNREADABLE',
-  'SHUTTING_DOWN',
-  'INTERNAL',
-];
+// Codes are SCREAMING_SNAKE_CASE words from the engine's ErrorCode enum. The shape is
+// checked, not a copied list of codes, so a code added in Rust is never lost here.
+const ERROR_CODE_SHAPE = /^[A-Z][A-Z0-9_]*$/;
 
 function isErrorReport(value: unknown): value is ErrorReport {
   if (typeof value !== 'object' || value === null) return false;
   const report = value as Record<string, unknown>;
   return (
     typeof report.code === 'string' &&
-    (ERROR_CODES as readonly string[]).includes(report.code) &&
+    ERROR_CODE_SHAPE.test(report.code) &&
     typeof report.message === 'string' &&
     typeof report.suggestion === 'string'
   );
