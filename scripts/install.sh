@@ -44,10 +44,12 @@ if ! command -v cargo >/dev/null 2>&1; then
   fi
 fi
 
-# npm ci only when the lock file changed since the last install.
+# Only when the lock file changed since the last install. `npm install`, not
+# `npm ci`: registry mirrors that lack other platforms' optional packages make npm
+# leave those out of the lock file, and `npm ci` then refuses the lock.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "Installing npm packages"
-  npm ci --no-audit --no-fund
+  npm install --no-audit --no-fund
 fi
 
 if [ "$purpose" = test ]; then
