@@ -1,5 +1,8 @@
 //! The real engine, built in a temporary folder on fake hardware.
 
+// Helpers outside `#[test]` functions fail the test the same way an assertion does.
+#![allow(clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
