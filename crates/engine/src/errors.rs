@@ -19,6 +19,12 @@ pub enum ErrorCode {
     CorruptState,
     /// The operating system does not tell Switchyard about the hardware.
     HardwareUnreadable,
+    /// A file is not a valid GGUF model (or its header is damaged).
+    InvalidGguf,
+    /// A file exists but cannot be read.
+    FileUnreadable,
+    /// A server could not be reached or answered wrongly.
+    NetworkError,
     /// The engine is shutting down and takes no new work.
     ShuttingDown,
     /// Anything the shell could not map to a more precise code.
@@ -43,6 +49,19 @@ pub enum EngineError {
     CorruptState { path: PathBuf, problem: String },
     #[error("Switchyard cannot read this machine's hardware: {problem}")]
     HardwareUnreadable { problem: String },
+    #[error("{source_name} is not a usable GGUF model: {problem}")]
+    InvalidGguf {
+        source_name: String,
+        problem: String,
+    },
+    #[error("Switchyard cannot read {path}: {source}")]
+    FileUnreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("Downloading from {url} failed: {problem}")]
+    Network { url: String, problem: String },
     #[error("Switchyard is shutting down")]
     ShuttingDown,
 }
@@ -54,6 +73,9 @@ impl EngineError {
             Self::InvalidSetting { .. } => ErrorCode::InvalidSetting,
             Self::CorruptState { .. } => ErrorCode::CorruptState,
             Self::HardwareUnreadable { .. } => ErrorCode::HardwareUnreadable,
+            Self::InvalidGguf { .. } => ErrorCode::InvalidGguf,
+            Self::FileUnreadable { .. } => ErrorCode::FileUnreadable,
+            Self::Network { .. } => ErrorCode::NetworkError,
             Self::ShuttingDown => ErrorCode::ShuttingDown,
         }
     }
@@ -79,6 +101,14 @@ impl EngineError {
             Self::HardwareUnreadable { .. } => {
                 "Report this with your operating system's name and version: it may not be supported yet."
                     .into()
+            }
+            Self::InvalidGguf { .. } => {
+                "Download the model again, or pick another file: this one is damaged or not a GGUF model."
+                    .into()
+            }
+            Self::FileUnreadable { .. } => "Check that the file exists and that you may read it.".into(),
+            Self::Network { .. } => {
+                "Check your internet connection and the address, then try again.".into()
             }
             Self::ShuttingDown => "Start Switchyard again.".into(),
         }

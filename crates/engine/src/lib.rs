@@ -8,6 +8,7 @@ pub mod clock;
 pub mod engine;
 pub mod errors;
 pub mod events;
+pub mod gguf;
 pub mod paths;
 pub mod services;
 pub mod settings;

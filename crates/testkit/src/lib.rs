@@ -2,9 +2,11 @@
 //!
 //! - [`FakeProbe`]: hardware of our choosing, with memory readings a test can change.
 //! - [`ManualClock`]: time that moves only when a test moves it.
+//! - [`gguf`]: a GGUF writer and generated llama models the real llama-server runs.
 //! - [`test_engine`]: a real [`Engine`] in a temporary folder with both of the above.
 
 mod clock;
+pub mod gguf;
 mod probe;
 
 pub use clock::ManualClock;

@@ -1,0 +1,9 @@
+//! Writes real GGUF files: any metadata and tensors, and complete tiny models that
+//! the real llama-server loads and chats with.
+
+mod llama;
+mod quant;
+mod writer;
+
+pub use llama::{LlamaSpec, TensorType};
+pub use writer::GgufWriter;
