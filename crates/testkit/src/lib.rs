@@ -3,13 +3,16 @@
 //! - [`FakeProbe`]: hardware of our choosing, with memory readings a test can change.
 //! - [`ManualClock`]: time that moves only when a test moves it.
 //! - [`gguf`]: a GGUF writer and generated llama models the real llama-server runs.
+//! - [`FixtureServer`]: local HTTP with ranges, ETags, redirects and faults.
 //! - [`test_engine`]: a real [`Engine`] in a temporary folder with both of the above.
 
 mod clock;
+mod fixture_server;
 pub mod gguf;
 mod probe;
 
 pub use clock::ManualClock;
+pub use fixture_server::{Fault, FixtureServer, Traffic};
 pub use probe::{FakeProbe, GIB};
 
 use std::sync::Arc;

@@ -1,0 +1,319 @@
+//! A local HTTP/1.1 file server for download and range tests: `Range`, `ETag`,
+//! `If-Range`, CDN-style redirects, and faults on demand (a cut connection at byte
+//! N, error statuses, wrong bytes, slow or range-less answers). Every request is
+//! counted so tests can assert what was fetched.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Misbehaviour for one file, applied to every request for it until cleared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Close the connection once the body reaches this byte of the file.
+    CutAt(u64),
+    /// Answer with this status (e.g. 500) the next `times` requests.
+    Status { code: u16, times: u32 },
+    /// Send the right length with the byte at this offset changed.
+    WrongByteAt(u64),
+    /// Send at most this many body bytes per second.
+    Slow { bytes_per_second: u64 },
+    /// Ignore `Range` and always send the whole file (200).
+    IgnoreRange,
+}
+
+#[derive(Debug, Clone)]
+struct File {
+    bytes: Arc<Vec<u8>>,
+    etag: String,
+    fault: Option<Fault>,
+}
+
+/// What the server saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub requests: u32,
+    /// Body bytes sent, over all requests.
+    pub body_bytes: u64,
+    /// The `Range` header of each request (`None` when absent).
+    pub ranges: Vec<Option<String>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    files: HashMap<String, File>,
+    traffic: Traffic,
+}
+
+/// A running fixture server; it stops when dropped.
+#[derive(Debug)]
+pub struct FixtureServer {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FixtureServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FixtureServer {
+    pub async fn start() -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Mutex::new(State::default()));
+        let task = tokio::spawn({
+            let state = state.clone();
+            async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    tokio::spawn(serve_connection(stream, state.clone()));
+                }
+            }
+        });
+        Ok(Self { addr, state, task })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Serves `bytes` at `/files/{name}` (and through `/redirect/{name}`).
+    pub fn add_file(&self, name: &str, bytes: Vec<u8>) {
+        let etag = format!("\"{:016x}-{}\"", fnv1a(&bytes), bytes.len());
+        self.state().files.insert(
+            name.to_owned(),
+            File {
+                bytes: Arc::new(bytes),
+                etag,
+                fault: None,
+            },
+        );
+    }
+
+    pub fn set_fault(&self, name: &str, fault: Option<Fault>) {
+        if let Some(file) = self.state().files.get_mut(name) {
+            file.fault = fault;
+        }
+    }
+
+    pub fn url(&self, name: &str) -> String {
+        format!("http://{}/files/{name}", self.addr)
+    }
+
+    /// A URL that answers 302 to [`FixtureServer::url`], as the Hub's CDN does.
+    pub fn redirect_url(&self, name: &str) -> String {
+        format!("http://{}/redirect/{name}", self.addr)
+    }
+
+    pub fn traffic(&self) -> Traffic {
+        self.state().traffic.clone()
+    }
+
+    pub fn reset_traffic(&self) {
+        self.state().traffic = Traffic::default();
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+struct Request {
+    method: String,
+    path: String,
+    headers: HashMap<String, String>,
+}
+
+async fn read_request(stream: &mut TcpStream) -> Option<Request> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > 16 * 1024 || stream.read(&mut byte).await.ok()? == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head);
+    let mut lines = text.split("\r\n");
+    let mut request_line = lines.next()?.split_whitespace();
+    let method = request_line.next()?.to_owned();
+    let path = request_line.next()?.to_owned();
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    Some(Request {
+        method,
+        path,
+        headers,
+    })
+}
+
+async fn serve_connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
+    while let Some(request) = read_request(&mut stream).await {
+        if !respond(&mut stream, &request, &state).await {
+            return;
+        }
+    }
+}
+
+/// Answers one request; `false` closes the connection.
+async fn respond(stream: &mut TcpStream, request: &Request, state: &Mutex<State>) -> bool {
+    let range_header = request.headers.get("range").cloned();
+    let file = match route(request, range_header.clone(), state) {
+        Route::Redirect(location) => {
+            let head =
+                format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n");
+            return stream.write_all(head.as_bytes()).await.is_ok();
+        }
+        Route::Status(code) => return send_status(stream, code).await,
+        Route::File(file) => file,
+    };
+    let total = file.bytes.len() as u64;
+    let if_range_matches = request
+        .headers
+        .get("if-range")
+        .is_none_or(|tag| *tag == file.etag);
+    let range = range_header
+        .filter(|_| if_range_matches && file.fault != Some(Fault::IgnoreRange))
+        .and_then(|header| parse_range(&header, total));
+    let (status, start, end) = match range {
+        Some(Err(())) => {
+            let head = format!("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{total}\r\nContent-Length: 0\r\n\r\n");
+            return stream.write_all(head.as_bytes()).await.is_ok();
+        }
+        Some(Ok((start, end))) => (206, start, end),
+        None => (200, 0, total),
+    };
+    let mut head = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Length: {}\r\nETag: {}\r\nAccept-Ranges: bytes\r\nContent-Type: application/octet-stream\r\n",
+        if status == 206 { "Partial Content" } else { "OK" },
+        end - start,
+        file.etag
+    );
+    if status == 206 {
+        head.push_str(&format!(
+            "Content-Range: bytes {start}-{}/{total}\r\n",
+            end - 1
+        ));
+    }
+    head.push_str("\r\n");
+    if stream.write_all(head.as_bytes()).await.is_err() || request.method == "HEAD" {
+        return request.method == "HEAD";
+    }
+    send_body(stream, &file, start, end, state).await
+}
+
+enum Route {
+    Redirect(String),
+    Status(u16),
+    File(File),
+}
+
+/// Counts the request and decides what to answer (without holding the lock across
+/// any await).
+fn route(request: &Request, range_header: Option<String>, state: &Mutex<State>) -> Route {
+    let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+    state.traffic.requests += 1;
+    state.traffic.ranges.push(range_header);
+    if let Some(name) = request.path.strip_prefix("/redirect/") {
+        return Route::Redirect(format!("/files/{name}"));
+    }
+    let name = request.path.strip_prefix("/files/").unwrap_or_default();
+    let Some(file) = state.files.get_mut(name) else {
+        return Route::Status(404);
+    };
+    if let Some(Fault::Status { code, times }) = &mut file.fault {
+        let code = *code;
+        *times = times.saturating_sub(1);
+        if *times == 0 {
+            file.fault = None;
+        }
+        return Route::Status(code);
+    }
+    Route::File(file.clone())
+}
+
+async fn send_body(
+    stream: &mut TcpStream,
+    file: &File,
+    start: u64,
+    end: u64,
+    state: &Mutex<State>,
+) -> bool {
+    const CHUNK: u64 = 64 * 1024;
+    let mut position = start;
+    while position < end {
+        let mut chunk_end = (position + CHUNK).min(end);
+        let mut cut = false;
+        match &file.fault {
+            Some(Fault::CutAt(at)) if *at < chunk_end && *at >= position => {
+                chunk_end = *at;
+                cut = true;
+            }
+            Some(Fault::Slow { bytes_per_second }) => {
+                chunk_end = (position + (*bytes_per_second / 10).max(1)).min(end);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            _ => {}
+        }
+        let range = usize::try_from(position).unwrap_or(0)..usize::try_from(chunk_end).unwrap_or(0);
+        let mut chunk = file.bytes.get(range).unwrap_or_default().to_vec();
+        if let Some(Fault::WrongByteAt(at)) = file.fault {
+            if (position..chunk_end).contains(&at) {
+                let index = usize::try_from(at - position).unwrap_or(0);
+                chunk[index] = chunk[index].wrapping_add(1);
+            }
+        }
+        if stream.write_all(&chunk).await.is_err() {
+            return false;
+        }
+        state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .traffic
+            .body_bytes += chunk.len() as u64;
+        if cut {
+            let _ = stream.shutdown().await;
+            return false;
+        }
+        position = chunk_end;
+    }
+    true
+}
+
+async fn send_status(stream: &mut TcpStream, code: u16) -> bool {
+    let head = format!("HTTP/1.1 {code} Fault\r\nContent-Length: 0\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.is_ok()
+}
+
+/// `bytes=a-b`, `bytes=a-` or `bytes=-n` → `[start, end)`; `Err` when unsatisfiable.
+fn parse_range(header: &str, total: u64) -> Option<Result<(u64, u64), ()>> {
+    let spec = header.strip_prefix("bytes=")?;
+    let (first, last) = spec.split_once('-')?;
+    let (start, end) = if first.is_empty() {
+        let suffix: u64 = last.parse().ok()?;
+        (total.saturating_sub(suffix), total)
+    } else {
+        let start: u64 = first.parse().ok()?;
+        let end = if last.is_empty() {
+            total
+        } else {
+            last.parse::<u64>().ok()?.saturating_add(1).min(total)
+        };
+        (start, end)
+    };
+    Some(if start >= total || start >= end {
+        Err(())
+    } else {
+        Ok((start, end))
+    })
+}
