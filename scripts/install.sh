@@ -13,7 +13,9 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 apt_packages=(build-essential curl file pkg-config libssl-dev libwebkit2gtk-4.1-dev
   libayatana-appindicator3-dev librsvg2-dev libxdo-dev)
 if [ "$purpose" = test ]; then
-  apt_packages+=(xvfb xauth webkit2gtk-driver dbus-x11)
+  # A virtual display, a session bus and the WebKit WebDriver for the window tests;
+  # CMake for the real llama-server; venv for the PyPI gguf package.
+  apt_packages+=(xvfb xauth webkit2gtk-driver dbus-x11 cmake python3-venv)
 fi
 
 missing=()
@@ -56,4 +58,12 @@ if [ "$purpose" = test ]; then
   command -v cargo-nextest >/dev/null 2>&1 || { say "Installing cargo-nextest"; cargo install cargo-nextest --locked; }
   command -v tauri-driver >/dev/null 2>&1 || { say "Installing tauri-driver"; cargo install tauri-driver --version '^2' --locked; }
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy || true
+  # llama.cpp's own Python gguf package: an independent writer for the reader's tests.
+  venv="$HOME/.cache/switchyard/venv"
+  if ! "$venv/bin/python" -c 'import gguf' 2>/dev/null; then
+    say "Installing the PyPI gguf package (test venv)"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet gguf
+  fi
+  bash scripts/build-llama-server.sh >/dev/null
 fi

@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh test
 export PATH="$HOME/.cargo/bin:$PATH"
+export SWITCHYARD_PYTHON="${SWITCHYARD_PYTHON:-$HOME/.cache/switchyard/venv/bin/python}"
+export SWITCHYARD_LLAMA_SERVER="${SWITCHYARD_LLAMA_SERVER:-$(bash scripts/build-llama-server.sh)}"
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 step "The engine has no Tauri in its dependency tree"

@@ -13,7 +13,9 @@ fn script() -> PathBuf {
 }
 
 fn python(args: &[&str]) -> String {
-    let output = Command::new("python3")
+    // A venv with `gguf` (scripts/install.sh), or any python3 that has it.
+    let python = std::env::var_os("SWITCHYARD_PYTHON").unwrap_or_else(|| "python3".into());
+    let output = Command::new(python)
         .arg(script())
         .args(args)
         .output()

@@ -2,13 +2,9 @@
 //! ggml's `type_traits` (and the PyPI `gguf` package's `GGML_QUANT_SIZES`, which a
 //! test compares against).
 
-use serde::Serialize;
-use ts_rs::TS;
-
 /// A ggml tensor type by its on-disk id, with its name, block size (elements) and
 /// block bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, TS)]
-#[ts(export)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GgmlType {
     pub id: u32,
     pub name: &'static str,
