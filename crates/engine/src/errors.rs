@@ -25,6 +25,12 @@ pub enum ErrorCode {
     FileUnreadable,
     /// A server could not be reached or answered wrongly.
     NetworkError,
+    /// The disk filled up while writing.
+    DiskFull,
+    /// A downloaded file's SHA-256 is not the one expected.
+    ChecksumMismatch,
+    /// The user cancelled (or paused) the operation.
+    Cancelled,
     /// The engine is shutting down and takes no new work.
     ShuttingDown,
     /// Anything the shell could not map to a more precise code.
@@ -62,6 +68,18 @@ pub enum EngineError {
     },
     #[error("Downloading from {url} failed: {problem}")]
     Network { url: String, problem: String },
+    #[error("{url} answered HTTP {status}")]
+    HttpStatus { url: String, status: u16 },
+    #[error("The disk is full while writing {path}")]
+    DiskFull { path: PathBuf },
+    #[error("{file} is damaged: its SHA-256 is {actual}, expected {expected}")]
+    ChecksumMismatch {
+        file: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("Cancelled")]
+    Cancelled,
     #[error("Switchyard is shutting down")]
     ShuttingDown,
 }
@@ -75,7 +93,10 @@ impl EngineError {
             Self::HardwareUnreadable { .. } => ErrorCode::HardwareUnreadable,
             Self::InvalidGguf { .. } => ErrorCode::InvalidGguf,
             Self::FileUnreadable { .. } => ErrorCode::FileUnreadable,
-            Self::Network { .. } => ErrorCode::NetworkError,
+            Self::Network { .. } | Self::HttpStatus { .. } => ErrorCode::NetworkError,
+            Self::DiskFull { .. } => ErrorCode::DiskFull,
+            Self::ChecksumMismatch { .. } => ErrorCode::ChecksumMismatch,
+            Self::Cancelled => ErrorCode::Cancelled,
             Self::ShuttingDown => ErrorCode::ShuttingDown,
         }
     }
@@ -110,7 +131,31 @@ impl EngineError {
             Self::Network { .. } => {
                 "Check your internet connection and the address, then try again.".into()
             }
+            Self::HttpStatus { status: 401 | 403, .. } => {
+                "The file needs permission: for gated Hugging Face models, accept the license on the model page first."
+                    .into()
+            }
+            Self::HttpStatus { status: 404, .. } => "Check the repository, file name and revision.".into(),
+            Self::HttpStatus { .. } => "The server has a problem; try again later.".into(),
+            Self::DiskFull { .. } => {
+                "Free some space (or choose a data folder on a larger disk), then resume: what was downloaded is kept."
+                    .into()
+            }
+            Self::ChecksumMismatch { .. } => {
+                "The download was discarded. Try again; if it happens again, the source file differs from what it claims."
+                    .into()
+            }
+            Self::Cancelled => String::new(),
             Self::ShuttingDown => "Start Switchyard again.".into(),
+        }
+    }
+
+    /// Worth retrying by itself: a dropped connection or a server's passing trouble.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Network { .. } => true,
+            Self::HttpStatus { status, .. } => *status >= 500 || *status == 408 || *status == 429,
+            _ => false,
         }
     }
 

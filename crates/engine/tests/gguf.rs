@@ -258,7 +258,7 @@ fn arbitrary_file() -> impl Strategy<Value = Vec<u8>> {
             }
         }
         for (index, (cols, rows)) in tensors.into_iter().enumerate() {
-            let values = vec![0.5f32; usize::try_from(cols * rows).unwrap()];
+            let values = vec![0.5f32; usize::try_from(cols * rows).expect("small")];
             writer.tensor_f32(&format!("tensor.{index}"), &[cols, rows], &values);
         }
         writer.to_bytes()

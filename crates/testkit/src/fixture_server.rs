@@ -14,7 +14,8 @@ use tokio::net::{TcpListener, TcpStream};
 /// Misbehaviour for one file, applied to every request for it until cleared.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
-    /// Close the connection once the body reaches this byte of the file.
+    /// Close the connection once the body reaches this byte of the file (once: the
+    /// fault clears itself, as a dropped connection would).
     CutAt(u64),
     /// Answer with this status (e.g. 500) the next `times` requests.
     Status { code: u16, times: u32 },
@@ -168,14 +169,14 @@ async fn serve_connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
 /// Answers one request; `false` closes the connection.
 async fn respond(stream: &mut TcpStream, request: &Request, state: &Mutex<State>) -> bool {
     let range_header = request.headers.get("range").cloned();
-    let file = match route(request, range_header.clone(), state) {
+    let (name, file) = match route(request, range_header.clone(), state) {
         Route::Redirect(location) => {
             let head =
                 format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n");
             return stream.write_all(head.as_bytes()).await.is_ok();
         }
         Route::Status(code) => return send_status(stream, code).await,
-        Route::File(file) => file,
+        Route::File(name, file) => (name, file),
     };
     let total = file.bytes.len() as u64;
     let if_range_matches = request
@@ -209,13 +210,13 @@ async fn respond(stream: &mut TcpStream, request: &Request, state: &Mutex<State>
     if stream.write_all(head.as_bytes()).await.is_err() || request.method == "HEAD" {
         return request.method == "HEAD";
     }
-    send_body(stream, &file, start, end, state).await
+    send_body(stream, &name, &file, start, end, state).await
 }
 
 enum Route {
     Redirect(String),
     Status(u16),
-    File(File),
+    File(String, File),
 }
 
 /// Counts the request and decides what to answer (without holding the lock across
@@ -239,11 +240,12 @@ fn route(request: &Request, range_header: Option<String>, state: &Mutex<State>) 
         }
         return Route::Status(code);
     }
-    Route::File(file.clone())
+    Route::File(name.to_owned(), file.clone())
 }
 
 async fn send_body(
     stream: &mut TcpStream,
+    name: &str,
     file: &File,
     start: u64,
     end: u64,
@@ -282,6 +284,14 @@ async fn send_body(
             .traffic
             .body_bytes += chunk.len() as u64;
         if cut {
+            if let Some(file) = state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .files
+                .get_mut(name)
+            {
+                file.fault = None;
+            }
             let _ = stream.shutdown().await;
             return false;
         }

@@ -73,7 +73,7 @@ impl GgmlType {
     /// of blocks or overflows.
     pub fn bytes_for(self, elements: u64) -> Option<u64> {
         let block = u64::from(self.block_elements);
-        if elements % block != 0 {
+        if !elements.is_multiple_of(block) {
             return None;
         }
         (elements / block).checked_mul(u64::from(self.block_bytes))

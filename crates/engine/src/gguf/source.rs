@@ -28,7 +28,7 @@ pub trait RangeSource {
     /// A name for messages (path or URL).
     fn describe(&self) -> String;
     /// The file's length once known.
-    fn len(&self) -> Option<u64>;
+    fn file_len(&self) -> Option<u64>;
     /// Bytes from `start` up to `end` (fewer only at the end of the file).
     async fn read(&mut self, start: u64, end: u64) -> Result<Vec<u8>>;
     fn stats(&self) -> FetchStats;
@@ -38,7 +38,7 @@ pub trait RangeSource {
 pub async fn read_header(source: &mut impl RangeSource) -> Result<GgufFile> {
     let mut bytes = source.read(0, FIRST_READ).await?;
     loop {
-        match parse(&bytes, source.len()) {
+        match parse(&bytes, source.file_len()) {
             Ok(file) => return Ok(file),
             Err(Stop::Invalid(problem)) => {
                 return Err(EngineError::InvalidGguf {
@@ -58,7 +58,7 @@ pub async fn read_header(source: &mut impl RangeSource) -> Result<GgufFile> {
                     });
                 }
                 let want_end = needed_len.max(have + have / 2);
-                let want_end = source.len().map_or(want_end, |len| want_end.min(len));
+                let want_end = source.file_len().map_or(want_end, |len| want_end.min(len));
                 let more = source.read(have, want_end).await?;
                 if more.is_empty() {
                     return Err(EngineError::InvalidGguf {
@@ -103,7 +103,7 @@ impl RangeSource for LocalSource {
         self.path.display().to_string()
     }
 
-    fn len(&self) -> Option<u64> {
+    fn file_len(&self) -> Option<u64> {
         Some(self.len)
     }
 
@@ -185,7 +185,7 @@ impl RangeSource for HttpSource {
         self.url.clone()
     }
 
-    fn len(&self) -> Option<u64> {
+    fn file_len(&self) -> Option<u64> {
         self.len
     }
 
