@@ -9,6 +9,17 @@ const COMMANDS: &[&str] = &[
     "get_settings",
     "save_settings",
     "startup_warnings",
+    "list_models",
+    "list_downloads",
+    "disk_usage",
+    "hub_files",
+    "inspect_model",
+    "add_model",
+    "pause_download",
+    "resume_download",
+    "cancel_download",
+    "verify_model",
+    "delete_model",
 ];
 
 fn main() {

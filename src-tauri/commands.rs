@@ -48,6 +48,14 @@ pub fn save_settings(
 
 #[tauri::command]
 #[instrument(skip_all)]
-pub fn startup_warnings(warnings: State<'_, StartupWarnings>) -> Vec<ErrorReport> {
-    warnings.0.clone()
+pub fn startup_warnings(
+    engine: State<'_, Engine>,
+    warnings: State<'_, StartupWarnings>,
+) -> Vec<ErrorReport> {
+    warnings
+        .0
+        .iter()
+        .chain(engine.startup_warnings())
+        .cloned()
+        .collect()
 }

@@ -7,6 +7,7 @@
 mod bridge;
 mod commands;
 mod ipc_error;
+mod model_commands;
 mod settings_store;
 mod tray;
 mod window;
@@ -53,6 +54,17 @@ fn main() -> anyhow::Result<()> {
             commands::get_settings,
             commands::save_settings,
             commands::startup_warnings,
+            model_commands::list_models,
+            model_commands::list_downloads,
+            model_commands::disk_usage,
+            model_commands::hub_files,
+            model_commands::inspect_model,
+            model_commands::add_model,
+            model_commands::pause_download,
+            model_commands::resume_download,
+            model_commands::cancel_download,
+            model_commands::verify_model,
+            model_commands::delete_model,
         ])
         .build(tauri::generate_context!())?;
 

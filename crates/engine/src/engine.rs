@@ -13,6 +13,8 @@ use ts_rs::TS;
 use crate::clock::{Clock, SystemClock};
 use crate::errors::{EngineError, Result};
 use crate::events::{EngineEvent, EventBus};
+use crate::models::hub::{self, HubFile};
+use crate::models::{self, AddModel, ModelLocation, ModelStore, RemoteModel};
 use crate::paths::{self, DataLayout};
 use crate::services::EngineStatus;
 use crate::settings::{Settings, SettingsUpdate};
@@ -75,6 +77,9 @@ struct Inner {
     config_dir: PathBuf,
     status: RwLock<EngineStatus>,
     shutdown: CancellationToken,
+    models: ModelStore,
+    http: reqwest::Client,
+    startup_warnings: Vec<crate::errors::ErrorReport>,
 }
 
 impl Engine {
@@ -87,10 +92,45 @@ impl Engine {
             deps.settings.data_dir.as_deref(),
         );
         let layout = DataLayout::create(data_dir)?;
+        let events = EventBus::default();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("Switchyard/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(20))
+            .build()
+            .map_err(|error| EngineError::Network {
+                url: String::new(),
+                problem: error.to_string(),
+            })?;
+        let mut startup_warnings = Vec::new();
+        let models = match ModelStore::open(
+            layout.models(),
+            &layout.state(),
+            http.clone(),
+            events.clone(),
+            deps.clock.clone(),
+        ) {
+            Ok(models) => models,
+            // A damaged catalog (kept aside by `open`) must not stop the app: start
+            // empty and say so.
+            Err(error @ EngineError::CorruptState { .. }) => {
+                startup_warnings.push(error.report());
+                ModelStore::open_empty(
+                    layout.models(),
+                    &layout.state(),
+                    http.clone(),
+                    events.clone(),
+                    deps.clock.clone(),
+                )
+            }
+            Err(error) => return Err(error),
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 system: SystemMonitor::new(deps.probe, deps.clock),
-                events: EventBus::default(),
+                events,
+                models,
+                http,
+                startup_warnings,
                 settings: RwLock::new(deps.settings),
                 data_dir_override: deps.data_dir_override,
                 config_dir: deps.config_dir,
@@ -121,6 +161,39 @@ impl Engine {
 
     pub fn config_dir(&self) -> &std::path::Path {
         &self.inner.config_dir
+    }
+
+    /// Problems met while starting that the person should hear about.
+    pub fn startup_warnings(&self) -> &[crate::errors::ErrorReport] {
+        &self.inner.startup_warnings
+    }
+
+    pub fn models(&self) -> &ModelStore {
+        &self.inner.models
+    }
+
+    /// A model file's metadata from its header, fetched with range requests.
+    pub async fn inspect_model(&self, location: &ModelLocation) -> Result<RemoteModel> {
+        let context = self.system_info().recommendation.suggested_context;
+        models::add::inspect(
+            &self.inner.http,
+            &self.settings().hub_url,
+            location,
+            context,
+        )
+        .await
+    }
+
+    /// The files of a Hugging Face repository, for the file picker.
+    pub async fn hub_files(&self, repo: &str, revision: &str) -> Result<Vec<HubFile>> {
+        hub::list_files(&self.inner.http, &self.settings().hub_url, repo, revision).await
+    }
+
+    /// Starts downloading a model; returns its id.
+    pub async fn add_model(&self, add: AddModel) -> Result<String> {
+        let request =
+            models::add::download_request(&self.inner.http, &self.settings().hub_url, add).await?;
+        self.inner.models.start_download(request)
     }
 
     pub fn system_info(&self) -> SystemInfo {

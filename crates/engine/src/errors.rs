@@ -15,6 +15,8 @@ pub enum ErrorCode {
     StorageUnavailable,
     /// A setting has a value that cannot work.
     InvalidSetting,
+    /// A request's input cannot work (a malformed repository name, an unknown id).
+    InvalidInput,
     /// A state file exists but cannot be read back.
     CorruptState,
     /// The operating system does not tell Switchyard about the hardware.
@@ -48,6 +50,11 @@ pub enum EngineError {
     },
     #[error("The setting `{field}` is invalid: {problem}")]
     InvalidSetting {
+        field: &'static str,
+        problem: String,
+    },
+    #[error("`{field}`: {problem}")]
+    InvalidInput {
         field: &'static str,
         problem: String,
     },
@@ -89,6 +96,7 @@ impl EngineError {
         match self {
             Self::StorageUnavailable { .. } => ErrorCode::StorageUnavailable,
             Self::InvalidSetting { .. } => ErrorCode::InvalidSetting,
+            Self::InvalidInput { .. } => ErrorCode::InvalidInput,
             Self::CorruptState { .. } => ErrorCode::CorruptState,
             Self::HardwareUnreadable { .. } => ErrorCode::HardwareUnreadable,
             Self::InvalidGguf { .. } => ErrorCode::InvalidGguf,
@@ -115,6 +123,7 @@ impl EngineError {
                     .into()
             }
             Self::InvalidSetting { .. } => "Correct the value and save again.".into(),
+            Self::InvalidInput { .. } => "Correct the value and try again.".into(),
             Self::CorruptState { .. } => {
                 "Switchyard kept the damaged file beside the new one; delete it if you do not need it."
                     .into()

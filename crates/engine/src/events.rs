@@ -5,6 +5,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 use ts_rs::TS;
 
+use crate::models::{DownloadStatus, InstalledModel};
 use crate::services::EngineStatus;
 use crate::settings::Settings;
 use crate::system::SystemSample;
@@ -18,6 +19,12 @@ pub enum EngineEvent {
     SystemSample(SystemSample),
     SettingsChanged(Settings),
     StatusChanged(EngineStatus),
+    /// A download moved on (progress, throttled) or changed state.
+    DownloadChanged(DownloadStatus),
+    /// The installed models changed (a download finished, a model was deleted).
+    ModelsChanged {
+        models: Vec<InstalledModel>,
+    },
     /// The engine is stopping its servers; nothing new will start.
     ShuttingDown,
 }

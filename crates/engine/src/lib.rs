@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod engine;
 pub mod errors;
+pub mod estimate;
 pub mod events;
 pub mod fs_atomic;
 pub mod gguf;

@@ -44,6 +44,14 @@ pub struct Settings {
     /// Light, dark, or follow the system.
     #[serde(default)]
     pub theme: Theme,
+    /// Where models are fetched from when added by Hugging Face name: the Hub, or a
+    /// mirror that serves the same paths.
+    #[serde(default = "default_hub_url")]
+    pub hub_url: String,
+}
+
+fn default_hub_url() -> String {
+    crate::models::hub::DEFAULT_HUB_URL.to_owned()
 }
 
 fn default_llm_port() -> u16 {
@@ -65,6 +73,7 @@ impl Default for Settings {
             close_to_tray: default_close_to_tray(),
             autostart: false,
             theme: Theme::default(),
+            hub_url: default_hub_url(),
         }
     }
 }
@@ -101,6 +110,12 @@ impl Settings {
             return Err(EngineError::InvalidSetting {
                 field: "image_port",
                 problem: format!("port {} is already the LLM port", self.image_port),
+            });
+        }
+        if !(self.hub_url.starts_with("https://") || self.hub_url.starts_with("http://")) {
+            return Err(EngineError::InvalidSetting {
+                field: "hub_url",
+                problem: format!("`{}` is not an http(s) address", self.hub_url),
             });
         }
         if let Some(dir) = &self.data_dir {
@@ -150,6 +165,7 @@ mod tests {
                 "autostart",
                 "close_to_tray",
                 "data_dir",
+                "hub_url",
                 "image_port",
                 "llm_port",
                 "theme"

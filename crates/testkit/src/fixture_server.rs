@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use sha2::Digest as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -44,9 +45,19 @@ pub struct Traffic {
     pub ranges: Vec<Option<String>>,
 }
 
+/// A file the fake Hub lists for a repository.
+#[derive(Debug, Clone)]
+struct HubEntry {
+    repo: String,
+    path: String,
+    size: u64,
+    sha256: String,
+}
+
 #[derive(Debug, Default)]
 struct State {
     files: HashMap<String, File>,
+    hub: Vec<HubEntry>,
     traffic: Traffic,
 }
 
@@ -95,6 +106,43 @@ impl FixtureServer {
                 fault: None,
             },
         );
+    }
+
+    /// Publishes a file in a fake Hugging Face repository: listed by
+    /// `/api/models/{repo}/tree/{revision}` (with its LFS SHA-256, or `claimed_sha256`
+    /// to make the Hub lie) and served by `/{repo}/resolve/{revision}/{path}` through a
+    /// redirect, as the Hub does. Its fault name is `{repo}/{path}`.
+    pub fn add_hub_file(
+        &self,
+        repo: &str,
+        path: &str,
+        bytes: Vec<u8>,
+        claimed_sha256: Option<&str>,
+    ) {
+        let sha256 = claimed_sha256.map_or_else(
+            || {
+                sha2::Sha256::digest(&bytes)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect()
+            },
+            str::to_owned,
+        );
+        let entry = HubEntry {
+            repo: repo.to_owned(),
+            path: path.to_owned(),
+            size: bytes.len() as u64,
+            sha256,
+        };
+        self.add_file(&format!("{repo}/{path}"), bytes);
+        let mut state = self.state();
+        state.hub.retain(|e| !(e.repo == repo && e.path == path));
+        state.hub.push(entry);
+    }
+
+    /// The base URL to use as the Hub address.
+    pub fn hub_url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     pub fn set_fault(&self, name: &str, fault: Option<Fault>) {
@@ -176,6 +224,14 @@ async fn respond(stream: &mut TcpStream, request: &Request, state: &Mutex<State>
             return stream.write_all(head.as_bytes()).await.is_ok();
         }
         Route::Status(code) => return send_status(stream, code).await,
+        Route::Json(body) => {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            return stream.write_all(head.as_bytes()).await.is_ok()
+                && stream.write_all(body.as_bytes()).await.is_ok();
+        }
         Route::File(name, file) => (name, file),
     };
     let total = file.bytes.len() as u64;
@@ -214,6 +270,7 @@ async fn respond(stream: &mut TcpStream, request: &Request, state: &Mutex<State>
 }
 
 enum Route {
+    Json(String),
     Redirect(String),
     Status(u16),
     File(String, File),
@@ -227,6 +284,38 @@ fn route(request: &Request, range_header: Option<String>, state: &Mutex<State>) 
     state.traffic.ranges.push(range_header);
     if let Some(name) = request.path.strip_prefix("/redirect/") {
         return Route::Redirect(format!("/files/{name}"));
+    }
+    if let Some(rest) = request.path.strip_prefix("/api/models/") {
+        // {owner}/{repo}/tree/{revision}[?query]
+        let rest = rest.split('?').next().unwrap_or_default();
+        let parts: Vec<&str> = rest.splitn(4, '/').collect();
+        if let [owner, repo, "tree", _revision] = parts.as_slice() {
+            let repo = format!("{owner}/{repo}");
+            let listing: Vec<String> = state
+                .hub
+                .iter()
+                .filter(|entry| entry.repo == repo)
+                .map(|entry| {
+                    format!(
+                        r#"{{"type":"file","oid":"0000","size":135,"path":"{}","lfs":{{"oid":"{}","size":{},"pointerSize":135}}}}"#,
+                        entry.path, entry.sha256, entry.size
+                    )
+                })
+                .collect();
+            if listing.is_empty() {
+                return Route::Status(404);
+            }
+            return Route::Json(format!("[{}]", listing.join(",")));
+        }
+    }
+    // {owner}/{repo}/resolve/{revision}/{path}
+    let parts: Vec<&str> = request
+        .path
+        .trim_start_matches('/')
+        .splitn(5, '/')
+        .collect();
+    if let [owner, repo, "resolve", _revision, path] = parts.as_slice() {
+        return Route::Redirect(format!("/files/{owner}/{repo}/{path}"));
     }
     let name = request.path.strip_prefix("/files/").unwrap_or_default();
     let Some(file) = state.files.get_mut(name) else {

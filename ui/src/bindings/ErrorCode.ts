@@ -4,4 +4,4 @@
  * Stable error codes. The UI and scripts match on these, never on message text,
  * so a variant is never renamed once released.
  */
-export type ErrorCode = "STORAGE_UNAVAILABLE" | "INVALID_SETTING" | "CORRUPT_STATE" | "HARDWARE_UNREADABLE" | "INVALID_GGUF" | "FILE_UNREADABLE" | "NETWORK_ERROR" | "SHUTTING_DOWN" | "INTERNAL";
+export type ErrorCode = "STORAGE_UNAVAILABLE" | "INVALID_SETTING" | "INVALID_INPUT" | "CORRUPT_STATE" | "HARDWARE_UNREADABLE" | "INVALID_GGUF" | "FILE_UNREADABLE" | "NETWORK_ERROR" | "DISK_FULL" | "CHECKSUM_MISMATCH" | "CANCELLED" | "SHUTTING_DOWN" | "INTERNAL";

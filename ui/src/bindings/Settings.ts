@@ -29,4 +29,9 @@ autostart: boolean,
 /**
  * Light, dark, or follow the system.
  */
-theme: Theme, };
+theme: Theme, 
+/**
+ * Where models are fetched from when added by Hugging Face name: the Hub, or a
+ * mirror that serves the same paths.
+ */
+hub_url: string, };

@@ -2,13 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use super::GgufFile;
 
 /// How much of the model is stored in one tensor type.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]
 pub struct QuantShare {
     pub type_name: String,
@@ -18,7 +18,7 @@ pub struct QuantShare {
 }
 
 /// A shard of a model split over several files (`-00001-of-00003.gguf`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]
 pub struct SplitInfo {
     /// 0-based, as llama.cpp's `split.no`.
@@ -28,7 +28,7 @@ pub struct SplitInfo {
     pub total_tensors: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[ts(export)]
 pub struct ModelFacts {
     pub version: u32,

@@ -1,5 +1,15 @@
 //! The model store: installed models, their files and metadata, and the downloads
 //! that bring them in.
 
+pub mod add;
+pub mod catalog;
 pub mod download;
+pub mod hub;
 pub mod names;
+mod store;
+
+pub use add::{AddModel, AddModelFile, ModelLocation, RemoteModel};
+pub use catalog::{FileRole, InstalledModel, ModelFile, ModelKind, ModelSource};
+pub use store::{
+    DiskUsage, DownloadFileRequest, DownloadRequest, DownloadState, DownloadStatus, ModelStore,
+};

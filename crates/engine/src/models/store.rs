@@ -1,0 +1,645 @@
+//! The model store: the catalog plus the downloads that fill it. A model enters the
+//! catalog only when every file is complete, its SHA-256 matches and its GGUF
+//! header reads; anything less stays a download (paused, failed) with its `.part`
+//! files kept for resuming, also across app restarts.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use ts_rs::TS;
+
+use super::catalog::{Catalog, FileRole, InstalledModel, ModelFile, ModelKind, ModelSource};
+use super::download::{self, part_path, RateMeter};
+use super::names::{model_id, sanitize_file_name};
+use crate::clock::Clock;
+use crate::errors::{EngineError, ErrorReport, Result};
+use crate::events::{EngineEvent, EventBus};
+use crate::fs_atomic;
+use crate::gguf;
+
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct DownloadFileRequest {
+    pub url: String,
+    /// Wanted local name; sanitized (folders and traversal removed).
+    pub file_name: String,
+    pub role: FileRole,
+    pub expected_sha256: Option<String>,
+    #[ts(type = "number | null")]
+    pub expected_size: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct DownloadRequest {
+    pub name: String,
+    pub kind: ModelKind,
+    pub source: ModelSource,
+    pub files: Vec<DownloadFileRequest>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum DownloadState {
+    Downloading,
+    Paused,
+    Verifying,
+    Complete,
+    Failed,
+    Cancelled,
+}
+
+/// A download as the window shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[ts(export)]
+pub struct DownloadStatus {
+    pub id: String,
+    pub name: String,
+    pub state: DownloadState,
+    #[ts(type = "number")]
+    pub bytes: u64,
+    #[ts(type = "number | null")]
+    pub total: Option<u64>,
+    #[ts(type = "number")]
+    pub speed_bps: u64,
+    #[ts(type = "number | null")]
+    pub eta_seconds: Option<u64>,
+    pub error: Option<ErrorReport>,
+}
+
+/// Bytes on disk for models, and what the disk has left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[ts(export)]
+pub struct DiskUsage {
+    #[ts(type = "number")]
+    pub models_bytes: u64,
+    #[ts(type = "number")]
+    pub partial_bytes: u64,
+    #[ts(type = "number | null")]
+    pub free_bytes: Option<u64>,
+}
+
+/// A pending download as saved in `state/downloads.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Pending {
+    id: String,
+    request: DownloadRequest,
+}
+
+#[derive(Debug)]
+struct Job {
+    request: DownloadRequest,
+    status: DownloadStatus,
+    cancel: CancellationToken,
+    /// Set by `cancel` (as opposed to `pause`): the parts are deleted.
+    discard: bool,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    pending_file: PathBuf,
+    client: reqwest::Client,
+    events: EventBus,
+    clock: Arc<dyn Clock>,
+    catalog: Mutex<Catalog>,
+    jobs: Mutex<HashMap<String, Job>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelStore {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl ModelStore {
+    /// Opens the store; downloads left unfinished by the last run come back paused.
+    pub fn open(
+        dir: PathBuf,
+        state_dir: &Path,
+        client: reqwest::Client,
+        events: EventBus,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
+        let catalog = Catalog::load(&dir)?;
+        Ok(Self::with_catalog(
+            catalog, dir, state_dir, client, events, clock,
+        ))
+    }
+
+    /// A store whose catalog could not be read: empty until a model is added (which
+    /// writes a fresh catalog; the damaged one was kept aside).
+    pub fn open_empty(
+        dir: PathBuf,
+        state_dir: &Path,
+        client: reqwest::Client,
+        events: EventBus,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self::with_catalog(Catalog::default(), dir, state_dir, client, events, clock)
+    }
+
+    fn with_catalog(
+        catalog: Catalog,
+        dir: PathBuf,
+        state_dir: &Path,
+        client: reqwest::Client,
+        events: EventBus,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let pending_file = state_dir.join("downloads.json");
+        let pending: Vec<Pending> = std::fs::read(&pending_file)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        let store = Self {
+            inner: Arc::new(Inner {
+                dir,
+                pending_file,
+                client,
+                events,
+                clock,
+                catalog: Mutex::new(catalog),
+                jobs: Mutex::new(HashMap::new()),
+            }),
+        };
+        for Pending { id, request } in pending {
+            let bytes = store.part_bytes(&id, &request);
+            let status = DownloadStatus {
+                id: id.clone(),
+                name: request.name.clone(),
+                state: DownloadState::Paused,
+                bytes,
+                total: total_expected(&request),
+                speed_bps: 0,
+                eta_seconds: None,
+                error: None,
+            };
+            lock(&store.inner.jobs).insert(
+                id,
+                Job {
+                    request,
+                    status,
+                    cancel: CancellationToken::new(),
+                    discard: false,
+                },
+            );
+        }
+        store
+    }
+
+    pub fn models(&self) -> Vec<InstalledModel> {
+        lock(&self.inner.catalog).models.clone()
+    }
+
+    pub fn downloads(&self) -> Vec<DownloadStatus> {
+        let mut list: Vec<DownloadStatus> = lock(&self.inner.jobs)
+            .values()
+            .map(|job| job.status.clone())
+            .collect();
+        list.sort_by(|a, b| a.id.cmp(&b.id));
+        list
+    }
+
+    pub fn model_dir(&self, id: &str) -> PathBuf {
+        self.inner.dir.join(id)
+    }
+
+    /// Checks the request and starts downloading; returns the model's id.
+    pub fn start_download(&self, request: DownloadRequest) -> Result<String> {
+        let request = validated(request)?;
+        let id = model_id(&request.name);
+        {
+            let catalog = lock(&self.inner.catalog);
+            let mut jobs = lock(&self.inner.jobs);
+            if catalog.get(&id).is_some() || jobs.contains_key(&id) {
+                return Err(EngineError::InvalidInput {
+                    field: "name",
+                    problem: format!(
+                        "a model named `{}` is already installed or downloading",
+                        request.name
+                    ),
+                });
+            }
+            let status = DownloadStatus {
+                id: id.clone(),
+                name: request.name.clone(),
+                state: DownloadState::Downloading,
+                bytes: 0,
+                total: total_expected(&request),
+                speed_bps: 0,
+                eta_seconds: None,
+                error: None,
+            };
+            jobs.insert(
+                id.clone(),
+                Job {
+                    request,
+                    status,
+                    cancel: CancellationToken::new(),
+                    discard: false,
+                },
+            );
+        }
+        self.save_pending()?;
+        self.spawn(&id);
+        Ok(id)
+    }
+
+    /// Stops a download and keeps what arrived.
+    pub fn pause(&self, id: &str) -> Result<()> {
+        self.with_job(id, |job| job.cancel.cancel())
+    }
+
+    pub fn resume(&self, id: &str) -> Result<()> {
+        let resumable = self.with_job(id, |job| {
+            let resumable = matches!(
+                job.status.state,
+                DownloadState::Paused | DownloadState::Failed
+            );
+            if resumable {
+                job.cancel = CancellationToken::new();
+                job.status.state = DownloadState::Downloading;
+                job.status.error = None;
+            }
+            resumable
+        })?;
+        if resumable {
+            self.spawn(id);
+        }
+        Ok(())
+    }
+
+    /// Stops a download and deletes its files.
+    pub fn cancel(&self, id: &str) -> Result<()> {
+        let running = self.with_job(id, |job| {
+            job.discard = true;
+            job.cancel.cancel();
+            job.status.state == DownloadState::Downloading
+        })?;
+        if !running {
+            // Paused or failed: nothing will notice the token, so clean up here.
+            self.finish_cancel(id);
+        }
+        Ok(())
+    }
+
+    /// Re-reads every file of an installed model and compares its SHA-256.
+    pub async fn verify(&self, id: &str) -> Result<()> {
+        let model = self.installed(id)?;
+        for file in &model.files {
+            let path = self.model_dir(id).join(&file.file_name);
+            let (size, sha256) = download::sha256_file(&path).await?;
+            if sha256 != file.sha256 || size != file.size_bytes {
+                return Err(EngineError::ChecksumMismatch {
+                    file: file.file_name.clone(),
+                    expected: file.sha256.clone(),
+                    actual: sha256,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub fn delete(&self, id: &str) -> Result<()> {
+        self.installed(id)?;
+        {
+            let mut catalog = lock(&self.inner.catalog);
+            let mut next = catalog.clone();
+            next.models.retain(|model| model.id != id);
+            next.save(&self.inner.dir)?;
+            *catalog = next;
+        }
+        // The catalog no longer names it; removing the files can fail harmlessly.
+        if let Err(error) = std::fs::remove_dir_all(self.model_dir(id)) {
+            tracing::warn!(%error, id, "model files could not all be removed");
+        }
+        self.announce_models();
+        Ok(())
+    }
+
+    pub fn disk_usage(&self) -> DiskUsage {
+        let models_bytes = self.models().iter().map(InstalledModel::size_bytes).sum();
+        let partial_bytes = lock(&self.inner.jobs)
+            .iter()
+            .map(|(id, job)| self.part_bytes(id, &job.request))
+            .sum();
+        DiskUsage {
+            models_bytes,
+            partial_bytes,
+            free_bytes: free_space(&self.inner.dir),
+        }
+    }
+
+    fn installed(&self, id: &str) -> Result<InstalledModel> {
+        lock(&self.inner.catalog)
+            .get(id)
+            .cloned()
+            .ok_or_else(|| EngineError::InvalidInput {
+                field: "id",
+                problem: format!("no installed model `{id}`"),
+            })
+    }
+
+    fn with_job<T>(&self, id: &str, change: impl FnOnce(&mut Job) -> T) -> Result<T> {
+        let mut jobs = lock(&self.inner.jobs);
+        let job = jobs.get_mut(id).ok_or_else(|| EngineError::InvalidInput {
+            field: "id",
+            problem: format!("no download `{id}`"),
+        })?;
+        Ok(change(job))
+    }
+
+    fn part_bytes(&self, id: &str, request: &DownloadRequest) -> u64 {
+        request
+            .files
+            .iter()
+            .map(|file| {
+                let final_path = self.model_dir(id).join(&file.file_name);
+                std::fs::metadata(part_path(&final_path))
+                    .or_else(|_| std::fs::metadata(&final_path))
+                    .map_or(0, |m| m.len())
+            })
+            .sum()
+    }
+
+    fn save_pending(&self) -> Result<()> {
+        let pending: Vec<Pending> = lock(&self.inner.jobs)
+            .iter()
+            .filter(|(_, job)| {
+                !matches!(
+                    job.status.state,
+                    DownloadState::Complete | DownloadState::Cancelled
+                )
+            })
+            .map(|(id, job)| Pending {
+                id: id.clone(),
+                request: job.request.clone(),
+            })
+            .collect();
+        fs_atomic::write_json(&self.inner.pending_file, &pending).map_err(|source| {
+            EngineError::StorageUnavailable {
+                path: self.inner.pending_file.clone(),
+                source,
+            }
+        })
+    }
+
+    fn update(&self, id: &str, change: impl FnOnce(&mut DownloadStatus)) {
+        let status = {
+            let mut jobs = lock(&self.inner.jobs);
+            let Some(job) = jobs.get_mut(id) else { return };
+            change(&mut job.status);
+            job.status.clone()
+        };
+        self.inner.events.emit(EngineEvent::DownloadChanged(status));
+    }
+
+    fn announce_models(&self) {
+        self.inner.events.emit(EngineEvent::ModelsChanged {
+            models: self.models(),
+        });
+    }
+
+    fn spawn(&self, id: &str) {
+        let store = self.clone();
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            let outcome = store.run(&id).await;
+            store.settle(&id, outcome);
+        });
+    }
+
+    /// Downloads every file, verifies, and installs.
+    async fn run(&self, id: &str) -> Result<()> {
+        let (request, cancel) =
+            self.with_job(id, |job| (job.request.clone(), job.cancel.clone()))?;
+        self.update(id, |status| status.state = DownloadState::Downloading);
+        let folder = self.model_dir(id);
+        std::fs::create_dir_all(&folder).map_err(|source| EngineError::StorageUnavailable {
+            path: folder.clone(),
+            source,
+        })?;
+
+        let total = total_expected(&request);
+        let mut done_before = 0u64;
+        let mut fetched = Vec::with_capacity(request.files.len());
+        for file in &request.files {
+            let part = part_path(&folder.join(&file.file_name));
+            let mut meter = RateMeter::new(PROGRESS_EVERY);
+            let result =
+                download::fetch(&self.inner.client, &file.url, &part, &cancel, |progress| {
+                    let bytes = done_before + progress.bytes;
+                    let total = total.or(progress.total.map(|t| done_before + t));
+                    if let Some(speed) = meter.record(Instant::now(), bytes, Some(bytes) == total) {
+                        self.update(id, |status| {
+                            status.bytes = bytes;
+                            status.total = total;
+                            status.speed_bps = speed;
+                            status.eta_seconds = total
+                                .zip((speed > 0).then_some(speed))
+                                .map(|(t, s)| t.saturating_sub(bytes) / s);
+                        });
+                    }
+                })
+                .await?;
+            done_before += result.size;
+            fetched.push(result);
+        }
+
+        self.update(id, |status| status.state = DownloadState::Verifying);
+        for (file, result) in request.files.iter().zip(&fetched) {
+            let part = part_path(&folder.join(&file.file_name));
+            let size_wrong = file.expected_size.is_some_and(|size| size != result.size);
+            let sha_wrong = file
+                .expected_sha256
+                .as_ref()
+                .is_some_and(|sha| *sha != result.sha256);
+            if size_wrong || sha_wrong {
+                download::discard_part(&part);
+                return Err(EngineError::ChecksumMismatch {
+                    file: file.file_name.clone(),
+                    expected: file
+                        .expected_sha256
+                        .clone()
+                        .unwrap_or_else(|| format!("{} bytes", file.expected_size.unwrap_or(0))),
+                    actual: result.sha256.clone(),
+                });
+            }
+        }
+        let facts = match request
+            .files
+            .iter()
+            .find(|file| file.role == FileRole::Weights)
+        {
+            Some(weights) => Some(
+                gguf::read_local(&part_path(&folder.join(&weights.file_name)))
+                    .await?
+                    .facts(),
+            ),
+            None => None,
+        };
+        for file in &request.files {
+            let final_path = folder.join(&file.file_name);
+            let part = part_path(&final_path);
+            std::fs::rename(&part, &final_path).map_err(|source| {
+                EngineError::StorageUnavailable {
+                    path: final_path.clone(),
+                    source,
+                }
+            })?;
+            download::discard_part(&part);
+        }
+        let model = InstalledModel {
+            id: id.to_owned(),
+            name: request.name.clone(),
+            kind: request.kind,
+            files: request
+                .files
+                .iter()
+                .zip(&fetched)
+                .map(|(file, result)| ModelFile {
+                    role: file.role,
+                    file_name: file.file_name.clone(),
+                    size_bytes: result.size,
+                    sha256: result.sha256.clone(),
+                    url: file.url.clone(),
+                })
+                .collect(),
+            source: request.source.clone(),
+            facts,
+            added_at_ms: self.inner.clock.now_ms(),
+        };
+        let mut catalog = lock(&self.inner.catalog);
+        let mut next = catalog.clone();
+        next.models.push(model);
+        next.save(&self.inner.dir)?;
+        *catalog = next;
+        Ok(())
+    }
+
+    /// Records how a run ended.
+    fn settle(&self, id: &str, outcome: Result<()>) {
+        let discard = self.with_job(id, |job| job.discard).unwrap_or(false);
+        match outcome {
+            Ok(()) => {
+                self.update(id, |status| {
+                    status.state = DownloadState::Complete;
+                    status.eta_seconds = Some(0);
+                });
+                lock(&self.inner.jobs).remove(id);
+                self.announce_models();
+            }
+            Err(EngineError::Cancelled) if discard => self.finish_cancel(id),
+            Err(EngineError::Cancelled) => self.update(id, |status| {
+                status.state = DownloadState::Paused;
+                status.speed_bps = 0;
+                status.eta_seconds = None;
+            }),
+            Err(error) => {
+                tracing::warn!(%error, id, "download failed");
+                // Only what cannot be resumed is thrown away.
+                if matches!(
+                    error,
+                    EngineError::ChecksumMismatch { .. } | EngineError::InvalidGguf { .. }
+                ) {
+                    self.remove_files(id);
+                }
+                self.update(id, |status| {
+                    status.state = DownloadState::Failed;
+                    status.speed_bps = 0;
+                    status.eta_seconds = None;
+                    status.error = Some(error.report());
+                });
+            }
+        }
+        if let Err(error) = self.save_pending() {
+            tracing::warn!(%error, "could not record pending downloads");
+        }
+    }
+
+    fn finish_cancel(&self, id: &str) {
+        self.remove_files(id);
+        self.update(id, |status| status.state = DownloadState::Cancelled);
+        lock(&self.inner.jobs).remove(id);
+        if let Err(error) = self.save_pending() {
+            tracing::warn!(%error, "could not record pending downloads");
+        }
+    }
+
+    fn remove_files(&self, id: &str) {
+        if lock(&self.inner.catalog).get(id).is_none() {
+            let _ = std::fs::remove_dir_all(self.model_dir(id));
+        }
+    }
+}
+
+fn total_expected(request: &DownloadRequest) -> Option<u64> {
+    request.files.iter().map(|file| file.expected_size).sum()
+}
+
+fn validated(mut request: DownloadRequest) -> Result<DownloadRequest> {
+    if request.name.trim().is_empty() {
+        return Err(EngineError::InvalidInput {
+            field: "name",
+            problem: "a model needs a name".into(),
+        });
+    }
+    if request.files.is_empty() {
+        return Err(EngineError::InvalidInput {
+            field: "files",
+            problem: "choose at least one file".into(),
+        });
+    }
+    let mut names = std::collections::HashSet::new();
+    for file in &mut request.files {
+        if !(file.url.starts_with("https://") || file.url.starts_with("http://")) {
+            return Err(EngineError::InvalidInput {
+                field: "url",
+                problem: format!("`{}` is not an http(s) address", file.url),
+            });
+        }
+        file.file_name =
+            sanitize_file_name(&file.file_name).ok_or_else(|| EngineError::InvalidInput {
+                field: "file_name",
+                problem: format!("`{}` cannot be a file name", file.file_name),
+            })?;
+        if !names.insert(file.file_name.clone()) {
+            return Err(EngineError::InvalidInput {
+                field: "files",
+                problem: format!("`{}` is listed twice", file.file_name),
+            });
+        }
+        if let Some(sha) = &mut file.expected_sha256 {
+            *sha = sha.trim().to_ascii_lowercase();
+            if sha.len() != 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(EngineError::InvalidInput {
+                    field: "expected_sha256",
+                    problem: format!("`{sha}` is not a SHA-256 (64 hex digits)"),
+                });
+            }
+        }
+    }
+    Ok(request)
+}
+
+/// Free bytes on the disk that holds `path`.
+fn free_space(path: &Path) -> Option<u64> {
+    let path = std::fs::canonicalize(path).ok()?;
+    let disks = sysinfo::Disks::new_with_refreshed_list().ok()?;
+    disks
+        .iter()
+        .filter(|disk| path.starts_with(disk.mount_point()))
+        .max_by_key(|disk| disk.mount_point().as_os_str().len())
+        .map(sysinfo::Disk::available_space)
+}

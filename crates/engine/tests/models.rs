@@ -1,0 +1,395 @@
+//! The model store end to end: a real engine in a temporary folder downloads
+//! generated models from the fixture server acting as the Hugging Face Hub.
+
+#![allow(clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_engine::models::{
+    AddModel, AddModelFile, DownloadState, DownloadStatus, FileRole, ModelKind, ModelLocation,
+    ModelSource,
+};
+use switchyard_engine::settings::Settings;
+use switchyard_engine::{Engine, EngineDeps, EngineEvent, ErrorCode};
+use switchyard_testkit::gguf::LlamaSpec;
+use switchyard_testkit::{FakeProbe, Fault, FixtureServer, ManualClock};
+use tokio::sync::broadcast::Receiver;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+const REPO: &str = "switchyard/tiny-llama-GGUF";
+
+fn engine_in(dir: &std::path::Path, hub_url: String) -> Engine {
+    Engine::new(EngineDeps {
+        data_dir_override: Some(dir.join("data")),
+        config_dir: dir.join("config"),
+        settings: Settings {
+            hub_url,
+            ..Settings::default()
+        },
+        probe: Arc::new(FakeProbe::cpu_only(16)),
+        clock: Arc::new(ManualClock::at(1_700_000_000_000)),
+    })
+    .expect("engine")
+}
+
+fn hub_file(path: &str) -> AddModelFile {
+    AddModelFile {
+        location: ModelLocation::Hub {
+            repo: REPO.into(),
+            revision: "main".into(),
+            path: path.into(),
+        },
+        role: FileRole::Weights,
+        expected_sha256: None,
+    }
+}
+
+fn add(name: &str, files: Vec<AddModelFile>) -> AddModel {
+    AddModel {
+        name: name.into(),
+        kind: ModelKind::Llm,
+        files,
+    }
+}
+
+async fn wait_for_state(
+    events: &mut Receiver<EngineEvent>,
+    id: &str,
+    state: DownloadState,
+) -> DownloadStatus {
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let Ok(EngineEvent::DownloadChanged(status)) = events.recv().await {
+                if status.id == id && status.state == state {
+                    return status;
+                }
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{id} never reached {state:?}"))
+}
+
+async fn hub_with(files: &[(&str, Vec<u8>)]) -> FixtureServer {
+    let server = FixtureServer::start().await.expect("server");
+    for (path, bytes) in files {
+        server.add_hub_file(REPO, path, bytes.clone(), None);
+    }
+    server
+}
+
+#[tokio::test]
+async fn a_hub_model_downloads_verifies_and_enters_the_catalog() {
+    let model = LlamaSpec::default().to_bytes();
+    let server = hub_with(&[("tiny-F32.gguf", model.clone())]).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = engine_in(dir.path(), server.hub_url());
+    let mut events = engine.subscribe();
+
+    let id = engine
+        .add_model(add("Tiny llama", vec![hub_file("tiny-F32.gguf")]))
+        .await
+        .expect("started");
+    assert_eq!(id, "tiny-llama");
+    let done = wait_for_state(&mut events, &id, DownloadState::Complete).await;
+    assert_eq!(done.bytes, model.len() as u64);
+    assert_eq!(
+        done.total,
+        Some(model.len() as u64),
+        "the total came from the Hub listing"
+    );
+
+    let models = engine.models().models();
+    assert_eq!(models.len(), 1);
+    let installed = &models[0];
+    assert_eq!(
+        installed.source,
+        ModelSource::HuggingFace {
+            repo: REPO.into(),
+            revision: "main".into()
+        }
+    );
+    assert_eq!(installed.files[0].size_bytes, model.len() as u64);
+    assert_eq!(
+        installed
+            .facts
+            .as_ref()
+            .and_then(|f| f.architecture.as_deref()),
+        Some("llama")
+    );
+    assert_eq!(installed.added_at_ms, 1_700_000_000_000);
+
+    let folder = dir.path().join("data/models/tiny-llama");
+    assert_eq!(
+        std::fs::read(folder.join("tiny-F32.gguf")).expect("installed file"),
+        model
+    );
+    let names: Vec<String> = std::fs::read_dir(&folder)
+        .expect("folder")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["tiny-F32.gguf"], "no .part or resume data left");
+    let catalog: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("data/models/catalog.json")).expect("catalog"),
+    )
+    .expect("json");
+    assert_eq!(catalog["models"][0]["id"], "tiny-llama");
+    assert!(engine.models().downloads().is_empty());
+    assert!(engine.models().disk_usage().models_bytes == model.len() as u64);
+
+    engine.models().verify(&id).await.expect("verifies");
+    let error = engine
+        .add_model(add("Tiny llama", vec![hub_file("tiny-F32.gguf")]))
+        .await
+        .expect_err("twice");
+    assert_eq!(error.code(), ErrorCode::InvalidInput);
+}
+
+#[tokio::test]
+async fn a_wrong_checksum_registers_nothing() {
+    let server = FixtureServer::start().await.expect("server");
+    server.add_hub_file(
+        REPO,
+        "tiny.gguf",
+        LlamaSpec::default().to_bytes(),
+        Some(&"ab".repeat(32)),
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = engine_in(dir.path(), server.hub_url());
+    let mut events = engine.subscribe();
+    let id = engine
+        .add_model(add("Tiny", vec![hub_file("tiny.gguf")]))
+        .await
+        .expect("started");
+    let failed = wait_for_state(&mut events, &id, DownloadState::Failed).await;
+    assert_eq!(
+        failed.error.expect("error").code,
+        ErrorCode::ChecksumMismatch
+    );
+    assert!(engine.models().models().is_empty());
+    assert!(
+        !dir.path().join("data/models/tiny").exists(),
+        "the bad bytes were discarded"
+    );
+}
+
+#[tokio::test]
+async fn a_download_pauses_resumes_and_survives_an_app_restart() {
+    let model = LlamaSpec {
+        embedding: 256,
+        vocab: 4096,
+        ..LlamaSpec::default()
+    }
+    .to_bytes();
+    let server = hub_with(&[("m.gguf", model.clone())]).await;
+    server.set_fault(
+        &format!("{REPO}/m.gguf"),
+        Some(Fault::Slow {
+            bytes_per_second: 4_000_000,
+        }),
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let id = {
+        let engine = engine_in(dir.path(), server.hub_url());
+        let mut events = engine.subscribe();
+        let id = engine
+            .add_model(add("Resumable", vec![hub_file("m.gguf")]))
+            .await
+            .expect("started");
+        tokio::time::timeout(DEADLINE, async {
+            loop {
+                if let Ok(EngineEvent::DownloadChanged(status)) = events.recv().await {
+                    if status.bytes > 1_000_000 {
+                        return;
+                    }
+                }
+            }
+        })
+        .await
+        .expect("progress");
+        engine.models().pause(&id).expect("pause");
+        let paused = wait_for_state(&mut events, &id, DownloadState::Paused).await;
+        assert!(paused.bytes > 1_000_000 && paused.bytes < model.len() as u64);
+        id
+    };
+
+    // A new engine on the same folder: the download is there, paused, with its bytes.
+    server.set_fault(&format!("{REPO}/m.gguf"), None);
+    server.reset_traffic();
+    let engine = engine_in(dir.path(), server.hub_url());
+    let pending = engine.models().downloads();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].state, DownloadState::Paused);
+    let kept = pending[0].bytes;
+    assert!(kept > 1_000_000);
+    let mut events = engine.subscribe();
+    engine.models().resume(&id).expect("resume");
+    wait_for_state(&mut events, &id, DownloadState::Complete).await;
+    // (Body bytes are not compared: the slow server may still be writing into the
+    // first engine's closed connection when the traffic is reset.)
+    let ranges = server.traffic().ranges;
+    assert!(
+        ranges.contains(&Some(format!("bytes={kept}-"))),
+        "only the rest was asked for: {ranges:?}"
+    );
+    engine.models().verify(&id).await.expect("intact");
+}
+
+#[tokio::test]
+async fn cancel_deletes_everything() {
+    let server = hub_with(&[(
+        "m.gguf",
+        LlamaSpec {
+            embedding: 256,
+            vocab: 4096,
+            ..LlamaSpec::default()
+        }
+        .to_bytes(),
+    )])
+    .await;
+    server.set_fault(
+        &format!("{REPO}/m.gguf"),
+        Some(Fault::Slow {
+            bytes_per_second: 1_000_000,
+        }),
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = engine_in(dir.path(), server.hub_url());
+    let mut events = engine.subscribe();
+    let id = engine
+        .add_model(add("Doomed", vec![hub_file("m.gguf")]))
+        .await
+        .expect("started");
+    engine.models().cancel(&id).expect("cancel");
+    wait_for_state(&mut events, &id, DownloadState::Cancelled).await;
+    assert!(!dir.path().join("data/models/doomed").exists());
+    assert!(engine.models().downloads().is_empty());
+    let pending = std::fs::read_to_string(dir.path().join("data/state/downloads.json"))
+        .expect("pending file");
+    assert_eq!(pending.trim(), "[]");
+}
+
+#[tokio::test]
+async fn tampering_is_found_by_verify_and_delete_removes_the_model() {
+    let server = hub_with(&[("tiny.gguf", LlamaSpec::default().to_bytes())]).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = engine_in(dir.path(), server.hub_url());
+    let mut events = engine.subscribe();
+    let id = engine
+        .add_model(add("Tiny", vec![hub_file("tiny.gguf")]))
+        .await
+        .expect("started");
+    wait_for_state(&mut events, &id, DownloadState::Complete).await;
+
+    let file = dir.path().join("data/models/tiny/tiny.gguf");
+    let mut bytes = std::fs::read(&file).expect("file");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&file, bytes).expect("tampered");
+    let error = engine
+        .models()
+        .verify(&id)
+        .await
+        .expect_err("tampering found");
+    assert_eq!(error.code(), ErrorCode::ChecksumMismatch);
+
+    engine.models().delete(&id).expect("deleted");
+    assert!(engine.models().models().is_empty());
+    assert!(!dir.path().join("data/models/tiny").exists());
+}
+
+#[tokio::test]
+async fn metadata_is_read_before_downloading() {
+    let model = LlamaSpec {
+        embedding: 512,
+        feed_forward: 1024,
+        vocab: 2048,
+        ..LlamaSpec::default()
+    }
+    .to_bytes();
+    let server = hub_with(&[("wide.gguf", model.clone())]).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = engine_in(dir.path(), server.hub_url());
+    let files = engine.hub_files(REPO, "main").await.expect("listing");
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].size_bytes, model.len() as u64);
+    assert_eq!(files[0].sha256.as_ref().map(String::len), Some(64));
+
+    let location = ModelLocation::Hub {
+        repo: REPO.into(),
+        revision: "main".into(),
+        path: "wide.gguf".into(),
+    };
+    let remote = engine.inspect_model(&location).await.expect("inspected");
+    assert_eq!(remote.facts.embedding_length, Some(512));
+    assert_eq!(remote.size_bytes, Some(model.len() as u64));
+    assert!(
+        remote.fetched_bytes * 20 < model.len() as u64,
+        "fetched {} bytes",
+        remote.fetched_bytes
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_before_anything_downloads() {
+    let server = hub_with(&[("tiny.gguf", LlamaSpec::default().to_bytes())]).await;
+    server.add_file("page.html", b"<html>not a model</html>".to_vec());
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = engine_in(dir.path(), server.hub_url());
+
+    let traversal = AddModelFile {
+        location: ModelLocation::Hub {
+            repo: "../etc".into(),
+            revision: "main".into(),
+            path: "x.gguf".into(),
+        },
+        role: FileRole::Weights,
+        expected_sha256: None,
+    };
+    let error = engine
+        .add_model(add("Bad", vec![traversal]))
+        .await
+        .expect_err("bad repo");
+    assert_eq!(error.code(), ErrorCode::InvalidInput);
+    let error = engine
+        .add_model(add("Missing", vec![hub_file("nope.gguf")]))
+        .await
+        .expect_err("not listed");
+    assert!(error.to_string().contains("nope.gguf"), "{error}");
+    assert!(engine.models().downloads().is_empty());
+
+    // A URL that serves a web page: downloaded, then refused as a model.
+    let mut events = engine.subscribe();
+    let page = AddModelFile {
+        location: ModelLocation::Url {
+            url: server.url("page.html"),
+        },
+        role: FileRole::Weights,
+        expected_sha256: None,
+    };
+    let id = engine
+        .add_model(add("Page", vec![page]))
+        .await
+        .expect("started");
+    let failed = wait_for_state(&mut events, &id, DownloadState::Failed).await;
+    assert_eq!(failed.error.expect("error").code, ErrorCode::InvalidGguf);
+    assert!(engine.models().models().is_empty());
+}
+
+#[tokio::test]
+async fn a_damaged_catalog_is_kept_aside_and_reported() {
+    let dir = tempfile::tempdir().expect("dir");
+    let models = dir.path().join("data/models");
+    std::fs::create_dir_all(&models).expect("folder");
+    std::fs::write(models.join("catalog.json"), "{\"models\": [").expect("damaged");
+    let engine = engine_in(dir.path(), "http://127.0.0.1:9".into());
+    assert_eq!(engine.startup_warnings().len(), 1);
+    assert_eq!(engine.startup_warnings()[0].code, ErrorCode::CorruptState);
+    assert_eq!(
+        std::fs::read_to_string(models.join("catalog.json.damaged")).expect("kept"),
+        "{\"models\": ["
+    );
+    assert!(engine.models().models().is_empty());
+}

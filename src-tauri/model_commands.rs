@@ -1,0 +1,84 @@
+//! Model commands: one engine call each.
+
+use switchyard_engine::models::hub::HubFile;
+use switchyard_engine::models::{
+    AddModel, DiskUsage, DownloadStatus, InstalledModel, ModelLocation, RemoteModel,
+};
+use switchyard_engine::Engine;
+use tauri::State;
+use tracing::instrument;
+
+use crate::ipc_error::IpcError;
+
+#[tauri::command]
+#[instrument(skip_all)]
+pub fn list_models(engine: State<'_, Engine>) -> Vec<InstalledModel> {
+    engine.models().models()
+}
+
+#[tauri::command]
+#[instrument(skip_all)]
+pub fn list_downloads(engine: State<'_, Engine>) -> Vec<DownloadStatus> {
+    engine.models().downloads()
+}
+
+#[tauri::command(async)]
+#[instrument(skip_all)]
+pub fn disk_usage(engine: State<'_, Engine>) -> DiskUsage {
+    engine.models().disk_usage()
+}
+
+#[tauri::command]
+#[instrument(skip(engine), err(Debug))]
+pub async fn hub_files(
+    engine: State<'_, Engine>,
+    repo: String,
+    revision: String,
+) -> Result<Vec<HubFile>, IpcError> {
+    Ok(engine.hub_files(&repo, &revision).await?)
+}
+
+#[tauri::command]
+#[instrument(skip(engine), err(Debug))]
+pub async fn inspect_model(
+    engine: State<'_, Engine>,
+    location: ModelLocation,
+) -> Result<RemoteModel, IpcError> {
+    Ok(engine.inspect_model(&location).await?)
+}
+
+#[tauri::command]
+#[instrument(skip(engine), err(Debug))]
+pub async fn add_model(engine: State<'_, Engine>, add: AddModel) -> Result<String, IpcError> {
+    Ok(engine.add_model(add).await?)
+}
+
+#[tauri::command]
+#[instrument(skip(engine), err(Debug))]
+pub fn pause_download(engine: State<'_, Engine>, id: String) -> Result<(), IpcError> {
+    Ok(engine.models().pause(&id)?)
+}
+
+#[tauri::command]
+#[instrument(skip(engine), err(Debug))]
+pub fn resume_download(engine: State<'_, Engine>, id: String) -> Result<(), IpcError> {
+    Ok(engine.models().resume(&id)?)
+}
+
+#[tauri::command]
+#[instrument(skip(engine), err(Debug))]
+pub fn cancel_download(engine: State<'_, Engine>, id: String) -> Result<(), IpcError> {
+    Ok(engine.models().cancel(&id)?)
+}
+
+#[tauri::command]
+#[instrument(skip(engine), err(Debug))]
+pub async fn verify_model(engine: State<'_, Engine>, id: String) -> Result<(), IpcError> {
+    Ok(engine.models().verify(&id).await?)
+}
+
+#[tauri::command]
+#[instrument(skip(engine), err(Debug))]
+pub fn delete_model(engine: State<'_, Engine>, id: String) -> Result<(), IpcError> {
+    Ok(engine.models().delete(&id)?)
+}
