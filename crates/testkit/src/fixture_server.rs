@@ -59,6 +59,8 @@ struct State {
     files: HashMap<String, File>,
     hub: Vec<HubEntry>,
     traffic: Traffic,
+    /// Bumped by `reset_traffic`: bytes of requests from before are not counted.
+    epoch: u64,
 }
 
 /// A running fixture server; it stops when dropped.
@@ -164,8 +166,12 @@ impl FixtureServer {
         self.state().traffic.clone()
     }
 
+    /// Forgets the traffic so far. A request still being answered (a slow body
+    /// into a connection the client dropped) no longer counts.
     pub fn reset_traffic(&self) {
-        self.state().traffic = Traffic::default();
+        let mut state = self.state();
+        state.traffic = Traffic::default();
+        state.epoch += 1;
     }
 }
 
@@ -217,7 +223,7 @@ async fn serve_connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
 /// Answers one request; `false` closes the connection.
 async fn respond(stream: &mut TcpStream, request: &Request, state: &Mutex<State>) -> bool {
     let range_header = request.headers.get("range").cloned();
-    let (name, file) = match route(request, range_header.clone(), state) {
+    let (name, file, epoch) = match route(request, range_header.clone(), state) {
         Route::Redirect(location) => {
             let head =
                 format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n");
@@ -232,7 +238,7 @@ async fn respond(stream: &mut TcpStream, request: &Request, state: &Mutex<State>
             return stream.write_all(head.as_bytes()).await.is_ok()
                 && stream.write_all(body.as_bytes()).await.is_ok();
         }
-        Route::File(name, file) => (name, file),
+        Route::File(name, file, epoch) => (name, file, epoch),
     };
     let total = file.bytes.len() as u64;
     let if_range_matches = request
@@ -266,14 +272,14 @@ async fn respond(stream: &mut TcpStream, request: &Request, state: &Mutex<State>
     if stream.write_all(head.as_bytes()).await.is_err() || request.method == "HEAD" {
         return request.method == "HEAD";
     }
-    send_body(stream, &name, &file, start, end, state).await
+    send_body(stream, &name, &file, (start, end), epoch, state).await
 }
 
 enum Route {
     Json(String),
     Redirect(String),
     Status(u16),
-    File(String, File),
+    File(String, File, u64),
 }
 
 /// Counts the request and decides what to answer (without holding the lock across
@@ -329,15 +335,16 @@ fn route(request: &Request, range_header: Option<String>, state: &Mutex<State>) 
         }
         return Route::Status(code);
     }
-    Route::File(name.to_owned(), file.clone())
+    let file = file.clone();
+    Route::File(name.to_owned(), file, state.epoch)
 }
 
 async fn send_body(
     stream: &mut TcpStream,
     name: &str,
     file: &File,
-    start: u64,
-    end: u64,
+    (start, end): (u64, u64),
+    epoch: u64,
     state: &Mutex<State>,
 ) -> bool {
     const CHUNK: u64 = 64 * 1024;
@@ -367,11 +374,12 @@ async fn send_body(
         if stream.write_all(&chunk).await.is_err() {
             return false;
         }
-        state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .traffic
-            .body_bytes += chunk.len() as u64;
+        {
+            let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+            if state.epoch == epoch {
+                state.traffic.body_bytes += chunk.len() as u64;
+            }
+        }
         if cut {
             if let Some(file) = state
                 .lock()
