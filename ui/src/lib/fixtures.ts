@@ -107,6 +107,9 @@ export function fakeSample(sampledAtMs: number, step: number): SystemSample {
   };
 }
 
+/** The engine's default model hub (a mirror serving the same paths also works). */
+export const DEFAULT_HUB_URL = 'https://huggingface.co';
+
 export function fakeSettings(theme: Settings['theme'] = 'system'): Settings {
   return {
     data_dir: null,
@@ -115,6 +118,7 @@ export function fakeSettings(theme: Settings['theme'] = 'system'): Settings {
     close_to_tray: true,
     autostart: false,
     theme,
+    hub_url: DEFAULT_HUB_URL,
   };
 }
 

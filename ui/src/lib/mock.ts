@@ -39,6 +39,9 @@ function validate(settings: Settings): ErrorReport | null {
   if (settings.llm_port === settings.image_port) {
     return invalid('image_port', `port ${settings.image_port} is already the LLM port`);
   }
+  if (!/^https?:\/\//.test(settings.hub_url)) {
+    return invalid('hub_url', `\`${settings.hub_url}\` is not an http(s) address`);
+  }
   if (settings.data_dir !== null && !settings.data_dir.startsWith('/')) {
     return invalid('data_dir', `${settings.data_dir} is not a full path`);
   }

@@ -36,6 +36,7 @@ describe('SettingsDialog', () => {
     expect(input('LLM port').value).toBe('8080');
     expect(input('Image port').value).toBe('8081');
     expect(input('Data folder').value).toBe('');
+    expect(input('Model hub address').value).toBe('https://huggingface.co');
     expect(screen.getByTestId('about-version').textContent).toBe('0.1.0');
     expect(screen.getByText(fakeAppInfo.logs_dir)).toBeTruthy();
   });
@@ -67,5 +68,19 @@ describe('SettingsDialog', () => {
     await fireEvent.click(screen.getByTestId('settings-save'));
     await waitFor(() => expect(sent).toHaveLength(2));
     expect(sent[1]?.data_dir).toBeNull();
+  });
+
+  it('saves the model hub address with the rest, and an empty one as the Hub', async () => {
+    const { sent, settings } = setup((next) => ({ settings: next, restart_required: false }));
+    await fireEvent.input(input('Model hub address'), { target: { value: ' https://hf-mirror.example.org ' } });
+    await fireEvent.click(screen.getByTestId('settings-save'));
+    await waitFor(() => expect(sent).toHaveLength(1));
+    expect(sent[0]).toEqual({ ...fakeSettings(), hub_url: 'https://hf-mirror.example.org' });
+    expect(settings.value?.hub_url).toBe('https://hf-mirror.example.org');
+
+    await fireEvent.input(input('Model hub address'), { target: { value: '' } });
+    await fireEvent.click(screen.getByTestId('settings-save'));
+    await waitFor(() => expect(sent).toHaveLength(2));
+    expect(sent[1]?.hub_url).toBe('https://huggingface.co');
   });
 });
