@@ -1,7 +1,7 @@
 //! The one place engine events become window events (and tray updates).
 
 use switchyard_engine::{Engine, EngineEvent};
-use tauri::{AppHandle, Emitter, Runtime};
+use tauri::{AppHandle, Emitter, Manager, Runtime};
 use tokio::sync::broadcast::error::RecvError;
 
 /// The window listens on this name; the payload is an `EngineEvent`.
@@ -17,6 +17,11 @@ pub fn spawn<R: Runtime>(app: AppHandle<R>, engine: &Engine) {
                     if let EngineEvent::StatusChanged(status) = &event {
                         crate::tray::show_status(&app, status);
                     }
+                    // A hidden window has no use for live figures; skipping them lets
+                    // the web view sleep while Switchyard sits in the tray.
+                    if matches!(event, EngineEvent::SystemSample(_)) && !window_visible(&app) {
+                        continue;
+                    }
                     if let Err(error) = app.emit(EVENT_NAME, &event) {
                         tracing::warn!(%error, "could not forward an engine event");
                     }
@@ -28,4 +33,9 @@ pub fn spawn<R: Runtime>(app: AppHandle<R>, engine: &Engine) {
             }
         }
     });
+}
+
+fn window_visible<R: Runtime>(app: &AppHandle<R>) -> bool {
+    app.get_webview_window(crate::window::MAIN)
+        .is_some_and(|window| window.is_visible().unwrap_or(true))
 }

@@ -5,8 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 npm run build:app-debug
-app="${CARGO_TARGET_DIR:-$PWD/target}/debug/switchyard"
+cargo build --quiet -p switchyard-testkit --bin fixture-hub
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+app="$target_dir/debug/switchyard"
 [ -x "$app" ] || { echo "e2e: the app was not built at $app" >&2; exit 1; }
+export SWITCHYARD_E2E_FIXTURE_HUB="$target_dir/debug/fixture-hub"
 
 rm -rf target/e2e/screenshots
 mkdir -p target/e2e/screenshots

@@ -6,13 +6,28 @@
 mod idle;
 mod proc_stats;
 mod session;
+mod transfer;
 
 use anyhow::{bail, Result};
 
-const SUITES: &[(&str, &str)] = &[(
-    "idle",
-    "CPU and memory of the running app (backend + webview), System tab open vs in the tray",
-)];
+const SUITES: &[(&str, &str)] = &[
+    (
+        "idle",
+        "CPU and memory of the running app (backend + webview), System tab open vs in the tray",
+    ),
+    (
+        "download",
+        "2 GiB from a local server: Switchyard (hashing) vs curl [--gib N]",
+    ),
+    (
+        "verify",
+        "SHA-256 of a 2 GiB file: Switchyard vs openssl and sha256sum [--gib N]",
+    ),
+    (
+        "gguf-remote",
+        "bytes and requests to read model headers over HTTP vs header size",
+    ),
+];
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -23,6 +38,9 @@ fn main() -> Result<()> {
     let rest: Vec<String> = args.collect();
     match suite.as_str() {
         "idle" => idle::run(&idle::Options::parse(&rest)?),
+        "download" => transfer::download(gib_option(&rest)?),
+        "verify" => transfer::verify(gib_option(&rest)?),
+        "gguf-remote" => transfer::gguf_remote(),
         "--help" | "-h" | "help" => {
             print_usage();
             Ok(())
@@ -31,6 +49,15 @@ fn main() -> Result<()> {
             print_usage();
             bail!("unknown suite `{other}`")
         }
+    }
+}
+
+/// `--gib N` (default 2).
+fn gib_option(args: &[String]) -> Result<u64> {
+    match args {
+        [] => Ok(2),
+        [flag, value] if flag == "--gib" => Ok(value.parse()?),
+        other => bail!("unexpected options {other:?} (known: --gib N)"),
     }
 }
 

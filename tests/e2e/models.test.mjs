@@ -1,0 +1,100 @@
+// The Models tab against a stand-in Hugging Face Hub (crates/testkit fixture-hub):
+// list a repository, preview a model's metadata from its header, download it,
+// and pause and resume a slower one.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, test } from 'node:test';
+import { By, until } from 'selenium-webdriver';
+import { DEADLINE_MS, launchApp, screenshot, textOf, visible, waitUntilReady } from './driver.mjs';
+
+const REPO = 'switchyard/tiny-llama-GGUF';
+let hub;
+let session;
+
+async function startHub() {
+  const binary = process.env.SWITCHYARD_E2E_FIXTURE_HUB;
+  if (!binary) throw new Error('SWITCHYARD_E2E_FIXTURE_HUB is not set: run through `npm run e2e`');
+  const child = spawn(binary, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const firstLine = await new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout }).once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`fixture-hub exited with ${code}`)));
+  });
+  return { child, url: firstLine.trim() };
+}
+
+before(async () => {
+  hub = await startHub();
+  session = await launchApp({
+    prepare(home) {
+      mkdirSync(join(home, 'config'), { recursive: true });
+      writeFileSync(join(home, 'config', 'settings.json'), JSON.stringify({ settings: { hub_url: hub.url } }));
+    },
+  });
+  await waitUntilReady(session.driver);
+  await (await visible(session.driver, 'tab-models')).click();
+});
+
+after(async () => {
+  await session?.stop();
+  hub?.child.kill();
+});
+
+async function typeInto(driver, id, text) {
+  const input = await visible(driver, id);
+  await input.clear();
+  await input.sendKeys(text);
+}
+
+async function chooseHubFile(driver, path) {
+  await typeInto(driver, 'hub-repo', REPO);
+  await (await visible(driver, 'hub-list-files')).click();
+  const row = await driver.wait(until.elementLocated(By.css(`[data-testid="hub-file"][data-path="${path}"]`)), DEADLINE_MS);
+  await driver.wait(until.elementIsVisible(row), DEADLINE_MS);
+  await row.click();
+}
+
+async function installedRow(driver, id) {
+  return driver.wait(until.elementLocated(By.css(`[data-testid="installed-row"][data-id="${id}"]`)), DEADLINE_MS,
+    `${id} never appeared among the installed models`);
+}
+
+async function downloadState(driver, state) {
+  return driver.wait(until.elementLocated(By.css(`[data-testid="download-row"][data-state="${state}"]`)), DEADLINE_MS,
+    `no download reached ${state}`);
+}
+
+test('a Hub model is previewed from its header, then downloaded and listed', async () => {
+  const { driver, home } = session;
+  await chooseHubFile(driver, 'tiny-llama-F32.gguf');
+  await (await visible(driver, 'model-preview')).click();
+  await visible(driver, 'preview-card');
+  assert.equal(await textOf(driver, 'preview-architecture'), 'llama');
+  assert.equal(await textOf(driver, 'preview-layers'), '2');
+  assert.equal(await textOf(driver, 'preview-context'), '2048');
+  await screenshot(driver, '10-models-preview');
+
+  await (await visible(driver, 'model-download')).click();
+  await installedRow(driver, 'tiny-llama-f32');
+  const file = join(home, 'data', 'models', 'tiny-llama-f32', 'tiny-llama-F32.gguf');
+  assert.equal(statSync(file).size, 571_520, 'the whole model is on disk');
+  await screenshot(driver, '11-models-installed');
+});
+
+test('a slow download pauses and resumes', async () => {
+  const { driver } = session;
+  await chooseHubFile(driver, 'tiny-llama-Q8_0.gguf');
+  await (await visible(driver, 'model-preview')).click();
+  await visible(driver, 'preview-card');
+  await (await visible(driver, 'model-download')).click();
+
+  await downloadState(driver, 'downloading');
+  await (await visible(driver, 'download-pause')).click();
+  await downloadState(driver, 'paused');
+  await screenshot(driver, '12-models-paused');
+  await (await visible(driver, 'download-resume')).click();
+  await installedRow(driver, 'tiny-llama-q8-0');
+  await screenshot(driver, '13-models-two-installed');
+});
