@@ -1,6 +1,12 @@
 // Realistic engine answers for the browser preview and for tests: an 8-core Ryzen
 // with AVX2, 32 GiB of RAM and a 12 GiB RTX 4070. Never imported by the app itself.
 import type { AppInfo } from '../bindings/AppInfo';
+import type { DiskUsage } from '../bindings/DiskUsage';
+import type { DownloadStatus } from '../bindings/DownloadStatus';
+import type { HubFile } from '../bindings/HubFile';
+import type { InstalledModel } from '../bindings/InstalledModel';
+import type { ModelFacts } from '../bindings/ModelFacts';
+import type { RemoteModel } from '../bindings/RemoteModel';
 import type { EngineStatus } from '../bindings/EngineStatus';
 import type { Settings } from '../bindings/Settings';
 import type { SystemInfo } from '../bindings/SystemInfo';
@@ -130,3 +136,205 @@ export const fakeAppInfo: AppInfo = {
   config_dir: '/home/you/.config/switchyard',
   logs_dir: '/home/you/.local/share/switchyard/logs',
 };
+
+// ---- Models -------------------------------------------------------------------
+
+/** A stable fake SHA-256 (64 lowercase hex digits) derived from a text. */
+export function fakeSha256(text: string): string {
+  let hash = 0x811c9dc5;
+  let hex = '';
+  for (let round = 0; hex.length < 64; round++) {
+    for (const char of `${round}:${text}`) hash = Math.imul(hash ^ char.charCodeAt(0), 0x01000193) >>> 0;
+    hex += hash.toString(16).padStart(8, '0');
+  }
+  return hex.slice(0, 64);
+}
+
+const LLAMA3_TEMPLATE =
+  "{{- bos_token }}{%- for message in messages %}{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}{%- endfor %}{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}";
+
+/** Llama 3.1 8B Instruct at Q4_K_M, as the GGUF reader describes it. */
+export function fakeLlamaFacts(): ModelFacts {
+  return {
+    version: 3,
+    architecture: 'llama',
+    name: 'Meta Llama 3.1 8B Instruct',
+    size_label: '8B',
+    file_type: 'Q4_K_M',
+    parameter_count: 8_030_261_248,
+    tensor_bytes: 4_912_898_304,
+    tensor_count: 292,
+    quantization: [
+      { type_name: 'Q4_K', tensors: 193, bytes: 3_810_525_184 },
+      { type_name: 'Q6_K', tensors: 33, bytes: 1_101_004_800 },
+      { type_name: 'F32', tensors: 66, bytes: 1_368_320 },
+    ],
+    block_count: 32,
+    context_length: 131_072,
+    embedding_length: 4096,
+    feed_forward_length: 14_336,
+    head_count: 32,
+    head_count_kv: 8,
+    expert_count: null,
+    expert_used_count: null,
+    vocab_size: 128_256,
+    tokenizer_model: 'gpt2',
+    chat_template: LLAMA3_TEMPLATE,
+    split: null,
+    header_bytes: 7_840_704,
+  };
+}
+
+/** Stable Diffusion 1.5 at Q8_0: stable-diffusion.cpp files name no architecture. */
+export function fakeDiffusionFacts(): ModelFacts {
+  return {
+    version: 3,
+    architecture: null,
+    name: null,
+    size_label: null,
+    file_type: null,
+    parameter_count: 1_066_235_307,
+    tensor_bytes: 1_757_220_288,
+    tensor_count: 1131,
+    quantization: [
+      { type_name: 'Q8_0', tensors: 412, bytes: 1_157_283_840 },
+      { type_name: 'F16', tensors: 264, bytes: 597_426_176 },
+      { type_name: 'F32', tensors: 455, bytes: 2_510_272 },
+    ],
+    block_count: null,
+    context_length: null,
+    embedding_length: null,
+    feed_forward_length: null,
+    head_count: null,
+    head_count_kv: null,
+    expert_count: null,
+    expert_used_count: null,
+    vocab_size: null,
+    tokenizer_model: null,
+    chat_template: null,
+    split: null,
+    header_bytes: 121_344,
+  };
+}
+
+export const LLAMA_REPO = 'bartowski/Meta-Llama-3.1-8B-Instruct-GGUF';
+
+/** Two installed models: an LLM and an image model. */
+export function fakeInstalledModels(): InstalledModel[] {
+  const llamaFile = 'Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf';
+  const sdFile = 'stable-diffusion-v1-5-pruned-emaonly-Q8_0.gguf';
+  return [
+    {
+      id: 'meta-llama-3-1-8b-instruct-q4-k-m',
+      name: 'Meta-Llama-3.1-8B-Instruct-Q4_K_M',
+      kind: 'llm',
+      files: [
+        {
+          role: 'weights',
+          file_name: llamaFile,
+          size_bytes: 4_920_739_232,
+          sha256: fakeSha256(llamaFile),
+          url: `https://huggingface.co/${LLAMA_REPO}/resolve/main/${llamaFile}`,
+        },
+      ],
+      source: { type: 'hugging_face', repo: LLAMA_REPO, revision: 'main' },
+      facts: fakeLlamaFacts(),
+      added_at_ms: Date.UTC(2025, 2, 3, 14, 12),
+    },
+    {
+      id: 'stable-diffusion-v1-5-q8-0',
+      name: 'stable-diffusion-v1-5-Q8_0',
+      kind: 'diffusion',
+      files: [
+        {
+          role: 'weights',
+          file_name: sdFile,
+          size_bytes: 1_757_341_632,
+          sha256: fakeSha256(sdFile),
+          url: `https://huggingface.co/second-state/stable-diffusion-v1-5-GGUF/resolve/main/${sdFile}`,
+        },
+      ],
+      source: { type: 'hugging_face', repo: 'second-state/stable-diffusion-v1-5-GGUF', revision: 'main' },
+      facts: fakeDiffusionFacts(),
+      added_at_ms: Date.UTC(2025, 2, 9, 9, 40),
+    },
+  ];
+}
+
+/** A download about a third of the way through. */
+export function fakeDownload(overrides: Partial<DownloadStatus> = {}): DownloadStatus {
+  return {
+    id: 'qwen2-5-7b-instruct-q4-k-m',
+    name: 'Qwen2.5-7B-Instruct-Q4_K_M',
+    state: 'downloading',
+    bytes: 1_781_530_624,
+    total: 4_683_073_536,
+    speed_bps: 12_373_196,
+    eta_seconds: 235,
+    error: null,
+    ...overrides,
+  };
+}
+
+export function fakeDiskUsage(models: InstalledModel[] = fakeInstalledModels(), partial = 1_781_530_624): DiskUsage {
+  const models_bytes = models.reduce((sum, model) => sum + model.files.reduce((s, file) => s + file.size_bytes, 0), 0);
+  return { models_bytes, partial_bytes: partial, free_bytes: 227_945_316_352 };
+}
+
+/** Bits per weight of common llama.cpp quantizations, for plausible file sizes. */
+const QUANT_BITS: Array<[string, number]> = [
+  ['IQ2_M', 2.93],
+  ['Q2_K', 3.35],
+  ['Q3_K_M', 4.02],
+  ['IQ4_XS', 4.46],
+  ['Q4_K_S', 4.67],
+  ['Q4_K_M', 4.89],
+  ['Q5_K_M', 5.7],
+  ['Q6_K', 6.56],
+  ['Q8_0', 8.5],
+  ['f16', 16],
+];
+
+/** "SmolLM2-360M-Instruct" → 360e6, "Qwen2.5-7B" → 7e9: the size a repository's name announces. */
+function parametersInName(repo: string): number | null {
+  const match = /(?:^|[-_/])(\d+(?:\.\d+)?)([BM])(?=[-_]|$)/i.exec(repo);
+  if (!match) return null;
+  return Number(match[1]) * (match[2]!.toUpperCase() === 'B' ? 1e9 : 1e6);
+}
+
+/** A Hub listing like bartowski's: README, attributes, an imatrix and one GGUF per quantization. */
+export function fakeHubFiles(repo: string, parameters = parametersInName(repo) ?? 8_030_261_248): HubFile[] {
+  const base = (repo.split('/')[1] ?? repo).replace(/-GGUF$/i, '');
+  const file = (path: string, size_bytes: number, lfs: boolean): HubFile => ({
+    path,
+    size_bytes,
+    sha256: lfs ? fakeSha256(`${repo}/${path}`) : null,
+  });
+  const files: HubFile[] = [
+    file('.gitattributes', 2_391, false),
+    file('README.md', 11_842, false),
+    file(`${base}.imatrix`, 5_229_060, true),
+  ];
+  for (const [quant, bits] of QUANT_BITS) {
+    files.push(file(`${base}-${quant}.gguf`, Math.round((parameters * bits) / 8) + 7_840_704, true));
+  }
+  if (/llava|vl|vision|gemma-3/i.test(repo)) files.push(file(`mmproj-${base}-f16.gguf`, 624_434_336, true));
+  return files;
+}
+
+/** What inspect_model answers for a file: Llama's facts, the file's quantization and size. */
+export function fakeRemoteModel(url: string, sizeBytes: number | null, quant: string | null, context = 8192): RemoteModel {
+  const facts = fakeLlamaFacts();
+  if (quant) facts.file_type = quant;
+  const weights = sizeBytes ?? facts.tensor_bytes;
+  // KV cache at f16: 2 (K and V) × layers × context × KV heads × head size × 2 bytes.
+  const kv = 2 * 32 * context * 8 * 128 * 2;
+  const overhead = 412_090_368;
+  return {
+    url,
+    facts,
+    size_bytes: sizeBytes,
+    fetched_bytes: 8_126_464,
+    memory: { context, weights_bytes: weights, kv_cache_bytes: kv, total_bytes: weights + kv + overhead },
+  };
+}

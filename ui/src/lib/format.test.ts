@@ -4,9 +4,13 @@ import {
   formatAgo,
   formatBytes,
   formatCount,
+  formatEta,
   formatGiB,
+  formatParams,
   formatPercent,
+  formatSpeed,
   fraction,
+  progressPercent,
   runsOnLabel,
   stateLabel,
   vendorLabel,
@@ -74,5 +78,67 @@ describe('labels', () => {
     expect(backendLabel('rocm')).toBe('ROCm');
     expect(stateLabel('running')).toBe('Running');
     expect(runsOnLabel('cpu')).toBe('Runs on CPU');
+  });
+});
+
+describe('formatBytes, all units', () => {
+  it('uses binary units, with GiB exactly as formatGiB', () => {
+    expect(formatBytes(0)).toBe('0 B');
+    expect(formatBytes(512)).toBe('512 B');
+    expect(formatBytes(8_126_464)).toBe('8 MiB');
+    expect(formatBytes(4_920_739_232)).toBe(formatGiB(4_920_739_232));
+    expect(formatBytes(4_920_739_232)).toBe('4.6 GiB');
+    expect(formatBytes(3 * 2 ** 40)).toBe('3.0 TiB');
+    expect(formatBytes(Number.NaN)).toBe('0 B');
+  });
+});
+
+describe('formatSpeed', () => {
+  it('is bytes per second in binary units, and a dash when unknown', () => {
+    expect(formatSpeed(12_373_196)).toBe('11.8 MiB/s');
+    expect(formatSpeed(300 * 1024)).toBe('300 KiB/s');
+    expect(formatSpeed(2 * 2 ** 30)).toBe('2.0 GiB/s');
+    expect(formatSpeed(0)).toBe('0 B/s');
+    expect(formatSpeed(null)).toBe('—');
+    expect(formatSpeed(-1)).toBe('—');
+  });
+});
+
+describe('formatEta', () => {
+  it('reads like "2 min 5 s", dropping a zero second part', () => {
+    expect(formatEta(0)).toBe('0 s');
+    expect(formatEta(45)).toBe('45 s');
+    expect(formatEta(125)).toBe('2 min 5 s');
+    expect(formatEta(120)).toBe('2 min');
+    expect(formatEta(3_780)).toBe('1 h 3 min');
+    expect(formatEta(7_200)).toBe('2 h');
+    expect(formatEta(2 * 86_400 + 4 * 3_600)).toBe('2 d 4 h');
+    expect(formatEta(null)).toBe('—');
+    expect(formatEta(Number.POSITIVE_INFINITY)).toBe('—');
+  });
+});
+
+describe('formatParams', () => {
+  it('has three significant digits and a short scale', () => {
+    expect(formatParams(8_030_261_248)).toBe('8.03 B');
+    expect(formatParams(567_000_000)).toBe('567 M');
+    expect(formatParams(70_553_706_496)).toBe('70.6 B');
+    expect(formatParams(1_066_235_307)).toBe('1.07 B');
+    expect(formatParams(8_000_000_000)).toBe('8 B');
+    expect(formatParams(999_700_000)).toBe('1 B');
+    expect(formatParams(1_500_000_000_000)).toBe('1.5 T');
+    expect(formatParams(135_000)).toBe('135 K');
+    expect(formatParams(42)).toBe('42');
+    expect(formatParams(null)).toBe('—');
+  });
+});
+
+describe('progressPercent', () => {
+  it('rounds down, so 100% means done, and is null without a total', () => {
+    expect(progressPercent(1_781_530_624, 4_683_073_536)).toBe(38);
+    expect(progressPercent(999, 1000)).toBe(99);
+    expect(progressPercent(1000, 1000)).toBe(100);
+    expect(progressPercent(5, null)).toBeNull();
+    expect(progressPercent(5, 0)).toBeNull();
   });
 });

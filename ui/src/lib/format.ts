@@ -12,11 +12,78 @@ export function formatGiB(bytes: number): string {
   return (bytes / 2 ** 30).toFixed(1) + ' GiB';
 }
 
-/** Bytes in the unit that reads best: MiB below 1 GiB, GiB above. */
+const KIB = 2 ** 10;
+const TIB = 2 ** 40;
+
+/**
+ * Bytes in the binary unit that reads best: B, KiB, MiB (whole numbers), then GiB
+ * with one decimal exactly as `formatGiB`, then TiB.
+ */
 export function formatBytes(bytes: number): string {
+  if (!Number.isFinite(bytes) || bytes <= 0) return '0 B';
+  if (bytes >= TIB) return `${(bytes / TIB).toFixed(1)} TiB`;
   if (bytes >= GIB) return formatGiB(bytes);
   if (bytes >= MIB) return `${Math.round(bytes / MIB)} MiB`;
-  return `${Math.max(0, Math.round(bytes / 1024))} KiB`;
+  if (bytes >= KIB) return `${Math.round(bytes / KIB)} KiB`;
+  return `${Math.round(bytes)} B`;
+}
+
+/** Bytes per second, e.g. "12.3 MiB/s"; a dash when unknown. */
+export function formatSpeed(bytesPerSecond: number | null | undefined): string {
+  if (bytesPerSecond === null || bytesPerSecond === undefined || !Number.isFinite(bytesPerSecond) || bytesPerSecond < 0) {
+    return '—';
+  }
+  if (bytesPerSecond >= GIB) return `${(bytesPerSecond / GIB).toFixed(1)} GiB/s`;
+  if (bytesPerSecond >= MIB) return `${(bytesPerSecond / MIB).toFixed(1)} MiB/s`;
+  if (bytesPerSecond >= KIB) return `${Math.round(bytesPerSecond / KIB)} KiB/s`;
+  return `${Math.round(bytesPerSecond)} B/s`;
+}
+
+/** Time left, e.g. "45 s", "2 min 5 s", "1 h 3 min", "2 d 4 h"; a dash when unknown. */
+export function formatEta(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds) || seconds < 0) return '—';
+  const total = Math.round(seconds);
+  if (total < 60) return `${total} s`;
+  const pair = (big: number, bigUnit: string, small: number, smallUnit: string) =>
+    small > 0 ? `${big} ${bigUnit} ${small} ${smallUnit}` : `${big} ${bigUnit}`;
+  if (total < 3600) return pair(Math.floor(total / 60), 'min', total % 60, 's');
+  const minutes = Math.round(total / 60);
+  if (minutes < 24 * 60) return pair(Math.floor(minutes / 60), 'h', minutes % 60, 'min');
+  const hours = Math.round(minutes / 60);
+  return pair(Math.floor(hours / 24), 'd', hours % 24, 'h');
+}
+
+const COUNT_UNITS = [
+  { size: 1e12, suffix: 'T' },
+  { size: 1e9, suffix: 'B' },
+  { size: 1e6, suffix: 'M' },
+  { size: 1e3, suffix: 'K' },
+] as const;
+
+/** A parameter count with three significant digits: "8.03 B", "567 M", "1.5 T". */
+export function formatParams(count: number | null | undefined): string {
+  if (count === null || count === undefined || !Number.isFinite(count) || count < 0) return '—';
+  for (let i = 0; i < COUNT_UNITS.length; i++) {
+    const unit = COUNT_UNITS[i]!;
+    if (count < unit.size) continue;
+    const rounded = Number((count / unit.size).toPrecision(3));
+    // 999.6 M rounds to 1000 M: say 1 B instead.
+    const bigger = COUNT_UNITS[i - 1];
+    if (rounded >= 1000 && bigger) return `${Number((count / bigger.size).toPrecision(3))} ${bigger.suffix}`;
+    return `${rounded} ${unit.suffix}`;
+  }
+  return String(Math.round(count));
+}
+
+/** How far a transfer is, as a whole percentage rounded down (100 only when done). */
+export function progressPercent(bytes: number, total: number | null | undefined): number | null {
+  if (total === null || total === undefined || !(total > 0)) return null;
+  return Math.min(100, Math.max(0, Math.floor((bytes / total) * 100)));
+}
+
+/** A calendar date such as "3 Mar 2025" in the reader's locale. */
+export function formatDate(ms: number): string {
+  return new Date(ms).toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
 }
 
 /** A whole percentage, or a dash when unknown. */

@@ -69,6 +69,51 @@ describe('ipc', () => {
   });
 });
 
+describe('model commands', () => {
+  it('pass their arguments under the Rust parameter names', async () => {
+    const calls: Array<[string, unknown]> = [];
+    mockIPC((command, args) => {
+      calls.push([command, args]);
+      if (command === 'add_model') return 'model-id';
+      if (command.startsWith('list_') || command === 'hub_files') return [];
+      return null;
+    });
+    const location = { type: 'hub' as const, repo: 'owner/name', revision: 'main', path: 'm.gguf' };
+    const add = { name: 'M', kind: 'llm' as const, files: [{ location, role: 'weights' as const, expected_sha256: null }] };
+    await ipc.listModels();
+    await ipc.listDownloads();
+    await ipc.diskUsage();
+    await ipc.hubFiles('owner/name', 'main');
+    await ipc.inspectModel(location);
+    expect(await ipc.addModel(add)).toBe('model-id');
+    await ipc.pauseDownload('a');
+    await ipc.resumeDownload('b');
+    await ipc.cancelDownload('c');
+    await ipc.verifyModel('d');
+    await ipc.deleteModel('e');
+    expect(calls).toEqual([
+      ['list_models', {}],
+      ['list_downloads', {}],
+      ['disk_usage', {}],
+      ['hub_files', { repo: 'owner/name', revision: 'main' }],
+      ['inspect_model', { location }],
+      ['add_model', { add }],
+      ['pause_download', { id: 'a' }],
+      ['resume_download', { id: 'b' }],
+      ['cancel_download', { id: 'c' }],
+      ['verify_model', { id: 'd' }],
+      ['delete_model', { id: 'e' }],
+    ]);
+  });
+
+  it('reject a damaged model with CHECKSUM_MISMATCH', async () => {
+    mockIPC(() => {
+      throw { code: 'CHECKSUM_MISMATCH', message: 'm.gguf is damaged', suggestion: 'Download it again.' };
+    });
+    await expect(ipc.verifyModel('m')).rejects.toMatchObject({ code: 'CHECKSUM_MISMATCH' });
+  });
+});
+
 describe('untagged', () => {
   it('drops the type tag and keeps the rest', () => {
     const event = { type: 'settings_changed' as const, ...fakeSettings('light') };

@@ -2,10 +2,17 @@
 // through here, so the rest of the UI never touches `invoke` or event names.
 import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
+import type { AddModel } from '../bindings/AddModel';
 import type { AppInfo } from '../bindings/AppInfo';
+import type { DiskUsage } from '../bindings/DiskUsage';
+import type { DownloadStatus } from '../bindings/DownloadStatus';
 import type { EngineEvent } from '../bindings/EngineEvent';
 import type { EngineStatus } from '../bindings/EngineStatus';
 import type { ErrorReport } from '../bindings/ErrorReport';
+import type { HubFile } from '../bindings/HubFile';
+import type { InstalledModel } from '../bindings/InstalledModel';
+import type { ModelLocation } from '../bindings/ModelLocation';
+import type { RemoteModel } from '../bindings/RemoteModel';
 import type { Settings } from '../bindings/Settings';
 import type { SettingsUpdate } from '../bindings/SettingsUpdate';
 import type { SystemInfo } from '../bindings/SystemInfo';
@@ -52,6 +59,26 @@ export const ipc = {
   engineStatus: () => call<EngineStatus>('engine_status'),
   /** Problems found while starting (e.g. unreadable settings reset to defaults). */
   startupWarnings: () => call<ErrorReport[]>('startup_warnings'),
+
+  // Models. Argument keys are the Rust parameter names (single words, so Tauri's
+  // camelCase mapping leaves them as they are).
+  listModels: () => call<InstalledModel[]>('list_models'),
+  listDownloads: () => call<DownloadStatus[]>('list_downloads'),
+  diskUsage: () => call<DiskUsage>('disk_usage'),
+  /** The files of a Hugging Face repository at a revision (branch, tag or commit). */
+  hubFiles: (repo: string, revision: string) => call<HubFile[]>('hub_files', { repo, revision }),
+  /** A model file's metadata from its GGUF header alone (HTTP range requests). */
+  inspectModel: (location: ModelLocation) => call<RemoteModel>('inspect_model', { location }),
+  /** Starts downloading; resolves to the new model's id. */
+  addModel: (add: AddModel) => call<string>('add_model', { add }),
+  pauseDownload: (id: string) => call<null>('pause_download', { id }),
+  resumeDownload: (id: string) => call<null>('resume_download', { id }),
+  /** Stops a download and deletes what it fetched. */
+  cancelDownload: (id: string) => call<null>('cancel_download', { id }),
+  /** Re-reads an installed model's files; rejects with CHECKSUM_MISMATCH when damaged. */
+  verifyModel: (id: string) => call<null>('verify_model', { id }),
+  deleteModel: (id: string) => call<null>('delete_model', { id }),
+
   /** Calls `handler` for every engine event until the returned function is called. */
   onEngineEvent: async (handler: (event: EngineEvent) => void): Promise<UnlistenFn> => {
     const unlisten = await listen<EngineEvent>(ENGINE_EVENT, (event) => handler(event.payload));

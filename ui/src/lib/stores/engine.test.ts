@@ -1,6 +1,9 @@
-import { describe, expect, it } from 'vitest';
-import { fakeSample, fakeSettings, fakeSystemInfo } from '../fixtures';
+import { clearMocks, mockIPC } from '@tauri-apps/api/mocks';
+import { afterEach, describe, expect, it } from 'vitest';
+import { fakeDiskUsage, fakeDownload, fakeInstalledModels, fakeSample, fakeSettings, fakeSystemInfo } from '../fixtures';
 import { applyEvent, createStores } from './engine';
+
+afterEach(() => clearMocks());
 
 describe('applyEvent', () => {
   it('routes each event to the store that owns its data, without the type tag', () => {
@@ -18,5 +21,16 @@ describe('applyEvent', () => {
 
     applyEvent(s, { type: 'shutting_down' });
     expect(s.status.shuttingDown).toBe(true);
+  });
+
+  it('sends download_changed and models_changed to the models store', () => {
+    mockIPC((command) => (command === 'disk_usage' ? fakeDiskUsage() : null));
+    const s = createStores();
+    applyEvent(s, { type: 'download_changed', ...fakeDownload({ state: 'paused' }) });
+    expect(s.models.downloads).toEqual([fakeDownload({ state: 'paused' })]);
+    const models = fakeInstalledModels();
+    applyEvent(s, { type: 'models_changed', models });
+    expect(s.models.models).toEqual(models);
+    s.models.dispose();
   });
 });

@@ -2,6 +2,7 @@
 import type { EngineEvent } from '../../bindings/EngineEvent';
 import { ipc, untagged } from '../ipc';
 import { AppInfoStore } from './app.svelte';
+import { ModelsStore } from './models.svelte';
 import { NoticesStore } from './notices.svelte';
 import { SettingsStore } from './settings.svelte';
 import { StatusStore } from './status.svelte';
@@ -13,6 +14,7 @@ export interface Stores {
   settings: SettingsStore;
   appInfo: AppInfoStore;
   notices: NoticesStore;
+  models: ModelsStore;
 }
 
 /** One fresh set of stores: main.ts makes the window's, tests make their own. */
@@ -23,6 +25,7 @@ export function createStores(): Stores {
     settings: new SettingsStore(),
     appInfo: new AppInfoStore(),
     notices: new NoticesStore(),
+    models: new ModelsStore(),
   };
 }
 
@@ -37,6 +40,12 @@ export function applyEvent(stores: Stores, event: EngineEvent): void {
       break;
     case 'status_changed':
       stores.status.set(untagged(event));
+      break;
+    case 'download_changed':
+      stores.models.applyDownload(untagged(event));
+      break;
+    case 'models_changed':
+      stores.models.setModels(event.models);
       break;
     case 'shutting_down':
       stores.status.shuttingDown = true;
@@ -59,6 +68,7 @@ export async function connect(stores: Stores): Promise<() => void> {
     stores.settings.load(),
     stores.appInfo.load(),
     stores.notices.loadStartupWarnings(),
+    stores.models.load(),
   ]);
   return unlisten;
 }
