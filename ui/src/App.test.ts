@@ -5,7 +5,16 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import App from './App.svelte';
 import type { ErrorReport } from './bindings/ErrorReport';
 import type { Settings } from './bindings/Settings';
-import { fakeAppInfo, fakeSample, fakeSettings, fakeStatus, fakeSystemInfo } from './lib/fixtures';
+import {
+  fakeAppInfo,
+  fakeDiskUsage,
+  fakeDownload,
+  fakeInstalledModels,
+  fakeSample,
+  fakeSettings,
+  fakeStatus,
+  fakeSystemInfo,
+} from './lib/fixtures';
 import { ENGINE_EVENT } from './lib/ipc';
 import { createStores } from './lib/stores/engine';
 
@@ -33,6 +42,12 @@ beforeEach(() => {
           return fakeAppInfo;
         case 'startup_warnings':
           return warnings;
+        case 'list_models':
+          return fakeInstalledModels();
+        case 'list_downloads':
+          return [fakeDownload()];
+        case 'disk_usage':
+          return fakeDiskUsage();
         case 'save_settings':
           if (refuseSave) throw refuseSave;
           settings = (args as { settings: Settings }).settings;
@@ -174,5 +189,18 @@ describe('App', () => {
     const error = await screen.findByTestId('action-error');
     expect(error.textContent).toContain('Cannot write settings.json.');
     expect(error.textContent).toContain('Check the disk.');
+  });
+
+  it('fills the Models tab at start and follows download and model events', async () => {
+    await renderReady();
+    await waitFor(() => expect(screen.getAllByTestId('installed-row')).toHaveLength(2));
+    const row = screen.getByTestId('download-row');
+    expect(row.dataset.state).toBe('downloading');
+
+    await emit(ENGINE_EVENT, { type: 'download_changed', ...fakeDownload({ state: 'paused', speed_bps: 0 }) });
+    await waitFor(() => expect(screen.getByTestId('download-row').dataset.state).toBe('paused'));
+
+    await emit(ENGINE_EVENT, { type: 'models_changed', models: fakeInstalledModels().slice(0, 1) });
+    await waitFor(() => expect(screen.getAllByTestId('installed-row')).toHaveLength(1));
   });
 });

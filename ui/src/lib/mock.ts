@@ -1,21 +1,34 @@
 // Browser preview without Tauri: answers commands with fake data and emits a
 // system sample every 2 s. Loaded only in dev builds (see main.ts).
-// URL switches: ?theme=dark|light, ?gpu=none, ?error=system, ?slow=1, ?warn=1
+// URL switches: ?theme=dark|light, ?gpu=none, ?error=system, ?slow=1, ?warn=1,
+// ?models=none (empty library), ?download=failed (the sample download has failed),
+// ?verify=fail (verification finds a damaged file), ?fast=1 (added downloads finish in seconds).
 import { mockIPC } from '@tauri-apps/api/mocks';
 import { emit } from '@tauri-apps/api/event';
+import type { AddModel } from '../bindings/AddModel';
+import type { DownloadStatus } from '../bindings/DownloadStatus';
 import type { EngineEvent } from '../bindings/EngineEvent';
 import type { ErrorReport } from '../bindings/ErrorReport';
+import type { InstalledModel } from '../bindings/InstalledModel';
+import type { ModelLocation } from '../bindings/ModelLocation';
 import type { Settings } from '../bindings/Settings';
 import type { SettingsUpdate } from '../bindings/SettingsUpdate';
 import { ENGINE_EVENT } from './ipc';
 import {
   fakeAppInfo,
   fakeCpuOnlySystemInfo,
+  fakeDiskUsage,
+  fakeDownload,
+  fakeHubFiles,
+  fakeInstalledModels,
+  fakeRemoteModel,
   fakeSample,
   fakeSettings,
+  fakeSha256,
   fakeStatus,
   fakeSystemInfo,
 } from './fixtures';
+import { REPO_SHAPE, baseName, isGguf, nameFromPath, quantTag } from './models';
 
 const SAMPLE_INTERVAL_MS = 2000;
 
@@ -50,6 +63,41 @@ function validate(settings: Settings): ErrorReport | null {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+const MIB = 2 ** 20;
+/** Progress events per second, as the engine throttles them. */
+const DOWNLOAD_TICK_MS = 250;
+
+interface FakeJob {
+  status: DownloadStatus;
+  add: AddModel | null;
+  /** Bytes per second while running. */
+  rate: number;
+  verifyingFor: number;
+}
+
+function inputError(field: string, problem: string): ErrorReport {
+  return { code: 'INVALID_INPUT', message: `Invalid ${field}: ${problem}`, suggestion: 'Correct it and try again.' };
+}
+
+function slug(name: string): string {
+  return name
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '');
+}
+
+/** What the Hub says about a file, or an error like the engine's. */
+function locate(location: ModelLocation, hubUrl: string): { url: string; size: number | null; path: string } {
+  if (location.type === 'url') {
+    if (!/^https?:\/\//.test(location.url)) throw inputError('url', `\`${location.url}\` is not an http(s) address`);
+    return { url: location.url, size: 4_920_739_232, path: baseName(location.url) };
+  }
+  const listed = fakeHubFiles(location.repo).find((file) => file.path === location.path);
+  if (!listed) throw inputError('path', `\`${location.path}\` is not in ${location.repo} at ${location.revision}`);
+  const url = `${hubUrl}/${location.repo}/resolve/${location.revision}/${location.path}`;
+  return { url, size: listed.size_bytes, path: location.path };
+}
+
 export function installMock(): void {
   const params = new URLSearchParams(window.location.search);
   const theme = params.get('theme');
@@ -59,6 +107,110 @@ export function installMock(): void {
   const hasGpu = info.gpus.length > 0;
 
   const send = (event: EngineEvent) => void emit(ENGINE_EVENT, event);
+
+  // ---- Models: a library, a download that moves, the Hub and headers. ----
+  let models: InstalledModel[] = params.get('models') === 'none' ? [] : fakeInstalledModels();
+  const jobs = new Map<string, FakeJob>();
+  const sample = fakeDownload(
+    params.get('download') === 'failed'
+      ? {
+          state: 'failed',
+          speed_bps: 0,
+          eta_seconds: null,
+          error: {
+            code: 'NETWORK_ERROR',
+            message: 'The connection to huggingface.co was reset after 1.7 GiB.',
+            suggestion: 'Check the network, then resume: the download continues where it stopped.',
+          },
+        }
+      : {},
+  );
+  jobs.set(sample.id, { status: sample, add: null, rate: sample.speed_bps, verifyingFor: 0 });
+  const announceModels = () => send({ type: 'models_changed', models: structuredClone(models) });
+  const announce = (job: FakeJob) => send({ type: 'download_changed', ...structuredClone(job.status) });
+  const partialBytes = () =>
+    [...jobs.values()].reduce((sum, job) => sum + (job.status.state === 'complete' ? 0 : job.status.bytes), 0);
+  const jobOf = (id: string): FakeJob => {
+    const job = jobs.get(id);
+    if (!job) throw inputError('id', `no download \`${id}\``);
+    return job;
+  };
+
+  function finish(job: FakeJob) {
+    const status = job.status;
+    const add = job.add;
+    const files = add?.files ?? [
+      {
+        location: { type: 'hub', repo: 'bartowski/Qwen2.5-7B-Instruct-GGUF', revision: 'main', path: 'Qwen2.5-7B-Instruct-Q4_K_M.gguf' },
+        role: 'weights',
+        expected_sha256: null,
+      } satisfies AddModel['files'][number],
+    ];
+    const located = files.map((file) => ({ file, ...locate(file.location, settings.hub_url) }));
+    const weights = located[0]!;
+    const facts = fakeRemoteModel(weights.url, weights.size, quantTag(weights.path)).facts;
+    if (/qwen/i.test(status.name)) {
+      facts.architecture = 'qwen2';
+      facts.name = 'Qwen2.5 7B Instruct';
+      facts.parameter_count = 7_615_616_512;
+      facts.size_label = '7.6B';
+      facts.block_count = 28;
+      facts.context_length = 32_768;
+      facts.embedding_length = 3584;
+      facts.head_count = 28;
+      facts.head_count_kv = 4;
+      facts.vocab_size = 152_064;
+    }
+    const source = weights.file.location;
+    models = [
+      ...models,
+      {
+        id: status.id,
+        name: status.name,
+        kind: add?.kind ?? 'llm',
+        files: located.map((entry) => ({
+          role: entry.file.role,
+          file_name: baseName(entry.path),
+          size_bytes: entry.size ?? status.total ?? status.bytes,
+          sha256: fakeSha256(entry.path),
+          url: entry.url,
+        })),
+        source: source.type === 'hub' ? { type: 'hugging_face', repo: source.repo, revision: source.revision } : { type: 'url' },
+        facts: add?.kind === 'diffusion' ? null : facts,
+        added_at_ms: Date.now(),
+      },
+    ];
+    status.state = 'complete';
+    status.speed_bps = 0;
+    status.eta_seconds = 0;
+    jobs.delete(status.id);
+    announceModels();
+    announce(job);
+  }
+
+  window.setInterval(() => {
+    for (const job of jobs.values()) {
+      const status = job.status;
+      if (status.state === 'verifying') {
+        job.verifyingFor += DOWNLOAD_TICK_MS;
+        if (job.verifyingFor >= 1500) finish(job);
+        continue;
+      }
+      if (status.state !== 'downloading') continue;
+      const total = status.total ?? 4_683_073_536;
+      const speed = Math.round(job.rate * (0.85 + Math.random() * 0.3));
+      status.bytes = Math.min(total, status.bytes + Math.round((speed * DOWNLOAD_TICK_MS) / 1000));
+      status.speed_bps = speed;
+      status.eta_seconds = Math.round((total - status.bytes) / Math.max(1, job.rate));
+      if (status.bytes >= total) {
+        status.state = 'verifying';
+        status.speed_bps = 0;
+        status.eta_seconds = 0;
+        job.verifyingFor = 0;
+      }
+      announce(job);
+    }
+  }, DOWNLOAD_TICK_MS);
 
   mockIPC(
     async (command, args) => {
@@ -100,6 +252,109 @@ export function installMock(): void {
           settings = next;
           send({ type: 'settings_changed', ...next });
           return update;
+        }
+        case 'list_models':
+          return structuredClone(models);
+        case 'list_downloads':
+          return [...jobs.values()].map((job) => structuredClone(job.status));
+        case 'disk_usage':
+          return fakeDiskUsage(models, partialBytes());
+        case 'hub_files': {
+          const { repo, revision } = args as { repo: string; revision: string };
+          await sleep(400);
+          if (!REPO_SHAPE.test(repo)) throw inputError('repo', `\`${repo}\` is not owner/name`);
+          if (/missing|private/i.test(repo)) {
+            throw {
+              code: 'NETWORK_ERROR',
+              message: `${settings.hub_url} answered 404 Not Found for ${repo} at ${revision}.`,
+              suggestion: 'Check the repository name and revision; private repositories are not supported yet.',
+            } satisfies ErrorReport;
+          }
+          return fakeHubFiles(repo);
+        }
+        case 'inspect_model': {
+          const { location } = args as { location: ModelLocation };
+          await sleep(700);
+          const found = locate(location, settings.hub_url);
+          if (!isGguf(found.path)) {
+            throw {
+              code: 'INVALID_GGUF',
+              message: `${found.path} is not a GGUF file (it does not start with GGUF).`,
+              suggestion: 'Pick a file ending in .gguf.',
+            } satisfies ErrorReport;
+          }
+          const context = info.recommendation.suggested_context;
+          const remote = fakeRemoteModel(found.url, found.size, quantTag(found.path), context);
+          // Name it after the file, without the quantization: "Mistral 7B Instruct v0.3".
+          const quant = quantTag(found.path) ?? '';
+          remote.facts.name = nameFromPath(found.path)
+            .replace(new RegExp(`[-_.]${quant}$`, 'i'), '')
+            .replace(/[-_]+/g, ' ');
+          return remote;
+        }
+        case 'add_model': {
+          const { add } = args as { add: AddModel };
+          const name = add.name.trim();
+          if (!name) throw inputError('name', 'a model needs a name');
+          const id = slug(name);
+          if (models.some((model) => model.id === id) || jobs.has(id)) {
+            throw inputError('name', `a model named \`${name}\` is already installed or downloading`);
+          }
+          const total = add.files.reduce((sum, file) => sum + (locate(file.location, settings.hub_url).size ?? 0), 0);
+          const job: FakeJob = {
+            status: { id, name, state: 'downloading', bytes: 0, total: total || null, speed_bps: 0, eta_seconds: null, error: null },
+            add,
+            rate: params.get('fast') === '1' ? Math.max(MIB, total / 8) : 48 * MIB,
+            verifyingFor: 0,
+          };
+          jobs.set(id, job);
+          announce(job);
+          return id;
+        }
+        case 'pause_download': {
+          const job = jobOf((args as { id: string }).id);
+          if (job.status.state === 'downloading') {
+            Object.assign(job.status, { state: 'paused', speed_bps: 0, eta_seconds: null });
+            announce(job);
+          }
+          return null;
+        }
+        case 'resume_download': {
+          const job = jobOf((args as { id: string }).id);
+          if (job.status.state === 'paused' || job.status.state === 'failed') {
+            Object.assign(job.status, { state: 'downloading', error: null });
+            announce(job);
+          }
+          return null;
+        }
+        case 'cancel_download': {
+          const job = jobOf((args as { id: string }).id);
+          jobs.delete(job.status.id);
+          Object.assign(job.status, { state: 'cancelled', speed_bps: 0, eta_seconds: null });
+          announce(job);
+          return null;
+        }
+        case 'verify_model': {
+          const { id } = args as { id: string };
+          const model = models.find((candidate) => candidate.id === id);
+          if (!model) throw inputError('id', `no installed model \`${id}\``);
+          await sleep(1400);
+          if (params.get('verify') === 'fail') {
+            const file = model.files[0]!;
+            throw {
+              code: 'CHECKSUM_MISMATCH',
+              message: `${file.file_name} is damaged: its SHA-256 is ${fakeSha256('damaged').slice(0, 16)}…, expected ${file.sha256.slice(0, 16)}….`,
+              suggestion: 'Delete the model and download it again.',
+            } satisfies ErrorReport;
+          }
+          return null;
+        }
+        case 'delete_model': {
+          const { id } = args as { id: string };
+          if (!models.some((model) => model.id === id)) throw inputError('id', `no installed model \`${id}\``);
+          models = models.filter((model) => model.id !== id);
+          announceModels();
+          return null;
         }
         default:
           throw { code: 'INTERNAL', message: `Unknown command ${command}`, suggestion: '' };
