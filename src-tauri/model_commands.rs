@@ -1,4 +1,5 @@
-//! Model commands: one engine call each.
+//! Model commands: one engine call each. Those that may start or stop downloads run
+//! on the async runtime (`async`), where the engine's tasks live.
 
 use switchyard_engine::models::hub::HubFile;
 use switchyard_engine::models::{
@@ -53,19 +54,19 @@ pub async fn add_model(engine: State<'_, Engine>, add: AddModel) -> Result<Strin
     Ok(engine.add_model(add).await?)
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 #[instrument(skip(engine), err(Debug))]
 pub fn pause_download(engine: State<'_, Engine>, id: String) -> Result<(), IpcError> {
     Ok(engine.models().pause(&id)?)
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 #[instrument(skip(engine), err(Debug))]
 pub fn resume_download(engine: State<'_, Engine>, id: String) -> Result<(), IpcError> {
     Ok(engine.models().resume(&id)?)
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 #[instrument(skip(engine), err(Debug))]
 pub fn cancel_download(engine: State<'_, Engine>, id: String) -> Result<(), IpcError> {
     Ok(engine.models().cancel(&id)?)
@@ -77,7 +78,7 @@ pub async fn verify_model(engine: State<'_, Engine>, id: String) -> Result<(), I
     Ok(engine.models().verify(&id).await?)
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 #[instrument(skip(engine), err(Debug))]
 pub fn delete_model(engine: State<'_, Engine>, id: String) -> Result<(), IpcError> {
     Ok(engine.models().delete(&id)?)

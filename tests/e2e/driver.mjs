@@ -94,6 +94,24 @@ export async function visible(driver, id) {
   return element;
 }
 
+/**
+ * Clicks an element by test id. Lists re-render while downloads move, so a found
+ * element can go stale before the click lands: look it up again until the deadline.
+ */
+export async function click(driver, id) {
+  const deadline = Date.now() + DEADLINE_MS;
+  for (;;) {
+    try {
+      await (await visible(driver, id)).click();
+      return;
+    } catch (error) {
+      const retryable = ['StaleElementReferenceError', 'ElementClickInterceptedError', 'ElementNotInteractableError', 'WebDriverError'];
+      if (Date.now() > deadline || !retryable.includes(error.name)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
 /** Waits until the app has loaded the system facts. */
 export async function waitUntilReady(driver) {
   await driver.wait(

@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
 import { By, until } from 'selenium-webdriver';
-import { DEADLINE_MS, launchApp, screenshot, textOf, visible, waitUntilReady } from './driver.mjs';
+import {
+  DEADLINE_MS, click, launchApp, screenshot, textOf, visible, waitUntilReady,
+} from './driver.mjs';
 
 const REPO = 'switchyard/tiny-llama-GGUF';
 let hub;
@@ -34,7 +36,7 @@ before(async () => {
     },
   });
   await waitUntilReady(session.driver);
-  await (await visible(session.driver, 'tab-models')).click();
+  await click(session.driver, 'tab-models');
 });
 
 after(async () => {
@@ -48,9 +50,13 @@ async function typeInto(driver, id, text) {
   await input.sendKeys(text);
 }
 
-async function chooseHubFile(driver, path) {
+async function listRepository(driver) {
   await typeInto(driver, 'hub-repo', REPO);
-  await (await visible(driver, 'hub-list-files')).click();
+  await click(driver, 'hub-list-files');
+}
+
+/** Picks a file of the listed repository as the weights. */
+async function chooseHubFile(driver, path) {
   const row = await driver.wait(until.elementLocated(By.css(`[data-testid="hub-file"][data-path="${path}"]`)), DEADLINE_MS);
   await driver.wait(until.elementIsVisible(row), DEADLINE_MS);
   await row.click();
@@ -68,15 +74,16 @@ async function downloadState(driver, state) {
 
 test('a Hub model is previewed from its header, then downloaded and listed', async () => {
   const { driver, home } = session;
+  await listRepository(driver);
   await chooseHubFile(driver, 'tiny-llama-F32.gguf');
-  await (await visible(driver, 'model-preview')).click();
+  await click(driver, 'model-preview');
   await visible(driver, 'preview-card');
   assert.equal(await textOf(driver, 'preview-architecture'), 'llama');
   assert.equal(await textOf(driver, 'preview-layers'), '2');
   assert.equal(await textOf(driver, 'preview-context'), '2048');
   await screenshot(driver, '10-models-preview');
 
-  await (await visible(driver, 'model-download')).click();
+  await click(driver, 'model-download');
   await installedRow(driver, 'tiny-llama-f32');
   const file = join(home, 'data', 'models', 'tiny-llama-f32', 'tiny-llama-F32.gguf');
   assert.equal(statSync(file).size, 571_520, 'the whole model is on disk');
@@ -85,16 +92,17 @@ test('a Hub model is previewed from its header, then downloaded and listed', asy
 
 test('a slow download pauses and resumes', async () => {
   const { driver } = session;
+  // The listing from the first test is still there.
   await chooseHubFile(driver, 'tiny-llama-Q8_0.gguf');
-  await (await visible(driver, 'model-preview')).click();
+  await click(driver, 'model-preview');
   await visible(driver, 'preview-card');
-  await (await visible(driver, 'model-download')).click();
+  await click(driver, 'model-download');
 
   await downloadState(driver, 'downloading');
-  await (await visible(driver, 'download-pause')).click();
+  await click(driver, 'download-pause');
   await downloadState(driver, 'paused');
   await screenshot(driver, '12-models-paused');
-  await (await visible(driver, 'download-resume')).click();
+  await click(driver, 'download-resume');
   await installedRow(driver, 'tiny-llama-q8-0');
   await screenshot(driver, '13-models-two-installed');
 });

@@ -87,6 +87,8 @@ pub enum EngineError {
     },
     #[error("Cancelled")]
     Cancelled,
+    #[error("Switchyard hit an internal problem: {problem}")]
+    Internal { problem: String },
     #[error("Switchyard is shutting down")]
     ShuttingDown,
 }
@@ -105,6 +107,7 @@ impl EngineError {
             Self::DiskFull { .. } => ErrorCode::DiskFull,
             Self::ChecksumMismatch { .. } => ErrorCode::ChecksumMismatch,
             Self::Cancelled => ErrorCode::Cancelled,
+            Self::Internal { .. } => ErrorCode::Internal,
             Self::ShuttingDown => ErrorCode::ShuttingDown,
         }
     }
@@ -155,6 +158,7 @@ impl EngineError {
                     .into()
             }
             Self::Cancelled => String::new(),
+            Self::Internal { .. } => "Please report this, with the log folder attached.".into(),
             Self::ShuttingDown => "Start Switchyard again.".into(),
         }
     }

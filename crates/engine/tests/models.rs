@@ -393,3 +393,37 @@ async fn a_damaged_catalog_is_kept_aside_and_reported() {
     );
     assert!(engine.models().models().is_empty());
 }
+
+#[test]
+fn resuming_outside_an_async_runtime_fails_cleanly() {
+    let dir = tempfile::tempdir().expect("dir");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let server = runtime.block_on(hub_with(&[("m.gguf", LlamaSpec::default().to_bytes())]));
+    server.set_fault(
+        &format!("{REPO}/m.gguf"),
+        Some(Fault::Slow {
+            bytes_per_second: 100_000,
+        }),
+    );
+    let engine = engine_in(dir.path(), server.hub_url());
+    let id = runtime
+        .block_on(engine.add_model(add("Tiny", vec![hub_file("m.gguf")])))
+        .expect("started");
+    engine.models().pause(&id).expect("paused");
+    runtime.block_on(async {
+        let mut events = engine.subscribe();
+        if engine.models().downloads()[0].state != DownloadState::Paused {
+            wait_for_state(&mut events, &id, DownloadState::Paused).await;
+        }
+    });
+    // A plain thread, as a GUI's main thread: no panic, a failed download instead.
+    engine.models().resume(&id).expect("accepted");
+    let status = engine
+        .models()
+        .downloads()
+        .into_iter()
+        .find(|d| d.id == id)
+        .expect("listed");
+    assert_eq!(status.state, DownloadState::Failed);
+    assert_eq!(status.error.expect("error").code, ErrorCode::Internal);
+}

@@ -411,13 +411,24 @@ impl ModelStore {
         });
     }
 
+    /// Runs the download on the caller's async runtime. Called from outside one
+    /// (a front end's synchronous thread), the download fails with a clear error
+    /// instead of the process panicking.
     fn spawn(&self, id: &str) {
         let store = self.clone();
         let id = id.to_owned();
-        tokio::spawn(async move {
-            let outcome = store.run(&id).await;
-            store.settle(&id, outcome);
-        });
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    let outcome = store.run(&id).await;
+                    store.settle(&id, outcome);
+                });
+            }
+            Err(error) => {
+                let problem = format!("downloads must be started from an async runtime ({error})");
+                self.settle(&id, Err(EngineError::Internal { problem }));
+            }
+        }
     }
 
     /// Downloads every file, verifies, and installs.
