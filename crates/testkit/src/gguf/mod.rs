@@ -1,9 +1,11 @@
 //! Writes real GGUF files: any metadata and tensors, and complete tiny models that
 //! the real llama-server loads and chats with.
 
+mod diffusion;
 mod llama;
 mod quant;
 mod writer;
 
+pub use diffusion::write_sdxs_512;
 pub use llama::{LlamaSpec, TensorType};
-pub use writer::GgufWriter;
+pub use writer::{GgufWriter, TensorSpec};

@@ -8,6 +8,16 @@ use switchyard_engine::gguf::{Value, ValueType};
 
 const ALIGNMENT: u64 = 32;
 
+/// A tensor's description when its bytes are written separately.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorSpec {
+    pub name: String,
+    pub dims: Vec<u64>,
+    pub type_id: u32,
+    /// Encoded bytes (before padding).
+    pub len: u64,
+}
+
 struct Tensor {
     name: String,
     dims: Vec<u64>,
@@ -66,10 +76,31 @@ impl GgufWriter {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
+        let specs: Vec<TensorSpec> = self
+            .tensors
+            .iter()
+            .map(|t| TensorSpec {
+                name: t.name.clone(),
+                dims: t.dims.clone(),
+                type_id: t.type_id,
+                len: t.data.len() as u64,
+            })
+            .collect();
+        let mut out = self.header(&specs);
+        for tensor in &self.tensors {
+            out.extend_from_slice(&tensor.data);
+            pad_to_alignment(&mut out);
+        }
+        out
+    }
+
+    /// Metadata and tensor infos for tensors whose data follows (each padded to the
+    /// alignment), ending padded so the first tensor's data can follow directly.
+    pub fn header(&self, tensors: &[TensorSpec]) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(b"GGUF");
         out.extend_from_slice(&3u32.to_le_bytes());
-        out.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
         out.extend_from_slice(&(self.metadata.len() as u64).to_le_bytes());
         for (key, value) in &self.metadata {
             write_string(&mut out, key);
@@ -77,8 +108,7 @@ impl GgufWriter {
             write_value(&mut out, value);
         }
         let mut offset = 0u64;
-        let mut offsets = Vec::with_capacity(self.tensors.len());
-        for tensor in &self.tensors {
+        for tensor in tensors {
             write_string(&mut out, &tensor.name);
             out.extend_from_slice(&u32::try_from(tensor.dims.len()).unwrap_or(0).to_le_bytes());
             for dim in &tensor.dims {
@@ -86,14 +116,9 @@ impl GgufWriter {
             }
             out.extend_from_slice(&tensor.type_id.to_le_bytes());
             out.extend_from_slice(&offset.to_le_bytes());
-            offsets.push(offset);
-            offset = align(offset + tensor.data.len() as u64);
+            offset = align(offset + tensor.len);
         }
         pad_to_alignment(&mut out);
-        for tensor in &self.tensors {
-            out.extend_from_slice(&tensor.data);
-            pad_to_alignment(&mut out);
-        }
         out
     }
 
@@ -104,7 +129,7 @@ impl GgufWriter {
     }
 }
 
-fn align(offset: u64) -> u64 {
+pub fn align(offset: u64) -> u64 {
     offset.div_ceil(ALIGNMENT) * ALIGNMENT
 }
 
