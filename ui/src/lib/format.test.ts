@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
   backendLabel,
-  formatAgo,
   formatBytes,
   formatCount,
   formatEta,
@@ -57,18 +56,6 @@ describe('formatCount', () => {
   it('shows a dash when the OS did not tell', () => {
     expect(formatCount(8)).toBe('8');
     expect(formatCount(null)).toBe('—');
-  });
-});
-
-describe('formatAgo', () => {
-  it('reads naturally', () => {
-    const now = 1_000_000;
-    expect(formatAgo(now, now)).toBe('just now');
-    expect(formatAgo(now - 1_500, now)).toBe('just now');
-    expect(formatAgo(now - 5_000, now)).toBe('5s ago');
-    expect(formatAgo(now - 125_000, now)).toBe('2m ago');
-    expect(formatAgo(now - 2 * 3_600_000, now)).toBe('2h ago');
-    expect(formatAgo(now + 5_000, now)).toBe('just now');
   });
 });
 
