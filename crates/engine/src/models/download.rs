@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::errors::{EngineError, Result};
 use crate::fs_atomic;
+use crate::gguf::content_range;
 
 /// Consecutive failures without progress before a download gives up.
 const MAX_RETRIES: u32 = 5;
@@ -304,13 +305,6 @@ fn storage_error(path: &Path, source: std::io::Error) -> EngineError {
             source,
         }
     }
-}
-
-fn content_range(headers: &reqwest::header::HeaderMap) -> Option<(u64, Option<u64>)> {
-    let value = headers.get(reqwest::header::CONTENT_RANGE)?.to_str().ok()?;
-    let (range, total) = value.strip_prefix("bytes ")?.split_once('/')?;
-    let first = range.split_once('-')?.0.trim().parse().ok()?;
-    Some((first, total.trim().parse().ok()))
 }
 
 /// Download speed over a sliding window, and when progress is worth reporting.
