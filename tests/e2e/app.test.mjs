@@ -25,7 +25,8 @@ before(async () => {
 });
 
 after(async () => {
-  await session?.stop();
+  const { killed } = await session.stop();
+  assert.equal(killed, false, 'with close-to-tray off, closing the window ends the app');
 });
 
 test('the System tab shows this machine', async () => {

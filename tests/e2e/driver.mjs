@@ -1,7 +1,7 @@
 // Starts tauri-driver and opens a WebDriver session on the built app, with its data
 // and config folders in a fresh temporary folder.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,6 +35,36 @@ export function appPath() {
   return app;
 }
 
+/** Pids of running processes started from `path`. */
+function appPids(path) {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        return readlinkSync(`/proc/${pid}/exe`) === path;
+      } catch {
+        return false;
+      }
+    });
+}
+
+/**
+ * Waits for the app to exit after its window closed; ends it if it does not.
+ * Returns whether it had to be killed.
+ */
+async function endApp(path) {
+  const deadline = Date.now() + 10_000;
+  while (appPids(path).length > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const leftovers = appPids(path);
+  for (const pid of leftovers) {
+    console.error(`e2e: the app (pid ${pid}) outlived its window; killing it`);
+    process.kill(Number(pid), 'SIGKILL');
+  }
+  return leftovers.length > 0;
+}
+
 /** WebKitWebDriver from a previous session may still be closing down. */
 async function waitForPortClosed(port) {
   const deadline = Date.now() + DEADLINE_MS;
@@ -54,12 +84,19 @@ export function appEnv(home) {
 }
 
 /**
- * Launches the app; returns { driver, home, stop }. `prepare(home)` runs before the
- * launch, to seed files the app will find.
+ * Launches the app; returns { driver, home, stop }. `settings` are stored before the
+ * launch; `prepare(home)` then runs, to seed (or damage) files the app will find.
  */
-export async function launchApp({ prepare } = {}) {
+export async function launchApp({ settings = {}, prepare } = {}) {
   const app = appPath();
   const home = mkdtempSync(join(tmpdir(), 'switchyard-e2e-'));
+  // Closing the window must end the app here: with close-to-tray it would stay
+  // alive, and the next launch would only hand over to it (single instance).
+  mkdirSync(join(home, 'config'), { recursive: true });
+  writeFileSync(
+    join(home, 'config', 'settings.json'),
+    JSON.stringify({ settings: { close_to_tray: false, ...settings } }),
+  );
   prepare?.(home);
   const env = appEnv(home);
   await waitForPortClosed(DRIVER_PORT);
@@ -74,6 +111,7 @@ export async function launchApp({ prepare } = {}) {
     .usingServer(`http://127.0.0.1:${DRIVER_PORT}/`)
     .withCapabilities({ browserName: 'wry', 'tauri:options': { application: app } })
     .build();
+  /** Closes the window; resolves to { killed } (the app had to be killed). */
   const stop = async () => {
     try {
       await driver.quit();
@@ -82,6 +120,7 @@ export async function launchApp({ prepare } = {}) {
       tauriDriver.kill();
       await exited;
     }
+    return { killed: await endApp(app) };
   };
   return { driver, home, stop };
 }

@@ -3,7 +3,7 @@
 // and pause and resume a slower one.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
@@ -29,12 +29,7 @@ async function startHub() {
 
 before(async () => {
   hub = await startHub();
-  session = await launchApp({
-    prepare(home) {
-      mkdirSync(join(home, 'config'), { recursive: true });
-      writeFileSync(join(home, 'config', 'settings.json'), JSON.stringify({ settings: { hub_url: hub.url } }));
-    },
-  });
+  session = await launchApp({ settings: { hub_url: hub.url } });
   await waitUntilReady(session.driver);
   await click(session.driver, 'tab-models');
 });

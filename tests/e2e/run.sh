@@ -17,4 +17,4 @@ export SWITCHYARD_E2E_APP="$app"
 export SWITCHYARD_E2E_SCREENSHOTS="$PWD/target/e2e/screenshots"
 # A session bus for the tray and the single-instance lock, and a virtual display.
 exec dbus-run-session -- xvfb-run --auto-servernum --server-args="-screen 0 1280x900x24" \
-  node --test --test-concurrency=1 tests/e2e/
+  node --test --test-concurrency=1 --test-timeout=300000 tests/e2e/
