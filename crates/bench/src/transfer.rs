@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use switchyard_engine::gguf;
 use switchyard_engine::models::download::{fetch, sha256_file};
 use switchyard_testkit::gguf::LlamaSpec;
+use switchyard_testkit::random::XorShift;
 use switchyard_testkit::FixtureServer;
 use tokio_util::sync::CancellationToken;
 
@@ -17,20 +18,6 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
-}
-
-/// Incompressible bytes, quickly.
-fn payload(len: u64) -> Vec<u8> {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    while (bytes.len() as u64) < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        bytes.extend_from_slice(&state.to_le_bytes());
-    }
-    bytes.truncate(usize::try_from(len).unwrap_or(0));
-    bytes
 }
 
 #[allow(clippy::cast_precision_loss)]
@@ -54,7 +41,10 @@ pub fn download(gib: u64) -> Result<()> {
     let rt = runtime()?;
     let dir = tempfile::tempdir()?;
     let server = rt.block_on(FixtureServer::start())?;
-    server.add_file("big.bin", payload(len));
+    server.add_file(
+        "big.bin",
+        XorShift::new(0x9e37_79b9_7f4a_7c15).bytes(usize::try_from(len)?),
+    );
     let url = server.url("big.bin");
     println!(
         "download: {gib} GiB from a local fixture server, best of 2, to {}",
@@ -118,7 +108,10 @@ pub fn verify(gib: u64) -> Result<()> {
     let len = gib * GIB;
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("model.bin");
-    std::fs::write(&path, payload(len))?;
+    std::fs::write(
+        &path,
+        XorShift::new(0x9e37_79b9_7f4a_7c15).bytes(usize::try_from(len)?),
+    )?;
     println!("verify: SHA-256 of a {gib} GiB file (in the page cache), best of 3");
     let tool = |program: &str, args: &[&str]| -> Result<(f64, String)> {
         let start = Instant::now();

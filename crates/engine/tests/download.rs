@@ -8,20 +8,12 @@ use std::path::Path;
 use sha2::{Digest as _, Sha256};
 use switchyard_engine::models::download::{fetch, hex, part_path, Fetched, Progress};
 use switchyard_engine::ErrorCode;
+use switchyard_testkit::random::XorShift;
 use switchyard_testkit::{Fault, FixtureServer};
 use tokio_util::sync::CancellationToken;
 
-/// Deterministic bytes that differ everywhere (a cut or shift shows in the hash).
 fn payload(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state.to_le_bytes()[0]
-        })
-        .collect()
+    XorShift::new(seed).bytes(len)
 }
 
 fn sha256(bytes: &[u8]) -> String {

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use sha2::Digest as _;
+use switchyard_engine::models::download::hex;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -121,15 +122,8 @@ impl FixtureServer {
         bytes: Vec<u8>,
         claimed_sha256: Option<&str>,
     ) {
-        let sha256 = claimed_sha256.map_or_else(
-            || {
-                sha2::Sha256::digest(&bytes)
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect()
-            },
-            str::to_owned,
-        );
+        let sha256 =
+            claimed_sha256.map_or_else(|| hex(&sha2::Sha256::digest(&bytes)), str::to_owned);
         let entry = HubEntry {
             repo: repo.to_owned(),
             path: path.to_owned(),

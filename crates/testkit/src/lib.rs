@@ -10,6 +10,7 @@ mod clock;
 mod fixture_server;
 pub mod gguf;
 mod probe;
+pub mod random;
 pub mod tools;
 
 pub use clock::ManualClock;

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use super::quant::f16_bits;
 use super::writer::{align, GgufWriter, TensorSpec};
+use crate::random::XorShift;
 
 /// name, type (`f32`/`f16`), ggml dimensions innermost first (padded with 1s); read
 /// off stable-diffusion.cpp itself (shared/notes/sdxs-512-tensors.tsv).
@@ -60,15 +61,7 @@ pub fn write_sdxs_512(path: &Path, seed: u64) -> std::io::Result<()> {
     let mut file = BufWriter::with_capacity(4 << 20, std::fs::File::create(path)?);
     let header = GgufWriter::new().header(&specs);
     file.write_all(&header)?;
-    let mut state = seed | 1;
-    let mut noise = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        #[allow(clippy::cast_precision_loss)]
-        let unit = (state >> 40) as f32 / (1u64 << 24) as f32;
-        (unit - 0.5) * 0.07
-    };
+    let mut random = XorShift::new(seed);
     for spec in &specs {
         let values = spec.dims.iter().product::<u64>();
         let constant = match (
@@ -82,7 +75,7 @@ pub fn write_sdxs_512(path: &Path, seed: u64) -> std::io::Result<()> {
         };
         let mut buffer = Vec::with_capacity(1 << 20);
         for _ in 0..values {
-            let value = constant.unwrap_or_else(&mut noise);
+            let value = constant.unwrap_or_else(|| random.symmetric(0.035));
             if spec.type_id == 0 {
                 buffer.extend_from_slice(&value.to_le_bytes());
             } else {

@@ -8,6 +8,7 @@ use switchyard_engine::gguf::Value;
 
 use super::quant::{encode_f16, encode_q8_0};
 use super::GgufWriter;
+use crate::random::XorShift;
 
 /// How the 2-D weight matrices are stored (norms are always F32, as llama.cpp wants).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +114,7 @@ impl LlamaSpec {
             .u32("llama.vocab_size", self.vocab);
         self.tokenizer(&mut gguf);
 
-        let mut random = XorShift(self.seed.max(1));
+        let mut random = XorShift::new(self.seed);
         let (embd, vocab, ff) = (
             u64::from(self.embedding),
             u64::from(self.vocab),
@@ -122,7 +123,8 @@ impl LlamaSpec {
         let kv_width = u64::from(head_dim * self.kv_heads);
         let ty = self.tensor_type;
         let mut matrix = |gguf: &mut GgufWriter, name: &str, cols: u64, rows: u64| {
-            let values = random.weights(cols * rows);
+            // Small values (±0.05) keep activations finite through the layers.
+            let values: Vec<f32> = (0..cols * rows).map(|_| random.symmetric(0.05)).collect();
             gguf.tensor(name, &[cols, rows], ty.ggml_id(), ty.encode(&values));
         };
         let ones = |len: u64| vec![1.0f32; usize::try_from(len).unwrap_or(0)];
@@ -228,28 +230,5 @@ impl LlamaSpec {
             .u32("tokenizer.ggml.eos_token_id", 2)
             .kv("tokenizer.ggml.add_bos_token", Value::Bool(true))
             .string("tokenizer.chat_template", CHAT_TEMPLATE);
-    }
-}
-
-/// A small deterministic generator: the same spec always gives the same file.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// Small values (±0.05) keep activations finite through the layers.
-    fn weights(&mut self, count: u64) -> Vec<f32> {
-        (0..count)
-            .map(|_| {
-                #[allow(clippy::cast_precision_loss)]
-                let unit = (self.next() >> 40) as f32 / (1u64 << 24) as f32;
-                (unit - 0.5) * 0.1
-            })
-            .collect()
     }
 }
