@@ -13,6 +13,7 @@ use ts_rs::TS;
 use crate::clock::{Clock, SystemClock};
 use crate::errors::{EngineError, Result};
 use crate::events::{EngineEvent, EventBus};
+use crate::locks::{read, write};
 use crate::models::hub::{self, HubFile};
 use crate::models::{self, AddModel, ModelLocation, ModelStore, RemoteModel};
 use crate::paths::{self, DataLayout};
@@ -268,16 +269,4 @@ impl Engine {
     pub fn is_shutting_down(&self) -> bool {
         self.inner.shutdown.is_cancelled()
     }
-}
-
-// Locks guard plain values that are replaced whole, so a panic elsewhere cannot
-// leave them half-written: recovering from poisoning is safe.
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -11,6 +11,7 @@ pub mod estimate;
 pub mod events;
 pub mod fs_atomic;
 pub mod gguf;
+mod locks;
 pub mod models;
 pub mod paths;
 pub mod services;

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,7 @@ use crate::errors::{EngineError, ErrorReport, Result};
 use crate::events::{EngineEvent, EventBus};
 use crate::fs_atomic;
 use crate::gguf;
+use crate::locks::lock;
 
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
@@ -116,10 +117,6 @@ struct Inner {
 #[derive(Debug, Clone)]
 pub struct ModelStore {
     inner: Arc<Inner>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl ModelStore {

@@ -47,12 +47,7 @@ impl HostProbe {
     }
 
     fn with_system<T>(&self, read: impl FnOnce(&mut System) -> T) -> T {
-        // A panic while holding the lock cannot leave `System` inconsistent in a way
-        // that matters (it is a cache of /proc reads), so a poisoned lock is reused.
-        let mut system = self
-            .system
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut system = crate::locks::lock(&self.system);
         read(&mut system)
     }
 
