@@ -35,6 +35,8 @@ pub enum ErrorCode {
     Cancelled,
     /// The engine is shutting down and takes no new work.
     ShuttingDown,
+    /// Not enough free RAM or VRAM for what was asked.
+    InsufficientResources,
     /// Anything the shell could not map to a more precise code.
     Internal,
 }
@@ -91,6 +93,14 @@ pub enum EngineError {
     Internal { problem: String },
     #[error("Switchyard is shutting down")]
     ShuttingDown,
+    #[error("{what} needs {needed_mib} MiB of {resource}, but only {available_mib} MiB are free")]
+    InsufficientResources {
+        what: String,
+        resource: &'static str,
+        needed_mib: u64,
+        available_mib: u64,
+        suggestion: String,
+    },
 }
 
 impl EngineError {
@@ -109,6 +119,7 @@ impl EngineError {
             Self::Cancelled => ErrorCode::Cancelled,
             Self::Internal { .. } => ErrorCode::Internal,
             Self::ShuttingDown => ErrorCode::ShuttingDown,
+            Self::InsufficientResources { .. } => ErrorCode::InsufficientResources,
         }
     }
 
@@ -160,6 +171,7 @@ impl EngineError {
             Self::Cancelled => String::new(),
             Self::Internal { .. } => "Please report this, with the log folder attached.".into(),
             Self::ShuttingDown => "Start Switchyard again.".into(),
+            Self::InsufficientResources { suggestion, .. } => suggestion.clone(),
         }
     }
 

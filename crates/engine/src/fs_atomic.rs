@@ -29,6 +29,29 @@ pub fn write_json(path: &Path, value: &impl serde::Serialize) -> std::io::Result
     write(path, &bytes)
 }
 
+/// Reads a state file; a missing one is the default. A damaged one is kept aside as
+/// `<name>.damaged` and reported, never silently overwritten.
+pub fn read_json<T: serde::de::DeserializeOwned + Default>(
+    path: &Path,
+) -> crate::errors::Result<T> {
+    use crate::errors::EngineError;
+    match std::fs::read(path) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(source) => Err(EngineError::FileUnreadable {
+            path: path.to_path_buf(),
+            source,
+        }),
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| {
+            let kept = path.with_extension("json.damaged");
+            let _ = std::fs::copy(path, &kept);
+            EngineError::CorruptState {
+                path: kept,
+                problem: error.to_string(),
+            }
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

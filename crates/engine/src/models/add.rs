@@ -55,8 +55,9 @@ pub struct RemoteModel {
     /// Bytes fetched to learn this (the header, not the weights).
     #[ts(type = "number")]
     pub fetched_bytes: u64,
-    /// Memory to run it at the context this machine suggests.
-    pub memory: MemoryEstimate,
+    /// Memory to run it at the context this machine suggests; `None` for a file
+    /// that is not a language model (an image model, a projector).
+    pub memory: Option<MemoryEstimate>,
 }
 
 pub fn url_of(hub_url: &str, location: &ModelLocation) -> Result<String> {
@@ -85,7 +86,7 @@ pub async fn inspect(
     let url = url_of(hub_url, location)?;
     let (file, stats) = gguf::read_remote(client.clone(), &url).await?;
     let facts = file.facts();
-    let memory = first_estimate(&facts, context);
+    let memory = first_estimate(&file, context);
     Ok(RemoteModel {
         facts,
         size_bytes: file.file_len,

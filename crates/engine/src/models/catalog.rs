@@ -88,19 +88,7 @@ impl Catalog {
     /// Reads the catalog; a missing one is empty. A damaged one is kept aside as
     /// `catalog.json.damaged` and reported, never silently overwritten.
     pub fn load(models_dir: &Path) -> Result<Self> {
-        let path = Self::path(models_dir);
-        match std::fs::read(&path) {
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(source) => Err(EngineError::FileUnreadable { path, source }),
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| {
-                let kept = path.with_extension("json.damaged");
-                let _ = std::fs::copy(&path, &kept);
-                EngineError::CorruptState {
-                    path: kept,
-                    problem: error.to_string(),
-                }
-            }),
-        }
+        fs_atomic::read_json(&Self::path(models_dir))
     }
 
     pub fn save(&self, models_dir: &Path) -> Result<()> {

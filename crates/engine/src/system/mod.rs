@@ -15,6 +15,7 @@ pub use amd::AmdSysfs;
 pub use apple::apple_unified_gpu;
 pub use host::HostProbe;
 pub use monitor::SystemMonitor;
+pub use nvidia::NvidiaGpus;
 pub use recommend::recommend;
 pub use types::*;
 

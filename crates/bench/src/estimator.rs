@@ -1,0 +1,350 @@
+//! `estimator`: Switchyard's memory estimate against what the real llama-server
+//! reports (its buffer lines) and really uses (RSS after a prompt that fills a
+//! micro-batch, plus the GPU memory NVML sees it take), with the seed's formula
+//! (`file size × 1.2`, scaled by GPU layers) beside it.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use switchyard_engine::estimate::{self, parse_llama_log, Backend, LlamaConfig, ModelShape};
+use switchyard_engine::gguf;
+use switchyard_engine::system::NvidiaGpus;
+use switchyard_testkit::gguf::{LlamaSpec, TensorType};
+use switchyard_testkit::tools::{free_port, llama_server};
+
+const MIB: f64 = 1024.0 * 1024.0;
+const GOAL_PERCENT: f64 = 10.0;
+const CONTEXTS: [u32; 3] = [512, 4096, 16384];
+const HEALTH_DEADLINE: Duration = Duration::from_secs(120);
+
+pub struct Options {
+    backend: Backend,
+    server: PathBuf,
+    models_dir: Option<PathBuf>,
+}
+
+impl Options {
+    /// `[--gpu] [--llama-server PATH] [--models DIR]`
+    pub fn parse(args: &[String]) -> Result<Self> {
+        let mut options = Self {
+            backend: Backend::Cpu,
+            server: llama_server(),
+            models_dir: None,
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--gpu" => options.backend = Backend::Cuda,
+                "--llama-server" => options.server = args.next().context("a path")?.into(),
+                "--models" => options.models_dir = Some(args.next().context("a folder")?.into()),
+                other => bail!(
+                    "unknown option {other} (known: --gpu, --llama-server PATH, --models DIR)"
+                ),
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// Shapes chosen to vary what the estimate depends on: depth, width, attention
+/// heads and their grouping (MHA, GQA, MQA), feed-forward width, vocabulary and
+/// weight type.
+fn models() -> Vec<LlamaSpec> {
+    let spec =
+        |name: &str, layers, embedding, heads, kv_heads, feed_forward, vocab, tensor_type| {
+            LlamaSpec {
+                name: name.to_owned(),
+                layers,
+                embedding,
+                heads,
+                kv_heads,
+                feed_forward,
+                vocab,
+                context: 32_768,
+                tensor_type,
+                seed: 7,
+            }
+        };
+    vec![
+        spec("mha-f32", 4, 512, 8, 8, 1408, 32_000, TensorType::F32),
+        spec("gqa4-f16", 8, 1024, 16, 4, 2816, 32_000, TensorType::F16),
+        spec(
+            "deep-narrow-f16",
+            24,
+            384,
+            6,
+            2,
+            1024,
+            8_000,
+            TensorType::F16,
+        ),
+        spec("wide-q8", 4, 2048, 16, 2, 5632, 16_000, TensorType::Q8_0),
+        spec(
+            "vocab128k-q8",
+            6,
+            768,
+            12,
+            4,
+            2048,
+            128_000,
+            TensorType::Q8_0,
+        ),
+        spec("mqa-q8", 12, 1024, 8, 1, 4096, 32_000, TensorType::Q8_0),
+    ]
+}
+
+struct Row {
+    model: String,
+    context: u32,
+    file_mib: f64,
+    estimate_mib: f64,
+    /// The estimate's share that llama-server reports (no runtime overhead).
+    estimate_buffers_mib: f64,
+    reported_mib: f64,
+    used_mib: f64,
+    seed_mib: f64,
+}
+
+fn percent(estimate: f64, actual: f64) -> f64 {
+    (estimate - actual) / actual * 100.0
+}
+
+pub fn run(options: &Options) -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let models_dir = options
+        .models_dir
+        .clone()
+        .unwrap_or_else(|| scratch.path().to_path_buf());
+    std::fs::create_dir_all(&models_dir)?;
+    let nvidia = NvidiaGpus::default();
+    let gpu = matches!(options.backend, Backend::Cuda);
+    if gpu && nvidia.count() == 0 {
+        bail!("--gpu needs an NVIDIA GPU that NVML can read");
+    }
+    println!(
+        "estimator: {} with {}, contexts {CONTEXTS:?}, llama-server defaults otherwise (4 slots, unified KV, flash attention auto)",
+        if gpu { "all layers on the GPU" } else { "CPU" },
+        options.server.display()
+    );
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut rows = Vec::new();
+    for spec in models() {
+        let path = models_dir.join(format!("{}.gguf", spec.name));
+        if !path.exists() {
+            spec.write_to(&path)?;
+        }
+        let file = runtime.block_on(gguf::read_local(&path))?;
+        let shape = ModelShape::from_gguf(&file).context("a llama model")?;
+        let file_bytes = std::fs::metadata(&path)?.len();
+        for context in CONTEXTS {
+            let config = LlamaConfig {
+                context,
+                gpu_layers: if gpu { shape.layers + 1 } else { 0 },
+                ..LlamaConfig::default()
+            };
+            let estimated = estimate::estimate(&shape, &config, options.backend);
+            let measured = measure(
+                &runtime,
+                &options.server,
+                &path,
+                &config,
+                gpu,
+                &nvidia,
+                scratch.path(),
+            )?;
+            let (seed_ram, seed_vram) =
+                estimate::seed_formula(file_bytes, shape.layers, config.gpu_layers);
+            let row = Row {
+                model: spec.name.clone(),
+                context,
+                file_mib: file_bytes as f64 / MIB,
+                estimate_mib: estimated.total_bytes() as f64 / MIB,
+                estimate_buffers_mib: buffers(&estimated, &shape) as f64 / MIB,
+                reported_mib: measured.reported_bytes as f64 / MIB,
+                used_mib: measured.used_bytes as f64 / MIB,
+                seed_mib: (seed_ram + seed_vram) as f64 / MIB,
+            };
+            print_row(&row, rows.is_empty());
+            rows.push(row);
+        }
+    }
+    let worst = rows
+        .iter()
+        .max_by(|a, b| {
+            percent(a.estimate_mib, a.used_mib)
+                .abs()
+                .total_cmp(&percent(b.estimate_mib, b.used_mib).abs())
+        })
+        .context("no rows")?;
+    let seed_worst = rows
+        .iter()
+        .map(|row| percent(row.seed_mib, row.used_mib).abs())
+        .fold(0.0, f64::max);
+    println!(
+        "worst row: {} at {} tokens (seed formula's worst: {seed_worst:.1} %)",
+        worst.model, worst.context
+    );
+    println!(
+        "estimator: worst error {:.1} % against used memory (goal ≤ {GOAL_PERCENT} %)",
+        percent(worst.estimate_mib, worst.used_mib).abs()
+    );
+    Ok(())
+}
+
+/// What llama-server's buffer lines cover: everything but the runtime.
+fn buffers(estimated: &estimate::LlamaEstimate, shape: &ModelShape) -> u64 {
+    let parts = |b: &estimate::Breakdown| b.weights + b.output_layer + b.kv_cache + b.compute;
+    let logits = u64::from(estimated.config.parallel) * u64::from(shape.vocab) * 4;
+    parts(&estimated.ram) + parts(&estimated.vram) + logits
+}
+
+fn print_row(row: &Row, header: bool) {
+    if header {
+        println!(
+            "{:<43} | {:^17} | error of the estimate",
+            "", "llama-server"
+        );
+        println!(
+            "{:<16} {:>6} {:>8} | {:>9} {:>9} {:>9} | {:>7} {:>7} | {:>9} {:>7}",
+            "model",
+            "ctx",
+            "file MiB",
+            "estimate",
+            "reported",
+            "used",
+            "buffers",
+            "total",
+            "seed",
+            "seed err"
+        );
+    }
+    println!(
+        "{:<16} {:>6} {:>8.1} | {:>9.1} {:>9.1} {:>9.1} | {:>6.1}% {:>6.1}% | {:>9.1} {:>6.1}%",
+        row.model,
+        row.context,
+        row.file_mib,
+        row.estimate_mib,
+        row.reported_mib,
+        row.used_mib,
+        percent(row.estimate_buffers_mib, row.reported_mib),
+        percent(row.estimate_mib, row.used_mib),
+        row.seed_mib,
+        percent(row.seed_mib, row.used_mib),
+    );
+    let _ = std::io::stdout().flush();
+}
+
+struct Measured {
+    /// The buffers llama-server reported.
+    reported_bytes: u64,
+    /// RSS plus the GPU memory the process took.
+    used_bytes: u64,
+}
+
+/// Ends the server however the measurement ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn measure(
+    runtime: &tokio::runtime::Runtime,
+    server: &Path,
+    model: &Path,
+    config: &LlamaConfig,
+    gpu: bool,
+    nvidia: &NvidiaGpus,
+    scratch: &Path,
+) -> Result<Measured> {
+    let gpu_used = || -> u64 {
+        nvidia
+            .memory(0)
+            .iter()
+            .filter_map(|memory| memory.used_bytes)
+            .sum()
+    };
+    let vram_before = if gpu { gpu_used() } else { 0 };
+    let port = free_port();
+    let log_path = scratch.join("llama-server.log");
+    let log = std::fs::File::create(&log_path)?;
+    let mut command = Command::new(server);
+    command
+        .arg("-m")
+        .arg(model)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["-c", &config.context.to_string(), "-lv", "4"])
+        .args(["-ngl", &config.gpu_layers.to_string()])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    if !gpu {
+        command.args(["-t", "2"]);
+    }
+    let mut child = Server(command.spawn().context("llama-server starts")?);
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.0.try_wait()? {
+                bail!(
+                    "llama-server exited with {status}: see {}",
+                    log_path.display()
+                );
+            }
+            let health = client.get(format!("{base}/health")).send().await;
+            if health.is_ok_and(|response| response.status() == 200) {
+                break;
+            }
+            if started.elapsed() > HEALTH_DEADLINE {
+                bail!("not healthy within {HEALTH_DEADLINE:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A prompt of a full micro-batch touches the compute buffers as a real
+        // conversation does.
+        // (Token ids: the generated tokenizer spells words letter by letter.)
+        let prompt = vec![300u32; 480];
+        client
+            .post(format!("{base}/completion"))
+            .json(&serde_json::json!({"prompt": prompt, "n_predict": 1, "cache_prompt": false}))
+            .timeout(HEALTH_DEADLINE)
+            .send()
+            .await?
+            .error_for_status()?;
+        anyhow::Ok(())
+    })?;
+    let rss = rss_bytes(child.0.id())?;
+    let vram = if gpu {
+        gpu_used().saturating_sub(vram_before)
+    } else {
+        0
+    };
+    drop(child);
+    let reported = parse_llama_log(&std::fs::read_to_string(&log_path)?);
+    Ok(Measured {
+        reported_bytes: reported.ram.total() + reported.vram.total(),
+        used_bytes: rss + vram,
+    })
+}
+
+fn rss_bytes(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|value| value.parse().ok())
+        .context("VmRSS")?;
+    Ok(kib * 1024)
+}

@@ -1,0 +1,178 @@
+//! What llama-server really allocated, read from its startup lines (at `-lv 4`):
+//!
+//! ```text
+//! load_tensors:   CPU_Mapped model buffer size =   105.53 MiB
+//! llama_context:        CPU  output buffer size =     0.49 MiB
+//! llama_kv_cache:      CUDA0 KV buffer size =    16.00 MiB
+//! sched_reserve:   CUDA_Host compute buffer size =    17.27 MiB
+//! ```
+//!
+//! Measurements are kept per model and configuration (`state/calibration.json`);
+//! a later estimate for the same pair uses them instead of the formula.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use super::llama::{Backend, Breakdown, EstimateSource, LlamaConfig, LlamaEstimate};
+use crate::errors::{EngineError, Result};
+use crate::fs_atomic;
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// Buffers as llama-server reported them, split into RAM and VRAM, and what the
+/// process used once loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, Default)]
+#[ts(export)]
+pub struct MeasuredMemory {
+    /// Model buffers (weights and output layer together), KV, compute and logits.
+    pub ram: Breakdown,
+    pub vram: Breakdown,
+    /// Resident set of the process after loading.
+    #[ts(type = "number | null")]
+    pub rss_bytes: Option<u64>,
+}
+
+impl MeasuredMemory {
+    pub fn is_empty(&self) -> bool {
+        self.ram.total() == 0 && self.vram.total() == 0
+    }
+}
+
+/// Which buffer a line reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Buffer {
+    Model,
+    Kv,
+    Compute,
+    Output,
+}
+
+const MARKERS: [(&str, Buffer); 4] = [
+    (" model buffer size = ", Buffer::Model),
+    (" KV buffer size = ", Buffer::Kv),
+    (" compute buffer size = ", Buffer::Compute),
+    (" output buffer size = ", Buffer::Output),
+];
+
+/// Host memory: the CPU backend's buffers and pinned host buffers of a GPU backend.
+fn is_ram(device: &str) -> bool {
+    device.starts_with("CPU") || device.ends_with("_Host")
+}
+
+/// One buffer line: (buffer, device, bytes).
+fn parse_line(line: &str) -> Option<(Buffer, String, u64)> {
+    let (marker, buffer) = MARKERS.iter().find(|(marker, _)| line.contains(marker))?;
+    let (before, after) = line.split_once(marker)?;
+    let device = before.split_whitespace().last()?.to_owned();
+    let mib: f64 = after.split_whitespace().next()?.parse().ok()?;
+    if !after.contains("MiB") || !mib.is_finite() || mib < 0.0 {
+        return None;
+    }
+    Some((*buffer, device, (mib * MIB).round() as u64))
+}
+
+/// Reads the buffer lines of a llama-server log. When the scheduler reserves its
+/// graph again, the last size per device counts.
+pub fn parse_llama_log(log: &str) -> MeasuredMemory {
+    let mut sizes: BTreeMap<(Buffer, String), u64> = BTreeMap::new();
+    for (buffer, device, bytes) in log.lines().filter_map(parse_line) {
+        sizes.insert((buffer, device), bytes);
+    }
+    let mut measured = MeasuredMemory::default();
+    for ((buffer, device), bytes) in sizes {
+        let place = if is_ram(&device) {
+            &mut measured.ram
+        } else {
+            &mut measured.vram
+        };
+        match buffer {
+            Buffer::Model => place.weights += bytes,
+            Buffer::Kv => place.kv_cache += bytes,
+            Buffer::Compute => place.compute += bytes,
+            Buffer::Output => place.overhead += bytes,
+        }
+    }
+    measured
+}
+
+/// Replaces the formula's weights, KV cache and compute buffers with measured
+/// ones; the runtime overhead, which no log line shows, stays estimated.
+pub fn apply(estimate: &LlamaEstimate, measured: &MeasuredMemory) -> LlamaEstimate {
+    let merge = |estimated: &Breakdown, measured: &Breakdown| Breakdown {
+        weights: measured.weights,
+        output_layer: 0,
+        kv_cache: measured.kv_cache,
+        compute: measured.compute,
+        overhead: estimated.overhead,
+    };
+    LlamaEstimate {
+        ram: merge(&estimate.ram, &measured.ram),
+        vram: merge(&estimate.vram, &measured.vram),
+        source: EstimateSource::Measured,
+        ..estimate.clone()
+    }
+}
+
+/// Measurements per model and configuration, kept across restarts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Calibration {
+    entries: BTreeMap<String, MeasuredMemory>,
+}
+
+impl Calibration {
+    pub fn path(state_dir: &Path) -> PathBuf {
+        state_dir.join("calibration.json")
+    }
+
+    pub fn load(state_dir: &Path) -> Result<Self> {
+        fs_atomic::read_json(&Self::path(state_dir))
+    }
+
+    pub fn save(&self, state_dir: &Path) -> Result<()> {
+        fs_atomic::write_json(&Self::path(state_dir), self).map_err(|source| {
+            EngineError::StorageUnavailable {
+                path: state_dir.to_path_buf(),
+                source,
+            }
+        })
+    }
+
+    /// The key: the model and every setting that changes its memory.
+    fn key(model_id: &str, config: &LlamaConfig, backend: Backend) -> String {
+        let config = serde_json::to_string(config).unwrap_or_default();
+        format!("{model_id}|{backend:?}|{config}")
+    }
+
+    pub fn record(
+        &mut self,
+        model_id: &str,
+        config: &LlamaConfig,
+        backend: Backend,
+        measured: MeasuredMemory,
+    ) {
+        if !measured.is_empty() {
+            self.entries
+                .insert(Self::key(model_id, config, backend), measured);
+        }
+    }
+
+    pub fn lookup(
+        &self,
+        model_id: &str,
+        config: &LlamaConfig,
+        backend: Backend,
+    ) -> Option<&MeasuredMemory> {
+        self.entries.get(&Self::key(model_id, config, backend))
+    }
+
+    /// The estimate for a model, measured where a measurement exists.
+    pub fn refine(&self, model_id: &str, estimate: &LlamaEstimate) -> LlamaEstimate {
+        match self.lookup(model_id, &estimate.config, estimate.backend) {
+            Some(measured) => apply(estimate, measured),
+            None => estimate.clone(),
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! The memory a llama-server process will use for a model and a configuration,
+//! split into RAM and VRAM, following what llama.cpp allocates:
+//!
+//! - weights: each `blk.N` layer lives where llama.cpp puts it (the last
+//!   `gpu_layers - 1` layers and the output layer on the GPU, the embeddings always
+//!   in RAM, routed experts of the first `cpu_moe_layers` layers in RAM);
+//! - KV cache: cells (context padded to 256; sliding-window layers keep only
+//!   `window × slots + ubatch`) × each layer's K and V widths × the cache types;
+//! - compute buffers: the peak of the graph, which is the feed-forward block
+//!   (gate, up and their product over a micro-batch, plus the residual stream) or
+//!   the attention block (projections plus, without flash attention, the
+//!   `kv × ubatch × heads` score matrix), whichever is larger, plus the mask;
+//! - the logits buffer and a fixed runtime overhead per backend.
+//!
+//! The compute-buffer terms were fitted to what llama-server 11434 reports
+//! (`sched_reserve: … compute buffer size`) over widths, feed-forward sizes, heads,
+//! contexts, micro-batches and flash attention on/off: they match to 0.02 MiB on
+//! the CPU backend (`bench estimator` prints the comparison).
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use super::shape::ModelShape;
+use crate::gguf::GgmlType;
+
+const MIB: u64 = 1024 * 1024;
+/// llama.cpp pads the context (KV cells) to this.
+const CELL_PADDING: u64 = 256;
+const F32: u64 = 4;
+/// The tokenizer's tables in RAM, per vocabulary entry (measured: +17 MiB of RSS
+/// for a 128k vocabulary).
+const VOCAB_ENTRY_BYTES: u64 = 128;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, Default)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum FlashAttention {
+    /// llama.cpp turns it on where the device supports it: CPU, CUDA, Metal and
+    /// Vulkan all do for the usual head sizes.
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl FlashAttention {
+    fn enabled(self) -> bool {
+        !matches!(self, Self::Off)
+    }
+}
+
+/// KV cache element types llama-server accepts for `-ctk`/`-ctv`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, Default)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum CacheType {
+    F32,
+    #[default]
+    F16,
+    Bf16,
+    Q8_0,
+    Q5_1,
+    Q5_0,
+    Q4_1,
+    Q4_0,
+    Iq4Nl,
+}
+
+impl CacheType {
+    /// The name llama-server's `-ctk`/`-ctv` take.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::Bf16 => "bf16",
+            Self::Q8_0 => "q8_0",
+            Self::Q5_1 => "q5_1",
+            Self::Q5_0 => "q5_0",
+            Self::Q4_1 => "q4_1",
+            Self::Q4_0 => "q4_0",
+            Self::Iq4Nl => "iq4_nl",
+        }
+    }
+
+    /// Bytes for a row of `width` values.
+    fn row_bytes(self, width: u64) -> u64 {
+        let name = self.flag().to_ascii_uppercase();
+        GgmlType::all()
+            .iter()
+            .find(|ty| ty.name == name)
+            .and_then(|ty| ty.bytes_for(width))
+            .unwrap_or(width * 2)
+    }
+}
+
+/// Which llama.cpp backend runs the layers that are offloaded: decides the fixed
+/// overheads (a CUDA context costs VRAM and RAM before any model is loaded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, Default)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum Backend {
+    #[default]
+    Cpu,
+    Cuda,
+    Vulkan,
+    Metal,
+}
+
+impl Backend {
+    /// Resident memory of a llama-server process with no model: binary, libraries,
+    /// HTTP server and threads (CPU: measured 14–16 MiB here).
+    fn ram_overhead(self) -> u64 {
+        match self {
+            Self::Cpu | Self::Metal => 16 * MIB,
+            Self::Vulkan => 96 * MIB,
+            Self::Cuda => 320 * MIB,
+        }
+    }
+
+    /// Device memory taken by the driver context and library workspaces.
+    fn vram_overhead(self) -> u64 {
+        match self {
+            Self::Cpu | Self::Metal => 0,
+            Self::Vulkan => 64 * MIB,
+            Self::Cuda => 512 * MIB,
+        }
+    }
+
+    fn has_device(self) -> bool {
+        !matches!(self, Self::Cpu)
+    }
+}
+
+/// The settings of a llama-server that change its memory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(default)]
+#[ts(export)]
+pub struct LlamaConfig {
+    /// `-c`: total KV cells over all slots.
+    pub context: u32,
+    /// `-np`: parallel slots.
+    pub parallel: u32,
+    /// `-kvu`: one KV cache shared by the slots (llama-server's default).
+    pub kv_unified: bool,
+    pub cache_type_k: CacheType,
+    pub cache_type_v: CacheType,
+    pub flash_attention: FlashAttention,
+    /// `-b` and `-ub`.
+    pub batch: u32,
+    pub ubatch: u32,
+    /// `-ngl`: layers on the GPU; `layers + 1` puts everything there.
+    pub gpu_layers: u32,
+    /// `--n-cpu-moe`: routed experts of the first N layers stay in RAM.
+    pub cpu_moe_layers: u32,
+    /// `--swa-full`: sliding-window layers keep the whole context.
+    pub swa_full: bool,
+    /// A multimodal projector loaded beside the model.
+    #[ts(type = "number")]
+    pub mmproj_bytes: u64,
+}
+
+impl Default for LlamaConfig {
+    /// llama-server's own defaults, with a 4096-token context.
+    fn default() -> Self {
+        Self {
+            context: 4096,
+            parallel: 4,
+            kv_unified: true,
+            cache_type_k: CacheType::F16,
+            cache_type_v: CacheType::F16,
+            flash_attention: FlashAttention::Auto,
+            batch: 2048,
+            ubatch: 512,
+            gpu_layers: 0,
+            cpu_moe_layers: 0,
+            swa_full: false,
+            mmproj_bytes: 0,
+        }
+    }
+}
+
+/// Memory in one place (RAM or one GPU), by what it is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, Default)]
+#[ts(export)]
+pub struct Breakdown {
+    /// Layer weights (and embeddings, in RAM).
+    #[ts(type = "number")]
+    pub weights: u64,
+    /// Output norm and projection.
+    #[ts(type = "number")]
+    pub output_layer: u64,
+    #[ts(type = "number")]
+    pub kv_cache: u64,
+    #[ts(type = "number")]
+    pub compute: u64,
+    /// Runtime, driver context and the logits buffer.
+    #[ts(type = "number")]
+    pub overhead: u64,
+}
+
+impl Breakdown {
+    pub fn total(&self) -> u64 {
+        self.weights + self.output_layer + self.kv_cache + self.compute + self.overhead
+    }
+}
+
+/// Where a number came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, Default)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum EstimateSource {
+    #[default]
+    Estimated,
+    /// Buffers as llama-server reported them for this model and configuration.
+    Measured,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct LlamaEstimate {
+    pub backend: Backend,
+    /// The configuration as llama.cpp will apply it (context padded, batches capped).
+    pub config: LlamaConfig,
+    /// Layers (of `layers + 1`, the output layer counting as one) on the GPU.
+    pub gpu_layers: u32,
+    pub ram: Breakdown,
+    pub vram: Breakdown,
+    pub source: EstimateSource,
+}
+
+impl LlamaEstimate {
+    pub fn ram_bytes(&self) -> u64 {
+        self.ram.total()
+    }
+
+    pub fn vram_bytes(&self) -> u64 {
+        self.vram.total()
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.ram_bytes() + self.vram_bytes()
+    }
+}
+
+fn pad(value: u64, to: u64) -> u64 {
+    value.div_ceil(to) * to
+}
+
+/// KV cells llama.cpp allocates: (total, per attention stream).
+fn cells(config: &LlamaConfig) -> (u64, u64) {
+    let context = pad(u64::from(config.context.max(1)), CELL_PADDING);
+    let slots = u64::from(config.parallel.max(1));
+    if config.kv_unified {
+        (context, context)
+    } else {
+        let per_slot = pad(context / slots, CELL_PADDING);
+        (per_slot * slots, per_slot)
+    }
+}
+
+/// The micro-batch llama.cpp runs: capped by the batch, which a causal model caps
+/// at the context.
+fn micro_batch(config: &LlamaConfig, context_cells: u64) -> u64 {
+    let batch = u64::from(config.batch.max(1)).min(context_cells);
+    u64::from(config.ubatch.max(1)).min(batch)
+}
+
+/// Estimates llama-server's memory for `shape` under `config` on `backend`.
+pub fn estimate(shape: &ModelShape, config: &LlamaConfig, backend: Backend) -> LlamaEstimate {
+    let layers = shape.layers as usize;
+    let gpu_layers = if backend.has_device() {
+        config.gpu_layers.min(shape.layers + 1)
+    } else {
+        0
+    };
+    // llama.cpp: layer il is offloaded when il >= n_layer + 1 - ngl; the output
+    // layer (index n_layer) goes first.
+    let first_gpu_layer = (shape.layers + 1).saturating_sub(gpu_layers) as usize;
+    let on_gpu = |il: usize| il >= first_gpu_layer;
+
+    let mut ram = Breakdown::default();
+    let mut vram = Breakdown::default();
+
+    // Weights.
+    ram.weights += shape.input_bytes + shape.other_bytes;
+    let cpu_moe = config.cpu_moe_layers as usize;
+    for il in 0..layers {
+        let bytes = shape.layer_bytes[il];
+        let experts = if il < cpu_moe {
+            shape.expert_bytes[il]
+        } else {
+            0
+        };
+        if on_gpu(il) {
+            vram.weights += bytes - experts;
+            ram.weights += experts;
+        } else {
+            ram.weights += bytes;
+        }
+    }
+    if on_gpu(layers) {
+        vram.output_layer += shape.output_bytes;
+        if shape.output_tied {
+            vram.output_layer += shape.input_bytes;
+        }
+    } else {
+        ram.output_layer += shape.output_bytes;
+    }
+    if gpu_layers > 0 {
+        vram.weights += config.mmproj_bytes;
+    } else {
+        ram.weights += config.mmproj_bytes;
+    }
+
+    // KV cache, on the device of its layer.
+    let (total_cells, stream_cells) = cells(config);
+    let ubatch = micro_batch(config, total_cells);
+    let slots = u64::from(config.parallel.max(1));
+    let window_cells = shape.sliding_window.map(|window| {
+        let wanted = window * if config.kv_unified { slots } else { 1 } + ubatch;
+        pad(wanted.min(total_cells), CELL_PADDING)
+    });
+    let mut widest_kv = 0u64;
+    let mut full_layers = 0usize;
+    for il in 0..layers {
+        let (k_width, v_width) = shape.kv_widths(il);
+        widest_kv = widest_kv.max(k_width + v_width);
+        let sliding = !config.swa_full && shape.sliding_layers.get(il).copied().unwrap_or(false);
+        let layer_cells = match (sliding, window_cells) {
+            (true, Some(window)) => window,
+            _ => {
+                full_layers += 1;
+                total_cells
+            }
+        };
+        let bytes = layer_cells
+            * (config.cache_type_k.row_bytes(k_width) + config.cache_type_v.row_bytes(v_width));
+        if on_gpu(il) {
+            vram.kv_cache += bytes;
+        } else {
+            ram.kv_cache += bytes;
+        }
+    }
+
+    // Compute buffers: the graph's peak, on every device that runs layers.
+    let attended = if full_layers > 0 {
+        stream_cells
+    } else {
+        window_cells.unwrap_or(stream_cells)
+    };
+    let compute = compute_bytes(shape, config, ubatch, attended, widest_kv);
+    let gpu_runs_layers = gpu_layers > 0;
+    let cpu_runs_layers = first_gpu_layer > 0;
+    if gpu_runs_layers {
+        vram.compute += compute;
+        // The host keeps the inputs (embeddings are looked up in RAM).
+        ram.compute += ubatch * shape.embedding * F32;
+    }
+    if cpu_runs_layers {
+        ram.compute += compute;
+    }
+
+    // Logits for every slot, the tokenizer and the runtime.
+    let vocab = u64::from(shape.vocab);
+    ram.overhead += slots * vocab * F32 + vocab * VOCAB_ENTRY_BYTES + backend.ram_overhead();
+    if backend.has_device() {
+        vram.overhead += backend.vram_overhead();
+    }
+
+    let mut applied = config.clone();
+    applied.context = u32::try_from(total_cells).unwrap_or(u32::MAX);
+    applied.ubatch = u32::try_from(ubatch).unwrap_or(u32::MAX);
+    applied.gpu_layers = gpu_layers;
+    LlamaEstimate {
+        backend,
+        config: applied,
+        gpu_layers,
+        ram,
+        vram,
+        source: EstimateSource::Estimated,
+    }
+}
+
+/// The compute buffer of one device: the larger of the feed-forward and attention
+/// peaks over a micro-batch, with the attention mask live in both.
+fn compute_bytes(
+    shape: &ModelShape,
+    config: &LlamaConfig,
+    ubatch: u64,
+    attended_cells: u64,
+    widest_kv: u64,
+) -> u64 {
+    let flash = config.flash_attention.enabled();
+    let embd = shape.embedding;
+    let ffn_width = if shape.is_moe() {
+        u64::from(shape.expert_used) * shape.expert_feed_forward.max(1)
+            + shape.shared_expert_feed_forward
+    } else {
+        shape.feed_forward
+    };
+    let mask = ubatch * attended_cells * if flash { 2 } else { F32 };
+    // gate, up and their product, plus the residual stream and norms.
+    let mut feed_forward = ubatch * F32 * (3 * ffn_width + 5 * embd) + mask;
+    if shape.is_moe() {
+        // Router logits and weights.
+        feed_forward += 2 * ubatch * F32 * u64::from(shape.expert_count);
+    }
+    let scores = if flash {
+        0
+    } else {
+        ubatch * attended_cells * shape.max_heads() * F32
+    };
+    // Q, K, V, the attention output and the residual stream.
+    let attention = ubatch * F32 * (6 * embd + widest_kv) + mask + scores;
+    feed_forward.max(attention)
+}
+
+/// The seed's formula (genai-electron): file size × 1.2 in RAM, or scaled by the
+/// share of layers on the GPU. Kept to show how far off it is.
+pub fn seed_formula(file_bytes: u64, layers: u32, gpu_layers: u32) -> (u64, u64) {
+    let total = file_bytes as f64 * 1.2;
+    if gpu_layers == 0 || layers == 0 {
+        return (total as u64, 0);
+    }
+    let share = f64::from(gpu_layers.min(layers)) / f64::from(layers);
+    ((total * (1.0 - share)) as u64, (total * share) as u64)
+}
