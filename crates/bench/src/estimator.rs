@@ -24,15 +24,18 @@ pub struct Options {
     backend: Backend,
     server: PathBuf,
     models_dir: Option<PathBuf>,
+    /// Appends every run's memory lines here.
+    log_file: Option<PathBuf>,
 }
 
 impl Options {
-    /// `[--gpu] [--llama-server PATH] [--models DIR]`
+    /// `[--gpu] [--llama-server PATH] [--models DIR] [--log FILE]`
     pub fn parse(args: &[String]) -> Result<Self> {
         let mut options = Self {
             backend: Backend::Cpu,
             server: llama_server(),
             models_dir: None,
+            log_file: None,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -99,6 +102,9 @@ fn models() -> Vec<LlamaSpec> {
 struct Row {
     model: String,
     context: u32,
+    gpu_layers: u32,
+    estimate_vram_mib: f64,
+    used_vram_mib: f64,
     file_mib: f64,
     estimate_mib: f64,
     /// The estimate's share that llama-server reports (no runtime overhead).
@@ -142,10 +148,16 @@ pub fn run(options: &Options) -> Result<()> {
         let file = runtime.block_on(gguf::read_local(&path))?;
         let shape = ModelShape::from_gguf(&file).context("a llama model")?;
         let file_bytes = std::fs::metadata(&path)?.len();
-        for context in CONTEXTS {
+        let all_layers = if gpu { shape.layers + 1 } else { 0 };
+        let mut runs: Vec<(u32, u32)> = CONTEXTS.iter().map(|&c| (c, all_layers)).collect();
+        if gpu {
+            // Half the layers on the GPU: the split between RAM and VRAM.
+            runs.push((4096, shape.layers / 2));
+        }
+        for (context, gpu_layers) in runs {
             let config = LlamaConfig {
                 context,
-                gpu_layers: if gpu { shape.layers + 1 } else { 0 },
+                gpu_layers,
                 ..LlamaConfig::default()
             };
             let estimated = estimate::estimate(&shape, &config, options.backend);
@@ -158,11 +170,17 @@ pub fn run(options: &Options) -> Result<()> {
                 &nvidia,
                 scratch.path(),
             )?;
+            if let Some(log_file) = &options.log_file {
+                keep_memory_lines(log_file, &spec.name, &config, &measured.log)?;
+            }
             let (seed_ram, seed_vram) =
                 estimate::seed_formula(file_bytes, shape.layers, config.gpu_layers);
             let row = Row {
                 model: spec.name.clone(),
                 context,
+                gpu_layers,
+                estimate_vram_mib: estimated.vram_bytes() as f64 / MIB,
+                used_vram_mib: measured.vram_bytes as f64 / MIB,
                 file_mib: file_bytes as f64 / MIB,
                 estimate_mib: estimated.total_bytes() as f64 / MIB,
                 estimate_buffers_mib: buffers(&estimated, &shape) as f64 / MIB,
@@ -170,7 +188,7 @@ pub fn run(options: &Options) -> Result<()> {
                 used_mib: measured.used_bytes as f64 / MIB,
                 seed_mib: (seed_ram + seed_vram) as f64 / MIB,
             };
-            print_row(&row, rows.is_empty());
+            print_row(&row, rows.is_empty(), gpu);
             rows.push(row);
         }
     }
@@ -204,16 +222,17 @@ fn buffers(estimated: &estimate::LlamaEstimate, shape: &ModelShape) -> u64 {
     parts(&estimated.ram) + parts(&estimated.vram) + logits
 }
 
-fn print_row(row: &Row, header: bool) {
+fn print_row(row: &Row, header: bool, gpu: bool) {
     if header {
         println!(
-            "{:<43} | {:^17} | error of the estimate",
+            "{:<47} | {:^29} | error of the estimate",
             "", "llama-server"
         );
         println!(
-            "{:<16} {:>6} {:>8} | {:>9} {:>9} {:>9} | {:>7} {:>7} | {:>9} {:>7}",
+            "{:<16} {:>6} {:>3} {:>8} | {:>9} {:>9} {:>9} | {:>7} {:>7} | {:>9} {:>7}{}",
             "model",
             "ctx",
+            "ngl",
             "file MiB",
             "estimate",
             "reported",
@@ -221,13 +240,23 @@ fn print_row(row: &Row, header: bool) {
             "buffers",
             "total",
             "seed",
-            "seed err"
+            "seed err",
+            if gpu { " | est VRAM  NVML VRAM" } else { "" }
         );
     }
+    let vram = if gpu {
+        format!(
+            " | {:>8.1} {:>10.1}",
+            row.estimate_vram_mib, row.used_vram_mib
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "{:<16} {:>6} {:>8.1} | {:>9.1} {:>9.1} {:>9.1} | {:>6.1}% {:>6.1}% | {:>9.1} {:>6.1}%",
+        "{:<16} {:>6} {:>3} {:>8.1} | {:>9.1} {:>9.1} {:>9.1} | {:>6.1}% {:>6.1}% | {:>9.1} {:>6.1}%{vram}",
         row.model,
         row.context,
+        row.gpu_layers,
         row.file_mib,
         row.estimate_mib,
         row.reported_mib,
@@ -245,6 +274,30 @@ struct Measured {
     reported_bytes: u64,
     /// RSS plus the GPU memory the process took.
     used_bytes: u64,
+    vram_bytes: u64,
+    log: String,
+}
+
+fn keep_memory_lines(file: &Path, model: &str, config: &LlamaConfig, log: &str) -> Result<()> {
+    let mut out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)?;
+    writeln!(
+        out,
+        "=== {model} ctx {} ngl {}",
+        config.context, config.gpu_layers
+    )?;
+    for line in log.lines().filter(|line| {
+        line.contains("buffer size")
+            || line.contains("memory_breakdown")
+            || line.contains("CUDA")
+            || line.contains("flash_attn")
+            || line.contains("offload")
+    }) {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
 }
 
 /// Ends the server however the measurement ends.
@@ -331,10 +384,13 @@ fn measure(
         0
     };
     drop(child);
-    let reported = parse_llama_log(&std::fs::read_to_string(&log_path)?);
+    let log = std::fs::read_to_string(&log_path)?;
+    let reported = parse_llama_log(&log);
     Ok(Measured {
         reported_bytes: reported.ram.total() + reported.vram.total(),
         used_bytes: rss + vram,
+        vram_bytes: vram,
+        log,
     })
 }
 
