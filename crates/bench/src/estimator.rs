@@ -33,7 +33,7 @@ impl Options {
     pub fn parse(args: &[String]) -> Result<Self> {
         let mut options = Self {
             backend: Backend::Cpu,
-            server: llama_server(),
+            server: PathBuf::new(),
             models_dir: None,
             log_file: None,
         };
@@ -43,10 +43,14 @@ impl Options {
                 "--gpu" => options.backend = Backend::Cuda,
                 "--llama-server" => options.server = args.next().context("a path")?.into(),
                 "--models" => options.models_dir = Some(args.next().context("a folder")?.into()),
+                "--log" => options.log_file = Some(args.next().context("a file")?.into()),
                 other => bail!(
-                    "unknown option {other} (known: --gpu, --llama-server PATH, --models DIR)"
+                    "unknown option {other} (known: --gpu, --llama-server PATH, --models DIR, --log FILE)"
                 ),
             }
+        }
+        if options.server.as_os_str().is_empty() {
+            options.server = llama_server();
         }
         Ok(options)
     }

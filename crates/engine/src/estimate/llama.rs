@@ -107,22 +107,28 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// Resident memory of a llama-server process with no model: binary, libraries,
-    /// HTTP server and threads (CPU: measured 14–16 MiB here).
-    fn ram_overhead(self) -> u64 {
+    /// Resident memory of a llama-server process before its buffers: binary,
+    /// libraries, HTTP server, threads. Measured: 16 MiB for the CPU build here;
+    /// about 350 MiB for a CUDA 13 build on an H100, 64 MiB more once cuBLAS runs
+    /// (f16/f32 weights).
+    fn ram_overhead(self, float_weights: bool) -> u64 {
         match self {
             Self::Cpu | Self::Metal => 16 * MIB,
             Self::Vulkan => 96 * MIB,
-            Self::Cuda => 320 * MIB,
+            Self::Cuda if float_weights => 414 * MIB,
+            Self::Cuda => 350 * MIB,
         }
     }
 
-    /// Device memory taken by the driver context and library workspaces.
-    fn vram_overhead(self) -> u64 {
+    /// Device memory the driver context and library workspaces take, which no
+    /// buffer line reports. Measured with NVML on an H100 (CUDA 13, driver 580):
+    /// 605 MiB, 94 MiB more with cuBLAS (f16/f32 weights).
+    fn vram_overhead(self, float_weights: bool) -> u64 {
         match self {
             Self::Cpu | Self::Metal => 0,
             Self::Vulkan => 64 * MIB,
-            Self::Cuda => 512 * MIB,
+            Self::Cuda if float_weights => 700 * MIB,
+            Self::Cuda => 606 * MIB,
         }
     }
 
@@ -348,23 +354,25 @@ pub fn estimate(shape: &ModelShape, config: &LlamaConfig, backend: Backend) -> L
     } else {
         window_cells.unwrap_or(stream_cells)
     };
-    let compute = compute_bytes(shape, config, ubatch, attended, widest_kv);
-    let gpu_runs_layers = gpu_layers > 0;
-    let cpu_runs_layers = first_gpu_layer > 0;
-    if gpu_runs_layers {
-        vram.compute += compute;
-        // The host keeps the inputs (embeddings are looked up in RAM).
-        ram.compute += ubatch * shape.embedding * F32;
-    }
-    if cpu_runs_layers {
-        ram.compute += compute;
+    let flash = config.flash_attention.enabled();
+    let mask = ubatch * attended * if flash { 2 } else { F32 };
+    if gpu_layers > 0 {
+        // With a GPU, the graph's heavy work runs there, also for the layers left in
+        // RAM (their weights are copied over per batch); the host keeps the inputs,
+        // the mask and the residual stream (measured: mask + 4 × ubatch × width).
+        vram.compute += compute_bytes(shape, config, ubatch, attended, widest_kv, 4);
+        ram.compute += mask + 4 * ubatch * shape.embedding * F32;
+    } else {
+        ram.compute += compute_bytes(shape, config, ubatch, attended, widest_kv, 5);
     }
 
     // Logits for every slot, the tokenizer and the runtime.
     let vocab = u64::from(shape.vocab);
-    ram.overhead += slots * vocab * F32 + vocab * VOCAB_ENTRY_BYTES + backend.ram_overhead();
+    let float_weights = shape.float_weights;
+    ram.overhead +=
+        slots * vocab * F32 + vocab * VOCAB_ENTRY_BYTES + backend.ram_overhead(float_weights);
     if backend.has_device() {
-        vram.overhead += backend.vram_overhead();
+        vram.overhead += backend.vram_overhead(float_weights);
     }
 
     let mut applied = config.clone();
@@ -389,6 +397,7 @@ fn compute_bytes(
     ubatch: u64,
     attended_cells: u64,
     widest_kv: u64,
+    residual_tensors: u64,
 ) -> u64 {
     let flash = config.flash_attention.enabled();
     let embd = shape.embedding;
@@ -399,8 +408,9 @@ fn compute_bytes(
         shape.feed_forward
     };
     let mask = ubatch * attended_cells * if flash { 2 } else { F32 };
-    // gate, up and their product, plus the residual stream and norms.
-    let mut feed_forward = ubatch * F32 * (3 * ffn_width + 5 * embd) + mask;
+    // gate, up and their product, plus the residual stream and norms (one of
+    // those lives on the host when a GPU runs the graph).
+    let mut feed_forward = ubatch * F32 * (3 * ffn_width + residual_tensors * embd) + mask;
     if shape.is_moe() {
         // Router logits and weights.
         feed_forward += 2 * ubatch * F32 * u64::from(shape.expert_count);
@@ -411,7 +421,7 @@ fn compute_bytes(
         ubatch * attended_cells * shape.max_heads() * F32
     };
     // Q, K, V, the attention output and the residual stream.
-    let attention = ubatch * F32 * (6 * embd + widest_kv) + mask + scores;
+    let attention = ubatch * F32 * ((residual_tensors + 1) * embd + widest_kv) + mask + scores;
     feed_forward.max(attention)
 }
 

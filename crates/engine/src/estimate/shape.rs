@@ -58,6 +58,9 @@ pub struct ModelShape {
     pub sliding_window: Option<u64>,
     pub sliding_layers: Vec<bool>,
     pub trained_context: Option<u32>,
+    /// Most layer weights are f32/f16/bf16: GPU backends then run cuBLAS-style
+    /// libraries with workspaces of their own.
+    pub float_weights: bool,
 }
 
 impl ModelShape {
@@ -116,10 +119,14 @@ impl ModelShape {
         let mut layer_bytes = vec![0u64; layers as usize];
         let mut expert_bytes = vec![0u64; layers as usize];
         let (mut input_bytes, mut output_bytes, mut other_bytes) = (0u64, 0u64, 0u64);
+        let mut float_layer_bytes = 0u64;
         let mut has_output = false;
         for tensor in &file.tensors {
             if let Some(il) = layer_index(&tensor.name).filter(|&il| il < layers as usize) {
                 layer_bytes[il] += tensor.bytes;
+                if matches!(tensor.ggml_type.name, "F32" | "F16" | "BF16") {
+                    float_layer_bytes += tensor.bytes;
+                }
                 if tensor.name.contains("_exps.") {
                     expert_bytes[il] += tensor.bytes;
                 }
@@ -140,6 +147,7 @@ impl ModelShape {
             .and_then(|v| u32::try_from(v).ok())
             .unwrap_or(0);
         let expert_count = small(file.arch_u64("expert_count"));
+        let float_weights = float_layer_bytes * 2 > layer_bytes.iter().sum::<u64>();
         let (sliding_window, sliding_layers) = sliding(file, &architecture, layers);
         Some(Self {
             layers,
@@ -167,6 +175,7 @@ impl ModelShape {
             trained_context: file
                 .arch_u64("context_length")
                 .and_then(|v| u32::try_from(v).ok()),
+            float_weights,
             architecture,
         })
     }
