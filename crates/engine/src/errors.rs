@@ -35,6 +35,13 @@ pub enum ErrorCode {
     Cancelled,
     /// The engine is shutting down and takes no new work.
     ShuttingDown,
+    /// No llama-server (or sd) that works on this machine could be set up.
+    BinaryUnavailable,
+    /// A binary was tested and does not work here (crash, missing library, GPU error).
+    BinaryRejected,
+    /// An archive tried to write outside its folder (zip-slip, absolute path, a link
+    /// pointing out) or holds something that is not a file, folder or link.
+    UnsafeArchive,
     /// Anything the shell could not map to a more precise code.
     Internal,
 }
@@ -91,6 +98,16 @@ pub enum EngineError {
     Internal { problem: String },
     #[error("Switchyard is shutting down")]
     ShuttingDown,
+    #[error("No working {kind} could be set up: {problem}")]
+    BinaryUnavailable { kind: String, problem: String },
+    #[error("{path} does not work here: {reason}")]
+    BinaryRejected { path: PathBuf, reason: String },
+    #[error("The archive {archive} is unsafe: entry `{entry}` {problem}")]
+    UnsafeArchive {
+        archive: String,
+        entry: String,
+        problem: String,
+    },
 }
 
 impl EngineError {
@@ -109,6 +126,9 @@ impl EngineError {
             Self::Cancelled => ErrorCode::Cancelled,
             Self::Internal { .. } => ErrorCode::Internal,
             Self::ShuttingDown => ErrorCode::ShuttingDown,
+            Self::BinaryUnavailable { .. } => ErrorCode::BinaryUnavailable,
+            Self::BinaryRejected { .. } => ErrorCode::BinaryRejected,
+            Self::UnsafeArchive { .. } => ErrorCode::UnsafeArchive,
         }
     }
 
@@ -160,6 +180,18 @@ impl EngineError {
             Self::Cancelled => String::new(),
             Self::Internal { .. } => "Please report this, with the log folder attached.".into(),
             Self::ShuttingDown => "Start Switchyard again.".into(),
+            Self::BinaryUnavailable { .. } => {
+                "The Binary setup log says why each build failed; you can also choose your own llama-server or sd in Settings."
+                    .into()
+            }
+            Self::BinaryRejected { .. } => {
+                "Choose another build: this one crashed, misses a library, or needs a GPU driver or CPU features this machine lacks."
+                    .into()
+            }
+            Self::UnsafeArchive { .. } => {
+                "The download was discarded and nothing was installed. If you use a mirror, check it; otherwise report this."
+                    .into()
+            }
         }
     }
 
