@@ -530,7 +530,10 @@ impl BinaryManager {
                     kind,
                     executable,
                     model,
-                    gpu: variant.is_none_or(Variant::is_gpu),
+                    // A user's build may be for a GPU: give it the chance to use one,
+                    // without requiring one.
+                    offload: variant.is_none_or(Variant::is_gpu),
+                    require_gpu: variant.is_some_and(Variant::is_gpu),
                 };
                 let started = Instant::now();
                 if let Err(reason) = validate::real_test(test, limits).await {
