@@ -3,6 +3,7 @@
 //! Each suite measures Switchyard and a reference in the same run, prints a table,
 //! and ends with one line `<suite>: <figure> (goal <goal>)`.
 
+mod binaries;
 mod idle;
 mod proc_stats;
 mod session;
@@ -24,6 +25,10 @@ const SUITES: &[(&str, &str)] = &[
         "SHA-256 of a 2 GiB file: Switchyard vs openssl and sha256sum [--gib N]",
     ),
     (
+        "binaries",
+        "llama-server setup: first validation (download, verify, unpack, tests) vs a cached start",
+    ),
+    (
         "gguf-remote",
         "bytes and requests to read model headers over HTTP vs header size",
     ),
@@ -41,6 +46,7 @@ fn main() -> Result<()> {
         "download" => transfer::download(gib_option(&rest)?),
         "verify" => transfer::verify(gib_option(&rest)?),
         "gguf-remote" => transfer::gguf_remote(),
+        "binaries" => binaries::run(),
         "--help" | "-h" | "help" => {
             print_usage();
             Ok(())
