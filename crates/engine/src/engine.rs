@@ -63,6 +63,9 @@ pub struct AppInfo {
     pub logs_dir: String,
 }
 
+/// The largest installed model the binary real test may load by itself.
+const REAL_TEST_MODEL_MAX_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
 /// A cheap-to-clone handle on the one engine of this process.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -235,7 +238,9 @@ impl Engine {
 
     /// The smallest installed model a real test of `kind` can run: an LLM for
     /// llama-server, a one-file diffusion model for sd (several components need
-    /// flags the test does not guess).
+    /// flags the test does not guess). None above [`REAL_TEST_MODEL_MAX_BYTES`]: the
+    /// test proves the build works, and a model too big for the GPU would fail it for
+    /// the wrong reason.
     fn smallest_model_for(&self, kind: BinaryKind) -> Option<PathBuf> {
         let wanted = match kind {
             BinaryKind::LlamaServer => models::ModelKind::Llm,
@@ -247,6 +252,7 @@ impl Engine {
             .into_iter()
             .filter(|model| model.kind == wanted)
             .filter(|model| kind == BinaryKind::LlamaServer || model.files.len() == 1)
+            .filter(|model| model.size_bytes() <= REAL_TEST_MODEL_MAX_BYTES)
             .min_by_key(models::InstalledModel::size_bytes)
             .and_then(|model| {
                 let weights = model

@@ -642,6 +642,84 @@ async fn cuda_is_not_tried_without_nvidia_and_basic_test_only_without_a_model() 
     assert!(status.real_tested && !status.from_cache);
 }
 
+/// A model arrives after a basic-only validation: the build in use gets its real
+/// test; the better variant that failed before is not fetched again unless forced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_model_retests_the_build_in_use_and_only_force_retries_better_ones() {
+    let mut mirror = Mirror::start().await;
+    mirror.publish(
+        Variant::Cuda,
+        "llama-b1-bin-cuda.zip",
+        zip(&release_entries(exits_1())),
+        None,
+    );
+    mirror.publish(
+        Variant::Cpu,
+        "llama-b1-bin-cpu.tar.gz",
+        tar_gz(&release_entries(real_llama_server_bytes())),
+        None,
+    );
+    let mut setup = Setup::new(&mirror, BinaryKind::LlamaServer);
+    let status = setup
+        .ensure(
+            BinaryKind::LlamaServer,
+            EnsureBinary::default(),
+            &facts(true),
+        )
+        .await
+        .expect("cpu");
+    assert_eq!(status.variant, Some(Variant::Cpu));
+    assert!(!status.real_tested);
+    find(
+        &setup.logs(),
+        Variant::Cuda,
+        BinaryStep::BasicTest,
+        LogLevel::Error,
+    );
+
+    let requests = mirror.requests();
+    let with_model = EnsureBinary {
+        test_model: Some(setup.tiny_model()),
+        ..EnsureBinary::default()
+    };
+    let status = setup
+        .ensure(BinaryKind::LlamaServer, with_model.clone(), &facts(true))
+        .await
+        .expect("real test");
+    assert!(status.real_tested && !status.from_cache);
+    let logs = setup.logs();
+    find(&logs, Variant::Cpu, BinaryStep::RealTest, LogLevel::Info);
+    assert!(
+        logs.iter().all(|log| log.variant != Some(Variant::Cuda)),
+        "{logs:#?}"
+    );
+    assert_eq!(mirror.requests(), requests, "nothing downloaded");
+
+    let forced = setup
+        .ensure(
+            BinaryKind::LlamaServer,
+            EnsureBinary {
+                force_validation: true,
+                ..with_model
+            },
+            &facts(true),
+        )
+        .await
+        .expect("forced");
+    assert_eq!(forced.variant, Some(Variant::Cpu));
+    find(
+        &setup.logs(),
+        Variant::Cuda,
+        BinaryStep::BasicTest,
+        LogLevel::Error,
+    );
+    assert_eq!(
+        mirror.requests(),
+        requests + 1,
+        "only the CUDA build fetched again"
+    );
+}
+
 async fn only_candidate_fails(
     name: &str,
     bytes: Vec<u8>,

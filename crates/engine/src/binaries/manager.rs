@@ -83,6 +83,7 @@ impl BinaryManager {
             tracing::error!(%error, "the built-in binary manifest is invalid");
             Manifest::default()
         });
+        remove_interrupted_work(&binaries_dir);
         Self {
             cache: Mutex::new(ValidationCache::load(&binaries_dir)),
             binaries_dir,
@@ -215,14 +216,22 @@ impl BinaryManager {
         cancel: &CancellationToken,
     ) -> Result<BinaryStatus> {
         let candidates = config.manifest.candidates(kind, &facts.os, &facts.arch);
+        let mut resume_from = None;
         if !options.force_validation {
-            let chosen = self
-                .cache
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .chosen
-                .get(kind.dir_name())
-                .copied();
+            let (chosen, validated_pin) = {
+                let cache = self
+                    .cache
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let chosen = cache.chosen.get(kind.dir_name()).copied();
+                let validated_pin = chosen.and_then(|variant| {
+                    cache
+                        .entries
+                        .get(&cache::entry_key(kind, Some(variant), Path::new("")))
+                        .and_then(|entry| entry.archive_sha256.clone())
+                });
+                (chosen, validated_pin)
+            };
             if let Some(variant) = chosen {
                 let pinned = candidates
                     .iter()
@@ -235,10 +244,19 @@ impl BinaryManager {
                 {
                     return Ok(status);
                 }
+                // Testing the build in use again (it changed, or a model is here now)
+                // starts from it: the better variants failed before, and only
+                // `force_validation` or a new pin tries them again.
+                if pinned.is_some() && pinned == validated_pin {
+                    resume_from = Some(variant);
+                }
             }
         }
 
-        let plan = choose::plan(candidates, facts);
+        let mut plan = choose::plan(candidates, facts);
+        if let Some(first) = resume_from {
+            plan.to_try.retain(|candidate| candidate.variant >= first);
+        }
         for (variant, reason) in &plan.skipped {
             self.log(
                 kind,
@@ -723,6 +741,19 @@ impl InstallObserver for Observer<'_> {
             bytes: progress.bytes,
             total: progress.total,
         });
+    }
+}
+
+/// Staging folders of an unpack and replaced installs that a crash left behind.
+fn remove_interrupted_work(binaries_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(binaries_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".staging-") || name.starts_with(".old-") {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 

@@ -113,16 +113,18 @@ impl TestProcess {
 
     /// Everything captured so far, once the readers caught up (after the end).
     pub async fn output(&mut self) -> String {
-        let readers = std::mem::take(&mut self.readers);
-        let drained = tokio::time::timeout(DRAIN_GRACE, async {
-            for reader in &mut readers.into_iter() {
+        let readers = &mut self.readers;
+        let drain = async {
+            for reader in readers.iter_mut() {
                 let _ = reader.await;
             }
-        })
-        .await;
-        if drained.is_err() {
+        };
+        if tokio::time::timeout(DRAIN_GRACE, drain).await.is_err() {
             // A grandchild still holds the pipe; what arrived is enough.
             tracing::debug!("output readers did not finish; using what arrived");
+        }
+        for reader in self.readers.drain(..) {
+            reader.abort();
         }
         self.output_so_far()
     }
@@ -147,11 +149,14 @@ impl Drop for TestProcess {
 }
 
 async fn collect(stream: impl AsyncRead + Unpin, output: Arc<Mutex<String>>) {
+    use tokio::io::AsyncReadExt as _;
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
     loop {
         line.clear();
-        match reader.read_until(b'\n', &mut line).await {
+        // A bounded read: a program that never ends a line cannot grow this forever.
+        let limit = u64::try_from(OUTPUT_TAIL_BYTES).unwrap_or(u64::MAX);
+        match (&mut reader).take(limit).read_until(b'\n', &mut line).await {
             Ok(0) | Err(_) => return,
             Ok(_) => {
                 let text = String::from_utf8_lossy(&line);
