@@ -60,6 +60,12 @@ enum Entry {
         path: String,
         target: String,
     },
+    /// A tar entry of any type (device files, hard links), linking to `link`.
+    TarSpecial {
+        path: String,
+        entry_type: tar::EntryType,
+        link: String,
+    },
 }
 
 fn file(path: &str, bytes: impl Into<Vec<u8>>, mode: u32) -> Entry {
@@ -87,6 +93,11 @@ fn tar_gz(entries: &[Entry]) -> Vec<u8> {
         let (path, data, entry_type, mode, link): (&str, &[u8], _, u32, &str) = match entry {
             Entry::File { path, bytes, mode } => (path, bytes, tar::EntryType::Regular, *mode, ""),
             Entry::Symlink { path, target } => (path, &[], tar::EntryType::Symlink, 0o777, target),
+            Entry::TarSpecial {
+                path,
+                entry_type,
+                link,
+            } => (path, &[], *entry_type, 0o644, link),
         };
         let old = header.as_old_mut();
         old.name[..path.len()].copy_from_slice(path.as_bytes());
@@ -114,6 +125,7 @@ fn zip(entries: &[Entry]) -> Vec<u8> {
                     .expect("zip entry");
                 writer.write_all(bytes).expect("zip data");
             }
+            Entry::TarSpecial { .. } => panic!("tar only"),
             Entry::Symlink { path, target } => {
                 writer
                     .add_symlink(
@@ -872,6 +884,84 @@ fn links_are_checked_by_real_path_and_never_written_through() {
     std::fs::create_dir(&dest).expect("dest");
     let error = extract::extract(&archive, ArchiveFormat::Zip, &dest).expect_err("refused");
     assert!(error.to_string().contains("appears twice"), "{error}");
+}
+
+/// Device files are refused; a hard link becomes a copy of a file from the same
+/// archive, and one to anything else is refused.
+#[test]
+fn device_files_and_foreign_hard_links_are_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let unpack = |name: &str, entries: &[Entry]| {
+        let archive = dir.path().join(format!("{name}.tar.gz"));
+        std::fs::write(&archive, tar_gz(entries)).expect("archive");
+        let dest = dir.path().join(name);
+        std::fs::create_dir(&dest).expect("dest");
+        extract::extract(&archive, ArchiveFormat::TarGz, &dest).map(|()| dest)
+    };
+    let special = |path: &str, entry_type, link: &str| Entry::TarSpecial {
+        path: path.into(),
+        entry_type,
+        link: link.into(),
+    };
+
+    let error =
+        unpack("device", &[special("dev/sda", tar::EntryType::Block, "")]).expect_err("device");
+    assert!(
+        error
+            .to_string()
+            .contains("entry `dev/sda` is a device file"),
+        "{error}"
+    );
+    let error = unpack("fifo", &[special("pipe", tar::EntryType::Fifo, "")]).expect_err("fifo");
+    assert!(error.to_string().contains("is a named pipe"), "{error}");
+    let error = unpack(
+        "outside",
+        &[special("passwd", tar::EntryType::Link, "../../etc/passwd")],
+    )
+    .expect_err("outside");
+    assert!(
+        error
+            .to_string()
+            .contains("entry `passwd` is a hard link that climbs out"),
+        "{error}"
+    );
+    let error = unpack(
+        "absent",
+        &[special("lib", tar::EntryType::Link, "missing.so")],
+    )
+    .expect_err("absent");
+    assert!(
+        error
+            .to_string()
+            .contains("hard link to a file that is not in the archive"),
+        "{error}"
+    );
+
+    let dest = unpack(
+        "copy",
+        &[
+            file("bin/llama-server", "program", 0o755),
+            special(
+                "bin/llama-server-copy",
+                tar::EntryType::Link,
+                "bin/llama-server",
+            ),
+        ],
+    )
+    .expect("a hard link inside is fine");
+    assert_eq!(
+        std::fs::read(dest.join("bin/llama-server-copy")).expect("copy"),
+        b"program"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dest.join("bin/llama-server-copy"))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o755);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

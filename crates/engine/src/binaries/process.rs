@@ -19,6 +19,8 @@ const DRAIN_GRACE: Duration = Duration::from_millis(500);
 #[derive(Debug)]
 pub struct TestProcess {
     child: Child,
+    /// The process group to signal (unix); Windows ends the child alone.
+    #[cfg_attr(not(unix), allow(dead_code))]
     pid: Option<u32>,
     output: Arc<Mutex<String>>,
     readers: Vec<JoinHandle<()>>,
@@ -190,20 +192,6 @@ pub fn describe_exit(status: ExitStatus) -> String {
     match status.code() {
         Some(code) => format!("exited with code {code}"),
         None => "ended without an exit code".into(),
-    }
-}
-
-/// The signal that killed it, if one did.
-pub fn exit_signal(status: ExitStatus) -> Option<i32> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt as _;
-        status.signal()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = status;
-        None
     }
 }
 
