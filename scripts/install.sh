@@ -67,4 +67,5 @@ if [ "$purpose" = test ]; then
   fi
   bash scripts/build-tool.sh llama-server >/dev/null
   bash scripts/build-tool.sh sd-cli >/dev/null
+  bash scripts/build-tool.sh skulk-llama-server >/dev/null
 fi

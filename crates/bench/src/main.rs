@@ -3,6 +3,7 @@
 //! Each suite measures Switchyard and a reference in the same run, prints a table,
 //! and ends with one line `<suite>: <figure> (goal <goal>)`.
 
+mod binaries;
 mod estimator;
 mod idle;
 mod proc_stats;
@@ -26,7 +27,11 @@ const SUITES: &[(&str, &str)] = &[
     ),
     (
         "estimator",
-        "memory estimate vs the real llama-server's buffers and RSS (+VRAM), 6 models x 3 contexts [--gpu] [--llama-server PATH] [--models DIR]",
+        "memory estimate vs the real llama-server's buffers and RSS (+VRAM), 6 models x 3 contexts [--gpu] [--llama-server PATH] [--models DIR] [--log FILE]",
+    ),
+    (
+        "binaries",
+        "llama-server setup: first validation (download, verify, unpack, tests) vs a cached start",
     ),
     (
         "gguf-remote",
@@ -47,6 +52,7 @@ fn main() -> Result<()> {
         "verify" => transfer::verify(gib_option(&rest)?),
         "gguf-remote" => transfer::gguf_remote(),
         "estimator" => estimator::run(&estimator::Options::parse(&rest)?),
+        "binaries" => binaries::run(),
         "--help" | "-h" | "help" => {
             print_usage();
             Ok(())

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use serde::Serialize;
 use ts_rs::TS;
 
+use crate::binaries::{BinaryKind, BinaryManager, BinaryStatus, EnsureBinary, MachineFacts};
 use crate::clock::{Clock, SystemClock};
 use crate::errors::{EngineError, Result};
 use crate::events::{EngineEvent, EventBus};
@@ -62,6 +63,9 @@ pub struct AppInfo {
     pub logs_dir: String,
 }
 
+/// The largest installed model the binary real test may load by itself.
+const REAL_TEST_MODEL_MAX_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
 /// A cheap-to-clone handle on the one engine of this process.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -79,6 +83,7 @@ struct Inner {
     status: RwLock<EngineStatus>,
     shutdown: CancellationToken,
     models: ModelStore,
+    binaries: BinaryManager,
     http: reqwest::Client,
     startup_warnings: Vec<crate::errors::ErrorReport>,
 }
@@ -125,11 +130,13 @@ impl Engine {
             }
             Err(error) => return Err(error),
         };
+        let binaries = BinaryManager::new(layout.binaries(), http.clone(), events.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 system: SystemMonitor::new(deps.probe, deps.clock),
                 events,
                 models,
+                binaries,
                 http,
                 startup_warnings,
                 settings: RwLock::new(deps.settings),
@@ -195,6 +202,65 @@ impl Engine {
         let request =
             models::add::download_request(&self.inner.http, &self.settings().hub_url, add).await?;
         self.inner.models.start_download(request)
+    }
+
+    /// The llama-server and sd setup: pin, mirror, test limits.
+    pub fn binaries(&self) -> &BinaryManager {
+        &self.inner.binaries
+    }
+
+    /// A working `kind` binary: the cached one when unchanged, else the first variant
+    /// (CUDA, Vulkan, Metal, CPU) that installs and passes its tests, or the user's own
+    /// `custom_path`. Without `test_model`, the smallest installed model of the right
+    /// kind runs the real test; with none installed, only the basic test runs.
+    pub async fn ensure_binary(
+        &self,
+        kind: BinaryKind,
+        mut options: EnsureBinary,
+    ) -> Result<BinaryStatus> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(EngineError::ShuttingDown);
+        }
+        if options.test_model.is_none() {
+            options.test_model = self.smallest_model_for(kind);
+        }
+        let facts = MachineFacts::from_system(&self.system_info());
+        self.inner
+            .binaries
+            .ensure(kind, &options, &facts, &self.inner.shutdown)
+            .await
+    }
+
+    /// The downloaded `kind` binary in use, as last validated (no test runs).
+    pub fn binary_status(&self, kind: BinaryKind) -> Option<BinaryStatus> {
+        self.inner.binaries.status(kind)
+    }
+
+    /// The smallest installed model a real test of `kind` can run: an LLM for
+    /// llama-server, a one-file diffusion model for sd (several components need
+    /// flags the test does not guess). None above [`REAL_TEST_MODEL_MAX_BYTES`]: the
+    /// test proves the build works, and a model too big for the GPU would fail it for
+    /// the wrong reason.
+    fn smallest_model_for(&self, kind: BinaryKind) -> Option<PathBuf> {
+        let wanted = match kind {
+            BinaryKind::LlamaServer => models::ModelKind::Llm,
+            BinaryKind::Diffusion => models::ModelKind::Diffusion,
+        };
+        let store = &self.inner.models;
+        store
+            .models()
+            .into_iter()
+            .filter(|model| model.kind == wanted)
+            .filter(|model| kind == BinaryKind::LlamaServer || model.files.len() == 1)
+            .filter(|model| model.size_bytes() <= REAL_TEST_MODEL_MAX_BYTES)
+            .min_by_key(models::InstalledModel::size_bytes)
+            .and_then(|model| {
+                let weights = model
+                    .files
+                    .iter()
+                    .find(|file| file.role == models::FileRole::Weights)?;
+                Some(store.model_dir(&model.id).join(&weights.file_name))
+            })
     }
 
     pub fn system_info(&self) -> SystemInfo {

@@ -37,6 +37,13 @@ pub enum ErrorCode {
     ShuttingDown,
     /// Not enough free RAM or VRAM for what was asked.
     InsufficientResources,
+    /// No llama-server (or sd) that works on this machine could be set up.
+    BinaryUnavailable,
+    /// A binary was tested and does not work here (crash, missing library, GPU error).
+    BinaryRejected,
+    /// An archive tried to write outside its folder (zip-slip, absolute path, a link
+    /// pointing out) or holds something that is not a file, folder or link.
+    UnsafeArchive,
     /// Anything the shell could not map to a more precise code.
     Internal,
 }
@@ -101,6 +108,16 @@ pub enum EngineError {
         available_mib: u64,
         suggestion: String,
     },
+    #[error("No working {kind} could be set up: {problem}")]
+    BinaryUnavailable { kind: String, problem: String },
+    #[error("{path} does not work here: {reason}")]
+    BinaryRejected { path: PathBuf, reason: String },
+    #[error("The archive {archive} is unsafe: entry `{entry}` {problem}")]
+    UnsafeArchive {
+        archive: String,
+        entry: String,
+        problem: String,
+    },
 }
 
 impl EngineError {
@@ -120,6 +137,9 @@ impl EngineError {
             Self::Internal { .. } => ErrorCode::Internal,
             Self::ShuttingDown => ErrorCode::ShuttingDown,
             Self::InsufficientResources { .. } => ErrorCode::InsufficientResources,
+            Self::BinaryUnavailable { .. } => ErrorCode::BinaryUnavailable,
+            Self::BinaryRejected { .. } => ErrorCode::BinaryRejected,
+            Self::UnsafeArchive { .. } => ErrorCode::UnsafeArchive,
         }
     }
 
@@ -172,6 +192,18 @@ impl EngineError {
             Self::Internal { .. } => "Please report this, with the log folder attached.".into(),
             Self::ShuttingDown => "Start Switchyard again.".into(),
             Self::InsufficientResources { suggestion, .. } => suggestion.clone(),
+            Self::BinaryUnavailable { .. } => {
+                "The Binary setup log says why each build failed; you can also choose your own llama-server or sd in Settings."
+                    .into()
+            }
+            Self::BinaryRejected { .. } => {
+                "Choose another build: this one crashed, misses a library, or needs a GPU driver or CPU features this machine lacks."
+                    .into()
+            }
+            Self::UnsafeArchive { .. } => {
+                "The download was discarded and nothing was installed. If you use a mirror, check it; otherwise report this."
+                    .into()
+            }
         }
     }
 

@@ -5,6 +5,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 use ts_rs::TS;
 
+use crate::binaries::{BinaryKind, BinaryLog, Variant};
 use crate::models::{DownloadStatus, InstalledModel};
 use crate::services::EngineStatus;
 use crate::settings::Settings;
@@ -24,6 +25,18 @@ pub enum EngineEvent {
     /// The installed models changed (a download finished, a model was deleted).
     ModelsChanged {
         models: Vec<InstalledModel>,
+    },
+    /// A step of setting up llama-server or sd: download, verify, extract, tests.
+    BinaryLog(BinaryLog),
+    /// A binary archive's download moved on (throttled).
+    BinaryDownload {
+        kind: BinaryKind,
+        variant: Variant,
+        file: String,
+        #[ts(type = "number")]
+        bytes: u64,
+        #[ts(type = "number | null")]
+        total: Option<u64>,
     },
     /// The engine is stopping its servers; nothing new will start.
     ShuttingDown,

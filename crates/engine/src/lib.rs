@@ -4,6 +4,7 @@
 //! built from [`EngineDeps`] (data folder, system probe, clock) so a test can hand it
 //! fakes and a temporary folder; there are no global singletons.
 
+pub mod binaries;
 pub mod clock;
 pub mod engine;
 pub mod errors;

