@@ -182,12 +182,13 @@ impl Engine {
 
     /// A model file's metadata from its header, fetched with range requests.
     pub async fn inspect_model(&self, location: &ModelLocation) -> Result<RemoteModel> {
-        let context = self.system_info().recommendation.suggested_context;
+        let system = self.system_info();
         models::add::inspect(
             &self.inner.http,
             &self.settings().hub_url,
             location,
-            context,
+            system.recommendation.suggested_context,
+            crate::estimate::machine_budget(&system),
         )
         .await
     }

@@ -6,9 +6,9 @@
 #![allow(clippy::expect_used)]
 
 use switchyard_engine::estimate::{
-    apply_measured, check_fits, estimate, fit, max_gpu_layers, parse_llama_log, AutoFields,
-    Backend, Budget, CacheType, Calibration, EstimateSource, FlashAttention, LlamaConfig,
-    ModelShape,
+    apply_measured, check_fits, estimate, first_estimate, fit, max_gpu_layers, parse_llama_log,
+    AutoFields, Backend, Budget, CacheType, Calibration, EstimateSource, FlashAttention,
+    LlamaConfig, ModelShape,
 };
 use switchyard_engine::gguf::{self, GgmlType, Value};
 use switchyard_engine::ErrorCode;
@@ -81,10 +81,13 @@ impl Model {
         self
     }
 
-    fn shape(&self) -> ModelShape {
+    fn file(&self) -> gguf::GgufFile {
         let bytes = self.writer.header(&self.tensors);
-        let file = gguf::parse(&bytes, None).expect("a valid header");
-        ModelShape::from_gguf(&file).expect("a language model")
+        gguf::parse(&bytes, None).expect("a valid header")
+    }
+
+    fn shape(&self) -> ModelShape {
+        ModelShape::from_gguf(&self.file()).expect("a language model")
     }
 }
 
@@ -609,4 +612,41 @@ fn a_damaged_calibration_file_is_kept_aside_and_reported() {
     let error = Calibration::load(dir.path()).expect_err("damaged");
     assert_eq!(error.code(), ErrorCode::CorruptState);
     assert!(dir.path().join("calibration.json.damaged").exists());
+}
+
+#[test]
+fn the_preview_answers_can_i_run_this_for_the_machine() {
+    let file = llama3_8b().file();
+    let gpu = Budget {
+        ram_bytes: 24 * GIB,
+        vram_bytes: 22 * GIB,
+    };
+    let on_gpu = first_estimate(&file, 8192, Backend::Cuda, gpu).expect("a language model");
+    assert!(on_gpu.fits);
+    assert_eq!((on_gpu.gpu_layers, on_gpu.layers), (33, 32));
+    assert!(on_gpu.vram_bytes > on_gpu.ram_bytes);
+    assert_eq!(on_gpu.notes, vec!["All layers on the GPU.".to_owned()]);
+
+    let small_gpu = Budget {
+        ram_bytes: 24 * GIB,
+        vram_bytes: 4 * GIB,
+    };
+    let split = first_estimate(&file, 8192, Backend::Cuda, small_gpu).expect("a model");
+    assert!(split.fits && split.gpu_layers > 0 && split.gpu_layers < 33);
+    assert!(
+        split.notes[0].contains("layers on the GPU"),
+        "{:?}",
+        split.notes
+    );
+
+    let tiny = Budget {
+        ram_bytes: 2 * GIB,
+        vram_bytes: 0,
+    };
+    let refused = first_estimate(&file, 8192, Backend::Cpu, tiny).expect("a model");
+    assert!(!refused.fits);
+    assert!(refused.notes[0].contains("RAM"), "{:?}", refused.notes);
+    // Capped at the context the model was trained for.
+    let capped = first_estimate(&file, 131_072, Backend::Cuda, gpu).expect("a model");
+    assert_eq!(capped.context, 8192);
 }

@@ -342,6 +342,13 @@ export function fakeRemoteModel(url: string, sizeBytes: number | null, quant: st
       kv_cache_bytes: kv,
       compute_bytes: compute,
       total_bytes: weights + kv + compute + overhead,
+      ram_bytes: weights + kv + compute + overhead,
+      vram_bytes: 0,
+      backend: 'cpu',
+      gpu_layers: 0,
+      layers: 32,
+      fits: true,
+      notes: ['Runs on the CPU.'],
     },
   };
 }
