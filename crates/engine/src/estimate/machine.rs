@@ -11,7 +11,8 @@ const RAM_SHARE: f64 = 0.75;
 /// Share of VRAM: the display and other programs keep the rest.
 const VRAM_SHARE: f64 = 0.9;
 
-fn share(bytes: u64, factor: f64) -> u64 {
+/// `bytes × factor`; precision loss is irrelevant at this granularity.
+pub(crate) fn share(bytes: u64, factor: f64) -> u64 {
     #[allow(
         clippy::cast_precision_loss,
         clippy::cast_possible_truncation,

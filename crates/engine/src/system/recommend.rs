@@ -3,6 +3,7 @@
 //! on this machine's backend; each model's own estimate follows when it is picked.
 
 use super::{CpuInfo, GpuIdentity, GpuMemory, GpuVendor, MemoryInfo, Recommendation, RunsOn};
+use crate::estimate::machine::share as scale;
 use crate::estimate::{estimate, Backend, LlamaConfig, ModelShape};
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
@@ -176,17 +177,6 @@ fn simd_tier(features: &[String]) -> Option<&'static str> {
     .into_iter()
     .find(|(prefix, _)| has(prefix))
     .map(|(_, tier)| tier)
-}
-
-fn scale(bytes: u64, factor: f64) -> u64 {
-    // Precision loss is irrelevant at this granularity.
-    #[allow(
-        clippy::cast_precision_loss,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss
-    )]
-    let scaled = (bytes as f64 * factor) as u64;
-    scaled
 }
 
 #[allow(clippy::cast_precision_loss)]
