@@ -20,14 +20,21 @@ const CACHED_RUNS: usize = 50;
 /// What a cached start may cost: a `stat` and a small JSON lookup.
 const GOAL: Duration = Duration::from_millis(5);
 
-pub fn run() -> Result<()> {
+/// `[--cuda]`: serve the llama-server in hand as the CUDA variant on a machine with
+/// an NVIDIA GPU, so the choice and the real test (`-ngl 99`) run on the GPU.
+pub fn run(args: &[String]) -> Result<()> {
+    let variant = match args {
+        [] => Variant::Cpu,
+        [flag] if flag == "--cuda" => Variant::Cuda,
+        other => anyhow::bail!("unexpected options {other:?} (known: --cuda)"),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(measure())
+    rt.block_on(measure(variant))
 }
 
-async fn measure() -> Result<()> {
+async fn measure(variant: Variant) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let program = std::fs::read(llama_server())?;
     let archive = tar_gz("llama-bench/llama-server", &program)?;
@@ -35,7 +42,11 @@ async fn measure() -> Result<()> {
     std::fs::write(&archive_path, &archive)?;
     let (_, sha256) = sha256_file(&archive_path).await?;
     let server = FixtureServer::start().await?;
-    let name = "llama-bench-bin-cpu.tar.gz";
+    let name = if variant == Variant::Cuda {
+        "llama-bench-bin-cuda.tar.gz"
+    } else {
+        "llama-bench-bin-cpu.tar.gz"
+    };
     server.add_file(
         &format!("ggml-org/llama.cpp/releases/download/bench/{name}"),
         archive,
@@ -55,7 +66,7 @@ async fn measure() -> Result<()> {
             assets: vec![Asset {
                 os: std::env::consts::OS.into(),
                 arch: std::env::consts::ARCH.into(),
-                variant: Variant::Cpu,
+                variant,
                 archive: ArchiveFile {
                     name: name.into(),
                     sha256: Some(sha256),
@@ -68,7 +79,7 @@ async fn measure() -> Result<()> {
     let facts = MachineFacts {
         os: std::env::consts::OS.into(),
         arch: std::env::consts::ARCH.into(),
-        nvidia_gpu: false,
+        nvidia_gpu: variant == Variant::Cuda,
         cpu_features: Vec::new(),
     };
     let options = EnsureBinary {
@@ -94,6 +105,11 @@ async fn measure() -> Result<()> {
     anyhow::ensure!(
         !first.from_cache && first.real_tested,
         "the first run must test"
+    );
+    anyhow::ensure!(
+        first.variant == Some(variant),
+        "chose {:?}, expected {variant:?}",
+        first.variant
     );
 
     let mut cached_times = Vec::with_capacity(CACHED_RUNS);
@@ -125,7 +141,7 @@ async fn measure() -> Result<()> {
     anyhow::ensure!(!forced.from_cache);
 
     println!(
-        "binaries: llama-server {} ({} MB), tiny model, local mirror",
+        "binaries: llama-server {} ({} MB) as the {variant:?} variant, tiny model, local mirror",
         first.version,
         program.len() / 1_000_000
     );

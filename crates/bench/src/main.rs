@@ -31,7 +31,7 @@ const SUITES: &[(&str, &str)] = &[
     ),
     (
         "binaries",
-        "llama-server setup: first validation (download, verify, unpack, tests) vs a cached start",
+        "llama-server setup: first validation (download, verify, unpack, tests) vs a cached start [--cuda]",
     ),
     (
         "gguf-remote",
@@ -52,7 +52,7 @@ fn main() -> Result<()> {
         "verify" => transfer::verify(gib_option(&rest)?),
         "gguf-remote" => transfer::gguf_remote(),
         "estimator" => estimator::run(&estimator::Options::parse(&rest)?),
-        "binaries" => binaries::run(),
+        "binaries" => binaries::run(&rest),
         "--help" | "-h" | "help" => {
             print_usage();
             Ok(())

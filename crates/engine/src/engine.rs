@@ -85,6 +85,8 @@ struct Inner {
     shutdown: CancellationToken,
     models: ModelStore,
     binaries: BinaryManager,
+    /// Serializes read-modify-write of `state/calibration.json`.
+    calibration: std::sync::Mutex<()>,
     http: reqwest::Client,
     startup_warnings: Vec<crate::errors::ErrorReport>,
 }
@@ -139,6 +141,7 @@ impl Engine {
                 events,
                 models,
                 binaries,
+                calibration: std::sync::Mutex::new(()),
                 http,
                 startup_warnings,
                 settings: RwLock::new(deps.settings),
@@ -184,14 +187,83 @@ impl Engine {
 
     /// A model file's metadata from its header, fetched with range requests.
     pub async fn inspect_model(&self, location: &ModelLocation) -> Result<RemoteModel> {
-        let context = self.system_info().recommendation.suggested_context;
+        let system = self.system_info();
         models::add::inspect(
             &self.inner.http,
             &self.settings().hub_url,
             location,
-            context,
+            system.recommendation.suggested_context,
+            crate::estimate::machine_budget(&system),
         )
         .await
+    }
+
+    /// The llama.cpp backend a server would run on: the validated llama-server's
+    /// variant, else what this machine's GPUs suggest.
+    pub fn llama_backend(&self) -> crate::estimate::Backend {
+        use crate::binaries::Variant;
+        use crate::estimate::Backend;
+        match self
+            .binary_status(BinaryKind::LlamaServer)
+            .and_then(|status| status.variant)
+        {
+            Some(Variant::Cuda) => Backend::Cuda,
+            Some(Variant::Vulkan) => Backend::Vulkan,
+            Some(Variant::Metal) => Backend::Metal,
+            Some(_) => Backend::Cpu,
+            None => crate::estimate::machine_budget(&self.system_info()).0,
+        }
+    }
+
+    /// The memory an installed model needs under `config`, measured where
+    /// llama-server already reported it for this model and configuration.
+    pub async fn estimate_model(
+        &self,
+        model_id: &str,
+        config: &crate::estimate::LlamaConfig,
+    ) -> Result<crate::estimate::LlamaEstimate> {
+        use crate::estimate::{estimate, Calibration, ModelShape};
+        let model = self
+            .models()
+            .models()
+            .into_iter()
+            .find(|model| model.id == model_id)
+            .ok_or_else(|| EngineError::InvalidInput {
+                field: "model",
+                problem: format!("no installed model `{model_id}`"),
+            })?;
+        let first = model
+            .files
+            .first()
+            .ok_or_else(|| EngineError::InvalidInput {
+                field: "model",
+                problem: format!("`{model_id}` has no files"),
+            })?;
+        let path = self.models().model_dir(model_id).join(&first.file_name);
+        let header = crate::gguf::read_local(&path).await?;
+        let shape = ModelShape::from_gguf(&header).ok_or_else(|| EngineError::InvalidInput {
+            field: "model",
+            problem: format!("`{model_id}` is not a language model"),
+        })?;
+        let planned = estimate(&shape, config, self.llama_backend());
+        let calibration = Calibration::load(&self.layout().state())?;
+        Ok(calibration.refine(model_id, &planned))
+    }
+
+    /// Keeps what llama-server reported for a model and configuration, so later
+    /// estimates for them are measured ones.
+    pub fn record_memory(
+        &self,
+        model_id: &str,
+        estimate: &crate::estimate::LlamaEstimate,
+        measured: crate::estimate::MeasuredMemory,
+    ) -> Result<()> {
+        use crate::estimate::Calibration;
+        let _writing = crate::locks::lock(&self.inner.calibration);
+        let state = self.layout().state();
+        let mut calibration = Calibration::load(&state)?;
+        calibration.record(model_id, &estimate.config, estimate.backend, measured);
+        calibration.save(&state)
     }
 
     /// The files of a Hugging Face repository, for the file picker.

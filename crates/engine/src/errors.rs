@@ -207,6 +207,21 @@ impl EngineError {
         }
     }
 
+    /// A failed write: `DISK_FULL` when the disk is full, else the folder is
+    /// unusable.
+    pub fn writing(path: &std::path::Path, source: std::io::Error) -> Self {
+        if source.kind() == std::io::ErrorKind::StorageFull {
+            Self::DiskFull {
+                path: path.to_path_buf(),
+            }
+        } else {
+            Self::StorageUnavailable {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    }
+
     /// Worth retrying by itself: a dropped connection or a server's passing trouble.
     pub fn is_transient(&self) -> bool {
         match self {

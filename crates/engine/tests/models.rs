@@ -427,3 +427,51 @@ fn resuming_outside_an_async_runtime_fails_cleanly() {
     assert_eq!(status.state, DownloadState::Failed);
     assert_eq!(status.error.expect("error").code, ErrorCode::Internal);
 }
+
+#[tokio::test]
+async fn an_installed_model_is_estimated_then_calibrated_across_restarts() {
+    use switchyard_engine::estimate::{
+        parse_llama_log, Backend, EstimateSource, LlamaConfig, MeasuredMemory,
+    };
+    let server = hub_with(&[("tiny-F32.gguf", LlamaSpec::default().to_bytes())]).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = engine_in(dir.path(), server.hub_url());
+    let mut events = engine.subscribe();
+    let id = engine
+        .add_model(add("Tiny llama", vec![hub_file("tiny-F32.gguf")]))
+        .await
+        .expect("started");
+    wait_for_state(&mut events, &id, DownloadState::Complete).await;
+
+    let config = LlamaConfig::default();
+    let estimated = engine.estimate_model(&id, &config).await.expect("estimate");
+    assert_eq!(
+        estimated.backend,
+        Backend::Cpu,
+        "no GPU, no llama-server yet"
+    );
+    assert_eq!(estimated.source, EstimateSource::Estimated);
+    assert!(estimated.ram.kv_cache > 0 && estimated.vram_bytes() == 0);
+
+    let measured: MeasuredMemory = parse_llama_log(
+        "load_tensors:   CPU_Mapped model buffer size =     0.57 MiB\n\
+         llama_kv_cache:        CPU KV buffer size =     1.00 MiB\n\
+         sched_reserve:        CPU compute buffer size =     2.00 MiB\n",
+    );
+    engine
+        .record_memory(&id, &estimated, measured)
+        .expect("recorded");
+    drop(engine);
+
+    let engine = engine_in(dir.path(), server.hub_url());
+    let again = engine.estimate_model(&id, &config).await.expect("estimate");
+    assert_eq!(again.source, EstimateSource::Measured);
+    assert_eq!(again.ram.kv_cache, measured.ram.kv_cache);
+    assert_eq!(again.ram.compute, measured.ram.compute);
+
+    let missing = engine
+        .estimate_model("no-such-model", &config)
+        .await
+        .expect_err("unknown");
+    assert_eq!(missing.code(), ErrorCode::InvalidInput);
+}

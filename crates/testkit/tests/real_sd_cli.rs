@@ -4,6 +4,9 @@
 
 use std::process::Command;
 
+use switchyard_engine::estimate::diffusion::{
+    estimate, parse_sd_log, DiffusionComponents, DiffusionConfig,
+};
 use switchyard_testkit::gguf::write_sdxs_512;
 use switchyard_testkit::tools::sd_cli;
 
@@ -32,6 +35,7 @@ fn sd_cli_draws_a_64px_image_with_the_random_sdxs_model() {
             "1",
             "-t",
             "2",
+            "-v",
         ])
         .arg("-o")
         .arg(&image)
@@ -49,4 +53,35 @@ fn sd_cli_draws_a_64px_image_with_the_random_sdxs_model() {
     );
     let png = std::fs::read(&image).expect("an image was written");
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
+
+    // The estimator's numbers against what sd reported for this run.
+    let measured = parse_sd_log(&log);
+    let header = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(switchyard_engine::gguf::read_local(&model))
+        .expect("header");
+    let parts = DiffusionComponents::from_gguf(&header);
+    let params = parts.diffusion_bytes + parts.text_encoder_bytes + parts.vae_bytes;
+    // sd's buffers add alignment padding to the tensor bytes.
+    assert!(
+        params.abs_diff(measured.params_ram_bytes) < measured.params_ram_bytes / 1000,
+        "weights: {parts:?} vs {measured:?}"
+    );
+    let estimated = estimate(
+        &parts,
+        &DiffusionConfig {
+            width: 64,
+            height: 64,
+            batch: 1,
+            on_gpu: false,
+            clip_on_cpu: false,
+            vae_on_cpu: false,
+            vae_tiling: false,
+        },
+    );
+    let error = estimated
+        .working_bytes
+        .abs_diff(measured.peak_compute_bytes) as f64
+        / measured.peak_compute_bytes as f64;
+    assert!(error < 0.05, "working memory {estimated:?} vs {measured:?}");
 }

@@ -67,7 +67,7 @@ export function fakeSystemInfo(sampledAtMs = Date.now()): SystemInfo {
       details: [
         'Suggested context: 8,192 tokens.',
         'Larger models still run with some layers in RAM (31.3 GiB total), more slowly.',
-        'A first estimate from memory size; each model\u2019s own estimate follows when you pick it.',
+        'Estimated for a typical 8B-class model; each model\u2019s own estimate follows when you pick it.',
       ],
     },
     sampled_at_ms: sampledAtMs,
@@ -89,7 +89,7 @@ export function fakeCpuOnlySystemInfo(sampledAtMs = Date.now()): SystemInfo {
       details: [
         'Suggested context: 32,768 tokens.',
         'No usable GPU was found, so models run on the CPU with AVX2 (16 threads): expect a few tokens per second.',
-        'A first estimate from memory size; each model\u2019s own estimate follows when you pick it.',
+        'Estimated for a typical 8B-class model; each model\u2019s own estimate follows when you pick it.',
       ],
     },
   };
@@ -365,12 +365,26 @@ export function fakeRemoteModel(url: string, sizeBytes: number | null, quant: st
   const weights = sizeBytes ?? facts.tensor_bytes;
   // KV cache at f16: 2 (K and V) × layers × context × KV heads × head size × 2 bytes.
   const kv = 2 * 32 * context * 8 * 128 * 2;
-  const overhead = 412_090_368;
+  const compute = 266_338_304;
+  const overhead = 145_752_064;
   return {
     url,
     facts,
     size_bytes: sizeBytes,
     fetched_bytes: 8_126_464,
-    memory: { context, weights_bytes: weights, kv_cache_bytes: kv, total_bytes: weights + kv + overhead },
+    memory: {
+      context,
+      weights_bytes: weights,
+      kv_cache_bytes: kv,
+      compute_bytes: compute,
+      total_bytes: weights + kv + compute + overhead,
+      ram_bytes: weights + kv + compute + overhead,
+      vram_bytes: 0,
+      backend: 'cpu',
+      gpu_layers: 0,
+      layers: 32,
+      fits: true,
+      notes: ['Runs on the CPU.'],
+    },
   };
 }

@@ -183,9 +183,9 @@ pub fn find_executable(dir: &Path, names: &[String]) -> Option<PathBuf> {
 /// Moves every entry of `from` into `into` (a dependency archive's files beside the
 /// program's); an entry that exists already is an error rather than an overwrite.
 pub fn merge_into(from: &Path, into: &Path, archive_name: &str) -> Result<()> {
-    let entries = std::fs::read_dir(from).map_err(|source| storage(from, source))?;
+    let entries = std::fs::read_dir(from).map_err(|source| EngineError::writing(from, source))?;
     for entry in entries {
-        let entry = entry.map_err(|source| storage(from, source))?;
+        let entry = entry.map_err(|source| EngineError::writing(from, source))?;
         let target = into.join(entry.file_name());
         if std::fs::symlink_metadata(&target).is_ok() {
             return Err(EngineError::UnsafeArchive {
@@ -194,7 +194,8 @@ pub fn merge_into(from: &Path, into: &Path, archive_name: &str) -> Result<()> {
                 problem: "would replace a file of the program's own archive".into(),
             });
         }
-        std::fs::rename(entry.path(), &target).map_err(|source| storage(&target, source))?;
+        std::fs::rename(entry.path(), &target)
+            .map_err(|source| EngineError::writing(&target, source))?;
     }
     Ok(())
 }
@@ -337,9 +338,10 @@ impl Unpacker {
                     return Err(self.unsafe_entry(name, "would be written through a link or a file"))
                 }
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                    std::fs::create_dir(&current).map_err(|source| storage(&current, source))?;
+                    std::fs::create_dir(&current)
+                        .map_err(|source| EngineError::writing(&current, source))?;
                 }
-                Err(source) => return Err(storage(&current, source)),
+                Err(source) => return Err(EngineError::writing(&current, source)),
             }
         }
         Ok(())
@@ -370,12 +372,12 @@ impl Unpacker {
                 if source.kind() == std::io::ErrorKind::AlreadyExists {
                     self.unsafe_entry(name, "appears twice in the archive")
                 } else {
-                    storage(&path, source)
+                    EngineError::writing(&path, source)
                 }
             })?;
         let allowed = MAX_TOTAL_BYTES.saturating_sub(self.bytes);
         let written = std::io::copy(&mut reader.take(allowed + 1), &mut file)
-            .map_err(|source| storage(&path, source))?;
+            .map_err(|source| EngineError::writing(&path, source))?;
         self.bytes += written;
         if written > allowed {
             return Err(self.unsafe_entry(
@@ -383,7 +385,7 @@ impl Unpacker {
                 format!("unpacks past {} GiB in total", MAX_TOTAL_BYTES >> 30),
             ));
         }
-        set_mode(&path, mode).map_err(|source| storage(&path, source))
+        set_mode(&path, mode).map_err(|source| EngineError::writing(&path, source))
     }
 
     fn make_link(&self, relative: &Path, target: &str, name: &str) -> Result<()> {
@@ -395,7 +397,7 @@ impl Unpacker {
             } else if source.kind() == std::io::ErrorKind::Unsupported {
                 self.unsafe_entry(name, "is a link, which this system cannot unpack")
             } else {
-                storage(&path, source)
+                EngineError::writing(&path, source)
             }
         })
     }
@@ -415,7 +417,8 @@ impl Unpacker {
         let mode = std::fs::metadata(&source)
             .map(|m| permissions_mode(&m))
             .unwrap_or(0o644);
-        let mut reader = std::fs::File::open(&source).map_err(|error| storage(&source, error))?;
+        let mut reader =
+            std::fs::File::open(&source).map_err(|error| EngineError::writing(&source, error))?;
         self.write_file(relative, &mut reader, mode, name)
     }
 
@@ -425,10 +428,11 @@ impl Unpacker {
         let root = self
             .dest
             .canonicalize()
-            .map_err(|source| storage(&self.dest, source))?;
+            .map_err(|source| EngineError::writing(&self.dest, source))?;
         let mut pending = vec![self.dest.clone()];
         while let Some(dir) = pending.pop() {
-            let entries = std::fs::read_dir(&dir).map_err(|source| storage(&dir, source))?;
+            let entries =
+                std::fs::read_dir(&dir).map_err(|source| EngineError::writing(&dir, source))?;
             for entry in entries.flatten() {
                 let Ok(kind) = entry.file_type() else {
                     continue;
@@ -469,19 +473,6 @@ fn special_file_problem(file_type: u32) -> &'static str {
         0o010_000 => "is a named pipe",
         0o140_000 => "is a socket",
         _ => "has an unknown file type",
-    }
-}
-
-fn storage(path: &Path, source: std::io::Error) -> EngineError {
-    if source.kind() == std::io::ErrorKind::StorageFull {
-        EngineError::DiskFull {
-            path: path.to_path_buf(),
-        }
-    } else {
-        EngineError::StorageUnavailable {
-            path: path.to_path_buf(),
-            source,
-        }
     }
 }
 

@@ -59,7 +59,8 @@ pub async fn install(
         });
     }
     let downloads = request.binaries_dir.join(".downloads");
-    std::fs::create_dir_all(&downloads).map_err(|source| storage(&downloads, source))?;
+    std::fs::create_dir_all(&downloads)
+        .map_err(|source| EngineError::writing(&downloads, source))?;
     let mut archives = Vec::new();
     for file in candidate.files() {
         archives.push(download_verified(request, candidate, file, &downloads, observer).await?);
@@ -165,7 +166,7 @@ fn unpack_all(
             problem: format!("`{name}` is not a .zip or .tar.gz"),
         })?;
         let into = staging.join(format!("archive-{index}"));
-        std::fs::create_dir(&into).map_err(|source| storage(&into, source))?;
+        std::fs::create_dir(&into).map_err(|source| EngineError::writing(&into, source))?;
         extract::extract(archive, format, &into).map_err(|error| name_archive(error, name))?;
         let unpacked = extract::single_root(&into);
         match &root {
@@ -189,7 +190,7 @@ fn unpack_all(
             ),
         })?;
     let full = root.join(&executable);
-    extract::make_executable(&full).map_err(|source| storage(&full, source))?;
+    extract::make_executable(&full).map_err(|source| EngineError::writing(&full, source))?;
     Ok((root, executable))
 }
 
@@ -209,11 +210,11 @@ fn name_archive(error: EngineError, name: &str) -> EngineError {
 /// first and deleted after.
 fn replace_dir(from: &Path, target: &Path, binaries_dir: &Path) -> Result<()> {
     if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent).map_err(|source| storage(parent, source))?;
+        std::fs::create_dir_all(parent).map_err(|source| EngineError::writing(parent, source))?;
     }
     let old = binaries_dir.join(format!(".old-{}", unique_suffix()));
     let had_old = std::fs::rename(target, &old).is_ok();
-    std::fs::rename(from, target).map_err(|source| storage(target, source))?;
+    std::fs::rename(from, target).map_err(|source| EngineError::writing(target, source))?;
     if had_old {
         let _ = std::fs::remove_dir_all(&old);
     }
@@ -243,7 +244,7 @@ impl Staging {
             candidate.variant.dir_name(),
             unique_suffix()
         ));
-        std::fs::create_dir_all(&path).map_err(|source| storage(&path, source))?;
+        std::fs::create_dir_all(&path).map_err(|source| EngineError::writing(&path, source))?;
         Ok(Self { path })
     }
 }
@@ -260,17 +261,4 @@ fn unique_suffix() -> String {
         .map(|d| d.as_nanos())
         .unwrap_or_default();
     format!("{}-{nanos}", std::process::id())
-}
-
-fn storage(path: &Path, source: std::io::Error) -> EngineError {
-    if source.kind() == std::io::ErrorKind::StorageFull {
-        EngineError::DiskFull {
-            path: path.to_path_buf(),
-        }
-    } else {
-        EngineError::StorageUnavailable {
-            path: path.to_path_buf(),
-            source,
-        }
-    }
 }

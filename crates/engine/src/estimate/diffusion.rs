@@ -26,8 +26,14 @@ impl DiffusionComponents {
         let mut parts = Self::default();
         for tensor in &file.tensors {
             let name = tensor.name.as_str();
-            if name.starts_with("first_stage_model.") || name.starts_with("vae.") {
-                parts.vae_bytes += tensor.bytes;
+            if name.starts_with("first_stage_model.")
+                || name.starts_with("vae.")
+                || name.starts_with("tae.")
+            {
+                // Text-to-image only decodes: sd loads the VAE's decoder alone.
+                if !name.contains(".encoder.") {
+                    parts.vae_bytes += tensor.bytes;
+                }
             } else if name.starts_with("cond_stage_model.")
                 || name.starts_with("text_encoders.")
                 || name.starts_with("conditioner.")
@@ -78,28 +84,45 @@ pub struct DiffusionEstimate {
     pub working_bytes: u64,
 }
 
-/// Fixed runtime of an `sd` process and its compute scratch.
+/// Fixed runtime of an `sd` process.
 const RUNTIME_BYTES: u64 = 48 * MIB;
-/// The VAE decoder's activations per output pixel (f32 feature maps up to 128
-/// channels at full resolution, two alive at once) and per latent pixel for the
-/// diffusion model's attention and feature maps.
-const VAE_BYTES_PER_PIXEL: u64 = 2 * 128 * 4;
-const DIFFUSION_BYTES_PER_LATENT: u64 = 24 * 1024;
-/// A VAE tile is 32×32 latents (256×256 pixels).
+/// Measured with sd-cli 0.4.7 and the SDXS-512 model (its `compute buffer size`
+/// lines at 64² and 512²): the diffusion model's working memory grows by 30 KB
+/// per latent pixel (8×8 image pixels) over a 2.4 MB base; the tiny VAE (TAESD)
+/// decoder needs 1.9 KB per image pixel. Each stage frees its compute buffer
+/// before the next one runs, so a device holds the largest, not the sum.
+const DIFFUSION_BASE_BYTES: u64 = 2_400_000;
+const DIFFUSION_BYTES_PER_LATENT: u64 = 30_555;
+const TINY_VAE_BYTES_PER_PIXEL: u64 = 1_920;
+/// A full VAE decoder (SD 1.x/SDXL/FLUX, 128–512 channels at full resolution) is
+/// about five times the tiny one per pixel (not measured here: no such model can
+/// be had offline).
+const FULL_VAE_BYTES_PER_PIXEL: u64 = 9_500;
+/// Larger than this, a VAE is a full one.
+const TINY_VAE_MAX_BYTES: u64 = 16 * MIB;
+/// stable-diffusion.cpp's default VAE tile is 32×32 latents (256×256 pixels).
 const VAE_TILE_PIXELS: u64 = 256 * 256;
 
 pub fn estimate(parts: &DiffusionComponents, config: &DiffusionConfig) -> DiffusionEstimate {
     let pixels = u64::from(config.width) * u64::from(config.height);
     let batch = u64::from(config.batch.max(1));
     let latents = pixels / 64;
-    let sampling = DIFFUSION_BYTES_PER_LATENT * latents * batch;
+    let sampling = DIFFUSION_BASE_BYTES + DIFFUSION_BYTES_PER_LATENT * latents * batch;
     let decoded_pixels = if config.vae_tiling {
         pixels.min(VAE_TILE_PIXELS)
     } else {
         pixels
     };
-    let decoding = VAE_BYTES_PER_PIXEL * decoded_pixels;
+    let per_pixel = if parts.vae_bytes <= TINY_VAE_MAX_BYTES {
+        TINY_VAE_BYTES_PER_PIXEL
+    } else {
+        FULL_VAE_BYTES_PER_PIXEL
+    };
+    let decoding = per_pixel * decoded_pixels;
 
+    let diffusion_on_gpu = config.on_gpu;
+    let clip_on_gpu = config.on_gpu && !config.clip_on_cpu;
+    let vae_on_gpu = config.on_gpu && !config.vae_on_cpu;
     let mut ram = RUNTIME_BYTES;
     let mut vram = 0;
     let mut place = |bytes: u64, on_gpu: bool| {
@@ -109,18 +132,67 @@ pub fn estimate(parts: &DiffusionComponents, config: &DiffusionConfig) -> Diffus
             ram += bytes;
         }
     };
-    place(parts.diffusion_bytes + sampling, config.on_gpu);
-    place(
-        parts.text_encoder_bytes,
-        config.on_gpu && !config.clip_on_cpu,
-    );
-    place(
-        parts.vae_bytes + decoding,
-        config.on_gpu && !config.vae_on_cpu,
-    );
+    place(parts.diffusion_bytes, diffusion_on_gpu);
+    place(parts.text_encoder_bytes, clip_on_gpu);
+    place(parts.vae_bytes, vae_on_gpu);
+    let working_on = |on_gpu: bool| {
+        let mut peak = 0;
+        if diffusion_on_gpu == on_gpu {
+            peak = peak.max(sampling);
+        }
+        if vae_on_gpu == on_gpu {
+            peak = peak.max(decoding);
+        }
+        peak
+    };
+    ram += working_on(false);
+    vram += working_on(true);
     DiffusionEstimate {
         ram_bytes: ram,
         vram_bytes: vram,
         working_bytes: sampling.max(decoding),
     }
+}
+
+/// What an `sd` run reported (`-v`): parameter buffers per place and the largest
+/// compute buffer (each stage frees its own before the next runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, Default)]
+#[ts(export)]
+pub struct MeasuredDiffusion {
+    #[ts(type = "number")]
+    pub params_ram_bytes: u64,
+    #[ts(type = "number")]
+    pub params_vram_bytes: u64,
+    #[ts(type = "number")]
+    pub peak_compute_bytes: u64,
+}
+
+/// Reads `… params backend buffer size =  602.60 MB(RAM) …` and
+/// `… unet compute buffer size: 121.64 MB(RAM)` lines (sd's MB are MiB).
+pub fn parse_sd_log(log: &str) -> MeasuredDiffusion {
+    let mut measured = MeasuredDiffusion::default();
+    for line in log.lines() {
+        let (is_params, rest) =
+            if let Some((_, rest)) = line.split_once("params backend buffer size =") {
+                (true, rest)
+            } else if let Some((_, rest)) = line.split_once("compute buffer size:") {
+                (false, rest)
+            } else {
+                continue;
+            };
+        let Some((number, place)) = rest.trim_start().split_once(" MB(") else {
+            continue;
+        };
+        let Ok(mib) = number.trim().parse::<f64>() else {
+            continue;
+        };
+        let bytes = (mib * MIB as f64).round() as u64;
+        let in_vram = place.starts_with("VRAM");
+        match (is_params, in_vram) {
+            (true, false) => measured.params_ram_bytes += bytes,
+            (true, true) => measured.params_vram_bytes += bytes,
+            (false, _) => measured.peak_compute_bytes = measured.peak_compute_bytes.max(bytes),
+        }
+    }
+    measured
 }

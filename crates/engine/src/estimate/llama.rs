@@ -265,9 +265,9 @@ fn cells(config: &LlamaConfig) -> (u64, u64) {
 }
 
 /// The micro-batch llama.cpp runs: capped by the batch, which a causal model caps
-/// at the context.
-fn micro_batch(config: &LlamaConfig, context_cells: u64) -> u64 {
-    let batch = u64::from(config.batch.max(1)).min(context_cells);
+/// at the context as asked (llama.cpp pads the context only afterwards).
+fn micro_batch(config: &LlamaConfig) -> u64 {
+    let batch = u64::from(config.batch.max(1)).min(u64::from(config.context.max(1)));
     u64::from(config.ubatch.max(1)).min(batch)
 }
 
@@ -320,7 +320,7 @@ pub fn estimate(shape: &ModelShape, config: &LlamaConfig, backend: Backend) -> L
 
     // KV cache, on the device of its layer.
     let (total_cells, stream_cells) = cells(config);
-    let ubatch = micro_batch(config, total_cells);
+    let ubatch = micro_batch(config);
     let slots = u64::from(config.parallel.max(1));
     let window_cells = shape.sliding_window.map(|window| {
         let wanted = window * if config.kv_unified { slots } else { 1 } + ubatch;

@@ -7,6 +7,7 @@ pub mod calibration;
 pub mod diffusion;
 pub mod fit;
 pub mod llama;
+pub mod machine;
 pub mod shape;
 
 use serde::Serialize;
@@ -18,13 +19,14 @@ pub use llama::{
     estimate, seed_formula, Backend, Breakdown, CacheType, EstimateSource, FlashAttention,
     LlamaConfig, LlamaEstimate,
 };
+pub use machine::machine_budget;
 pub use shape::ModelShape;
 
 use crate::gguf::GgufFile;
 
-/// The summary the Models tab shows before a download: the model on the CPU at a
-/// context, with llama-server's defaults otherwise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+/// The answer to "can I run this?" that the Models tab shows before a download:
+/// the model at a context on this machine, placed the way fitting would place it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[ts(export)]
 pub struct MemoryEstimate {
     pub context: u32,
@@ -36,26 +38,68 @@ pub struct MemoryEstimate {
     pub compute_bytes: u64,
     #[ts(type = "number")]
     pub total_bytes: u64,
+    #[ts(type = "number")]
+    pub ram_bytes: u64,
+    #[ts(type = "number")]
+    pub vram_bytes: u64,
+    pub backend: Backend,
+    /// Layers on the GPU, of `layers + 1` (the output layer counts as one).
+    pub gpu_layers: u32,
+    pub layers: u32,
+    /// It fits this machine's memory at this context.
+    pub fits: bool,
+    /// How it would run, in words ("All layers on the GPU."), or why it does not fit.
+    pub notes: Vec<String>,
 }
 
-/// The first estimate for a model header at `context` tokens (capped at what it was
-/// trained for). `None` for a file that is not a language model.
-pub fn first_estimate(file: &GgufFile, context: u32) -> Option<MemoryEstimate> {
+/// The estimate for a model header at `context` tokens (capped at what it was
+/// trained for) on a machine with `backend` and `budget`. `None` for a file that
+/// is not a language model.
+pub fn first_estimate(
+    file: &GgufFile,
+    context: u32,
+    backend: Backend,
+    budget: Budget,
+) -> Option<MemoryEstimate> {
     let shape = ModelShape::from_gguf(file)?;
     let context = shape
         .trained_context
         .map_or(context, |trained| trained.min(context));
-    let config = LlamaConfig {
+    let wanted = LlamaConfig {
         context,
         ..LlamaConfig::default()
     };
-    let estimate = estimate(&shape, &config, Backend::Cpu);
-    let all = estimate.ram;
+    let auto = AutoFields {
+        gpu_layers: true,
+        context: false,
+    };
+    let (planned, fits, notes) = match fit(&shape, &wanted, backend, budget, auto, context) {
+        Ok(plan) => (plan.estimate, true, plan.notes),
+        Err(error) => {
+            let everything = LlamaConfig {
+                gpu_layers: u32::MAX,
+                ..wanted
+            };
+            (
+                estimate(&shape, &everything, backend),
+                false,
+                vec![error.to_string(), error.suggestion()],
+            )
+        }
+    };
+    let both = |part: fn(&Breakdown) -> u64| part(&planned.ram) + part(&planned.vram);
     Some(MemoryEstimate {
         context,
-        weights_bytes: all.weights + all.output_layer,
-        kv_cache_bytes: all.kv_cache,
-        compute_bytes: all.compute,
-        total_bytes: estimate.total_bytes(),
+        weights_bytes: both(|b| b.weights + b.output_layer),
+        kv_cache_bytes: both(|b| b.kv_cache),
+        compute_bytes: both(|b| b.compute),
+        total_bytes: planned.total_bytes(),
+        ram_bytes: planned.ram_bytes(),
+        vram_bytes: planned.vram_bytes(),
+        backend,
+        gpu_layers: planned.gpu_layers,
+        layers: shape.layers,
+        fits,
+        notes,
     })
 }

@@ -9,7 +9,7 @@ use super::hub::{self, HubFile};
 use super::names::sanitize_file_name;
 use super::store::{DownloadFileRequest, DownloadRequest};
 use crate::errors::{EngineError, Result};
-use crate::estimate::{first_estimate, MemoryEstimate};
+use crate::estimate::{first_estimate, Backend, Budget, MemoryEstimate};
 use crate::gguf::{self, ModelFacts};
 
 /// Where a model file is.
@@ -82,11 +82,12 @@ pub async fn inspect(
     hub_url: &str,
     location: &ModelLocation,
     context: u32,
+    (backend, budget): (Backend, Budget),
 ) -> Result<RemoteModel> {
     let url = url_of(hub_url, location)?;
     let (file, stats) = gguf::read_remote(client.clone(), &url).await?;
     let facts = file.facts();
-    let memory = first_estimate(&file, context);
+    let memory = first_estimate(&file, context, backend, budget);
     Ok(RemoteModel {
         facts,
         size_bytes: file.file_len,

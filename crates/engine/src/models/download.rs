@@ -108,7 +108,7 @@ async fn fetch_once(
         url: url.to_owned(),
         problem,
     };
-    let storage = |source: std::io::Error| storage_error(part, source);
+    let storage = |source: std::io::Error| EngineError::writing(part, source);
 
     // What is already there counts only if it came from this URL and the server can
     // prove it has not changed (ETag).
@@ -252,7 +252,7 @@ async fn finish(part: &Path, size: u64) -> Result<Fetched> {
     let mut hasher = Sha256::new();
     hash_prefix(part, size, &mut hasher)
         .await
-        .map_err(|source| storage_error(part, source))?;
+        .map_err(|source| EngineError::writing(part, source))?;
     Ok(Fetched {
         size,
         sha256: hex(&hasher.finalize()),
@@ -292,19 +292,6 @@ pub async fn sha256_file(path: &Path) -> Result<(u64, String)> {
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn storage_error(path: &Path, source: std::io::Error) -> EngineError {
-    if source.kind() == std::io::ErrorKind::StorageFull {
-        EngineError::DiskFull {
-            path: path.to_path_buf(),
-        }
-    } else {
-        EngineError::StorageUnavailable {
-            path: path.to_path_buf(),
-            source,
-        }
-    }
 }
 
 /// Download speed over a sliding window, and when progress is worth reporting.

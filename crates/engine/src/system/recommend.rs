@@ -1,14 +1,12 @@
-//! "What can this machine run?" in plain words, from memory sizes alone. A first
-//! version: the estimator refines it per model with real tensor sizes.
+//! "What can this machine run?" in plain words, from memory sizes and the
+//! estimator's KV cache, compute buffers and runtime overhead for a typical model
+//! on this machine's backend; each model's own estimate follows when it is picked.
 
-use super::{CpuInfo, GpuIdentity, GpuMemory, MemoryInfo, Recommendation, RunsOn};
+use super::{CpuInfo, GpuIdentity, GpuMemory, GpuVendor, MemoryInfo, Recommendation, RunsOn};
+use crate::estimate::machine::share as scale;
+use crate::estimate::{estimate, Backend, LlamaConfig, ModelShape};
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
-/// KV cache of a typical 7–8B model with grouped-query attention at f16
-/// (32 layers × 8 KV heads × 128 dims × K and V × 2 bytes).
-const KV_BYTES_PER_TOKEN: u64 = 32 * 8 * 128 * 2 * 2;
-/// Compute buffers and runtime overhead of a llama-server process.
-const RUNTIME_OVERHEAD_BYTES: u64 = 512 * 1024 * 1024;
 /// Share of the memory budget the context may take before a smaller context wins.
 const CONTEXT_SHARE: f64 = 0.15;
 const CONTEXT_STEPS: [u32; 5] = [32_768, 16_384, 8_192, 4_096, 2_048];
@@ -57,13 +55,38 @@ pub fn recommend(
         ),
     };
 
+    let backend = match (runs_on, largest_gpu) {
+        (RunsOn::Gpu, Some((gpu, _))) if gpu.vendor == GpuVendor::Nvidia => Backend::Cuda,
+        (RunsOn::Gpu, _) => Backend::Vulkan,
+        (RunsOn::UnifiedMemory, _) => Backend::Metal,
+        (RunsOn::Cpu, _) => Backend::Cpu,
+    };
+    let typical = |context| {
+        let config = LlamaConfig {
+            context,
+            gpu_layers: u32::MAX,
+            ..LlamaConfig::default()
+        };
+        let planned = estimate(&typical_model(), &config, backend);
+        let (kv, runtime) = (
+            planned.ram.kv_cache + planned.vram.kv_cache,
+            planned.ram.compute + planned.vram.compute,
+        );
+        // Where the model lives decides which overheads count against the budget.
+        let overhead = match runs_on {
+            RunsOn::Gpu => planned.vram.overhead,
+            RunsOn::UnifiedMemory | RunsOn::Cpu => planned.ram.overhead + planned.vram.overhead,
+        };
+        (kv, runtime + overhead)
+    };
     let suggested_context = CONTEXT_STEPS
         .into_iter()
-        .find(|&context| u64::from(context) * KV_BYTES_PER_TOKEN <= scale(budget, CONTEXT_SHARE))
+        .find(|&context| typical(context).0 <= scale(budget, CONTEXT_SHARE))
         .unwrap_or(CONTEXT_STEPS[CONTEXT_STEPS.len() - 1]);
     // The context's share is reserved whole, so more memory never shrinks the
     // model that fits just because the suggested context grew.
-    let max_model_bytes = scale(budget, 1.0 - CONTEXT_SHARE).saturating_sub(RUNTIME_OVERHEAD_BYTES);
+    let max_model_bytes =
+        scale(budget, 1.0 - CONTEXT_SHARE).saturating_sub(typical(suggested_context).1);
 
     let headline = if max_model_bytes == 0 {
         "This machine has too little free memory for local models.".to_owned()
@@ -98,7 +121,7 @@ pub fn recommend(
         }
     }
     details.push(
-        "A first estimate from memory size; each model's own estimate follows when you pick it."
+        "Estimated for a typical 8B-class model; each model's own estimate follows when you pick it."
             .to_owned(),
     );
 
@@ -108,6 +131,37 @@ pub fn recommend(
         suggested_context,
         headline,
         details,
+    }
+}
+
+/// Llama 3 8B's shape without its weights: what the context and the runtime cost
+/// for the models people run most.
+fn typical_model() -> ModelShape {
+    let layers = 32;
+    ModelShape {
+        architecture: "llama".to_owned(),
+        layers,
+        embedding: 4096,
+        feed_forward: 14_336,
+        vocab: 128_256,
+        heads: vec![32; layers as usize],
+        kv_heads: vec![8; layers as usize],
+        key_length: 128,
+        value_length: 128,
+        layer_bytes: vec![0; layers as usize],
+        expert_bytes: vec![0; layers as usize],
+        input_bytes: 0,
+        output_bytes: 0,
+        output_tied: false,
+        other_bytes: 0,
+        expert_count: 0,
+        expert_used: 0,
+        expert_feed_forward: 0,
+        shared_expert_feed_forward: 0,
+        sliding_window: None,
+        sliding_layers: vec![false; layers as usize],
+        trained_context: Some(8192),
+        float_weights: false,
     }
 }
 
@@ -123,17 +177,6 @@ fn simd_tier(features: &[String]) -> Option<&'static str> {
     .into_iter()
     .find(|(prefix, _)| has(prefix))
     .map(|(_, tier)| tier)
-}
-
-fn scale(bytes: u64, factor: f64) -> u64 {
-    // Precision loss is irrelevant at this granularity.
-    #[allow(
-        clippy::cast_precision_loss,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss
-    )]
-    let scaled = (bytes as f64 * factor) as u64;
-    scaled
 }
 
 #[allow(clippy::cast_precision_loss)]
