@@ -30,7 +30,8 @@ pub async fn ensure_binary(
 }
 
 /// The `kind` binary in use as last validated, or `null` before its first setup.
-#[tauri::command]
+/// Off the main thread: a user-supplied path is resolved on disk (maybe a slow mount).
+#[tauri::command(async)]
 #[instrument(skip(engine))]
 pub fn binary_status(engine: State<'_, Engine>, kind: BinaryKind) -> Option<BinaryStatus> {
     engine.binary_status(kind)

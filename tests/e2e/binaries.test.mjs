@@ -31,6 +31,11 @@ function selfReportedVersion() {
   return version;
 }
 
+/** `text` as a literal inside a RegExp. */
+function escape(text) {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
 /** A release mirror that answers 404 to everything: every sd build fails to download. */
 function startEmptyMirror() {
   return new Promise((resolve) => {
@@ -163,6 +168,16 @@ test('the LLM card reads well in the dark theme', async () => {
   await screenshot(driver, 'llm-binary-dark');
 });
 
-function escape(text) {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
+test('Settings show the binary paths and the mirror under Advanced', async () => {
+  const { driver } = session;
+  await click(driver, 'settings-open');
+  const advanced = await visible(driver, 'settings-advanced');
+  assert.equal(await advanced.getAttribute('open'), 'true', 'set binary settings open Advanced');
+  const value = async (id) => (await visible(driver, id)).getAttribute('value');
+  assert.equal(await value('settings-llama-server-path'), LLAMA_SERVER);
+  assert.equal(await value('settings-sd-path'), '');
+  assert.match(await value('settings-binaries-mirror'), /^http:\/\/127\.0\.0\.1:\d+$/);
+  // WebKitWebDriver paints the modal dialog unscrolled in screenshots, so the picture
+  // shows the top of Advanced (the llama-server path); the values are checked above.
+  await screenshot(driver, 'settings-binaries');
+});
