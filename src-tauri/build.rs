@@ -20,6 +20,8 @@ const COMMANDS: &[&str] = &[
     "cancel_download",
     "verify_model",
     "delete_model",
+    "ensure_binary",
+    "binary_status",
 ];
 
 fn main() {

@@ -4,6 +4,7 @@
 // No console window on Windows release builds.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod binary_commands;
 mod bridge;
 mod commands;
 mod ipc_error;
@@ -65,6 +66,8 @@ fn main() -> anyhow::Result<()> {
             model_commands::cancel_download,
             model_commands::verify_model,
             model_commands::delete_model,
+            binary_commands::ensure_binary,
+            binary_commands::binary_status,
         ])
         .build(tauri::generate_context!())?;
 

@@ -1,6 +1,6 @@
 //! The engine handle that every front end drives.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use serde::Serialize;
 use ts_rs::TS;
 
+use crate::binaries::manifest::DEFAULT_DOWNLOAD_BASE;
 use crate::binaries::{BinaryKind, BinaryManager, BinaryStatus, EnsureBinary, MachineFacts};
 use crate::clock::{Clock, SystemClock};
 use crate::errors::{EngineError, Result};
@@ -133,6 +134,7 @@ impl Engine {
             Err(error) => return Err(error),
         };
         let binaries = BinaryManager::new(layout.binaries(), http.clone(), events.clone());
+        apply_binaries_mirror(&binaries, &deps.settings);
         Ok(Self {
             inner: Arc::new(Inner {
                 system: SystemMonitor::new(deps.probe, deps.clock),
@@ -283,8 +285,9 @@ impl Engine {
 
     /// A working `kind` binary: the cached one when unchanged, else the first variant
     /// (CUDA, Vulkan, Metal, CPU) that installs and passes its tests, or the user's own
-    /// `custom_path`. Without `test_model`, the smallest installed model of the right
-    /// kind runs the real test; with none installed, only the basic test runs.
+    /// `custom_path` (by default the one Settings name for `kind`). Without
+    /// `test_model`, the smallest installed model of the right kind runs the real test;
+    /// with none installed, only the basic test runs.
     pub async fn ensure_binary(
         &self,
         kind: BinaryKind,
@@ -292,6 +295,9 @@ impl Engine {
     ) -> Result<BinaryStatus> {
         if self.inner.shutdown.is_cancelled() {
             return Err(EngineError::ShuttingDown);
+        }
+        if options.custom_path.is_none() {
+            options.custom_path = self.custom_binary_path(kind);
         }
         if options.test_model.is_none() {
             options.test_model = self.smallest_model_for(kind);
@@ -303,9 +309,20 @@ impl Engine {
             .await
     }
 
-    /// The downloaded `kind` binary in use, as last validated (no test runs).
+    /// The `kind` binary in use, as last validated (no test runs): the user's own
+    /// when Settings name one (`None` until it has passed its tests), else the
+    /// downloaded one.
     pub fn binary_status(&self, kind: BinaryKind) -> Option<BinaryStatus> {
-        self.inner.binaries.status(kind)
+        match self.custom_binary_path(kind) {
+            Some(path) => self.inner.binaries.custom_status(kind, &path),
+            None => self.inner.binaries.status(kind),
+        }
+    }
+
+    fn custom_binary_path(&self, kind: BinaryKind) -> Option<PathBuf> {
+        read(&self.inner.settings)
+            .custom_binary_path(kind)
+            .map(Path::to_path_buf)
     }
 
     /// The smallest installed model a real test of `kind` can run: an LLM for
@@ -363,6 +380,7 @@ impl Engine {
             settings.data_dir.as_deref(),
         );
         let restart_required = next_data_dir != self.inner.layout.root();
+        apply_binaries_mirror(&self.inner.binaries, &settings);
         *write(&self.inner.settings) = settings.clone();
         self.inner
             .events
@@ -407,4 +425,15 @@ impl Engine {
     pub fn is_shutting_down(&self) -> bool {
         self.inner.shutdown.is_cancelled()
     }
+}
+
+/// Settings own the download base: a mirror when one is set, else GitHub (so clearing
+/// the mirror goes back to GitHub at once, without a restart).
+fn apply_binaries_mirror(binaries: &BinaryManager, settings: &Settings) {
+    binaries.set_download_base(
+        settings
+            .binaries_mirror
+            .as_deref()
+            .unwrap_or(DEFAULT_DOWNLOAD_BASE),
+    );
 }

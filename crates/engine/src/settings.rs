@@ -1,11 +1,12 @@
 //! User settings: checked-in defaults plus the user's overrides, validated here so
 //! every front end (window, CLI) refuses the same bad values with the same words.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+use crate::binaries::BinaryKind;
 use crate::errors::{EngineError, Result};
 
 /// How the window looks.
@@ -48,6 +49,19 @@ pub struct Settings {
     /// mirror that serves the same paths.
     #[serde(default = "default_hub_url")]
     pub hub_url: String,
+    /// "Use this llama-server": the user's own build (a distro package, a source
+    /// build) instead of a downloaded one. Tested the same way before it is used.
+    #[serde(default)]
+    #[ts(type = "string | null")]
+    pub llama_server_path: Option<PathBuf>,
+    /// "Use this sd": the user's own stable-diffusion.cpp CLI (`sd-cli` or `sd`).
+    #[serde(default)]
+    #[ts(type = "string | null")]
+    pub sd_path: Option<PathBuf>,
+    /// Where llama.cpp and stable-diffusion.cpp releases are downloaded from: `null`
+    /// for GitHub, or a mirror that serves `{repo}/releases/download/{tag}/{file}`.
+    #[serde(default)]
+    pub binaries_mirror: Option<String>,
 }
 
 fn default_hub_url() -> String {
@@ -74,6 +88,9 @@ impl Default for Settings {
             autostart: false,
             theme: Theme::default(),
             hub_url: default_hub_url(),
+            llama_server_path: None,
+            sd_path: None,
+            binaries_mirror: None,
         }
     }
 }
@@ -118,16 +135,62 @@ impl Settings {
                 problem: format!("`{}` is not an http(s) address", self.hub_url),
             });
         }
-        if let Some(dir) = &self.data_dir {
-            if !dir.is_absolute() {
-                return Err(EngineError::InvalidSetting {
-                    field: "data_dir",
-                    problem: format!("{} is not a full path", dir.display()),
-                });
+        if let Some(mirror) = &self.binaries_mirror {
+            check_http_url("binaries_mirror", mirror)?;
+        }
+        for (field, path) in [
+            ("data_dir", &self.data_dir),
+            ("llama_server_path", &self.llama_server_path),
+            ("sd_path", &self.sd_path),
+        ] {
+            if let Some(path) = path {
+                check_full_path(field, path)?;
             }
         }
         Ok(())
     }
+
+    /// The user's own executable for `kind`, if Settings name one.
+    pub fn custom_binary_path(&self, kind: BinaryKind) -> Option<&Path> {
+        match kind {
+            BinaryKind::LlamaServer => self.llama_server_path.as_deref(),
+            BinaryKind::Diffusion => self.sd_path.as_deref(),
+        }
+    }
+}
+
+/// Only the shape is checked: whether the file exists and works is the binary
+/// tests' job, and a missing file (an unmounted drive) must not reset every setting
+/// at the next start.
+fn check_full_path(field: &'static str, path: &Path) -> Result<()> {
+    if path.as_os_str().is_empty() || !path.is_absolute() {
+        return Err(EngineError::InvalidSetting {
+            field,
+            problem: format!("`{}` is not a full path", path.display()),
+        });
+    }
+    Ok(())
+}
+
+/// An address downloads can be built on: http or https, with a host.
+fn check_http_url(field: &'static str, value: &str) -> Result<()> {
+    let invalid = || EngineError::InvalidSetting {
+        field,
+        problem: format!("`{value}` is not an http(s) address"),
+    };
+    let url = reqwest::Url::parse(value).map_err(|_| invalid())?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(EngineError::InvalidSetting {
+            field,
+            problem: format!(
+                "`{value}` has a query or fragment; file paths are appended to it, so give the folder address only"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The result of saving settings.
@@ -163,11 +226,14 @@ mod tests {
             fields,
             [
                 "autostart",
+                "binaries_mirror",
                 "close_to_tray",
                 "data_dir",
                 "hub_url",
                 "image_port",
+                "llama_server_path",
                 "llm_port",
+                "sd_path",
                 "theme"
             ]
         );
@@ -231,5 +297,96 @@ mod tests {
             .to_string()
             .contains("443"));
         assert!(Settings::default().validate().is_ok());
+    }
+
+    #[test]
+    fn settings_from_before_the_binary_fields_still_load() {
+        let (settings, problem) = Settings::from_stored(json!({
+            "llm_port": 9000, "image_port": 9001, "close_to_tray": false,
+            "autostart": false, "theme": "light", "hub_url": "https://huggingface.co",
+            "data_dir": null
+        }));
+        assert_eq!(problem, None);
+        assert_eq!(settings.llm_port, 9000);
+        assert_eq!(settings.llama_server_path, None);
+        assert_eq!(settings.sd_path, None);
+        assert_eq!(settings.binaries_mirror, None);
+    }
+
+    #[test]
+    fn custom_binary_paths_must_be_full_paths() {
+        for (field, settings) in [
+            (
+                "llama_server_path",
+                Settings {
+                    llama_server_path: Some("bin/llama-server".into()),
+                    ..Settings::default()
+                },
+            ),
+            (
+                "sd_path",
+                Settings {
+                    sd_path: Some("".into()),
+                    ..Settings::default()
+                },
+            ),
+        ] {
+            let error = settings.validate().unwrap_err();
+            assert!(
+                matches!(error, EngineError::InvalidSetting { field: f, .. } if f == field),
+                "{error}"
+            );
+        }
+        // A full path is accepted even when nothing is there yet: the binary tests
+        // say whether it works.
+        let settings = Settings {
+            llama_server_path: Some("/opt/llama.cpp/bin/llama-server".into()),
+            sd_path: Some("/nowhere/sd-cli".into()),
+            ..Settings::default()
+        };
+        assert!(settings.validate().is_ok());
+        assert_eq!(
+            settings.custom_binary_path(BinaryKind::LlamaServer),
+            Some(Path::new("/opt/llama.cpp/bin/llama-server"))
+        );
+        assert_eq!(
+            settings.custom_binary_path(BinaryKind::Diffusion),
+            Some(Path::new("/nowhere/sd-cli"))
+        );
+    }
+
+    #[test]
+    fn the_binaries_mirror_must_be_an_http_address() {
+        for good in ["https://mirror.example.org", "http://127.0.0.1:8000/files/"] {
+            let settings = Settings {
+                binaries_mirror: Some(good.into()),
+                ..Settings::default()
+            };
+            assert!(settings.validate().is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "mirror.example.org",
+            "ftp://mirror.example.org",
+            "https://",
+            "file:///srv/mirror",
+            "https://mirror.example.org/?token=1",
+        ] {
+            let settings = Settings {
+                binaries_mirror: Some(bad.into()),
+                ..Settings::default()
+            };
+            let error = settings.validate().unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    EngineError::InvalidSetting {
+                        field: "binaries_mirror",
+                        ..
+                    }
+                ),
+                "{bad}: {error}"
+            );
+        }
     }
 }

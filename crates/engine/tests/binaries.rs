@@ -20,14 +20,18 @@ use std::time::{Duration, Instant};
 
 use sha2::Digest as _;
 use switchyard_engine::binaries::extract::{self, ArchiveFormat};
-use switchyard_engine::binaries::manifest::{ArchiveFile, Asset, Manifest, Release};
+use switchyard_engine::binaries::manifest::{
+    ArchiveFile, Asset, Manifest, Release, DEFAULT_DOWNLOAD_BASE,
+};
 use switchyard_engine::binaries::validate::TestLimits;
 use switchyard_engine::binaries::{
-    BinaryKind, BinaryLog, BinaryManager, BinaryStep, EnsureBinary, LogLevel, MachineFacts, Variant,
+    BinaryKind, BinaryLog, BinaryManager, BinaryStatus, BinaryStep, EnsureBinary, LogLevel,
+    MachineFacts, Variant,
 };
 use switchyard_engine::events::EventBus;
 use switchyard_engine::models::download::hex;
-use switchyard_engine::{EngineError, EngineEvent, ErrorCode};
+use switchyard_engine::settings::Settings;
+use switchyard_engine::{Engine, EngineDeps, EngineError, EngineEvent, ErrorCode};
 use switchyard_testkit::gguf::{write_sdxs_512, LlamaSpec};
 use switchyard_testkit::tools::{llama_server, sd_cli, skulk_llama_server};
 use switchyard_testkit::{test_engine, FakeProbe, FixtureServer, ManualClock};
@@ -1164,4 +1168,152 @@ async fn the_engine_validates_a_user_supplied_binary() {
         .await
         .expect_err("shutting down");
     assert_eq!(error.code(), ErrorCode::ShuttingDown);
+}
+
+/// Settings name the user's llama-server: `ensure_binary` without a path uses it,
+/// `binary_status` reports it once it has passed, and an explicit path still wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_settings_path_is_the_binary_the_engine_validates_and_reports() {
+    let (engine, dir) = test_engine(
+        Arc::new(FakeProbe::cpu_only(16)),
+        Arc::new(ManualClock::at(1_700_000_000_000)),
+    );
+    engine.binaries().set_test_limits(limits());
+    engine
+        .update_settings(Settings {
+            llama_server_path: Some(llama_server()),
+            ..Settings::default()
+        })
+        .expect("a full path is a valid setting");
+    assert!(
+        engine.binary_status(BinaryKind::LlamaServer).is_none(),
+        "not validated yet"
+    );
+
+    let status = engine
+        .ensure_binary(BinaryKind::LlamaServer, EnsureBinary::default())
+        .await
+        .expect("the real llama-server from Settings");
+    let canonical = llama_server().canonicalize().expect("path");
+    assert_eq!(status.variant, None, "user-supplied, not downloaded");
+    assert_eq!(PathBuf::from(&status.path), canonical);
+    assert!(!status.from_cache);
+
+    let reported = engine
+        .binary_status(BinaryKind::LlamaServer)
+        .expect("validated from Settings");
+    assert_eq!(PathBuf::from(&reported.path), canonical);
+    assert_eq!(reported.version, status.version);
+    assert!(reported.from_cache);
+    assert!(
+        engine.binary_status(BinaryKind::Diffusion).is_none(),
+        "the sd setting is separate"
+    );
+
+    // An explicit path beats the setting.
+    let broken = dir.path().join("my-llama-server");
+    std::fs::write(&broken, exits_1()).expect("script");
+    extract::make_executable(&broken).expect("chmod");
+    let error = engine
+        .ensure_binary(
+            BinaryKind::LlamaServer,
+            EnsureBinary {
+                custom_path: Some(broken),
+                ..EnsureBinary::default()
+            },
+        )
+        .await
+        .expect_err("the explicit broken script, not the setting");
+    assert_eq!(error.code(), ErrorCode::BinaryRejected);
+
+    // A path that does not exist (an unmounted drive) is reported, not a panic.
+    engine
+        .update_settings(Settings {
+            llama_server_path: Some(dir.path().join("gone").join("llama-server")),
+            ..Settings::default()
+        })
+        .expect("shape is valid");
+    assert!(engine.binary_status(BinaryKind::LlamaServer).is_none());
+    let error = engine
+        .ensure_binary(BinaryKind::LlamaServer, EnsureBinary::default())
+        .await
+        .expect_err("missing file");
+    assert_eq!(error.code(), ErrorCode::FileUnreadable);
+
+    // Without the setting, the status is the downloaded binary's: none here.
+    engine
+        .update_settings(Settings::default())
+        .expect("defaults");
+    assert!(engine.binary_status(BinaryKind::LlamaServer).is_none());
+}
+
+/// The `binaries_mirror` setting is the download base from the start, follows
+/// updates, and going back to no mirror means GitHub again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mirror_setting_is_where_releases_are_downloaded_from() {
+    let mut mirror = Mirror::start().await;
+    mirror.publish(
+        Variant::Cpu,
+        "llama-b1-bin-cpu.tar.gz",
+        tar_gz(&release_entries(real_llama_server_bytes())),
+        None,
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine = Engine::new(EngineDeps {
+        data_dir_override: Some(dir.path().join("data")),
+        config_dir: dir.path().join("config"),
+        settings: Settings {
+            binaries_mirror: Some(mirror.base_url()),
+            ..Settings::default()
+        },
+        probe: Arc::new(FakeProbe::cpu_only(16)),
+        clock: Arc::new(ManualClock::at(0)),
+    })
+    .expect("engine");
+    assert_eq!(engine.binaries().download_base(), mirror.base_url());
+    engine
+        .binaries()
+        .set_manifest(mirror.manifest(BinaryKind::LlamaServer));
+    engine.binaries().set_test_limits(limits());
+
+    let status = engine
+        .ensure_binary(BinaryKind::LlamaServer, EnsureBinary::default())
+        .await
+        .expect("installed from the mirror");
+    assert_eq!(status.variant, Some(Variant::Cpu));
+    assert_eq!(mirror.requests(), 1, "the archive came from the mirror");
+    assert_eq!(
+        engine.binary_status(BinaryKind::LlamaServer),
+        Some(BinaryStatus {
+            from_cache: true,
+            ..status
+        })
+    );
+
+    let other = "https://mirror.example.org/releases";
+    engine
+        .update_settings(Settings {
+            binaries_mirror: Some(other.into()),
+            ..Settings::default()
+        })
+        .expect("mirror");
+    assert_eq!(engine.binaries().download_base(), other);
+
+    let refused = engine
+        .update_settings(Settings {
+            binaries_mirror: Some("mirror.example.org".into()),
+            ..Settings::default()
+        })
+        .expect_err("not an address");
+    assert_eq!(refused.code(), ErrorCode::InvalidSetting);
+    assert_eq!(
+        engine.binaries().download_base(),
+        other,
+        "a refused setting changes nothing"
+    );
+
+    engine
+        .update_settings(Settings::default())
+        .expect("no mirror");
+    assert_eq!(engine.binaries().download_base(), DEFAULT_DOWNLOAD_BASE);
 }

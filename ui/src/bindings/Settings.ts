@@ -34,4 +34,18 @@ theme: Theme,
  * Where models are fetched from when added by Hugging Face name: the Hub, or a
  * mirror that serves the same paths.
  */
-hub_url: string, };
+hub_url: string, 
+/**
+ * "Use this llama-server": the user's own build (a distro package, a source
+ * build) instead of a downloaded one. Tested the same way before it is used.
+ */
+llama_server_path: string | null, 
+/**
+ * "Use this sd": the user's own stable-diffusion.cpp CLI (`sd-cli` or `sd`).
+ */
+sd_path: string | null, 
+/**
+ * Where llama.cpp and stable-diffusion.cpp releases are downloaded from: `null`
+ * for GitHub, or a mirror that serves `{repo}/releases/download/{tag}/{file}`.
+ */
+binaries_mirror: string | null, };

@@ -1,6 +1,9 @@
 // Realistic engine answers for the browser preview and for tests: an 8-core Ryzen
 // with AVX2, 32 GiB of RAM and a 12 GiB RTX 4070. Never imported by the app itself.
 import type { AppInfo } from '../bindings/AppInfo';
+import type { BinaryKind } from '../bindings/BinaryKind';
+import type { BinaryLog } from '../bindings/BinaryLog';
+import type { BinaryStatus } from '../bindings/BinaryStatus';
 import type { DiskUsage } from '../bindings/DiskUsage';
 import type { DownloadStatus } from '../bindings/DownloadStatus';
 import type { HubFile } from '../bindings/HubFile';
@@ -125,6 +128,39 @@ export function fakeSettings(theme: Settings['theme'] = 'system'): Settings {
     autostart: false,
     theme,
     hub_url: DEFAULT_HUB_URL,
+    llama_server_path: null,
+    sd_path: null,
+    binaries_mirror: null,
+  };
+}
+
+/** A validated binary, as `binary_status` answers after a setup on this machine. */
+export function fakeBinaryStatus(kind: BinaryKind = 'llama_server', overrides: Partial<BinaryStatus> = {}): BinaryStatus {
+  const llama = kind === 'llama_server';
+  return {
+    kind,
+    variant: 'vulkan',
+    version: llama ? '6.0.0 (build 11429, commit 3f0c7b1)' : 'master-920-2f88688',
+    path: llama
+      ? '/home/ada/.local/share/switchyard/binaries/llama-server/vulkan/llama-server'
+      : '/home/ada/.local/share/switchyard/binaries/sd/vulkan/sd-cli',
+    real_tested: true,
+    validated_at_ms: 1_763_870_000_000,
+    from_cache: true,
+    ...overrides,
+  };
+}
+
+/** One `binary_log` line. */
+export function fakeBinaryLog(overrides: Partial<BinaryLog> = {}): BinaryLog {
+  return {
+    kind: 'llama_server',
+    variant: 'vulkan',
+    level: 'info',
+    step: 'basic_test',
+    message: 'answers: version 6.0.0 (build 11429, commit 3f0c7b1)',
+    code: null,
+    ...overrides,
   };
 }
 

@@ -4,6 +4,8 @@ import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type { AddModel } from '../bindings/AddModel';
 import type { AppInfo } from '../bindings/AppInfo';
+import type { BinaryKind } from '../bindings/BinaryKind';
+import type { BinaryStatus } from '../bindings/BinaryStatus';
 import type { DiskUsage } from '../bindings/DiskUsage';
 import type { DownloadStatus } from '../bindings/DownloadStatus';
 import type { EngineEvent } from '../bindings/EngineEvent';
@@ -78,6 +80,14 @@ export const ipc = {
   /** Re-reads an installed model's files; rejects with CHECKSUM_MISMATCH when damaged. */
   verifyModel: (id: string) => call<null>('verify_model', { id }),
   deleteModel: (id: string) => call<null>('delete_model', { id }),
+
+  // Binaries (llama-server, sd). The engine picks the build, the test model and the
+  // user's own executable from Settings.
+  /** Sets up or re-validates (`force_validation`); resolves when tests are done. */
+  ensureBinary: (kind: BinaryKind, force_validation: boolean) =>
+    call<BinaryStatus>('ensure_binary', { kind, force_validation }),
+  /** The binary in use as last validated; null before its first setup. */
+  binaryStatus: (kind: BinaryKind) => call<BinaryStatus | null>('binary_status', { kind }),
 
   /** Calls `handler` for every engine event until the returned function is called. */
   onEngineEvent: async (handler: (event: EngineEvent) => void): Promise<UnlistenFn> => {

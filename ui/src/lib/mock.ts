@@ -2,10 +2,14 @@
 // system sample every 2 s. Loaded only in dev builds (see main.ts).
 // URL switches: ?theme=dark|light, ?gpu=none, ?error=system, ?slow=1, ?warn=1,
 // ?models=none (empty library), ?download=failed (the sample download has failed),
-// ?verify=fail (verification finds a damaged file), ?fast=1 (added downloads finish in seconds).
+// ?verify=fail (verification finds a damaged file), ?fast=1 (added downloads finish in seconds),
+// ?binary=none (no binary set up yet), ?binary=fail (every build fails its tests).
 import { mockIPC } from '@tauri-apps/api/mocks';
 import { emit } from '@tauri-apps/api/event';
 import type { AddModel } from '../bindings/AddModel';
+import type { BinaryKind } from '../bindings/BinaryKind';
+import type { BinaryLog } from '../bindings/BinaryLog';
+import type { BinaryStatus } from '../bindings/BinaryStatus';
 import type { DownloadStatus } from '../bindings/DownloadStatus';
 import type { EngineEvent } from '../bindings/EngineEvent';
 import type { ErrorReport } from '../bindings/ErrorReport';
@@ -16,6 +20,7 @@ import type { SettingsUpdate } from '../bindings/SettingsUpdate';
 import { ENGINE_EVENT } from './ipc';
 import {
   fakeAppInfo,
+  fakeBinaryStatus,
   fakeCpuOnlySystemInfo,
   fakeDiskUsage,
   fakeDownload,
@@ -55,8 +60,15 @@ function validate(settings: Settings): ErrorReport | null {
   if (!/^https?:\/\//.test(settings.hub_url)) {
     return invalid('hub_url', `\`${settings.hub_url}\` is not an http(s) address`);
   }
-  if (settings.data_dir !== null && !settings.data_dir.startsWith('/')) {
-    return invalid('data_dir', `${settings.data_dir} is not a full path`);
+  for (const [field, path] of [
+    ['data_dir', settings.data_dir],
+    ['llama_server_path', settings.llama_server_path],
+    ['sd_path', settings.sd_path],
+  ] as const) {
+    if (path !== null && !path.startsWith('/')) return invalid(field, `\`${path}\` is not a full path`);
+  }
+  if (settings.binaries_mirror !== null && !/^https?:\/\/[^/?#]+/.test(settings.binaries_mirror)) {
+    return invalid('binaries_mirror', `\`${settings.binaries_mirror}\` is not an http(s) address`);
   }
   return null;
 }
@@ -126,6 +138,64 @@ export function installMock(): void {
       : {},
   );
   jobs.set(sample.id, { status: sample, add: null, rate: sample.speed_bps, verifyingFor: 0 });
+  // ---- Binaries: a setup that logs each step, downloads, and tests. ----
+  const binaries = new Map<BinaryKind, BinaryStatus>();
+  if (params.get('binary') !== 'none') binaries.set('llama_server', fakeBinaryStatus('llama_server'));
+  const logLine = (kind: BinaryKind, line: Omit<BinaryLog, 'kind' | 'code'> & { code?: BinaryLog['code'] }) =>
+    send({ type: 'binary_log', kind, code: null, ...line });
+  async function fakeSetup(kind: BinaryKind, force: boolean): Promise<BinaryStatus> {
+    const custom = kind === 'llama_server' ? settings.llama_server_path : settings.sd_path;
+    const known = binaries.get(kind);
+    if (known && !force) {
+      logLine(kind, { variant: known.variant, level: 'info', step: 'cache', message: `${known.path} passed its tests before; tests skipped` });
+      return { ...known, from_cache: true };
+    }
+    const variant = custom === null ? (hasGpu ? 'vulkan' : 'cpu') : null;
+    if (custom === null) {
+      if (hasGpu) logLine(kind, { variant: 'cuda', level: 'info', step: 'plan', message: 'not tried: no pinned archive for this system' });
+      logLine(kind, { variant: null, level: 'info', step: 'plan', message: `trying in this order: ${hasGpu ? 'vulkan, cpu' : 'cpu'}` });
+      const file = kind === 'llama_server' ? 'llama-b11429-bin-ubuntu-vulkan-x64.tar.gz' : 'sd-master-920-2f88688-bin-Linux-Ubuntu-24.04-x86_64-vulkan.zip';
+      const total = 41 * MIB;
+      for (let bytes = 0; bytes <= total; bytes += 6 * MIB) {
+        send({ type: 'binary_download', kind, variant: variant ?? 'cpu', file, bytes, total });
+        await sleep(DOWNLOAD_TICK_MS);
+      }
+      send({ type: 'binary_download', kind, variant: variant ?? 'cpu', file, bytes: total, total });
+      logLine(kind, { variant, level: 'info', step: 'verify', message: 'SHA-256 matches the pin' });
+      logLine(kind, { variant, level: 'info', step: 'extract', message: `unpacked into binaries/${kind === 'llama_server' ? 'llama-server' : 'sd'}/${variant}` });
+    } else {
+      logLine(kind, { variant: null, level: 'info', step: 'plan', message: `testing ${custom}` });
+    }
+    await sleep(400);
+    if (params.get('binary') === 'fail') {
+      const reason = 'died of signal 4 (SIGILL: illegal instruction: this build needs CPU features this machine lacks)';
+      logLine(kind, { variant, level: 'error', step: 'real_test', message: reason, code: 'BINARY_REJECTED' });
+      logLine(kind, { variant: null, level: 'error', step: 'choose', message: `every build failed (${variant ?? 'custom'}: ${reason})`, code: 'BINARY_UNAVAILABLE' });
+      throw {
+        code: 'BINARY_UNAVAILABLE',
+        message: `No working ${kind === 'llama_server' ? 'llama-server' : 'sd'} for this machine: every build failed (${variant ?? 'custom'}: ${reason}).`,
+        suggestion: 'Point Settings at a build of your own, or try again after a driver update.',
+      } satisfies ErrorReport;
+    }
+    const status = fakeBinaryStatus(kind, {
+      variant,
+      path: custom ?? fakeBinaryStatus(kind).path.replace('/vulkan/', `/${variant}/`),
+      real_tested: models.length > 0,
+      validated_at_ms: Date.now(),
+      from_cache: false,
+    });
+    logLine(kind, { variant, level: 'info', step: 'basic_test', message: `answers: version ${status.version}` });
+    await sleep(600);
+    if (models.length > 0) {
+      logLine(kind, { variant, level: 'info', step: 'real_test', message: kind === 'llama_server' ? 'generated a token in 0.4 s' : 'drew a 64×64 image in 1.3 s' });
+    } else {
+      logLine(kind, { variant, level: 'warn', step: 'real_test', message: 'no model installed yet: only the basic test ran' });
+    }
+    if (variant) logLine(kind, { variant, level: 'info', step: 'choose', message: `using the ${variant} build, version ${status.version}` });
+    binaries.set(kind, status);
+    return status;
+  }
+
   const announceModels = () => send({ type: 'models_changed', models: structuredClone(models) });
   const announce = (job: FakeJob) => send({ type: 'download_changed', ...structuredClone(job.status) });
   const partialBytes = () =>
@@ -355,6 +425,14 @@ export function installMock(): void {
           models = models.filter((model) => model.id !== id);
           announceModels();
           return null;
+        }
+        case 'binary_status': {
+          const { kind } = args as { kind: BinaryKind };
+          return structuredClone(binaries.get(kind) ?? null);
+        }
+        case 'ensure_binary': {
+          const { kind, force_validation } = args as { kind: BinaryKind; force_validation: boolean };
+          return fakeSetup(kind, force_validation);
         }
         default:
           throw { code: 'INTERNAL', message: `Unknown command ${command}`, suggestion: '' };

@@ -83,4 +83,47 @@ describe('SettingsDialog', () => {
     await waitFor(() => expect(sent).toHaveLength(2));
     expect(sent[1]?.hub_url).toBe('https://huggingface.co');
   });
+
+  it('saves the binary paths and mirror; empty fields are sent as null', async () => {
+    const { sent } = setup((next) => ({ settings: next, restart_required: false }));
+    expect(input('Use this llama-server').value).toBe('');
+    expect(input('Use this sd').value).toBe('');
+    expect(input('Binaries download mirror').value).toBe('');
+    await fireEvent.input(input('Use this llama-server'), { target: { value: ' /opt/llama.cpp/bin/llama-server ' } });
+    await fireEvent.input(input('Binaries download mirror'), { target: { value: 'https://mirror.example.org' } });
+    await fireEvent.click(screen.getByTestId('settings-save'));
+    await waitFor(() => expect(sent).toHaveLength(1));
+    expect(sent[0]).toEqual({
+      ...fakeSettings(),
+      llama_server_path: '/opt/llama.cpp/bin/llama-server',
+      sd_path: null,
+      binaries_mirror: 'https://mirror.example.org',
+    });
+  });
+
+  it('opens Advanced when a binary setting is set, and shows the engine’s refusal', async () => {
+    const sent: Settings[] = [];
+    mockIPC((command, args) => {
+      if (command !== 'save_settings') throw `unexpected ${command}`;
+      sent.push((args as { settings: Settings }).settings);
+      throw {
+        code: 'INVALID_SETTING',
+        message: 'The setting `sd_path` is invalid: `sd-cli` is not a full path',
+        suggestion: 'Correct the value and save again.',
+      };
+    });
+    const settings = new SettingsStore();
+    settings.set({ ...fakeSettings(), sd_path: '/usr/local/bin/sd-cli' });
+    const appInfo = new AppInfoStore();
+    appInfo.value = fakeAppInfo;
+    render(SettingsDialog, { open: true, settings, appInfo });
+
+    expect((screen.getByTestId('settings-advanced') as HTMLDetailsElement).open).toBe(true);
+    expect(input('Use this sd').value).toBe('/usr/local/bin/sd-cli');
+    await fireEvent.input(input('Use this sd'), { target: { value: 'sd-cli' } });
+    await fireEvent.click(screen.getByTestId('settings-save'));
+    const error = await screen.findByTestId('settings-error');
+    expect(error.textContent).toContain('`sd_path` is invalid');
+    expect(sent[0]?.sd_path).toBe('sd-cli');
+  });
 });

@@ -109,6 +109,11 @@ impl BinaryManager {
         write(&self.config).download_base = base.into();
     }
 
+    /// Where archives are downloaded from now.
+    pub fn download_base(&self) -> String {
+        read(&self.config).download_base.clone()
+    }
+
     pub fn set_test_limits(&self, limits: TestLimits) {
         write(&self.config).limits = limits;
     }
@@ -127,6 +132,20 @@ impl BinaryManager {
         let entry = cache
             .entries
             .get(&cache::entry_key(kind, Some(variant), Path::new("")))?;
+        Some(status_of(entry, true))
+    }
+
+    /// The user's own executable at `path`, as last validated; `None` when it has not
+    /// passed its tests (or is gone). No test runs; only the path is resolved.
+    pub fn custom_status(&self, kind: BinaryKind, path: &Path) -> Option<BinaryStatus> {
+        let executable = path.canonicalize().ok()?;
+        let cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = cache
+            .entries
+            .get(&cache::entry_key(kind, None, &executable))?;
         Some(status_of(entry, true))
     }
 

@@ -1,12 +1,23 @@
 import { clearMocks, mockIPC } from '@tauri-apps/api/mocks';
-import { afterEach, describe, expect, it } from 'vitest';
-import { fakeDiskUsage, fakeDownload, fakeInstalledModels, fakeSample, fakeSettings, fakeSystemInfo } from '../fixtures';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import {
+  fakeBinaryLog,
+  fakeBinaryStatus,
+  fakeDiskUsage,
+  fakeDownload,
+  fakeInstalledModels,
+  fakeSample,
+  fakeSettings,
+  fakeSystemInfo,
+} from '../fixtures';
 import { applyEvent, createStores } from './engine';
 
 afterEach(() => clearMocks());
 
 describe('applyEvent', () => {
   it('routes each event to the store that owns its data, without the type tag', () => {
+    // settings_changed makes the binaries store ask for their status.
+    mockIPC((command) => (command === 'binary_status' ? null : undefined));
     const s = createStores();
     s.system.setInfo(fakeSystemInfo(1000));
 
@@ -32,5 +43,28 @@ describe('applyEvent', () => {
     applyEvent(s, { type: 'models_changed', models });
     expect(s.models.models).toEqual(models);
     s.models.dispose();
+  });
+
+  it('sends binary_log and binary_download to the program’s setup', () => {
+    const s = createStores();
+    applyEvent(s, { type: 'binary_download', kind: 'diffusion', variant: 'cpu', file: 'sd.zip', bytes: 5, total: 10 });
+    expect(s.binaries.diffusion.download).toEqual({ variant: 'cpu', file: 'sd.zip', bytes: 5, total: 10 });
+    applyEvent(s, { type: 'binary_log', ...fakeBinaryLog({ message: 'trying in this order: cpu', step: 'plan' }) });
+    expect(s.binaries.llama_server.log.map((line) => line.message)).toEqual(['trying in this order: cpu']);
+    expect(s.binaries.diffusion.log).toEqual([]);
+  });
+
+  it('asks which binaries are in use again when settings change (a new custom path)', async () => {
+    const asked: string[] = [];
+    mockIPC((command, args) => {
+      if (command !== 'binary_status') throw `unexpected ${command}`;
+      const { kind } = args as { kind: string };
+      asked.push(kind);
+      return kind === 'llama_server' ? fakeBinaryStatus('llama_server', { variant: null, path: '/opt/llama-server' }) : null;
+    });
+    const s = createStores();
+    applyEvent(s, { type: 'settings_changed', ...fakeSettings(), llama_server_path: '/opt/llama-server' });
+    await vi.waitFor(() => expect(s.binaries.llama_server.status?.path).toBe('/opt/llama-server'));
+    expect(asked.sort()).toEqual(['diffusion', 'llama_server']);
   });
 });

@@ -2,6 +2,7 @@
 import type { EngineEvent } from '../../bindings/EngineEvent';
 import { ipc, untagged } from '../ipc';
 import { AppInfoStore } from './app.svelte';
+import { BinariesStore } from './binaries.svelte';
 import { ModelsStore } from './models.svelte';
 import { NoticesStore } from './notices.svelte';
 import { SettingsStore } from './settings.svelte';
@@ -15,6 +16,7 @@ export interface Stores {
   appInfo: AppInfoStore;
   notices: NoticesStore;
   models: ModelsStore;
+  binaries: BinariesStore;
 }
 
 /** One fresh set of stores: main.ts makes the window's, tests make their own. */
@@ -26,6 +28,7 @@ export function createStores(): Stores {
     appInfo: new AppInfoStore(),
     notices: new NoticesStore(),
     models: new ModelsStore(),
+    binaries: new BinariesStore(),
   };
 }
 
@@ -37,6 +40,8 @@ export function applyEvent(stores: Stores, event: EngineEvent): void {
       break;
     case 'settings_changed':
       stores.settings.set(untagged(event));
+      // The user's own llama-server or sd may have changed: ask which is in use now.
+      void stores.binaries.load();
       break;
     case 'status_changed':
       stores.status.set(untagged(event));
@@ -46,6 +51,12 @@ export function applyEvent(stores: Stores, event: EngineEvent): void {
       break;
     case 'models_changed':
       stores.models.setModels(event.models);
+      break;
+    case 'binary_log':
+      stores.binaries.applyLog(untagged(event));
+      break;
+    case 'binary_download':
+      stores.binaries.applyDownload(untagged(event));
       break;
     case 'shutting_down':
       stores.status.shuttingDown = true;
@@ -69,6 +80,7 @@ export async function connect(stores: Stores): Promise<() => void> {
     stores.appInfo.load(),
     stores.notices.loadStartupWarnings(),
     stores.models.load(),
+    stores.binaries.load(),
   ]);
   return unlisten;
 }
