@@ -11,6 +11,7 @@ export type RemoteModel = { url: string, facts: ModelFacts, size_bytes: number |
  */
 fetched_bytes: number, 
 /**
- * Memory to run it at the context this machine suggests.
+ * Memory to run it at the context this machine suggests; `None` for a file
+ * that is not a language model (an image model, a projector).
  */
-memory: MemoryEstimate, };
+memory: MemoryEstimate | null, };
