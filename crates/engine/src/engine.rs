@@ -1,7 +1,7 @@
 //! The engine handle that every front end drives.
 
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use tokio::sync::broadcast;
@@ -13,7 +13,9 @@ use ts_rs::TS;
 use crate::binaries::{BinaryKind, BinaryManager, BinaryStatus, EnsureBinary, MachineFacts};
 use crate::clock::{Clock, SystemClock};
 use crate::errors::{EngineError, Result};
+use crate::estimate::Budget;
 use crate::events::{EngineEvent, EventBus};
+use crate::llama::{LaunchEnvironment, LlamaManager};
 use crate::locks::{read, write};
 use crate::models::hub::{self, HubFile};
 use crate::models::{self, AddModel, ModelLocation, ModelStore, RemoteModel};
@@ -84,6 +86,7 @@ struct Inner {
     shutdown: CancellationToken,
     models: ModelStore,
     binaries: BinaryManager,
+    llama: LlamaManager,
     http: reqwest::Client,
     startup_warnings: Vec<crate::errors::ErrorReport>,
 }
@@ -131,12 +134,26 @@ impl Engine {
             Err(error) => return Err(error),
         };
         let binaries = BinaryManager::new(layout.binaries(), http.clone(), events.clone());
-        Ok(Self {
-            inner: Arc::new(Inner {
+        let inner = Arc::new_cyclic(|engine| {
+            // The manager asks the engine for the binary and free memory at each
+            // start; a weak link, so the engine still drops when its last handle goes.
+            let environment = Arc::new(EngineEnvironment {
+                engine: engine.clone(),
+            });
+            let opened = LlamaManager::open(
+                &layout.state(),
+                &layout.logs(),
+                events.clone(),
+                deps.clock.clone(),
+                environment,
+            );
+            startup_warnings.extend(opened.warning);
+            Inner {
                 system: SystemMonitor::new(deps.probe, deps.clock),
                 events,
                 models,
                 binaries,
+                llama: opened.manager,
                 http,
                 startup_warnings,
                 settings: RwLock::new(deps.settings),
@@ -145,8 +162,14 @@ impl Engine {
                 layout,
                 status: RwLock::new(EngineStatus::default()),
                 shutdown: CancellationToken::new(),
-            }),
-        })
+            }
+        });
+        Ok(Self { inner })
+    }
+
+    /// The llama-server instances.
+    pub fn llama(&self) -> &LlamaManager {
+        &self.inner.llama
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
@@ -225,10 +248,15 @@ impl Engine {
             options.test_model = self.smallest_model_for(kind);
         }
         let facts = MachineFacts::from_system(&self.system_info());
-        self.inner
+        let status = self
+            .inner
             .binaries
             .ensure(kind, &options, &facts, &self.inner.shutdown)
-            .await
+            .await?;
+        if kind == BinaryKind::LlamaServer {
+            self.inner.llama.use_binary(status.clone());
+        }
+        Ok(status)
     }
 
     /// The downloaded `kind` binary in use, as last validated (no test runs).
@@ -328,11 +356,54 @@ impl Engine {
         }
         self.inner.events.emit(EngineEvent::ShuttingDown);
         self.inner.shutdown.cancel();
-        // Servers (LLM, image) are stopped here once they exist.
+        self.inner.llama.shutdown().await;
         *write(&self.inner.status) = EngineStatus::default();
     }
 
     pub fn is_shutting_down(&self) -> bool {
         self.inner.shutdown.is_cancelled()
+    }
+}
+
+/// What the llama-server manager needs from the engine at each start.
+#[derive(Debug)]
+struct EngineEnvironment {
+    engine: Weak<Inner>,
+}
+
+impl LaunchEnvironment for EngineEnvironment {
+    fn llama_binary(&self) -> Option<BinaryStatus> {
+        self.engine
+            .upgrade()?
+            .binaries
+            .status(BinaryKind::LlamaServer)
+    }
+
+    fn free_memory(&self) -> Budget {
+        let Some(engine) = self.engine.upgrade() else {
+            return Budget {
+                ram_bytes: 0,
+                vram_bytes: 0,
+            };
+        };
+        let sample = engine.system.sample();
+        // One GPU runs the model (llama.cpp splits across several only when asked):
+        // the one with the most free memory.
+        let vram_bytes = sample
+            .gpus
+            .iter()
+            .filter_map(|gpu| gpu.free_bytes)
+            .max()
+            .unwrap_or(0);
+        Budget {
+            ram_bytes: sample.memory.available_bytes,
+            vram_bytes,
+        }
+    }
+
+    fn suggested_context(&self) -> u32 {
+        self.engine.upgrade().map_or(4096, |engine| {
+            engine.system.info().recommendation.suggested_context
+        })
     }
 }
