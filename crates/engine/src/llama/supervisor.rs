@@ -138,8 +138,8 @@ pub async fn supervise(
         }
         let delay = policy.backoff(recent);
         let reason = format!(
-            "restarting in {:.1} s ({} of at most {} starts within {} s){}",
-            delay.as_secs_f64(),
+            "restarting in {} ({} of at most {} starts within {} s){}",
+            human_delay(delay),
             recent + 1,
             policy.start_limit,
             policy.window.as_secs(),
@@ -366,6 +366,17 @@ async fn run_once(
                 }
             }
         }
+    }
+}
+
+/// `50 ms`, `2 s`, `1.5 s`.
+fn human_delay(delay: Duration) -> String {
+    if delay < Duration::from_secs(1) {
+        format!("{} ms", delay.as_millis())
+    } else if delay.subsec_millis() == 0 {
+        format!("{} s", delay.as_secs())
+    } else {
+        format!("{:.1} s", delay.as_secs_f64())
     }
 }
 
