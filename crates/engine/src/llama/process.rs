@@ -155,3 +155,73 @@ pub fn describe_exit(status: Option<ExitStatus>) -> String {
 
 /// Short waits between checks for a process to be gone.
 pub const GONE_POLL: Duration = Duration::from_millis(10);
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::time::Instant;
+
+    use tokio::io::AsyncBufReadExt as _;
+
+    use super::*;
+
+    /// A stand-in for a busy llama-server: the first SIGTERM only starts its
+    /// clean-up, the second ends it with exit code 1 (the real server's lines).
+    const BUSY_SERVER: &str = r#"
+trap 'if [ -n "$seen" ]; then echo "Received second interrupt, terminating immediately." >&2; exit 1; fi; seen=1; echo "cleaning up before exit..." >&2' TERM
+echo ready
+while :; do sleep 0.01; done
+"#;
+
+    #[allow(clippy::unwrap_used)]
+    async fn spawn_script(script: &str) -> Child {
+        let mut command = Command::new("sh");
+        command
+            .args(["-c", script])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        let mut child = spawn_guarded(command).await.unwrap();
+        // Signals sent before the trap is set would end it at once.
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("ready"));
+        child
+    }
+
+    fn quick() -> StopPolicy {
+        StopPolicy {
+            graceful: Duration::from_millis(300),
+            after_second_term: Duration::from_millis(300),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_busy_after_the_first_sigterm_ends_on_the_second() {
+        let mut child = spawn_script(BUSY_SERVER).await;
+        let started = Instant::now();
+        let (outcome, status) = stop_child(&mut child, &quick()).await;
+        assert_eq!(outcome, StopOutcome::SecondTerm);
+        assert_eq!(status.and_then(|status| status.code()), Some(1));
+        assert!(
+            started.elapsed() < Duration::from_millis(600),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_deaf_to_sigterm_is_killed() {
+        let mut child =
+            spawn_script("trap '' TERM\necho ready\nwhile :; do sleep 0.01; done").await;
+        let (outcome, status) = stop_child(&mut child, &quick()).await;
+        assert_eq!(outcome, StopOutcome::Killed);
+        assert_eq!(describe_exit(status), "signal 9 (SIGKILL)");
+    }
+
+    #[tokio::test]
+    async fn an_idle_server_ends_on_the_first_sigterm() {
+        let mut child = spawn_script("echo ready\nexec sleep 30").await;
+        let (outcome, status) = stop_child(&mut child, &quick()).await;
+        assert_eq!(outcome, StopOutcome::Graceful);
+        assert_eq!(describe_exit(status), "signal 15 (SIGTERM)");
+    }
+}
