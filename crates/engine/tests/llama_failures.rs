@@ -255,3 +255,49 @@ async fn a_stop_during_a_streaming_chat_ends_within_the_deadline() {
         .expect("the chat's stream ends with the server")
         .expect("no panic");
 }
+
+#[tokio::test]
+async fn a_frozen_server_turns_unhealthy_and_back() {
+    let mut rig = rig().await;
+    let model = rig.model("tiny.gguf", &LlamaSpec::default());
+    let llama = rig.engine.llama().clone();
+    let mut policy = llama_common::fast_policy();
+    policy.health.healthy_interval = Duration::from_millis(50);
+    policy.health.probe_timeout = Duration::from_millis(200);
+    llama.set_policy(policy);
+    llama.create(spec("frozen", &model)).unwrap();
+    let pid = llama
+        .start("frozen")
+        .await
+        .expect("starts")
+        .pid
+        .expect("pid");
+    wait_for_state(&mut rig.events, "frozen", InstanceState::Healthy).await;
+
+    // SIGSTOP: the process lives but answers nothing, as a hung server would.
+    signal(pid, "-STOP");
+    let changes = wait_for_state(&mut rig.events, "frozen", InstanceState::Unhealthy).await;
+    assert_eq!(states(&changes), [InstanceState::Unhealthy]);
+    assert!(
+        changes[0].reason.contains("3 health checks"),
+        "{}",
+        changes[0].reason
+    );
+    signal(pid, "-CONT");
+    let changes = wait_for_state(&mut rig.events, "frozen", InstanceState::Healthy).await;
+    assert_eq!(changes[0].reason, "answers again");
+    assert_eq!(
+        llama.status("frozen").unwrap().pid,
+        Some(pid),
+        "the same process"
+    );
+    llama.stop("frozen").await.unwrap();
+}
+
+fn signal(pid: u32, which: &str) {
+    let status = std::process::Command::new("kill")
+        .args([which, &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}

@@ -8,7 +8,7 @@ mod llama_common;
 use std::time::Duration;
 
 use llama_common::{port_is_free, rig, spec, states, wait_for_state, wait_gone};
-use switchyard_engine::llama::{ChatRequest, InstanceState, ServerLogLevel};
+use switchyard_engine::llama::{ChatRequest, InstanceState, ServerLogLevel, SupportedFlags};
 use switchyard_engine::EngineEvent;
 use switchyard_testkit::gguf::{LlamaSpec, THINKING_CHAT_TEMPLATE};
 
@@ -216,4 +216,88 @@ async fn a_closed_app_restores_what_was_running() {
         Some(InstanceState::Healthy)
     );
     next.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_real_help_is_read_for_the_flags_this_build_knows() {
+    let flags = SupportedFlags::probe(&switchyard_testkit::tools::llama_server()).await;
+    for flag in [
+        "-m",
+        "-c",
+        "-np",
+        "-kvu",
+        "-no-kvu",
+        "-ctk",
+        "-ctv",
+        "-fa",
+        "-b",
+        "-ub",
+        "-ngl",
+        "--n-cpu-moe",
+        "-t",
+        "--host",
+        "--port",
+        "--api-key",
+        "--api-key-file",
+        "-lv",
+        "--metrics",
+        "--slots",
+        "--jinja",
+        "--reasoning-format",
+        "--swa-full",
+        "--mmproj",
+    ] {
+        assert!(flags.knows(flag), "{flag}");
+    }
+    assert!(flags.flash_attention_takes_value());
+    assert!(!flags.knows("--no-such-flag"));
+}
+
+#[tokio::test]
+async fn an_api_key_stays_off_the_command_line_and_guards_the_server() {
+    let rig = rig().await;
+    let model = rig.model("tiny.gguf", &LlamaSpec::default());
+    let llama = rig.engine.llama().clone();
+    let mut guarded = spec("guarded", &model);
+    guarded.api_key = Some("sesame-1234".into());
+    llama.create(guarded).unwrap();
+    let status = llama.start("guarded").await.expect("starts");
+    let running = status.running.expect("running");
+    let command_line = running.args.join(" ");
+    assert!(command_line.contains("--api-key-file"), "{command_line}");
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", status.pid.unwrap())).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&cmdline).contains("sesame-1234"),
+        "the key is not in the process list"
+    );
+    let key_file = rig.data_dir().join("state/llama-guarded.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let anonymous = reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{}/v1/chat/completions",
+            running.port
+        ))
+        .json(
+            &serde_json::json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let mut request = ChatRequest::user("hi");
+    request.max_tokens = Some(2);
+    llama
+        .chat("guarded", request)
+        .await
+        .expect("the engine has the key");
+
+    llama.remove("guarded").await.unwrap();
+    assert!(!key_file.exists(), "the key file goes with the instance");
+    assert!(llama.list().is_empty());
 }

@@ -130,3 +130,103 @@ pub async fn resolve(spec: &InstanceSpec, inputs: Inputs<'_>) -> Result<Resolved
         notes,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::errors::ErrorCode;
+    use switchyard_testkit::gguf::LlamaSpec;
+
+    const GIB: u64 = 1024 * 1024 * 1024;
+
+    fn inputs<'a>(
+        calibration: &'a Calibration,
+        backend: Option<Backend>,
+        free: Budget,
+    ) -> Inputs<'a> {
+        Inputs {
+            binary: Path::new("/opt/llama/llama-server"),
+            backend,
+            free,
+            suggested_context: 8192,
+            calibration,
+            port: 8080,
+        }
+    }
+
+    fn plenty() -> Budget {
+        Budget {
+            ram_bytes: 8 * GIB,
+            vram_bytes: 8 * GIB,
+        }
+    }
+
+    #[tokio::test]
+    async fn empty_fields_are_fitted_and_recorded_as_the_final_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("m.gguf");
+        LlamaSpec::default().write_to(&model).unwrap();
+        let mut spec = InstanceSpec::new("m", &model);
+        spec.config.context = 0; // the person left it open
+        let calibration = Calibration::default();
+
+        let on_gpu = resolve(&spec, inputs(&calibration, Some(Backend::Cuda), plenty()))
+            .await
+            .unwrap();
+        // Two layers plus the output layer, all on the GPU; the model's trained
+        // context (2048) caps the machine's suggestion.
+        assert_eq!(on_gpu.plan.config.gpu_layers, 3);
+        assert!(on_gpu.plan.pass_gpu_layers);
+        assert_eq!(on_gpu.plan.config.context, 2048);
+        assert!(
+            on_gpu
+                .notes
+                .iter()
+                .any(|n| n.contains("All layers on the GPU")),
+            "{:?}",
+            on_gpu.notes
+        );
+        assert_eq!(on_gpu.estimate.unwrap().config.gpu_layers, 3);
+
+        let own_build = resolve(&spec, inputs(&calibration, None, plenty()))
+            .await
+            .unwrap();
+        assert!(
+            !own_build.plan.pass_gpu_layers,
+            "a build of unknown backend fits its GPU layers itself"
+        );
+    }
+
+    #[tokio::test]
+    async fn too_little_memory_is_refused_before_a_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("m.gguf");
+        LlamaSpec::default().write_to(&model).unwrap();
+        let spec = InstanceSpec::new("m", &model);
+        let calibration = Calibration::default();
+        let tiny = Budget {
+            ram_bytes: 1024 * 1024,
+            vram_bytes: 0,
+        };
+        let error = resolve(&spec, inputs(&calibration, Some(Backend::Cpu), tiny))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), ErrorCode::InsufficientResources);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_model_is_left_to_llama_server() {
+        let spec = InstanceSpec::new("m", "/nowhere/m.gguf");
+        let calibration = Calibration::default();
+        let resolved = resolve(&spec, inputs(&calibration, Some(Backend::Cpu), plenty()))
+            .await
+            .unwrap();
+        assert_eq!(resolved.plan.config.context, FALLBACK_CONTEXT);
+        assert!(resolved.estimate.is_none());
+        assert!(
+            resolved.notes[0].contains("llama-server's own defaults"),
+            "{:?}",
+            resolved.notes
+        );
+    }
+}
