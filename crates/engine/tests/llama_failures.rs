@@ -301,3 +301,47 @@ fn signal(pid: u32, which: &str) {
         .expect("kill runs");
     assert!(status.success());
 }
+
+#[tokio::test]
+async fn a_server_hung_for_too_long_is_replaced() {
+    let mut rig = rig().await;
+    let model = rig.model("tiny.gguf", &LlamaSpec::default());
+    let llama = rig.engine.llama().clone();
+    let mut policy = llama_common::fast_policy();
+    policy.health.healthy_interval = Duration::from_millis(50);
+    policy.health.probe_timeout = Duration::from_millis(200);
+    policy.health.restart_unhealthy_after = Some(Duration::from_millis(300));
+    policy.stop.graceful = Duration::from_millis(100);
+    policy.stop.after_second_term = Duration::from_millis(100);
+    llama.set_policy(policy);
+    llama.create(spec("hung", &model)).unwrap();
+    let pid = llama.start("hung").await.expect("starts").pid.expect("pid");
+    wait_for_state(&mut rig.events, "hung", InstanceState::Healthy).await;
+
+    signal(pid, "-STOP");
+    let changes = wait_for_state(&mut rig.events, "hung", InstanceState::Healthy).await;
+    let seen = states(&changes);
+    assert_eq!(
+        &seen[..4],
+        [
+            InstanceState::Unhealthy,
+            InstanceState::Crashed,
+            InstanceState::Restarting,
+            InstanceState::Starting
+        ],
+        "{seen:?}"
+    );
+    let error = changes[1].error.as_ref().expect("why");
+    assert_eq!(error.code, ErrorCode::ServerCrashed);
+    assert!(
+        error.message.contains("did not answer /health"),
+        "{}",
+        error.message
+    );
+    assert!(
+        wait_gone(pid, Duration::from_secs(1)).await,
+        "the hung process was ended"
+    );
+    assert_ne!(llama.status("hung").unwrap().pid, Some(pid));
+    llama.stop("hung").await.unwrap();
+}

@@ -42,6 +42,10 @@ pub struct HealthPolicy {
     pub unhealthy_after: u32,
     /// A server not healthy within this is ended and counts as failed.
     pub load_timeout: Duration,
+    /// An unhealthy server that stays so this long is ended and restarted like a
+    /// crashed one (a hung server holds its memory and serves nobody); `None`
+    /// leaves it running.
+    pub restart_unhealthy_after: Option<Duration>,
 }
 
 impl Default for HealthPolicy {
@@ -52,6 +56,7 @@ impl Default for HealthPolicy {
             probe_timeout: Duration::from_secs(3),
             unhealthy_after: 3,
             load_timeout: Duration::from_secs(600),
+            restart_unhealthy_after: Some(Duration::from_secs(60)),
         }
     }
 }

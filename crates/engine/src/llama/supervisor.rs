@@ -280,6 +280,7 @@ async fn run_once(
     let spawned = Instant::now();
     let mut phase = InstanceState::Starting;
     let mut failures = 0u32;
+    let mut unhealthy_since: Option<Instant> = None;
     loop {
         let interval = if matches!(phase, InstanceState::Healthy | InstanceState::Unhealthy) {
             policy.health.healthy_interval
@@ -319,6 +320,7 @@ async fn run_once(
                 match result {
                     Probe::Ready => {
                         failures = 0;
+                        unhealthy_since = None;
                         if phase != InstanceState::Healthy {
                             let reason = if matches!(phase, InstanceState::Unhealthy) {
                                 "answers again".to_owned()
@@ -344,8 +346,27 @@ async fn run_once(
                             failures += 1;
                             if failures >= policy.health.unhealthy_after && phase == InstanceState::Healthy {
                                 phase = InstanceState::Unhealthy;
+                                unhealthy_since = Some(Instant::now());
                                 let reason = format!("{failures} health checks in a row failed");
                                 shared.transition(&name, phase, &reason, None, |_| {});
+                            }
+                            let hung_for = unhealthy_since.map(|since| since.elapsed());
+                            if let (Some(hung_for), Some(limit)) = (hung_for, policy.health.restart_unhealthy_after) {
+                                if hung_for >= limit {
+                                    sink.note(&format!("no answer for {} s: ending it", hung_for.as_secs()));
+                                    let (_, status) = stop_child(&mut child, &policy.stop).await;
+                                    drain(readers).await;
+                                    pidfile::remove(&shared.state_dir, &name);
+                                    let error = EngineError::ServerCrashed {
+                                        instance: name.clone(),
+                                        exit: format!("ended by Switchyard, {}", describe_exit(status)),
+                                        details: format!(
+                                            "it did not answer /health for {:.1} s",
+                                            hung_for.as_secs_f64()
+                                        ),
+                                    };
+                                    return ended(error, true);
+                                }
                             }
                         } else if spawned.elapsed() > policy.health.load_timeout {
                             let _ = stop_child(&mut child, &policy.stop).await;

@@ -39,6 +39,7 @@ pub fn fast_policy() -> SupervisionPolicy {
             probe_timeout: Duration::from_secs(2),
             unhealthy_after: 3,
             load_timeout: Duration::from_secs(60),
+            restart_unhealthy_after: None,
         },
         stop: StopPolicy {
             graceful: Duration::from_millis(800),
