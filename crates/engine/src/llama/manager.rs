@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -67,6 +67,8 @@ pub struct Shared {
     calibration: Mutex<Calibration>,
     chats: AtomicU64,
     leftovers: Vec<EndedLeftover>,
+    /// Set by `shutdown`: the app is closing and starts nothing new.
+    closing: AtomicBool,
 }
 
 /// A binary is probed again when it changes.
@@ -243,6 +245,7 @@ impl LlamaManager {
             calibration: Mutex::new(calibration),
             chats: AtomicU64::new(0),
             leftovers,
+            closing: AtomicBool::new(false),
         };
         Opened {
             manager: Self {
@@ -348,6 +351,9 @@ impl LlamaManager {
     /// own message when it exits while loading, `INSUFFICIENT_RESOURCES`).
     /// Starting a running instance returns its status.
     pub async fn start(&self, name: &str) -> Result<InstanceStatus> {
+        if self.shared.closing.load(Ordering::SeqCst) {
+            return Err(EngineError::ShuttingDown);
+        }
         let spec = {
             let mut instances = lock(&self.shared.instances);
             let instance = instances.get_mut(name).ok_or_else(|| unknown(name))?;
@@ -370,6 +376,9 @@ impl LlamaManager {
             if instance.run.is_some() {
                 // Another start won the race while this one prepared.
                 return Ok(instance.status.clone());
+            }
+            if self.shared.closing.load(Ordering::SeqCst) {
+                return Err(EngineError::ShuttingDown);
             }
             instance.was_running = true;
             instance.status.restarts = 0;
@@ -506,6 +515,7 @@ impl LlamaManager {
     /// Stops every server for the app's exit, remembering which ran so that
     /// [`Self::restore`] can start them at the next launch.
     pub async fn shutdown(&self) {
+        self.shared.closing.store(true, Ordering::SeqCst);
         let names: Vec<String> = lock(&self.shared.instances).keys().cloned().collect();
         for name in names {
             let _ = self.end_run(&name, true).await;

@@ -6,9 +6,10 @@
 //! configuration for sure, its logs went to a pipe that no longer exists, and a
 //! start takes well under a second for cached models anyway. A pid is only
 //! signalled when it is still the same process: its start time (Linux:
-//! `/proc/<pid>/stat`) matches the one recorded, and its command line still names
-//! the recorded binary; a server whose recorded owner (a Switchyard process with
-//! the recorded start time) still runs is left to that owner.
+//! `/proc/<pid>/stat`; elsewhere sysinfo) matches the one recorded, and its
+//! command line still names the recorded binary; a server whose recorded owner (a
+//! Switchyard process with the recorded start time) still runs is left to that
+//! owner.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -48,45 +49,79 @@ pub fn remove(state_dir: &Path, instance: &str) {
     let _ = std::fs::remove_file(path_for(state_dir, instance));
 }
 
-/// Start time in clock ticks since boot: field 22 of `/proc/<pid>/stat`, counted
-/// after the command name (which may itself hold spaces and parentheses).
-pub fn start_ticks(pid: u32) -> Option<u64> {
+/// Who a pid is: when it started and what it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Identity {
+    /// Linux: clock ticks since boot (`/proc/<pid>/stat` field 22); elsewhere
+    /// seconds since the epoch (sysinfo).
+    start: u64,
+    /// argv[0] (Linux) or the executable.
+    program: PathBuf,
+}
+
+/// The running (not zombie) process `pid`, if any.
+#[cfg(target_os = "linux")]
+fn identify(pid: u32) -> Option<Identity> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields are counted after the command name, which may hold spaces and `)`.
     let after_name = stat.rsplit_once(')')?.1;
-    after_name.split_whitespace().nth(19)?.parse().ok()
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    if matches!(fields.first(), Some(&("Z" | "X")) | None) {
+        return None;
+    }
+    let start = fields.get(19)?.parse().ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let first = cmdline.split(|byte| *byte == 0).next()?;
+    Some(Identity {
+        start,
+        program: PathBuf::from(String::from_utf8_lossy(first).into_owned()),
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn identify(pid: u32) -> Option<Identity> {
+    identify_with_sysinfo(pid)
+}
+
+/// The portable way (macOS, Windows); Linux reads `/proc` directly, which is
+/// cheaper and gives argv[0] as spawned.
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+fn identify_with_sysinfo(pid: u32) -> Option<Identity> {
+    use sysinfo::{Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, UpdateKind};
+    let pid = Pid::from_u32(pid);
+    let mut system = System::new().ok()?;
+    system.refresh_processes_specifics(
+        ProcessesToUpdate::Some(&[pid]),
+        true,
+        ProcessRefreshKind::nothing()
+            .with_exe(UpdateKind::Always)
+            .with_cmd(UpdateKind::Always),
+    );
+    let process = system.process(pid)?;
+    if matches!(
+        process.status(),
+        ProcessStatus::Zombie | ProcessStatus::Dead
+    ) {
+        return None;
+    }
+    let program = process
+        .exe()
+        .map(Path::to_path_buf)
+        .or_else(|| process.cmd().first().map(PathBuf::from))?;
+    Some(Identity {
+        start: process.start_time(),
+        program,
+    })
+}
+
+/// When `pid` started (see [`Identity::start`]); `None` when it does not run.
+pub fn start_ticks(pid: u32) -> Option<u64> {
+    identify(pid).map(|identity| identity.start)
 }
 
 /// Whether `pid` runs and is not a zombie waiting for its parent.
 pub fn is_running(pid: u32) -> bool {
-    if cfg!(target_os = "linux") {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            return false;
-        };
-        let state = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next());
-        !matches!(state, Some("Z" | "X") | None)
-    } else {
-        signal_exists(pid)
-    }
-}
-
-#[cfg(unix)]
-fn signal_exists(pid: u32) -> bool {
-    i32::try_from(pid)
-        .is_ok_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok())
-}
-
-#[cfg(not(unix))]
-fn signal_exists(_pid: u32) -> bool {
-    false
-}
-
-/// The program a pid runs, from `/proc/<pid>/cmdline` (argv[0]).
-fn program_of(pid: u32) -> Option<PathBuf> {
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let first = cmdline.split(|byte| *byte == 0).next()?;
-    Some(PathBuf::from(String::from_utf8_lossy(first).into_owned()))
+    identify(pid).is_some()
 }
 
 /// This process, as owners are recorded.
@@ -97,16 +132,16 @@ pub fn this_process() -> (u32, Option<u64>) {
 
 /// Still the process the record describes (not a reused pid)?
 fn is_recorded_server(record: &PidRecord) -> bool {
-    if !is_running(record.pid) {
-        return false;
-    }
-    if record.start_ticks.is_some() && start_ticks(record.pid) != record.start_ticks {
-        return false;
-    }
-    let Some(program) = program_of(record.pid) else {
+    let Some(identity) = identify(record.pid) else {
         return false;
     };
-    program == record.binary || program.file_name() == record.binary.file_name()
+    if record
+        .start_ticks
+        .is_some_and(|start| start != identity.start)
+    {
+        return false;
+    }
+    identity.program == record.binary || identity.program.file_name() == record.binary.file_name()
 }
 
 fn owner_still_runs(record: &PidRecord) -> bool {
@@ -184,6 +219,21 @@ fn end_process(pid: u32) {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid_i32), Signal::SIGKILL);
         }
     }
+    #[cfg(not(unix))]
+    {
+        use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+        let target = Pid::from_u32(pid);
+        if let Ok(mut system) = System::new() {
+            system.refresh_processes_specifics(
+                ProcessesToUpdate::Some(&[target]),
+                true,
+                ProcessRefreshKind::nothing(),
+            );
+            if let Some(process) = system.process(target) {
+                process.kill();
+            }
+        }
+    }
     let deadline = Instant::now() + LEFTOVER_DEADLINE;
     while is_running(pid) && Instant::now() < deadline {
         std::thread::sleep(super::process::GONE_POLL);
@@ -193,6 +243,15 @@ fn end_process(pid: u32) {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_portable_identity_finds_the_same_program() {
+        let (pid, _) = this_process();
+        let portable = identify_with_sysinfo(pid).unwrap();
+        let proc_fs = identify(pid).unwrap();
+        assert_eq!(portable.program.file_name(), proc_fs.program.file_name());
+        assert!(portable.start > 1_600_000_000, "seconds since the epoch");
+    }
 
     #[test]
     fn reads_this_process_start_time() {
