@@ -49,6 +49,7 @@ async fn starts_healthy_answers_a_streaming_chat_and_stops() {
         "-lv 4",
         "--metrics",
         "-fa auto",
+        "-ngl 0",
     ] {
         assert!(
             command_line.contains(expected),

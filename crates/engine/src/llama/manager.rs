@@ -63,7 +63,7 @@ pub struct Shared {
     binary: RwLock<Option<BinaryStatus>>,
     policy: RwLock<SupervisionPolicy>,
     instances: Mutex<BTreeMap<String, Instance>>,
-    help_cache: Mutex<BTreeMap<PathBuf, (FileStamp, SupportedFlags)>>,
+    binary_facts: Mutex<BTreeMap<PathBuf, (FileStamp, BinaryFacts)>>,
     calibration: Mutex<Calibration>,
     chats: AtomicU64,
     leftovers: Vec<EndedLeftover>,
@@ -73,6 +73,13 @@ pub struct Shared {
 
 /// A binary is probed again when it changes.
 type FileStamp = (u64, Option<std::time::SystemTime>);
+
+/// What a binary's `--help` and `--list-devices` say, read once per binary.
+#[derive(Debug, Clone)]
+struct BinaryFacts {
+    flags: SupportedFlags,
+    backend: Option<Backend>,
+}
 
 impl Shared {
     pub(crate) fn policy(&self) -> SupervisionPolicy {
@@ -241,7 +248,7 @@ impl LlamaManager {
             binary: RwLock::new(None),
             policy: RwLock::new(policy),
             instances: Mutex::new(instances),
-            help_cache: Mutex::new(BTreeMap::new()),
+            binary_facts: Mutex::new(BTreeMap::new()),
             calibration: Mutex::new(calibration),
             chats: AtomicU64::new(0),
             leftovers,
@@ -412,7 +419,10 @@ impl LlamaManager {
                 problem: "no llama-server has been set up yet".into(),
             })?;
         let binary_path = PathBuf::from(&binary.path);
-        let flags = self.flags_for(&binary_path).await;
+        let facts = self.binary_facts(&binary_path).await;
+        // A downloaded variant says its backend; the person's own build says it
+        // through --list-devices.
+        let backend = backend_of(binary.variant).or(facts.backend);
         let port = ports::claim(&spec.host, spec.port)?;
         let calibration = lock(&self.shared.calibration).clone();
         let environment = environment.clone();
@@ -427,7 +437,7 @@ impl LlamaManager {
             spec,
             Inputs {
                 binary: &binary_path,
-                backend: backend_of(binary.variant),
+                backend,
                 free,
                 suggested_context,
                 calibration: &calibration,
@@ -442,7 +452,7 @@ impl LlamaManager {
         Ok(Launch {
             name: spec.name.clone(),
             plan,
-            flags,
+            flags: facts.flags,
             auto_port: spec.port.is_none(),
             model_key: spec.model_key(),
             backend: resolved.backend,
@@ -451,18 +461,21 @@ impl LlamaManager {
         })
     }
 
-    async fn flags_for(&self, binary: &Path) -> SupportedFlags {
+    async fn binary_facts(&self, binary: &Path) -> BinaryFacts {
         let stamp: FileStamp = std::fs::metadata(binary)
             .map(|meta| (meta.len(), meta.modified().ok()))
             .unwrap_or((0, None));
-        if let Some((cached, flags)) = lock(&self.shared.help_cache).get(binary) {
+        if let Some((cached, facts)) = lock(&self.shared.binary_facts).get(binary) {
             if *cached == stamp {
-                return flags.clone();
+                return facts.clone();
             }
         }
-        let flags = SupportedFlags::probe(binary).await;
-        lock(&self.shared.help_cache).insert(binary.to_path_buf(), (stamp, flags.clone()));
-        flags
+        let facts = BinaryFacts {
+            flags: SupportedFlags::probe(binary).await,
+            backend: super::devices::probe_backend(binary).await,
+        };
+        lock(&self.shared.binary_facts).insert(binary.to_path_buf(), (stamp, facts.clone()));
+        facts
     }
 
     /// Stops the instance (SIGTERM, a second SIGTERM, SIGKILL, each after its

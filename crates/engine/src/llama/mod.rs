@@ -12,6 +12,7 @@
 
 mod args;
 mod chat;
+mod devices;
 mod environment;
 mod flags;
 mod logs;
@@ -30,6 +31,7 @@ mod supervisor;
 
 pub use args::{redact, LaunchPlan};
 pub use chat::{ChatDelta, ChatMessage, ChatOutcome, ChatRequest, ChatTimings};
+pub use devices::parse_devices;
 pub use environment::LaunchEnvironment;
 pub use flags::SupportedFlags;
 pub use logs::{parse_line, LogLine, ServerLogLevel};
