@@ -6,6 +6,7 @@
 mod binaries;
 mod estimator;
 mod idle;
+mod llama;
 mod proc_stats;
 mod session;
 mod transfer;
@@ -34,6 +35,14 @@ const SUITES: &[(&str, &str)] = &[
         "llama-server setup: first validation (download, verify, unpack, tests) vs a cached start [--cuda]",
     ),
     (
+        "start-overhead",
+        "llama-server spawn → healthy: raw vs through Switchyard, same model and arguments",
+    ),
+    (
+        "restart-latency",
+        "llama-server killed → replacement spawned by Switchyard (backoff 0)",
+    ),
+    (
         "gguf-remote",
         "bytes and requests to read model headers over HTTP vs header size",
     ),
@@ -53,6 +62,8 @@ fn main() -> Result<()> {
         "gguf-remote" => transfer::gguf_remote(),
         "estimator" => estimator::run(&estimator::Options::parse(&rest)?),
         "binaries" => binaries::run(&rest),
+        "start-overhead" => llama::start_overhead(),
+        "restart-latency" => llama::restart_latency(),
         "--help" | "-h" | "help" => {
             print_usage();
             Ok(())
@@ -76,6 +87,6 @@ fn gib_option(args: &[String]) -> Result<u64> {
 fn print_usage() {
     eprintln!("usage: cargo run --release -p bench -- <suite> [options]\n\nsuites:");
     for (name, what) in SUITES {
-        eprintln!("  {name:<10} {what}");
+        eprintln!("  {name:<16} {what}");
     }
 }

@@ -1,7 +1,7 @@
 //! The engine handle that every front end drives.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use tokio::sync::broadcast;
@@ -14,7 +14,9 @@ use crate::binaries::manifest::DEFAULT_DOWNLOAD_BASE;
 use crate::binaries::{BinaryKind, BinaryManager, BinaryStatus, EnsureBinary, MachineFacts};
 use crate::clock::{Clock, SystemClock};
 use crate::errors::{EngineError, Result};
+use crate::estimate::Budget;
 use crate::events::{EngineEvent, EventBus};
+use crate::llama::{LaunchEnvironment, LlamaManager};
 use crate::locks::{read, write};
 use crate::models::hub::{self, HubFile};
 use crate::models::{self, AddModel, ModelLocation, ModelStore, RemoteModel};
@@ -85,8 +87,7 @@ struct Inner {
     shutdown: CancellationToken,
     models: ModelStore,
     binaries: BinaryManager,
-    /// Serializes read-modify-write of `state/calibration.json`.
-    calibration: std::sync::Mutex<()>,
+    llama: LlamaManager,
     http: reqwest::Client,
     startup_warnings: Vec<crate::errors::ErrorReport>,
 }
@@ -135,13 +136,26 @@ impl Engine {
         };
         let binaries = BinaryManager::new(layout.binaries(), http.clone(), events.clone());
         apply_binaries_mirror(&binaries, &deps.settings);
-        Ok(Self {
-            inner: Arc::new(Inner {
+        let inner = Arc::new_cyclic(|engine| {
+            // The manager asks the engine for the binary and free memory at each
+            // start; a weak link, so the engine still drops when its last handle goes.
+            let environment = Arc::new(EngineEnvironment {
+                engine: engine.clone(),
+            });
+            let opened = LlamaManager::open(
+                &layout.state(),
+                &layout.logs(),
+                events.clone(),
+                deps.clock.clone(),
+                environment,
+            );
+            startup_warnings.extend(opened.warning);
+            Inner {
                 system: SystemMonitor::new(deps.probe, deps.clock),
                 events,
                 models,
                 binaries,
-                calibration: std::sync::Mutex::new(()),
+                llama: opened.manager,
                 http,
                 startup_warnings,
                 settings: RwLock::new(deps.settings),
@@ -150,8 +164,14 @@ impl Engine {
                 layout,
                 status: RwLock::new(EngineStatus::default()),
                 shutdown: CancellationToken::new(),
-            }),
-        })
+            }
+        });
+        Ok(Self { inner })
+    }
+
+    /// The llama-server instances.
+    pub fn llama(&self) -> &LlamaManager {
+        &self.inner.llama
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
@@ -222,7 +242,7 @@ impl Engine {
         model_id: &str,
         config: &crate::estimate::LlamaConfig,
     ) -> Result<crate::estimate::LlamaEstimate> {
-        use crate::estimate::{estimate, Calibration, ModelShape};
+        use crate::estimate::{estimate, ModelShape};
         let model = self
             .models()
             .models()
@@ -246,8 +266,7 @@ impl Engine {
             problem: format!("`{model_id}` is not a language model"),
         })?;
         let planned = estimate(&shape, config, self.llama_backend());
-        let calibration = Calibration::load(&self.layout().state())?;
-        Ok(calibration.refine(model_id, &planned))
+        Ok(self.llama().calibration().refine(model_id, &planned))
     }
 
     /// Keeps what llama-server reported for a model and configuration, so later
@@ -257,13 +276,9 @@ impl Engine {
         model_id: &str,
         estimate: &crate::estimate::LlamaEstimate,
         measured: crate::estimate::MeasuredMemory,
-    ) -> Result<()> {
-        use crate::estimate::Calibration;
-        let _writing = crate::locks::lock(&self.inner.calibration);
-        let state = self.layout().state();
-        let mut calibration = Calibration::load(&state)?;
-        calibration.record(model_id, &estimate.config, estimate.backend, measured);
-        calibration.save(&state)
+    ) {
+        self.llama()
+            .record_measurement(model_id, &estimate.config, estimate.backend, measured);
     }
 
     /// The files of a Hugging Face repository, for the file picker.
@@ -303,10 +318,15 @@ impl Engine {
             options.test_model = self.smallest_model_for(kind);
         }
         let facts = MachineFacts::from_system(&self.system_info());
-        self.inner
+        let status = self
+            .inner
             .binaries
             .ensure(kind, &options, &facts, &self.inner.shutdown)
-            .await
+            .await?;
+        if kind == BinaryKind::LlamaServer {
+            self.inner.llama.use_binary(status.clone());
+        }
+        Ok(status)
     }
 
     /// The `kind` binary in use, as last validated (no test runs): the user's own
@@ -418,7 +438,7 @@ impl Engine {
         }
         self.inner.events.emit(EngineEvent::ShuttingDown);
         self.inner.shutdown.cancel();
-        // Servers (LLM, image) are stopped here once they exist.
+        self.inner.llama.shutdown().await;
         *write(&self.inner.status) = EngineStatus::default();
     }
 
@@ -436,4 +456,47 @@ fn apply_binaries_mirror(binaries: &BinaryManager, settings: &Settings) {
             .as_deref()
             .unwrap_or(DEFAULT_DOWNLOAD_BASE),
     );
+}
+
+/// What the llama-server manager needs from the engine at each start.
+#[derive(Debug)]
+struct EngineEnvironment {
+    engine: Weak<Inner>,
+}
+
+impl LaunchEnvironment for EngineEnvironment {
+    fn llama_binary(&self) -> Option<BinaryStatus> {
+        self.engine
+            .upgrade()?
+            .binaries
+            .status(BinaryKind::LlamaServer)
+    }
+
+    fn free_memory(&self) -> Budget {
+        let Some(engine) = self.engine.upgrade() else {
+            return Budget {
+                ram_bytes: 0,
+                vram_bytes: 0,
+            };
+        };
+        let sample = engine.system.sample();
+        // One GPU runs the model (llama.cpp splits across several only when asked):
+        // the one with the most free memory.
+        let vram_bytes = sample
+            .gpus
+            .iter()
+            .filter_map(|gpu| gpu.free_bytes)
+            .max()
+            .unwrap_or(0);
+        Budget {
+            ram_bytes: sample.memory.available_bytes,
+            vram_bytes,
+        }
+    }
+
+    fn suggested_context(&self) -> u32 {
+        self.engine.upgrade().map_or(4096, |engine| {
+            engine.system.info().recommendation.suggested_context
+        })
+    }
 }

@@ -44,6 +44,16 @@ pub enum ErrorCode {
     /// An archive tried to write outside its folder (zip-slip, absolute path, a link
     /// pointing out) or holds something that is not a file, folder or link.
     UnsafeArchive,
+    /// The port asked for is taken by another program.
+    PortInUse,
+    /// A server ended before it was ready (its own message says why).
+    ServerStartFailed,
+    /// A running server ended without being asked to.
+    ServerCrashed,
+    /// A server crashed too often (or could not be restarted) and waits for the person.
+    ServerFailed,
+    /// The request needs a running server.
+    ServerNotRunning,
     /// Anything the shell could not map to a more precise code.
     Internal,
 }
@@ -112,6 +122,24 @@ pub enum EngineError {
     BinaryUnavailable { kind: String, problem: String },
     #[error("{path} does not work here: {reason}")]
     BinaryRejected { path: PathBuf, reason: String },
+    #[error("Port {port} on {host} is already in use by another program")]
+    PortInUse { host: String, port: u16 },
+    #[error("llama-server `{instance}` did not start ({exit}): {details}")]
+    ServerStartFailed {
+        instance: String,
+        exit: String,
+        details: String,
+    },
+    #[error("llama-server `{instance}` crashed ({exit}): {details}")]
+    ServerCrashed {
+        instance: String,
+        exit: String,
+        details: String,
+    },
+    #[error("llama-server `{instance}` is stopped after repeated failures: {problem}")]
+    ServerFailed { instance: String, problem: String },
+    #[error("llama-server `{instance}` is not running")]
+    ServerNotRunning { instance: String },
     #[error("The archive {archive} is unsafe: entry `{entry}` {problem}")]
     UnsafeArchive {
         archive: String,
@@ -140,6 +168,11 @@ impl EngineError {
             Self::BinaryUnavailable { .. } => ErrorCode::BinaryUnavailable,
             Self::BinaryRejected { .. } => ErrorCode::BinaryRejected,
             Self::UnsafeArchive { .. } => ErrorCode::UnsafeArchive,
+            Self::PortInUse { .. } => ErrorCode::PortInUse,
+            Self::ServerStartFailed { .. } => ErrorCode::ServerStartFailed,
+            Self::ServerCrashed { .. } => ErrorCode::ServerCrashed,
+            Self::ServerFailed { .. } => ErrorCode::ServerFailed,
+            Self::ServerNotRunning { .. } => ErrorCode::ServerNotRunning,
         }
     }
 
@@ -204,6 +237,23 @@ impl EngineError {
                 "The download was discarded and nothing was installed. If you use a mirror, check it; otherwise report this."
                     .into()
             }
+            Self::PortInUse { .. } => {
+                "Choose another port, leave the port empty for a free one, or stop the program that uses it."
+                    .into()
+            }
+            Self::ServerStartFailed { .. } => {
+                "Read llama-server's message above: a damaged or unsupported model file, too little memory, or a setting the model does not accept."
+                    .into()
+            }
+            Self::ServerCrashed { .. } => {
+                "Switchyard restarts it by itself; if it keeps crashing, look at its log and try a smaller context or fewer GPU layers."
+                    .into()
+            }
+            Self::ServerFailed { .. } => {
+                "Look at the instance's log for the cause, change what it points to, then start it again."
+                    .into()
+            }
+            Self::ServerNotRunning { .. } => "Start the instance first.".into(),
         }
     }
 

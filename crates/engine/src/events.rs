@@ -6,6 +6,7 @@ use tokio::sync::broadcast;
 use ts_rs::TS;
 
 use crate::binaries::{BinaryKind, BinaryLog, Variant};
+use crate::llama::{ChatDelta, ChatOutcome, InstanceStatus, LogLine, StateChange};
 use crate::models::{DownloadStatus, InstalledModel};
 use crate::services::EngineStatus;
 use crate::settings::Settings;
@@ -38,12 +39,32 @@ pub enum EngineEvent {
         #[ts(type = "number | null")]
         total: Option<u64>,
     },
+    /// A llama-server instance moved to another state (with the reason).
+    LlamaState(StateChange),
+    /// Instances were created, changed or removed: the whole list.
+    LlamaInstances {
+        instances: Vec<InstanceStatus>,
+    },
+    /// New output lines of an instance, batched (a loading server prints hundreds).
+    LlamaLog {
+        instance: String,
+        lines: Vec<LogLine>,
+    },
+    /// A piece of a streaming test chat's answer.
+    LlamaChatDelta(ChatDelta),
+    /// A test chat finished (with llama-server's speed).
+    LlamaChatDone {
+        instance: String,
+        outcome: ChatOutcome,
+    },
     /// The engine is stopping its servers; nothing new will start.
     ShuttingDown,
 }
 
-/// How many events a slow subscriber may fall behind before it misses some.
-const EVENT_BACKLOG: usize = 256;
+/// How many events a slow subscriber may fall behind before it misses some. A
+/// streaming chat sends one event per token, so this leaves room for a long answer
+/// while a subscriber is busy.
+const EVENT_BACKLOG: usize = 1024;
 
 /// The sending side; cheap to clone.
 #[derive(Debug, Clone)]

@@ -12,6 +12,7 @@ pub mod estimate;
 pub mod events;
 pub mod fs_atomic;
 pub mod gguf;
+pub mod llama;
 mod locks;
 pub mod models;
 pub mod paths;

@@ -81,6 +81,10 @@ impl Default for LlamaSpec {
 
 const CHAT_TEMPLATE: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 
+/// A chat template of a reasoning model (Qwen3's idea, small): the assistant turn
+/// opens with `<think>` unless thinking is switched off.
+pub const THINKING_CHAT_TEMPLATE: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% if enable_thinking is defined and enable_thinking is false %}{{ '<think>\n\n</think>\n\n' }}{% else %}{{ '<think>\n' }}{% endif %}{% endif %}";
+
 /// SentencePiece token types.
 const NORMAL: i32 = 1;
 const UNKNOWN: i32 = 2;
@@ -92,11 +96,20 @@ impl LlamaSpec {
         self.writer().write_to(path)
     }
 
+    /// The same model with another chat template (e.g. [`THINKING_CHAT_TEMPLATE`]).
+    pub fn write_with_chat_template(&self, path: &Path, template: &str) -> std::io::Result<()> {
+        self.writer_with(template).write_to(path)
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         self.writer().to_bytes()
     }
 
     fn writer(&self) -> GgufWriter {
+        self.writer_with(CHAT_TEMPLATE)
+    }
+
+    fn writer_with(&self, chat_template: &str) -> GgufWriter {
         let mut gguf = GgufWriter::new();
         let head_dim = self.embedding / self.heads.max(1);
         gguf.string("general.architecture", "llama")
@@ -112,7 +125,7 @@ impl LlamaSpec {
             .kv("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5))
             .kv("llama.rope.freq_base", Value::F32(10_000.0))
             .u32("llama.vocab_size", self.vocab);
-        self.tokenizer(&mut gguf);
+        self.tokenizer(&mut gguf, chat_template);
 
         let mut random = XorShift::new(self.seed);
         let (embd, vocab, ff) = (
@@ -149,7 +162,7 @@ impl LlamaSpec {
 
     /// `<unk>`, `<s>`, `</s>`, the 256 byte tokens, then words and letters with
     /// SentencePiece's word-start mark, so any text tokenizes.
-    fn tokenizer(&self, gguf: &mut GgufWriter) {
+    fn tokenizer(&self, gguf: &mut GgufWriter, chat_template: &str) {
         let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
         let mut types = vec![UNKNOWN, CONTROL, CONTROL];
         for byte in 0..=255u8 {
@@ -229,6 +242,6 @@ impl LlamaSpec {
             .u32("tokenizer.ggml.bos_token_id", 1)
             .u32("tokenizer.ggml.eos_token_id", 2)
             .kv("tokenizer.ggml.add_bos_token", Value::Bool(true))
-            .string("tokenizer.chat_template", CHAT_TEMPLATE);
+            .string("tokenizer.chat_template", chat_template);
     }
 }

@@ -7,5 +7,5 @@ mod quant;
 mod writer;
 
 pub use diffusion::write_sdxs_512;
-pub use llama::{LlamaSpec, TensorType};
+pub use llama::{LlamaSpec, TensorType, THINKING_CHAT_TEMPLATE};
 pub use writer::{GgufWriter, TensorSpec};

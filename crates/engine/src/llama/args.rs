@@ -1,0 +1,216 @@
+//! The llama-server command line for a resolved launch.
+
+use std::path::PathBuf;
+
+use crate::estimate::{FlashAttention, LlamaConfig};
+
+use super::flags::SupportedFlags;
+
+/// Everything a start needs, decided before spawning; restarts reuse it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaunchPlan {
+    pub binary: PathBuf,
+    pub model_path: PathBuf,
+    pub mmproj_path: Option<PathBuf>,
+    /// The final configuration (auto fields filled in).
+    pub config: LlamaConfig,
+    /// `true` when Switchyard chose the GPU layers and passes them; `false` with
+    /// an unknown backend leaves them to llama-server's own fitting.
+    pub pass_gpu_layers: bool,
+    pub threads: Option<u32>,
+    pub host: String,
+    pub port: u16,
+    pub api_key_file: Option<PathBuf>,
+    pub api_key: Option<String>,
+    pub reasoning: bool,
+    pub extra_args: Vec<String>,
+}
+
+/// Verbosity 4 prints the buffer sizes the estimator calibrates against.
+const LOG_VERBOSITY: &str = "4";
+
+impl LaunchPlan {
+    /// The arguments (without the program). Flags the binary does not know are
+    /// left out rather than making it refuse to start.
+    pub fn args(&self, flags: &SupportedFlags) -> Vec<String> {
+        let mut args = Args {
+            list: Vec::new(),
+            flags,
+        };
+        let config = &self.config;
+        args.always("-m", self.model_path.to_string_lossy());
+        if let Some(mmproj) = &self.mmproj_path {
+            args.always("--mmproj", mmproj.to_string_lossy());
+        }
+        args.always("--host", &self.host);
+        args.always("--port", self.port.to_string());
+        args.value("-c", config.context.to_string());
+        args.value("-np", config.parallel.to_string());
+        args.switch(if config.kv_unified { "-kvu" } else { "-no-kvu" });
+        args.value("-ctk", config.cache_type_k.flag());
+        args.value("-ctv", config.cache_type_v.flag());
+        if flags.flash_attention_takes_value() {
+            let mode = match config.flash_attention {
+                FlashAttention::Auto => "auto",
+                FlashAttention::On => "on",
+                FlashAttention::Off => "off",
+            };
+            args.value("-fa", mode);
+        } else if config.flash_attention == FlashAttention::On {
+            args.switch("-fa");
+        }
+        args.value("-b", config.batch.to_string());
+        args.value("-ub", config.ubatch.to_string());
+        if self.pass_gpu_layers {
+            args.value("-ngl", config.gpu_layers.to_string());
+        }
+        if config.cpu_moe_layers > 0 {
+            args.value("--n-cpu-moe", config.cpu_moe_layers.to_string());
+        }
+        if config.swa_full {
+            args.switch("--swa-full");
+        }
+        if let Some(threads) = self.threads {
+            args.value("-t", threads.to_string());
+        }
+        match (&self.api_key_file, &self.api_key) {
+            (Some(file), _) if flags.knows("--api-key-file") => {
+                args.always("--api-key-file", file.to_string_lossy());
+            }
+            (_, Some(key)) => args.always("--api-key", key),
+            _ => {}
+        }
+        args.value("-lv", LOG_VERBOSITY);
+        args.switch("--metrics");
+        args.switch("--slots");
+        if self.reasoning {
+            args.switch("--jinja");
+            args.value("--reasoning-format", "deepseek");
+        }
+        args.list.extend(self.extra_args.iter().cloned());
+        args.list
+    }
+}
+
+struct Args<'a> {
+    list: Vec<String>,
+    flags: &'a SupportedFlags,
+}
+
+impl Args<'_> {
+    /// Flags every llama-server has had: passed even if `--help` hid them.
+    fn always(&mut self, flag: &str, value: impl Into<String>) {
+        self.list.push(flag.to_owned());
+        self.list.push(value.into());
+    }
+
+    fn value(&mut self, flag: &str, value: impl Into<String>) {
+        if self.flags.knows(flag) {
+            self.always(flag, value);
+        } else {
+            tracing::info!(flag, "this llama-server does not know the flag; left out");
+        }
+    }
+
+    fn switch(&mut self, flag: &str) {
+        if self.flags.knows(flag) {
+            self.list.push(flag.to_owned());
+        } else {
+            tracing::info!(flag, "this llama-server does not know the flag; left out");
+        }
+    }
+}
+
+/// The command line as shown to people: the API key is not.
+pub fn redact(args: &[String]) -> Vec<String> {
+    let mut shown = Vec::with_capacity(args.len());
+    let mut hide_next = false;
+    for arg in args {
+        if hide_next {
+            shown.push("***".to_owned());
+            hide_next = false;
+        } else {
+            hide_next = arg == "--api-key";
+            shown.push(arg.clone());
+        }
+    }
+    shown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::estimate::CacheType;
+
+    fn plan() -> LaunchPlan {
+        LaunchPlan {
+            binary: "llama-server".into(),
+            model_path: "/models/m.gguf".into(),
+            mmproj_path: None,
+            config: LlamaConfig {
+                context: 8192,
+                parallel: 2,
+                kv_unified: false,
+                cache_type_k: CacheType::Q8_0,
+                flash_attention: FlashAttention::On,
+                gpu_layers: 33,
+                cpu_moe_layers: 4,
+                ..LlamaConfig::default()
+            },
+            pass_gpu_layers: true,
+            threads: Some(6),
+            host: "127.0.0.1".into(),
+            port: 8080,
+            api_key_file: None,
+            api_key: Some("secret".into()),
+            reasoning: true,
+            extra_args: vec!["--temp".into(), "0.3".into()],
+        }
+    }
+
+    fn pairs(args: &[String]) -> String {
+        args.join(" ")
+    }
+
+    #[test]
+    fn every_setting_becomes_its_flag() {
+        let args = plan().args(&SupportedFlags::assume_current());
+        let line = pairs(&args);
+        for expected in [
+            "-m /models/m.gguf",
+            "--host 127.0.0.1 --port 8080",
+            "-c 8192 -np 2 -no-kvu -ctk q8_0 -ctv f16 -fa on -b 2048 -ub 512 -ngl 33 --n-cpu-moe 4 -t 6",
+            "--api-key secret -lv 4 --metrics --slots --jinja --reasoning-format deepseek --temp 0.3",
+        ] {
+            assert!(line.contains(expected), "{expected:?} missing in {line}");
+        }
+        assert!(pairs(&redact(&args)).contains("--api-key ***"));
+        assert!(!pairs(&redact(&args)).contains("secret"));
+    }
+
+    #[test]
+    fn unknown_flags_are_left_out_and_old_flash_attention_is_a_switch() {
+        let flags = SupportedFlags::from_help(
+            "-c,    --ctx-size N     size\n-fa,   --flash-attn     enable\n--port PORT    port\n",
+        );
+        let line = pairs(&plan().args(&flags));
+        assert!(line.contains("-c 8192"), "{line}");
+        assert!(line.contains(" -fa "), "{line}");
+        assert!(!line.contains("-fa on"), "{line}");
+        assert!(
+            !line.contains("-kvu") && !line.contains("--reasoning-format"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn an_api_key_file_keeps_the_key_off_the_command_line() {
+        let plan = LaunchPlan {
+            api_key_file: Some("/state/a.key".into()),
+            ..plan()
+        };
+        let line = pairs(&plan.args(&SupportedFlags::assume_current()));
+        assert!(line.contains("--api-key-file /state/a.key"), "{line}");
+        assert!(!line.contains("secret"), "{line}");
+    }
+}

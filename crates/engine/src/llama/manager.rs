@@ -1,0 +1,726 @@
+//! The llama-server instances of this app: create, update, remove, start, stop,
+//! restart, list, logs and a streaming test chat.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::chat::{apply_payload, ChatDelta, ChatOutcome, ChatRequest, SseDecoder};
+use super::environment::LaunchEnvironment;
+use super::flags::SupportedFlags;
+use super::logs::{LogLine, RotatingFile};
+use super::output::InstanceLog;
+use super::pidfile::{self, EndedLeftover};
+use super::plan::{self, backend_of, Inputs};
+use super::policy::SupervisionPolicy;
+use super::ports;
+use super::spec::InstanceSpec;
+use super::state::{InstanceState, InstanceStatus, StateChange};
+use super::store::{self, StoredInstance, StoredInstances};
+use super::supervisor::{supervise, Launch};
+use crate::binaries::{BinaryKind, BinaryStatus};
+use crate::clock::Clock;
+use crate::errors::{EngineError, ErrorReport, Result};
+use crate::estimate::{Backend, Calibration, LlamaConfig, MeasuredMemory};
+use crate::events::{EngineEvent, EventBus};
+use crate::locks::{lock, read, write};
+
+/// Extra time a stop may take beyond its signal deadlines (reaping, log drain).
+const STOP_SLACK: Duration = Duration::from_secs(5);
+
+/// A started instance's supervisor.
+#[derive(Debug)]
+struct Run {
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+#[derive(Debug)]
+struct Instance {
+    status: InstanceStatus,
+    was_running: bool,
+    log: Arc<InstanceLog>,
+    run: Option<Run>,
+}
+
+/// What the manager and its supervisors share.
+#[derive(Debug)]
+pub struct Shared {
+    pub(crate) state_dir: PathBuf,
+    logs_dir: PathBuf,
+    pub(crate) events: EventBus,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) http: reqwest::Client,
+    environment: Arc<dyn LaunchEnvironment>,
+    /// The llama-server last set up through the engine (a user-supplied one
+    /// included), which beats the environment's downloaded one.
+    binary: RwLock<Option<BinaryStatus>>,
+    policy: RwLock<SupervisionPolicy>,
+    instances: Mutex<BTreeMap<String, Instance>>,
+    binary_facts: Mutex<BTreeMap<PathBuf, (FileStamp, BinaryFacts)>>,
+    calibration: Mutex<Calibration>,
+    chats: AtomicU64,
+    leftovers: Vec<EndedLeftover>,
+    /// Set by `shutdown`: the app is closing and starts nothing new.
+    closing: AtomicBool,
+}
+
+/// A binary is probed again when it changes.
+type FileStamp = (u64, Option<std::time::SystemTime>);
+
+/// What a binary's `--help` and `--list-devices` say, read once per binary.
+#[derive(Debug, Clone)]
+struct BinaryFacts {
+    flags: SupportedFlags,
+    backend: Option<Backend>,
+}
+
+impl Shared {
+    pub(crate) fn policy(&self) -> SupervisionPolicy {
+        read(&self.policy).clone()
+    }
+
+    /// Moves `name` to `to`, announces it, and applies `change` to its status.
+    pub(crate) fn transition(
+        &self,
+        name: &str,
+        to: InstanceState,
+        reason: &str,
+        error: Option<&EngineError>,
+        change: impl FnOnce(&mut InstanceStatus),
+    ) {
+        let event = {
+            let mut instances = lock(&self.instances);
+            let Some(instance) = instances.get_mut(name) else {
+                return;
+            };
+            let status = &mut instance.status;
+            let from = status.state;
+            change(status);
+            status.state = to;
+            reason.clone_into(&mut status.reason);
+            if let Some(error) = error {
+                status.error = Some(error.report());
+            }
+            StateChange {
+                name: name.to_owned(),
+                from,
+                to,
+                reason: reason.to_owned(),
+                pid: status.pid,
+                port: status.running.as_ref().map(|running| running.port),
+                error: error.map(EngineError::report),
+                at_ms: self.clock.now_ms(),
+            }
+        };
+        tracing::info!(instance = name, from = ?event.from, to = ?event.to, reason, "llama-server state");
+        self.events.emit(EngineEvent::LlamaState(event));
+    }
+
+    pub(crate) fn update(&self, name: &str, change: impl FnOnce(&mut InstanceStatus)) {
+        if let Some(instance) = lock(&self.instances).get_mut(name) {
+            change(&mut instance.status);
+        }
+    }
+
+    /// A supervisor that gave up: the person's intent to run it no longer holds.
+    pub(crate) fn forget_running(&self, name: &str) {
+        if let Some(instance) = lock(&self.instances).get_mut(name) {
+            instance.was_running = false;
+        }
+        self.persist();
+    }
+
+    pub(crate) fn instance_log(&self, name: &str) -> Arc<InstanceLog> {
+        lock(&self.instances)
+            .get(name)
+            .map(|instance| instance.log.clone())
+            .unwrap_or_else(|| Arc::new(InstanceLog::new(self.policy().logs.ring_lines)))
+    }
+
+    pub(crate) fn log_file(&self, name: &str) -> RotatingFile {
+        let logs = self.policy().logs;
+        RotatingFile::open(&self.logs_dir.join(name), logs.file_bytes, logs.files_kept)
+    }
+
+    pub(crate) fn record_measurement(
+        &self,
+        model_key: &str,
+        config: &LlamaConfig,
+        backend: Backend,
+        measured: MeasuredMemory,
+    ) {
+        let mut calibration = lock(&self.calibration);
+        calibration.record(model_key, config, backend, measured);
+        if let Err(error) = calibration.save(&self.state_dir) {
+            tracing::warn!(%error, "cannot save the calibration");
+        }
+    }
+
+    fn persist(&self) {
+        let stored = StoredInstances {
+            instances: lock(&self.instances)
+                .values()
+                .map(|instance| StoredInstance {
+                    spec: instance.status.spec.clone(),
+                    was_running: instance.was_running,
+                })
+                .collect(),
+        };
+        if let Err(error) = store::save(&self.state_dir, &stored) {
+            tracing::warn!(%error, "cannot save the instances");
+        }
+    }
+
+    fn announce_list(&self) {
+        let instances = lock(&self.instances)
+            .values()
+            .map(|instance| instance.status.clone())
+            .collect();
+        self.events.emit(EngineEvent::LlamaInstances { instances });
+    }
+}
+
+/// Cheap to clone; every clone drives the same instances.
+#[derive(Debug, Clone)]
+pub struct LlamaManager {
+    shared: Arc<Shared>,
+}
+
+/// What opening the manager found.
+#[derive(Debug)]
+pub struct Opened {
+    pub manager: LlamaManager,
+    /// A damaged `instances.json` (kept aside), reported rather than fatal.
+    pub warning: Option<ErrorReport>,
+}
+
+impl LlamaManager {
+    /// Loads the instances from `state_dir` and ends any server an earlier run of
+    /// the app left behind (see `pidfile`).
+    pub fn open(
+        state_dir: &Path,
+        logs_dir: &Path,
+        events: EventBus,
+        clock: Arc<dyn Clock>,
+        environment: Arc<dyn LaunchEnvironment>,
+    ) -> Opened {
+        let leftovers = pidfile::end_leftovers(state_dir);
+        let (stored, warning) = match store::load(state_dir) {
+            Ok(stored) => (stored, None),
+            Err(error) => (StoredInstances::default(), Some(error.report())),
+        };
+        let calibration = Calibration::load(state_dir).unwrap_or_default();
+        let policy = SupervisionPolicy::default();
+        let instances = stored
+            .instances
+            .into_iter()
+            .filter(|stored| stored.spec.validate().is_ok())
+            .map(|stored| {
+                let instance = Instance {
+                    status: InstanceStatus::stopped(stored.spec.clone()),
+                    was_running: stored.was_running,
+                    log: Arc::new(InstanceLog::new(policy.logs.ring_lines)),
+                    run: None,
+                };
+                (stored.spec.name, instance)
+            })
+            .collect();
+        // Health checks and chats go to local servers: never through a proxy.
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_default();
+        let shared = Shared {
+            state_dir: state_dir.to_path_buf(),
+            logs_dir: logs_dir.to_path_buf(),
+            events,
+            clock,
+            http,
+            environment,
+            binary: RwLock::new(None),
+            policy: RwLock::new(policy),
+            instances: Mutex::new(instances),
+            binary_facts: Mutex::new(BTreeMap::new()),
+            calibration: Mutex::new(calibration),
+            chats: AtomicU64::new(0),
+            leftovers,
+            closing: AtomicBool::new(false),
+        };
+        Opened {
+            manager: Self {
+                shared: Arc::new(shared),
+            },
+            warning,
+        }
+    }
+
+    /// Servers from an earlier run of the app that were found and ended at start.
+    pub fn leftovers_ended(&self) -> &[EndedLeftover] {
+        &self.shared.leftovers
+    }
+
+    /// The llama-server that starts from now on use (the engine calls this when
+    /// one has been set up and validated).
+    pub fn use_binary(&self, binary: BinaryStatus) {
+        *write(&self.shared.binary) = Some(binary);
+    }
+
+    /// Replaces the supervision policy (restart backoff, health checks, stop
+    /// deadlines, log sizes); applies to starts from now on.
+    /// What llama-server reported so far, per model and configuration.
+    pub fn calibration(&self) -> Calibration {
+        lock(&self.shared.calibration).clone()
+    }
+
+    /// Keeps a measurement (from a server started elsewhere, e.g. a benchmark).
+    pub fn record_measurement(
+        &self,
+        model_key: &str,
+        config: &LlamaConfig,
+        backend: Backend,
+        measured: MeasuredMemory,
+    ) {
+        self.shared
+            .record_measurement(model_key, config, backend, measured);
+    }
+
+    pub fn set_policy(&self, policy: SupervisionPolicy) {
+        *write(&self.shared.policy) = policy;
+    }
+
+    pub fn policy(&self) -> SupervisionPolicy {
+        self.shared.policy()
+    }
+
+    pub fn list(&self) -> Vec<InstanceStatus> {
+        lock(&self.shared.instances)
+            .values()
+            .map(|instance| instance.status.clone())
+            .collect()
+    }
+
+    pub fn status(&self, name: &str) -> Result<InstanceStatus> {
+        lock(&self.shared.instances)
+            .get(name)
+            .map(|instance| instance.status.clone())
+            .ok_or_else(|| unknown(name))
+    }
+
+    pub fn create(&self, spec: InstanceSpec) -> Result<InstanceStatus> {
+        spec.validate()?;
+        let status = {
+            let mut instances = lock(&self.shared.instances);
+            if instances.contains_key(&spec.name) {
+                return Err(EngineError::InvalidInput {
+                    field: "name",
+                    problem: format!("an instance named `{}` exists already", spec.name),
+                });
+            }
+            check_port_unique(&instances, &spec)?;
+            let status = InstanceStatus::stopped(spec.clone());
+            instances.insert(
+                spec.name.clone(),
+                Instance {
+                    status: status.clone(),
+                    was_running: false,
+                    log: Arc::new(InstanceLog::new(self.policy().logs.ring_lines)),
+                    run: None,
+                },
+            );
+            status
+        };
+        self.shared.persist();
+        self.shared.announce_list();
+        Ok(status)
+    }
+
+    /// Changes an instance's configuration; a running server keeps the old one
+    /// until it is restarted.
+    pub fn update(&self, spec: InstanceSpec) -> Result<InstanceStatus> {
+        spec.validate()?;
+        let status = {
+            let mut instances = lock(&self.shared.instances);
+            check_port_unique(&instances, &spec)?;
+            let instance = instances
+                .get_mut(&spec.name)
+                .ok_or_else(|| unknown(&spec.name))?;
+            instance.status.spec = spec;
+            instance.status.clone()
+        };
+        self.shared.persist();
+        self.shared.announce_list();
+        Ok(status)
+    }
+
+    /// Stops the instance if it runs and forgets it (its log files stay).
+    pub async fn remove(&self, name: &str) -> Result<()> {
+        self.stop(name).await?;
+        lock(&self.shared.instances).remove(name);
+        let _ = std::fs::remove_file(api_key_path(&self.shared.state_dir, name));
+        self.shared.persist();
+        self.shared.announce_list();
+        Ok(())
+    }
+
+    /// Starts the instance and returns once it is healthy, or with the reason it
+    /// could not start (`PORT_IN_USE` before anything is spawned, llama-server's
+    /// own message when it exits while loading, `INSUFFICIENT_RESOURCES`).
+    /// Starting a running instance returns its status.
+    pub async fn start(&self, name: &str) -> Result<InstanceStatus> {
+        if self.shared.closing.load(Ordering::SeqCst) {
+            return Err(EngineError::ShuttingDown);
+        }
+        let spec = {
+            let mut instances = lock(&self.shared.instances);
+            let instance = instances.get_mut(name).ok_or_else(|| unknown(name))?;
+            if instance
+                .run
+                .as_ref()
+                .is_some_and(|run| !run.task.is_finished())
+            {
+                return Ok(instance.status.clone());
+            }
+            instance.run = None;
+            instance.status.spec.clone()
+        };
+        let launch = self.prepare(&spec).await?;
+        let cancel = CancellationToken::new();
+        let (ready, answer) = oneshot::channel();
+        {
+            let mut instances = lock(&self.shared.instances);
+            let instance = instances.get_mut(name).ok_or_else(|| unknown(name))?;
+            if instance.run.is_some() {
+                // Another start won the race while this one prepared.
+                return Ok(instance.status.clone());
+            }
+            if self.shared.closing.load(Ordering::SeqCst) {
+                return Err(EngineError::ShuttingDown);
+            }
+            instance.was_running = true;
+            instance.status.restarts = 0;
+            instance.status.error = None;
+            let task = tokio::spawn(supervise(
+                self.shared.clone(),
+                launch,
+                cancel.clone(),
+                ready,
+            ));
+            instance.run = Some(Run { cancel, task });
+        }
+        self.shared.persist();
+        match answer.await {
+            Ok(Ok(())) => self.status(name),
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err(EngineError::Internal {
+                problem: format!("the supervisor of `{name}` ended without an answer"),
+            }),
+        }
+    }
+
+    /// Everything decided before a spawn: binary, flags, port, configuration.
+    async fn prepare(&self, spec: &InstanceSpec) -> Result<Launch> {
+        let environment = &self.shared.environment;
+        let chosen = read(&self.shared.binary).clone();
+        let binary = chosen
+            .or_else(|| environment.llama_binary())
+            .ok_or_else(|| EngineError::BinaryUnavailable {
+                kind: BinaryKind::LlamaServer.label().to_owned(),
+                problem: "no llama-server has been set up yet".into(),
+            })?;
+        let binary_path = PathBuf::from(&binary.path);
+        let facts = self.binary_facts(&binary_path).await;
+        // A downloaded variant says its backend; the person's own build says it
+        // through --list-devices.
+        let backend = backend_of(binary.variant).or(facts.backend);
+        let port = ports::claim(&spec.host, spec.port)?;
+        let calibration = lock(&self.shared.calibration).clone();
+        let environment = environment.clone();
+        let (free, suggested_context) = tokio::task::spawn_blocking(move || {
+            (environment.free_memory(), environment.suggested_context())
+        })
+        .await
+        .map_err(|error| EngineError::Internal {
+            problem: format!("reading free memory: {error}"),
+        })?;
+        let resolved = plan::resolve(
+            spec,
+            Inputs {
+                binary: &binary_path,
+                backend,
+                free,
+                suggested_context,
+                calibration: &calibration,
+                port,
+            },
+        )
+        .await?;
+        let mut plan = resolved.plan;
+        if let Some(key) = &spec.api_key {
+            plan.api_key_file = write_api_key(&self.shared.state_dir, &spec.name, key);
+        }
+        Ok(Launch {
+            name: spec.name.clone(),
+            plan,
+            flags: facts.flags,
+            auto_port: spec.port.is_none(),
+            model_key: spec.model_key(),
+            backend: resolved.backend,
+            estimate: resolved.estimate,
+            notes: resolved.notes,
+        })
+    }
+
+    async fn binary_facts(&self, binary: &Path) -> BinaryFacts {
+        let stamp: FileStamp = std::fs::metadata(binary)
+            .map(|meta| (meta.len(), meta.modified().ok()))
+            .unwrap_or((0, None));
+        if let Some((cached, facts)) = lock(&self.shared.binary_facts).get(binary) {
+            if *cached == stamp {
+                return facts.clone();
+            }
+        }
+        let facts = BinaryFacts {
+            flags: SupportedFlags::probe(binary).await,
+            backend: super::devices::probe_backend(binary).await,
+        };
+        lock(&self.shared.binary_facts).insert(binary.to_path_buf(), (stamp, facts.clone()));
+        facts
+    }
+
+    /// Stops the instance (SIGTERM, a second SIGTERM, SIGKILL, each after its
+    /// deadline) and returns once the process is gone and its port free.
+    pub async fn stop(&self, name: &str) -> Result<InstanceStatus> {
+        self.end_run(name, false).await
+    }
+
+    async fn end_run(&self, name: &str, keep_intent: bool) -> Result<InstanceStatus> {
+        let run = {
+            let mut instances = lock(&self.shared.instances);
+            let instance = instances.get_mut(name).ok_or_else(|| unknown(name))?;
+            if !keep_intent {
+                instance.was_running = false;
+            }
+            instance.run.take()
+        };
+        if !keep_intent {
+            self.shared.persist();
+        }
+        if let Some(run) = run {
+            run.cancel.cancel();
+            let stop = self.policy().stop;
+            let deadline = stop.graceful + stop.after_second_term + STOP_SLACK;
+            let mut task = run.task;
+            if tokio::time::timeout(deadline, &mut task).await.is_err() {
+                task.abort();
+                tracing::error!(instance = name, "the supervisor did not stop in time");
+            }
+        }
+        let mut status = self.status(name)?;
+        if status.state != InstanceState::Stopped && status.state != InstanceState::Failed {
+            // A supervisor that had ended (crashed without restarts) leaves its last
+            // state; stopping makes it plain stopped.
+            self.shared
+                .transition(name, InstanceState::Stopped, "stopped", None, |status| {
+                    status.pid = None;
+                    status.endpoint = None;
+                });
+            status = self.status(name)?;
+        }
+        Ok(status)
+    }
+
+    pub async fn restart(&self, name: &str) -> Result<InstanceStatus> {
+        self.stop(name).await?;
+        self.start(name).await
+    }
+
+    /// Stops every server for the app's exit, remembering which ran so that
+    /// [`Self::restore`] can start them at the next launch.
+    pub async fn shutdown(&self) {
+        self.shared.closing.store(true, Ordering::SeqCst);
+        let names: Vec<String> = lock(&self.shared.instances).keys().cloned().collect();
+        for name in names {
+            let _ = self.end_run(&name, true).await;
+        }
+        self.shared.persist();
+    }
+
+    /// Starts the instances that were running when the app last closed. Returns
+    /// each one's outcome.
+    pub async fn restore(&self) -> Vec<(String, Result<InstanceStatus>)> {
+        let names: Vec<String> = lock(&self.shared.instances)
+            .iter()
+            .filter(|(_, instance)| instance.was_running)
+            .map(|(name, _)| name.clone())
+            .collect();
+        let mut outcomes = Vec::new();
+        for name in names {
+            let outcome = self.start(&name).await;
+            outcomes.push((name, outcome));
+        }
+        outcomes
+    }
+
+    /// Whether the instance was running when the app last closed.
+    pub fn was_running(&self, name: &str) -> bool {
+        lock(&self.shared.instances)
+            .get(name)
+            .is_some_and(|instance| instance.was_running)
+    }
+
+    /// Log lines with `seq >= since`, at most the last `limit`.
+    pub fn logs(&self, name: &str, since: u64, limit: usize) -> Result<Vec<LogLine>> {
+        let log = lock(&self.shared.instances)
+            .get(name)
+            .map(|instance| instance.log.clone())
+            .ok_or_else(|| unknown(name))?;
+        let lines = lock(&log.ring).since(since, limit);
+        Ok(lines)
+    }
+
+    /// The folder of the instance's rotating log files.
+    pub fn log_dir(&self, name: &str) -> PathBuf {
+        self.shared.logs_dir.join(name)
+    }
+
+    /// A streaming chat: each piece of the answer is announced as a
+    /// `llama_chat_delta` event as it arrives; the whole answer (with thinking
+    /// apart, and llama-server's tokens per second) is returned at the end.
+    pub async fn chat(&self, name: &str, request: ChatRequest) -> Result<ChatOutcome> {
+        let status = self.status(name)?;
+        let (Some(running), true) = (
+            status.running.as_ref(),
+            matches!(
+                status.state,
+                InstanceState::Healthy | InstanceState::Unhealthy
+            ),
+        ) else {
+            return Err(EngineError::ServerNotRunning {
+                instance: name.to_owned(),
+            });
+        };
+        let url = format!(
+            "{}/v1/chat/completions",
+            ports::connect_base(&running.host, running.port)
+        );
+        let chat_id = format!(
+            "chat-{}",
+            self.shared.chats.fetch_add(1, Ordering::Relaxed) + 1
+        );
+        let mut body = serde_json::json!({
+            "messages": request.messages,
+            "stream": true,
+        });
+        if let Some(max_tokens) = request.max_tokens {
+            body["max_tokens"] = max_tokens.into();
+        }
+        if let Some(temperature) = request.temperature {
+            body["temperature"] = temperature.into();
+        }
+        if let Some(seed) = request.seed {
+            body["seed"] = seed.into();
+        }
+        let mut call = self.shared.http.post(&url).json(&body);
+        if let Some(key) = &status.spec.api_key {
+            call = call.bearer_auth(key);
+        }
+        let network = |error: reqwest::Error| EngineError::Network {
+            url: url.clone(),
+            problem: error.to_string(),
+        };
+        let mut response = call.send().await.map_err(network)?;
+        if !response.status().is_success() {
+            return Err(EngineError::HttpStatus {
+                url: url.clone(),
+                status: response.status().as_u16(),
+            });
+        }
+        let mut outcome = ChatOutcome {
+            chat_id: chat_id.clone(),
+            content: String::new(),
+            reasoning: String::new(),
+            finish_reason: None,
+            timings: None,
+        };
+        let mut decoder = SseDecoder::default();
+        while let Some(bytes) = response.chunk().await.map_err(network)? {
+            for payload in decoder.feed(&bytes) {
+                if let Some((content, reasoning)) = apply_payload(&payload, &mut outcome)? {
+                    self.shared
+                        .events
+                        .emit(EngineEvent::LlamaChatDelta(ChatDelta {
+                            instance: name.to_owned(),
+                            chat_id: chat_id.clone(),
+                            content,
+                            reasoning,
+                        }));
+                }
+            }
+        }
+        self.shared.events.emit(EngineEvent::LlamaChatDone {
+            instance: name.to_owned(),
+            outcome: outcome.clone(),
+        });
+        Ok(outcome)
+    }
+}
+
+fn unknown(name: &str) -> EngineError {
+    EngineError::InvalidInput {
+        field: "name",
+        problem: format!("no instance named `{name}`"),
+    }
+}
+
+fn check_port_unique(instances: &BTreeMap<String, Instance>, spec: &InstanceSpec) -> Result<()> {
+    let Some(port) = spec.port else {
+        return Ok(());
+    };
+    let taken = instances
+        .values()
+        .find(|other| other.status.spec.name != spec.name && other.status.spec.port == Some(port));
+    match taken {
+        Some(other) => Err(EngineError::InvalidInput {
+            field: "port",
+            problem: format!(
+                "port {port} belongs to the instance `{}`",
+                other.status.spec.name
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
+fn api_key_path(state_dir: &Path, name: &str) -> PathBuf {
+    state_dir.join(format!("llama-{name}.key"))
+}
+
+/// The API key in a file only the user can read, so it does not appear in the
+/// process list (`/proc/<pid>/cmdline` is world-readable). `None` if it cannot be
+/// written; the key then goes on the command line.
+fn write_api_key(state_dir: &Path, name: &str, key: &str) -> Option<PathBuf> {
+    let path = api_key_path(state_dir, name);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options.open(&path).and_then(|mut file| {
+        use std::io::Write as _;
+        writeln!(file, "{key}")
+    });
+    match written {
+        Ok(()) => Some(path),
+        Err(error) => {
+            tracing::warn!(%error, "cannot write the API key file");
+            None
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! llama-server instances: named servers, each with its model, port and
+//! configuration; started with arguments built from that configuration (empty
+//! fields fitted to free memory), watched through `/health` and their own exit,
+//! restarted with backoff up to a start limit, stopped in steps, tied to the app's
+//! life (process group and parent-death signal, Job Object, pid files), logged to
+//! a ring and rotating files, and chatted with for a test.
+//!
+//! Files: `state/instances.json` (instances and whether they ran),
+//! `state/llama-<name>.pid.json` (running servers, for leftovers),
+//! `state/llama-<name>.key` (an API key, readable by the user only),
+//! `logs/<name>/llama-server.log` (+ `.1` … `.K`).
+
+mod args;
+mod chat;
+mod devices;
+mod environment;
+mod flags;
+mod logs;
+mod manager;
+mod output;
+mod pidfile;
+mod plan;
+mod policy;
+mod ports;
+mod process;
+mod reasoning;
+mod spec;
+mod state;
+mod store;
+mod supervisor;
+
+pub use args::{redact, LaunchPlan};
+pub use chat::{ChatDelta, ChatMessage, ChatOutcome, ChatRequest, ChatTimings};
+pub use devices::parse_devices;
+pub use environment::LaunchEnvironment;
+pub use flags::SupportedFlags;
+pub use logs::{parse_line, LogLine, ServerLogLevel};
+pub use manager::{LlamaManager, Opened};
+pub use pidfile::{EndedLeftover, PidRecord};
+pub use policy::{HealthPolicy, LogPolicy, RestartPolicy, StopPolicy, SupervisionPolicy};
+pub use reasoning::is_reasoning_model;
+pub use spec::{InstanceSpec, ReasoningChoice, LOOPBACK};
+pub use state::{InstanceState, InstanceStatus, RunningConfig, StateChange};

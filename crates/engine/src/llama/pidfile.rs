@@ -1,0 +1,287 @@
+//! A pid file per running server in `state/`, so that the next launch can end a
+//! server the app left behind (a crash on a platform without a parent-death
+//! signal, a power-user's `kill -9` of the app on macOS).
+//!
+//! Leftovers are ended, never re-adopted: the app would not know the server's
+//! configuration for sure, its logs went to a pipe that no longer exists, and a
+//! start takes well under a second for cached models anyway. A pid is only
+//! signalled when it is still the same process: its start time (Linux:
+//! `/proc/<pid>/stat`; elsewhere sysinfo) matches the one recorded, and its
+//! command line still names the recorded binary; a server whose recorded owner (a
+//! Switchyard process with the recorded start time) still runs is left to that
+//! owner.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::fs_atomic;
+
+const PREFIX: &str = "llama-";
+const SUFFIX: &str = ".pid.json";
+/// How long an ended leftover may take to disappear.
+const LEFTOVER_DEADLINE: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PidRecord {
+    pub instance: String,
+    pub pid: u32,
+    /// The process's start time in clock ticks since boot (Linux); `None` elsewhere.
+    pub start_ticks: Option<u64>,
+    pub binary: PathBuf,
+    pub port: u16,
+    pub owner_pid: u32,
+    pub owner_start_ticks: Option<u64>,
+}
+
+pub fn path_for(state_dir: &Path, instance: &str) -> PathBuf {
+    state_dir.join(format!("{PREFIX}{instance}{SUFFIX}"))
+}
+
+pub fn write(state_dir: &Path, record: &PidRecord) {
+    if let Err(error) = fs_atomic::write_json(&path_for(state_dir, &record.instance), record) {
+        tracing::warn!(%error, "cannot write the pid file");
+    }
+}
+
+pub fn remove(state_dir: &Path, instance: &str) {
+    let _ = std::fs::remove_file(path_for(state_dir, instance));
+}
+
+/// Who a pid is: when it started and what it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Identity {
+    /// Linux: clock ticks since boot (`/proc/<pid>/stat` field 22); elsewhere
+    /// seconds since the epoch (sysinfo).
+    start: u64,
+    /// argv[0] (Linux) or the executable.
+    program: PathBuf,
+}
+
+/// The running (not zombie) process `pid`, if any.
+#[cfg(target_os = "linux")]
+fn identify(pid: u32) -> Option<Identity> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields are counted after the command name, which may hold spaces and `)`.
+    let after_name = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    if matches!(fields.first(), Some(&("Z" | "X")) | None) {
+        return None;
+    }
+    let start = fields.get(19)?.parse().ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let first = cmdline.split(|byte| *byte == 0).next()?;
+    Some(Identity {
+        start,
+        program: PathBuf::from(String::from_utf8_lossy(first).into_owned()),
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn identify(pid: u32) -> Option<Identity> {
+    identify_with_sysinfo(pid)
+}
+
+/// The portable way (macOS, Windows); Linux reads `/proc` directly, which is
+/// cheaper and gives argv[0] as spawned.
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+fn identify_with_sysinfo(pid: u32) -> Option<Identity> {
+    use sysinfo::{Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, UpdateKind};
+    let pid = Pid::from_u32(pid);
+    let mut system = System::new().ok()?;
+    system.refresh_processes_specifics(
+        ProcessesToUpdate::Some(&[pid]),
+        true,
+        ProcessRefreshKind::nothing()
+            .with_exe(UpdateKind::Always)
+            .with_cmd(UpdateKind::Always),
+    );
+    let process = system.process(pid)?;
+    if matches!(
+        process.status(),
+        ProcessStatus::Zombie | ProcessStatus::Dead
+    ) {
+        return None;
+    }
+    let program = process
+        .exe()
+        .map(Path::to_path_buf)
+        .or_else(|| process.cmd().first().map(PathBuf::from))?;
+    Some(Identity {
+        start: process.start_time(),
+        program,
+    })
+}
+
+/// When `pid` started (see [`Identity::start`]); `None` when it does not run.
+pub fn start_ticks(pid: u32) -> Option<u64> {
+    identify(pid).map(|identity| identity.start)
+}
+
+/// Whether `pid` runs and is not a zombie waiting for its parent.
+pub fn is_running(pid: u32) -> bool {
+    identify(pid).is_some()
+}
+
+/// This process, as owners are recorded.
+pub fn this_process() -> (u32, Option<u64>) {
+    let pid = std::process::id();
+    (pid, start_ticks(pid))
+}
+
+/// Still the process the record describes (not a reused pid)?
+fn is_recorded_server(record: &PidRecord) -> bool {
+    let Some(identity) = identify(record.pid) else {
+        return false;
+    };
+    if record
+        .start_ticks
+        .is_some_and(|start| start != identity.start)
+    {
+        return false;
+    }
+    identity.program == record.binary || identity.program.file_name() == record.binary.file_name()
+}
+
+fn owner_still_runs(record: &PidRecord) -> bool {
+    let (me, _) = this_process();
+    record.owner_pid != me
+        && is_running(record.owner_pid)
+        && record.owner_start_ticks.is_some()
+        && start_ticks(record.owner_pid) == record.owner_start_ticks
+}
+
+/// A leftover server that was found and ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedLeftover {
+    pub instance: String,
+    pub pid: u32,
+    pub port: u16,
+}
+
+/// Ends every leftover server recorded in `state_dir` and removes stale pid
+/// files. Blocking (at most a few seconds when a server refuses to die); called
+/// once when the engine starts.
+pub fn end_leftovers(state_dir: &Path) -> Vec<EndedLeftover> {
+    let Ok(entries) = std::fs::read_dir(state_dir) else {
+        return Vec::new();
+    };
+    let mut ended = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !(name.starts_with(PREFIX) && name.ends_with(SUFFIX)) {
+            continue;
+        }
+        let path = entry.path();
+        let record: Option<PidRecord> = std::fs::read(&path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        let Some(record) = record else {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        };
+        if owner_still_runs(&record) {
+            continue;
+        }
+        if is_recorded_server(&record) {
+            tracing::warn!(
+                instance = record.instance,
+                pid = record.pid,
+                "ending a llama-server left behind by an earlier run"
+            );
+            end_process(record.pid);
+            ended.push(EndedLeftover {
+                instance: record.instance.clone(),
+                pid: record.pid,
+                port: record.port,
+            });
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    ended
+}
+
+/// SIGKILL: a leftover serves nobody (its app is gone) and llama-server keeps
+/// nothing on disk that a clean exit would save.
+fn end_process(pid: u32) {
+    #[cfg(unix)]
+    {
+        use nix::sys::signal::Signal;
+        // Our servers lead their own process group; signal the group when it is
+        // theirs, else the process alone.
+        let pid_i32 = i32::try_from(pid).unwrap_or(0);
+        let leads_group = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid_i32)))
+            .is_ok_and(|group| group.as_raw() == pid_i32);
+        if leads_group {
+            super::process::signal_group(pid, Signal::SIGKILL);
+        } else {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid_i32), Signal::SIGKILL);
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+        let target = Pid::from_u32(pid);
+        if let Ok(mut system) = System::new() {
+            system.refresh_processes_specifics(
+                ProcessesToUpdate::Some(&[target]),
+                true,
+                ProcessRefreshKind::nothing(),
+            );
+            if let Some(process) = system.process(target) {
+                process.kill();
+            }
+        }
+    }
+    let deadline = Instant::now() + LEFTOVER_DEADLINE;
+    while is_running(pid) && Instant::now() < deadline {
+        std::thread::sleep(super::process::GONE_POLL);
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_portable_identity_finds_the_same_program() {
+        let (pid, _) = this_process();
+        let portable = identify_with_sysinfo(pid).unwrap();
+        let proc_fs = identify(pid).unwrap();
+        assert_eq!(portable.program.file_name(), proc_fs.program.file_name());
+        assert!(portable.start > 1_600_000_000, "seconds since the epoch");
+    }
+
+    #[test]
+    fn reads_this_process_start_time() {
+        let (pid, ticks) = this_process();
+        assert!(ticks.is_some());
+        assert!(is_running(pid));
+        assert_eq!(start_ticks(pid), ticks);
+    }
+
+    #[test]
+    fn a_pid_file_for_another_program_is_removed_but_nothing_is_signalled() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let record = PidRecord {
+            instance: "x".into(),
+            pid: sleeper.id(),
+            start_ticks: start_ticks(sleeper.id()),
+            binary: "/opt/llama/llama-server".into(),
+            port: 1,
+            owner_pid: u32::MAX,
+            owner_start_ticks: None,
+        };
+        write(dir.path(), &record);
+        assert!(end_leftovers(dir.path()).is_empty());
+        assert!(is_running(sleeper.id()), "sleep is not a llama-server");
+        assert!(!path_for(dir.path(), "x").exists());
+        let _ = sleeper.kill();
+        let _ = sleeper.wait();
+    }
+}

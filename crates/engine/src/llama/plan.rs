@@ -1,0 +1,232 @@
+//! From what the person configured to what is launched: the model's header read
+//! (shape, reasoning), the empty fields fitted to free memory, the resource check.
+
+use std::path::Path;
+
+use crate::binaries::Variant;
+use crate::errors::Result;
+use crate::estimate::{
+    check_fits, estimate, fit, Backend, Budget, Calibration, LlamaEstimate, ModelShape,
+};
+use crate::gguf;
+
+use super::args::LaunchPlan;
+use super::spec::{InstanceSpec, ReasoningChoice};
+
+/// The smallest context auto-configuration may shrink to.
+const MIN_AUTO_CONTEXT: u32 = 2048;
+/// The context when neither the person nor the model says.
+const FALLBACK_CONTEXT: u32 = 4096;
+
+/// A plan and what Switchyard knows about it.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub plan: LaunchPlan,
+    pub estimate: Option<LlamaEstimate>,
+    /// `None` for a user-supplied build (calibration is then keyed on the CPU).
+    pub backend: Backend,
+    pub notes: Vec<String>,
+}
+
+/// The backend a downloaded variant runs on; `None` when unknown (the person's
+/// own build).
+pub fn backend_of(variant: Option<Variant>) -> Option<Backend> {
+    match variant? {
+        Variant::Cuda => Some(Backend::Cuda),
+        Variant::Vulkan => Some(Backend::Vulkan),
+        Variant::Metal => Some(Backend::Metal),
+        Variant::CpuAvx512 | Variant::CpuAvx2 | Variant::Cpu => Some(Backend::Cpu),
+    }
+}
+
+pub struct Inputs<'a> {
+    pub binary: &'a Path,
+    pub backend: Option<Backend>,
+    pub free: Budget,
+    pub suggested_context: u32,
+    pub calibration: &'a Calibration,
+    pub port: u16,
+}
+
+pub async fn resolve(spec: &InstanceSpec, inputs: Inputs<'_>) -> Result<Resolved> {
+    let mut notes = Vec::new();
+    let mut config = spec.config.clone();
+    let known_backend = inputs.backend;
+    let backend = known_backend.unwrap_or(Backend::Cpu);
+    let header = match gguf::read_local(&spec.model_path).await {
+        Ok(header) => Some(header),
+        Err(error) => {
+            // llama-server is the authority on what it can load; its own message is
+            // the one to show if it cannot.
+            notes.push(format!(
+                "Switchyard could not read the model's header ({error}); llama-server's own defaults apply."
+            ));
+            None
+        }
+    };
+    let shape = header.as_ref().and_then(ModelShape::from_gguf);
+    let reasoning = match spec.reasoning {
+        ReasoningChoice::On => true,
+        ReasoningChoice::Off => false,
+        ReasoningChoice::Auto => header
+            .as_ref()
+            .is_some_and(super::reasoning::is_reasoning_model),
+    };
+    if reasoning && spec.reasoning == ReasoningChoice::Auto {
+        notes.push("A reasoning model: its thinking is returned apart from the answer.".into());
+    }
+    if config.context == 0 {
+        let trained = shape.as_ref().and_then(|shape| shape.trained_context);
+        config.context = trained.map_or(FALLBACK_CONTEXT, |trained| {
+            trained.min(inputs.suggested_context.max(MIN_AUTO_CONTEXT))
+        });
+    }
+    let mut planned = None;
+    if let Some(shape) = &shape {
+        let budget = Budget {
+            ram_bytes: inputs.free.ram_bytes,
+            vram_bytes: if backend == Backend::Cpu {
+                0
+            } else {
+                inputs.free.vram_bytes
+            },
+        };
+        let auto = spec.auto;
+        let estimate_now = if auto.gpu_layers || auto.context {
+            let min_context = MIN_AUTO_CONTEXT.min(config.context);
+            let plan = fit(shape, &config, backend, budget, auto, min_context)?;
+            notes.extend(plan.notes);
+            plan.estimate
+        } else {
+            estimate(shape, &config, backend)
+        };
+        config.context = estimate_now.config.context;
+        config.gpu_layers = estimate_now.config.gpu_layers;
+        config.cpu_moe_layers = estimate_now.config.cpu_moe_layers;
+        let refined = inputs.calibration.refine(&spec.model_key(), &estimate_now);
+        check_fits(shape, &refined, budget)?;
+        planned = Some(refined);
+    }
+    let api_key_file = None;
+    let plan = LaunchPlan {
+        binary: inputs.binary.to_path_buf(),
+        model_path: spec.model_path.clone(),
+        mmproj_path: spec.mmproj_path.clone(),
+        config,
+        // A build of unknown backend fits GPU layers itself unless the person set them.
+        pass_gpu_layers: !spec.auto.gpu_layers || known_backend.is_some(),
+        threads: spec.threads,
+        host: spec.host.clone(),
+        port: inputs.port,
+        api_key_file,
+        api_key: spec.api_key.clone(),
+        reasoning,
+        extra_args: spec.extra_args.clone(),
+    };
+    Ok(Resolved {
+        plan,
+        estimate: planned,
+        backend,
+        notes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::errors::ErrorCode;
+    use switchyard_testkit::gguf::LlamaSpec;
+
+    const GIB: u64 = 1024 * 1024 * 1024;
+
+    fn inputs<'a>(
+        calibration: &'a Calibration,
+        backend: Option<Backend>,
+        free: Budget,
+    ) -> Inputs<'a> {
+        Inputs {
+            binary: Path::new("/opt/llama/llama-server"),
+            backend,
+            free,
+            suggested_context: 8192,
+            calibration,
+            port: 8080,
+        }
+    }
+
+    fn plenty() -> Budget {
+        Budget {
+            ram_bytes: 8 * GIB,
+            vram_bytes: 8 * GIB,
+        }
+    }
+
+    #[tokio::test]
+    async fn empty_fields_are_fitted_and_recorded_as_the_final_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("m.gguf");
+        LlamaSpec::default().write_to(&model).unwrap();
+        let mut spec = InstanceSpec::new("m", &model);
+        spec.config.context = 0; // the person left it open
+        let calibration = Calibration::default();
+
+        let on_gpu = resolve(&spec, inputs(&calibration, Some(Backend::Cuda), plenty()))
+            .await
+            .unwrap();
+        // Two layers plus the output layer, all on the GPU; the model's trained
+        // context (2048) caps the machine's suggestion.
+        assert_eq!(on_gpu.plan.config.gpu_layers, 3);
+        assert!(on_gpu.plan.pass_gpu_layers);
+        assert_eq!(on_gpu.plan.config.context, 2048);
+        assert!(
+            on_gpu
+                .notes
+                .iter()
+                .any(|n| n.contains("All layers on the GPU")),
+            "{:?}",
+            on_gpu.notes
+        );
+        assert_eq!(on_gpu.estimate.unwrap().config.gpu_layers, 3);
+
+        let own_build = resolve(&spec, inputs(&calibration, None, plenty()))
+            .await
+            .unwrap();
+        assert!(
+            !own_build.plan.pass_gpu_layers,
+            "a build of unknown backend fits its GPU layers itself"
+        );
+    }
+
+    #[tokio::test]
+    async fn too_little_memory_is_refused_before_a_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("m.gguf");
+        LlamaSpec::default().write_to(&model).unwrap();
+        let spec = InstanceSpec::new("m", &model);
+        let calibration = Calibration::default();
+        let tiny = Budget {
+            ram_bytes: 1024 * 1024,
+            vram_bytes: 0,
+        };
+        let error = resolve(&spec, inputs(&calibration, Some(Backend::Cpu), tiny))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), ErrorCode::InsufficientResources);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_model_is_left_to_llama_server() {
+        let spec = InstanceSpec::new("m", "/nowhere/m.gguf");
+        let calibration = Calibration::default();
+        let resolved = resolve(&spec, inputs(&calibration, Some(Backend::Cpu), plenty()))
+            .await
+            .unwrap();
+        assert_eq!(resolved.plan.config.context, FALLBACK_CONTEXT);
+        assert!(resolved.estimate.is_none());
+        assert!(
+            resolved.notes[0].contains("llama-server's own defaults"),
+            "{:?}",
+            resolved.notes
+        );
+    }
+}

@@ -1,0 +1,203 @@
+//! What a person configures for a llama-server instance.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use crate::errors::{EngineError, Result};
+use crate::estimate::{AutoFields, LlamaConfig};
+
+/// The address llama-server listens on unless the person opts in to another.
+pub const LOOPBACK: &str = "127.0.0.1";
+
+/// Flags Switchyard sets itself; extra arguments may not repeat them, or the
+/// recorded configuration and the health checks would talk about another server.
+const MANAGED_FLAGS: [&str; 7] = [
+    "-m",
+    "--model",
+    "--port",
+    "--host",
+    "--api-key",
+    "--api-key-file",
+    "--log-file",
+];
+
+/// Whether llama-server separates the model's thinking from its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, Default)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum ReasoningChoice {
+    /// Decided from the model's metadata and chat template.
+    #[default]
+    Auto,
+    /// Always pass the reasoning flags.
+    On,
+    /// Never pass them: thoughts, if any, stay in the answer text.
+    Off,
+}
+
+/// One named llama-server: its model, where it listens and how it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(default)]
+#[ts(export)]
+pub struct InstanceSpec {
+    /// Unique; also the folder name of its logs (letters, digits, `-`, `_`, `.`).
+    pub name: String,
+    /// The GGUF file to load.
+    #[ts(type = "string")]
+    pub model_path: PathBuf,
+    /// The catalog id, when the model came from the store (keys measurements).
+    pub model_id: Option<String>,
+    /// A multimodal projector loaded beside the model (`--mmproj`).
+    #[ts(type = "string | null")]
+    pub mmproj_path: Option<PathBuf>,
+    /// A fixed port, or `null` for a free one chosen at each start.
+    pub port: Option<u16>,
+    /// Context, GPU layers, slots, batches, cache types, flash attention.
+    pub config: LlamaConfig,
+    /// The settings left to Switchyard: fitted to free memory at each start.
+    pub auto: AutoFields,
+    /// `-t`; `null` lets llama-server choose.
+    pub threads: Option<u32>,
+    /// The listening address; anything but loopback is the person's explicit opt-in
+    /// to serve other machines.
+    pub host: String,
+    /// Required from clients when set.
+    pub api_key: Option<String>,
+    pub reasoning: ReasoningChoice,
+    /// Appended after Switchyard's own arguments.
+    pub extra_args: Vec<String>,
+}
+
+impl Default for InstanceSpec {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            model_path: PathBuf::new(),
+            model_id: None,
+            mmproj_path: None,
+            port: None,
+            config: LlamaConfig::default(),
+            auto: AutoFields {
+                gpu_layers: true,
+                context: true,
+            },
+            threads: None,
+            host: LOOPBACK.to_owned(),
+            api_key: None,
+            reasoning: ReasoningChoice::Auto,
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+impl InstanceSpec {
+    /// An instance of `model_path` with every default: free port, loopback, GPU
+    /// layers and context fitted to the machine.
+    pub fn new(name: impl Into<String>, model_path: impl Into<PathBuf>) -> Self {
+        Self {
+            name: name.into(),
+            model_path: model_path.into(),
+            ..Self::default()
+        }
+    }
+
+    /// The key under which measurements of this model are kept.
+    pub fn model_key(&self) -> String {
+        self.model_id.clone().unwrap_or_else(|| {
+            self.model_path
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |field: &'static str, problem: String| {
+            Err(EngineError::InvalidInput { field, problem })
+        };
+        if !is_valid_name(&self.name) {
+            return invalid(
+                "name",
+                format!(
+                    "`{}` must be 1 to 64 letters, digits, `-`, `_` or `.`, not starting with `.`",
+                    self.name
+                ),
+            );
+        }
+        if self.model_path.as_os_str().is_empty() {
+            return invalid("model_path", "choose a model file".into());
+        }
+        if self.port == Some(0) {
+            return invalid(
+                "port",
+                "0 is not a port; leave it empty for a free one".into(),
+            );
+        }
+        if self.host.trim().is_empty() || self.host.contains(char::is_whitespace) {
+            return invalid("host", format!("`{}` is not an address", self.host));
+        }
+        if self.config.context == 0 && !self.auto.context {
+            return invalid(
+                "context",
+                "set a context size or let Switchyard choose".into(),
+            );
+        }
+        if self.threads == Some(0) {
+            return invalid(
+                "threads",
+                "at least 1, or empty for llama-server's choice".into(),
+            );
+        }
+        if self.api_key.as_deref().is_some_and(str::is_empty) {
+            return invalid("api_key", "empty; remove it instead".into());
+        }
+        if let Some(flag) = self.extra_args.iter().find(|arg| is_managed_flag(arg)) {
+            return invalid(
+                "extra_args",
+                format!("`{flag}` is set by Switchyard from the instance's own fields"),
+            );
+        }
+        Ok(())
+    }
+}
+
+fn is_managed_flag(arg: &str) -> bool {
+    let flag = arg.split_once('=').map_or(arg, |(flag, _)| flag);
+    MANAGED_FLAGS.contains(&flag)
+}
+
+/// Names become folder and file names: no separators, no dots in front, short.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_cannot_escape_the_logs_folder() {
+        for bad in ["", "..", "../x", "a/b", ".hidden", "a b", &"x".repeat(65)] {
+            assert!(!is_valid_name(bad), "{bad:?}");
+        }
+        for good in ["default", "qwen3-8b", "model_2.q4"] {
+            assert!(is_valid_name(good), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn extra_args_may_not_redefine_managed_flags() {
+        let mut spec = InstanceSpec::new("a", "/m.gguf");
+        spec.extra_args = vec!["--port=9000".into()];
+        assert!(spec.validate().is_err());
+        spec.extra_args = vec!["--temp".into(), "0.2".into()];
+        assert!(spec.validate().is_ok());
+    }
+}

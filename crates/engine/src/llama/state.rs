@@ -1,0 +1,111 @@
+//! Where an instance is in its life, as the UI shows it and events announce it.
+
+use serde::Serialize;
+use ts_rs::TS;
+
+use crate::errors::ErrorReport;
+use crate::estimate::{LlamaConfig, LlamaEstimate, MeasuredMemory};
+
+use super::spec::InstanceSpec;
+
+/// starting → loading → healthy ⇄ unhealthy; the child's exit → crashed →
+/// restarting → starting …, or failed at the start limit; stopping → stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS, Default)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum InstanceState {
+    #[default]
+    Stopped,
+    /// Spawned; `/health` does not answer yet.
+    Starting,
+    /// `/health` answers 503 while the model loads.
+    Loading,
+    Healthy,
+    /// Consecutive health checks failed; the process still runs.
+    Unhealthy,
+    /// The process exited without being asked to.
+    Crashed,
+    /// Waiting out the backoff before the next start.
+    Restarting,
+    /// It could not start, or crashed too often: it waits for the person.
+    Failed,
+    Stopping,
+}
+
+impl InstanceState {
+    /// A process exists (or is about to) for this state.
+    pub fn is_active(self) -> bool {
+        !matches!(self, Self::Stopped | Self::Failed)
+    }
+}
+
+/// The configuration a server was really started with, after auto-configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[ts(export)]
+pub struct RunningConfig {
+    pub config: LlamaConfig,
+    pub threads: Option<u32>,
+    pub host: String,
+    pub port: u16,
+    pub reasoning: bool,
+    /// The command line (the API key replaced by `***`).
+    pub args: Vec<String>,
+    pub binary: String,
+    /// The estimate for this configuration, and what fitting changed.
+    pub estimate: Option<LlamaEstimate>,
+    pub notes: Vec<String>,
+}
+
+/// Everything the LLM tab shows about one instance.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[ts(export)]
+pub struct InstanceStatus {
+    pub spec: InstanceSpec,
+    pub state: InstanceState,
+    /// Why it is in this state, in words.
+    pub reason: String,
+    pub pid: Option<u32>,
+    /// `http://host:port`, while a server runs.
+    pub endpoint: Option<String>,
+    pub running: Option<RunningConfig>,
+    /// Buffers llama-server reported at its last load, and its resident memory.
+    pub measured: Option<MeasuredMemory>,
+    #[ts(type = "number | null")]
+    pub started_at_ms: Option<u64>,
+    /// Restarts after crashes since the person last started it.
+    pub restarts: u32,
+    /// The error behind a crashed or failed state.
+    pub error: Option<ErrorReport>,
+}
+
+impl InstanceStatus {
+    pub fn stopped(spec: InstanceSpec) -> Self {
+        Self {
+            spec,
+            state: InstanceState::Stopped,
+            reason: String::new(),
+            pid: None,
+            endpoint: None,
+            running: None,
+            measured: None,
+            started_at_ms: None,
+            restarts: 0,
+            error: None,
+        }
+    }
+}
+
+/// An instance moved from one state to another.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[ts(export)]
+pub struct StateChange {
+    pub name: String,
+    pub from: InstanceState,
+    pub to: InstanceState,
+    pub reason: String,
+    pub pid: Option<u32>,
+    pub port: Option<u16>,
+    pub error: Option<ErrorReport>,
+    #[ts(type = "number")]
+    pub at_ms: u64,
+}

@@ -1,0 +1,186 @@
+//! What the llama-server tests share: an engine with the real llama-server set up,
+//! generated models, short policies, and waiting for events with deadlines.
+
+#![allow(dead_code, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use switchyard_engine::binaries::{BinaryKind, EnsureBinary};
+use switchyard_engine::clock::SystemClock;
+use switchyard_engine::llama::{
+    HealthPolicy, InstanceSpec, InstanceState, LogPolicy, RestartPolicy, StateChange, StopPolicy,
+    SupervisionPolicy,
+};
+use switchyard_engine::settings::Settings;
+use switchyard_engine::{Engine, EngineDeps, EngineEvent};
+use switchyard_testkit::gguf::LlamaSpec;
+use switchyard_testkit::tools::llama_server;
+use switchyard_testkit::FakeProbe;
+use tokio::sync::broadcast;
+
+/// Generous: a loaded CI machine may be slow, a passing test never waits this long.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Short everything, so restarts and stops take milliseconds.
+pub fn fast_policy() -> SupervisionPolicy {
+    SupervisionPolicy {
+        restart: RestartPolicy {
+            enabled: true,
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(400),
+            start_limit: 3,
+            window: Duration::from_secs(600),
+        },
+        health: HealthPolicy {
+            loading_interval: Duration::from_millis(10),
+            healthy_interval: Duration::from_millis(100),
+            probe_timeout: Duration::from_secs(2),
+            unhealthy_after: 3,
+            load_timeout: Duration::from_secs(60),
+            restart_unhealthy_after: None,
+        },
+        stop: StopPolicy {
+            graceful: Duration::from_millis(800),
+            after_second_term: Duration::from_secs(2),
+        },
+        logs: LogPolicy::default(),
+    }
+}
+
+pub struct Rig {
+    pub engine: Engine,
+    pub events: broadcast::Receiver<EngineEvent>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Rig {
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// A generated model in the test's folder.
+    pub fn model(&self, file: &str, spec: &LlamaSpec) -> PathBuf {
+        let path = self.dir.path().join(file);
+        spec.write_to(&path).expect("model written");
+        path
+    }
+}
+
+/// An engine in a fresh folder with the real llama-server as the user's binary.
+pub async fn rig() -> Rig {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine = engine_at(&dir.path().join("data"), dir.path()).await;
+    let events = engine.subscribe();
+    Rig {
+        engine,
+        events,
+        dir,
+    }
+}
+
+/// An engine on `data_dir` (a second launch of the app uses the same folder).
+pub async fn engine_at(data_dir: &Path, config_parent: &Path) -> Engine {
+    let engine = Engine::new(EngineDeps {
+        data_dir_override: Some(data_dir.to_path_buf()),
+        config_dir: config_parent.join("config"),
+        settings: Settings::default(),
+        probe: Arc::new(FakeProbe::cpu_only(16)),
+        clock: Arc::new(SystemClock),
+    })
+    .expect("engine");
+    engine
+        .ensure_binary(
+            BinaryKind::LlamaServer,
+            EnsureBinary {
+                custom_path: Some(llama_server()),
+                ..EnsureBinary::default()
+            },
+        )
+        .await
+        .expect("the real llama-server passes its checks");
+    engine.llama().set_policy(fast_policy());
+    engine
+}
+
+/// Small and fast: 512 tokens of context, one slot, two threads.
+pub fn spec(name: &str, model: &Path) -> InstanceSpec {
+    let mut spec = InstanceSpec::new(name, model);
+    spec.config.context = 512;
+    spec.config.parallel = 1;
+    spec.auto.context = false;
+    spec.threads = Some(2);
+    spec
+}
+
+/// The state changes of `name` until it reaches `target` (inclusive).
+pub async fn wait_for_state(
+    events: &mut broadcast::Receiver<EngineEvent>,
+    name: &str,
+    target: InstanceState,
+) -> Vec<StateChange> {
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        let left = DEADLINE.saturating_sub(started.elapsed());
+        let event = tokio::time::timeout(left, events.recv())
+            .await
+            .unwrap_or_else(|_| {
+                panic!("no {target:?} for {name} within {DEADLINE:?}; saw {seen:#?}")
+            });
+        match event {
+            Ok(EngineEvent::LlamaState(change)) if change.name == name => {
+                let reached = change.to == target;
+                seen.push(change);
+                if reached {
+                    return seen;
+                }
+            }
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                panic!("the test fell {missed} events behind")
+            }
+            Err(broadcast::error::RecvError::Closed) => panic!("event bus closed"),
+        }
+    }
+}
+
+pub fn states(changes: &[StateChange]) -> Vec<InstanceState> {
+    changes.iter().map(|change| change.to).collect()
+}
+
+/// Whether the process `pid` is gone (or a zombie nobody reaped yet).
+pub fn is_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X"),
+    }
+}
+
+/// Waits until `pid` is gone; false at the deadline.
+pub async fn wait_gone(pid: u32, within: Duration) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if is_gone(pid) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    is_gone(pid)
+}
+
+pub fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+pub fn kill_9(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -9 {pid}");
+}
