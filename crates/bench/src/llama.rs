@@ -100,6 +100,7 @@ async fn measure_start() -> Result<()> {
     println!(
         "start-overhead: tiny llama model, -c 512, {START_RUNS} starts each, call → /health 200"
     );
+    println!("  arguments (auto-configured): {}", args.join(" "));
     println!("  {:<44} {:>10} {:>10}", "", "median", "p90");
     row(
         "raw llama-server (health polled every 1 ms)",
