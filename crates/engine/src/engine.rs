@@ -22,6 +22,9 @@ use crate::services::EngineStatus;
 use crate::settings::{Settings, SettingsUpdate};
 use crate::system::{HostProbe, SystemInfo, SystemMonitor, SystemProbe, SystemSample};
 
+mod images;
+pub use images::ImageServerConfig;
+
 /// What the engine is built from. Tests pass a temporary folder, a fake probe and a
 /// manual clock.
 #[derive(Debug, Clone)]
@@ -88,6 +91,7 @@ struct Inner {
     calibration: std::sync::Mutex<()>,
     http: reqwest::Client,
     startup_warnings: Vec<crate::errors::ErrorReport>,
+    images: images::ImageSlot,
 }
 
 impl Engine {
@@ -142,6 +146,7 @@ impl Engine {
                 calibration: std::sync::Mutex::new(()),
                 http,
                 startup_warnings,
+                images: images::ImageSlot::default(),
                 settings: RwLock::new(deps.settings),
                 data_dir_override: deps.data_dir_override,
                 config_dir: deps.config_dir,
@@ -401,6 +406,7 @@ impl Engine {
         self.inner.events.emit(EngineEvent::ShuttingDown);
         self.inner.shutdown.cancel();
         // Servers (LLM, image) are stopped here once they exist.
+        self.stop_image_server().await;
         *write(&self.inner.status) = EngineStatus::default();
     }
 

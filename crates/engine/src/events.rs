@@ -6,6 +6,7 @@ use tokio::sync::broadcast;
 use ts_rs::TS;
 
 use crate::binaries::{BinaryKind, BinaryLog, Variant};
+use crate::diffusion::{ImageServerInfo, JobSummary};
 use crate::models::{DownloadStatus, InstalledModel};
 use crate::services::EngineStatus;
 use crate::settings::Settings;
@@ -37,6 +38,12 @@ pub enum EngineEvent {
         bytes: u64,
         #[ts(type = "number | null")]
         total: Option<u64>,
+    },
+    /// An image job was queued, moved on (stage, step, percent) or finished.
+    ImageJobChanged(JobSummary),
+    /// The image server started (with where it listens) or stopped (`None`).
+    ImageServerChanged {
+        server: Option<ImageServerInfo>,
     },
     /// The engine is stopping its servers; nothing new will start.
     ShuttingDown,

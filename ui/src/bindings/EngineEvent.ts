@@ -3,7 +3,9 @@ import type { BinaryKind } from "./BinaryKind";
 import type { BinaryLog } from "./BinaryLog";
 import type { DownloadStatus } from "./DownloadStatus";
 import type { EngineStatus } from "./EngineStatus";
+import type { ImageServerInfo } from "./ImageServerInfo";
 import type { InstalledModel } from "./InstalledModel";
+import type { JobSummary } from "./JobSummary";
 import type { Settings } from "./Settings";
 import type { SystemSample } from "./SystemSample";
 import type { Variant } from "./Variant";
@@ -11,4 +13,4 @@ import type { Variant } from "./Variant";
 /**
  * Everything the engine announces. Serialized as `{"type": "system_sample", ...}`.
  */
-export type EngineEvent = { "type": "system_sample" } & SystemSample | { "type": "settings_changed" } & Settings | { "type": "status_changed" } & EngineStatus | { "type": "download_changed" } & DownloadStatus | { "type": "models_changed", models: Array<InstalledModel>, } | { "type": "binary_log" } & BinaryLog | { "type": "binary_download", kind: BinaryKind, variant: Variant, file: string, bytes: number, total: number | null, } | { "type": "shutting_down" };
+export type EngineEvent = { "type": "system_sample" } & SystemSample | { "type": "settings_changed" } & Settings | { "type": "status_changed" } & EngineStatus | { "type": "download_changed" } & DownloadStatus | { "type": "models_changed", models: Array<InstalledModel>, } | { "type": "binary_log" } & BinaryLog | { "type": "binary_download", kind: BinaryKind, variant: Variant, file: string, bytes: number, total: number | null, } | { "type": "image_job_changed" } & JobSummary | { "type": "image_server_changed", server: ImageServerInfo | null, } | { "type": "shutting_down" };
