@@ -6,6 +6,7 @@
 mod binaries;
 mod estimator;
 mod idle;
+mod images;
 mod proc_stats;
 mod session;
 mod transfer;
@@ -34,6 +35,10 @@ const SUITES: &[(&str, &str)] = &[
         "llama-server setup: first validation (download, verify, unpack, tests) vs a cached start",
     ),
     (
+        "image-latency",
+        "seconds per image: sd-cli per job vs the persistent sd-server, 64² and 256² [--runs N] [--threads N] [--quick]",
+    ),
+    (
         "gguf-remote",
         "bytes and requests to read model headers over HTTP vs header size",
     ),
@@ -53,6 +58,7 @@ fn main() -> Result<()> {
         "gguf-remote" => transfer::gguf_remote(),
         "estimator" => estimator::run(&estimator::Options::parse(&rest)?),
         "binaries" => binaries::run(),
+        "image-latency" => images::run(&images::Options::parse(&rest)?),
         "--help" | "-h" | "help" => {
             print_usage();
             Ok(())
