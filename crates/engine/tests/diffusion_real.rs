@@ -44,7 +44,10 @@ async fn start(runner: RunnerKind) -> (Engine, tempfile::TempDir, Arc<SharedSdxs
         .await
         .unwrap();
     assert_eq!(info.runner, runner);
-    assert!(info.capabilities.samplers.contains(&"euler_a".to_owned()), "{info:?}");
+    assert!(
+        info.capabilities.samplers.contains(&"euler_a".to_owned()),
+        "{info:?}"
+    );
     assert!(info.capabilities.schedulers.contains(&"karras".to_owned()));
     (engine, dir, model, info.url)
 }
@@ -95,16 +98,24 @@ async fn batch_of_three(runner: RunnerKind) {
     let mut decoded = Vec::new();
     for (index, image) in images.iter().enumerate() {
         assert_eq!(image["seed"], 100 + index as i64);
-        assert_eq!((image["width"].as_u64(), image["height"].as_u64()), (Some(64), Some(64)));
+        assert_eq!(
+            (image["width"].as_u64(), image["height"].as_u64()),
+            (Some(64), Some(64))
+        );
         let png = base64::engine::general_purpose::STANDARD
             .decode(image["image"].as_str().unwrap())
             .unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
         decoded.push(png);
     }
-    assert!(decoded[0] != decoded[1] && decoded[1] != decoded[2], "three different seeds, three pictures");
+    assert!(
+        decoded[0] != decoded[1] && decoded[1] != decoded[2],
+        "three different seeds, three pictures"
+    );
     assert!(job["result"]["time_ms"].as_u64().unwrap() > 0);
-    let saved = std::fs::read_dir(dir.path().join("gallery")).unwrap().count();
+    let saved = std::fs::read_dir(dir.path().join("gallery"))
+        .unwrap()
+        .count();
     assert_eq!(saved, 3, "the gallery got every image");
 
     // Progress from the real output: every image sampled, then decoded.
@@ -122,7 +133,10 @@ async fn batch_of_three(runner: RunnerKind) {
         }
     }
     assert_eq!(images_sampled, [1, 2, 3], "{stages:?}");
-    assert!(stages.contains(&Stage::Decoding) && stages.ends_with(&[Stage::Done]), "{stages:?}");
+    assert!(
+        stages.contains(&Stage::Decoding) && stages.ends_with(&[Stage::Done]),
+        "{stages:?}"
+    );
     engine.shutdown().await;
 }
 

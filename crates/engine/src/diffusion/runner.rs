@@ -72,6 +72,8 @@ pub struct RunnerConfig {
 }
 
 #[derive(Debug)]
+// One runner per service, made once and never moved in bulk: its size is no cost.
+#[allow(clippy::large_enum_variant)]
 pub enum Runner {
     Cli(CliRunner),
     Server(ServerRunner),
