@@ -47,7 +47,12 @@ case "$tool" in
   *) echo "unknown tool $tool (llama-server, sd-cli, sd-server or skulk-llama-server)" >&2; exit 2 ;;
 esac
 bin="$tools/$name-$version/bin/$tool"
-if [ -x "$bin" ]; then echo "$bin"; exit 0; fi
+# Done when every program of the build is there (an older cache may hold sd-cli alone).
+built=yes
+for target in "${targets[@]}"; do
+  [ -x "$tools/$name-$version/bin/$target" ] || built=no
+done
+if [ "$built" = yes ]; then echo "$bin"; exit 0; fi
 
 if ! command -v cmake >/dev/null 2>&1; then
   as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
