@@ -8,6 +8,8 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export SWITCHYARD_PYTHON="${SWITCHYARD_PYTHON:-$HOME/.cache/switchyard/venv/bin/python}"
 export SWITCHYARD_LLAMA_SERVER="${SWITCHYARD_LLAMA_SERVER:-$(bash scripts/build-tool.sh llama-server)}"
 export SWITCHYARD_SD_CLI="${SWITCHYARD_SD_CLI:-$(bash scripts/build-tool.sh sd-cli)}"
+# Built with sd-cli, beside it, where the image service looks for it.
+export SWITCHYARD_SD_SERVER="${SWITCHYARD_SD_SERVER:-$(bash scripts/build-tool.sh sd-server)}"
 export SWITCHYARD_SKULK_LLAMA_SERVER="${SWITCHYARD_SKULK_LLAMA_SERVER:-$(bash scripts/build-tool.sh skulk-llama-server)}"
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 

@@ -6,6 +6,7 @@
 mod binaries;
 mod estimator;
 mod idle;
+mod images;
 mod llama;
 mod proc_stats;
 mod session;
@@ -43,6 +44,10 @@ const SUITES: &[(&str, &str)] = &[
         "llama-server killed → replacement spawned by Switchyard (backoff 0)",
     ),
     (
+        "image-latency",
+        "seconds per image: sd-cli per job vs the persistent sd-server, 64² and 256² [--runs N] [--threads N] [--quick]",
+    ),
+    (
         "gguf-remote",
         "bytes and requests to read model headers over HTTP vs header size",
     ),
@@ -64,6 +69,7 @@ fn main() -> Result<()> {
         "binaries" => binaries::run(&rest),
         "start-overhead" => llama::start_overhead(),
         "restart-latency" => llama::restart_latency(),
+        "image-latency" => images::run(&images::Options::parse(&rest)?),
         "--help" | "-h" | "help" => {
             print_usage();
             Ok(())

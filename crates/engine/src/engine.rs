@@ -25,6 +25,9 @@ use crate::services::EngineStatus;
 use crate::settings::{Settings, SettingsUpdate};
 use crate::system::{HostProbe, SystemInfo, SystemMonitor, SystemProbe, SystemSample};
 
+mod images;
+pub use images::ImageServerConfig;
+
 /// What the engine is built from. Tests pass a temporary folder, a fake probe and a
 /// manual clock.
 #[derive(Debug, Clone)]
@@ -90,6 +93,7 @@ struct Inner {
     llama: LlamaManager,
     http: reqwest::Client,
     startup_warnings: Vec<crate::errors::ErrorReport>,
+    images: images::ImageSlot,
 }
 
 impl Engine {
@@ -158,6 +162,7 @@ impl Engine {
                 llama: opened.manager,
                 http,
                 startup_warnings,
+                images: images::ImageSlot::default(),
                 settings: RwLock::new(deps.settings),
                 data_dir_override: deps.data_dir_override,
                 config_dir: deps.config_dir,
@@ -439,6 +444,7 @@ impl Engine {
         self.inner.events.emit(EngineEvent::ShuttingDown);
         self.inner.shutdown.cancel();
         self.inner.llama.shutdown().await;
+        self.stop_image_server().await;
         *write(&self.inner.status) = EngineStatus::default();
     }
 

@@ -54,6 +54,15 @@ pub enum ErrorCode {
     ServerFailed,
     /// The request needs a running server.
     ServerNotRunning,
+    /// `sd` ended without an image (crash, error exit, out of memory); the details
+    /// carry its exit code and last stderr lines.
+    GenerationFailed,
+    /// A generation ran past its time limit and was stopped.
+    TimedOut,
+    /// The image queue is full; try again when a job finished.
+    QueueFull,
+    /// Something asked for by id does not exist (or no longer does).
+    NotFound,
     /// Anything the shell could not map to a more precise code.
     Internal,
 }
@@ -140,6 +149,22 @@ pub enum EngineError {
     ServerFailed { instance: String, problem: String },
     #[error("llama-server `{instance}` is not running")]
     ServerNotRunning { instance: String },
+    #[error("Image generation failed: sd {exit}{}", stderr_tail.last().map(|line| format!(": {line}")).unwrap_or_default())]
+    GenerationFailed {
+        /// How it ended, in words ("exited with code 1", "crashed (SIGSEGV…)").
+        exit: String,
+        exit_code: Option<i32>,
+        /// Its last standard-error lines (at most 20), oldest first.
+        stderr_tail: Vec<String>,
+        /// Its output said it ran out of memory.
+        out_of_memory: bool,
+    },
+    #[error("{what} took longer than {seconds} s and was stopped")]
+    TimedOut { what: String, seconds: u64 },
+    #[error("The image queue is full ({capacity} waiting)")]
+    QueueFull { capacity: usize },
+    #[error("{what} `{id}` does not exist")]
+    NotFound { what: &'static str, id: String },
     #[error("The archive {archive} is unsafe: entry `{entry}` {problem}")]
     UnsafeArchive {
         archive: String,
@@ -173,6 +198,10 @@ impl EngineError {
             Self::ServerCrashed { .. } => ErrorCode::ServerCrashed,
             Self::ServerFailed { .. } => ErrorCode::ServerFailed,
             Self::ServerNotRunning { .. } => ErrorCode::ServerNotRunning,
+            Self::GenerationFailed { .. } => ErrorCode::GenerationFailed,
+            Self::TimedOut { .. } => ErrorCode::TimedOut,
+            Self::QueueFull { .. } => ErrorCode::QueueFull,
+            Self::NotFound { .. } => ErrorCode::NotFound,
         }
     }
 
@@ -254,6 +283,22 @@ impl EngineError {
                     .into()
             }
             Self::ServerNotRunning { .. } => "Start the instance first.".into(),
+            Self::GenerationFailed {
+                out_of_memory: true,
+                ..
+            } => {
+                "Not enough memory: try a smaller size or fewer images, keep the text encoder and VAE on the CPU, or enable VAE tiling."
+                    .into()
+            }
+            Self::GenerationFailed { .. } => {
+                "The last lines sd printed are in the details; check the model files and the settings, then try again."
+                    .into()
+            }
+            Self::TimedOut { .. } => {
+                "Try fewer steps or a smaller image, or raise the time limit.".into()
+            }
+            Self::QueueFull { .. } => "Wait for the images in progress, then try again.".into(),
+            Self::NotFound { .. } => "Check the id; finished results are kept only for a while.".into(),
         }
     }
 
@@ -277,6 +322,7 @@ impl EngineError {
         match self {
             Self::Network { .. } => true,
             Self::HttpStatus { status, .. } => *status >= 500 || *status == 408 || *status == 429,
+            Self::QueueFull { .. } => true,
             _ => false,
         }
     }

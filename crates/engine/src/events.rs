@@ -6,6 +6,7 @@ use tokio::sync::broadcast;
 use ts_rs::TS;
 
 use crate::binaries::{BinaryKind, BinaryLog, Variant};
+use crate::diffusion::{ImageServerInfo, JobSummary};
 use crate::llama::{ChatDelta, ChatOutcome, InstanceStatus, LogLine, StateChange};
 use crate::models::{DownloadStatus, InstalledModel};
 use crate::services::EngineStatus;
@@ -56,6 +57,12 @@ pub enum EngineEvent {
     LlamaChatDone {
         instance: String,
         outcome: ChatOutcome,
+    },
+    /// An image job was queued, moved on (stage, step, percent) or finished.
+    ImageJobChanged(JobSummary),
+    /// The image server started (with where it listens) or stopped (`None`).
+    ImageServerChanged {
+        server: Option<ImageServerInfo>,
     },
     /// The engine is stopping its servers; nothing new will start.
     ShuttingDown,

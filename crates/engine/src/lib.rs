@@ -6,6 +6,7 @@
 
 pub mod binaries;
 pub mod clock;
+pub mod diffusion;
 pub mod engine;
 pub mod errors;
 pub mod estimate;

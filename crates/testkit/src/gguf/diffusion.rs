@@ -109,3 +109,35 @@ mod tests {
         );
     }
 }
+
+/// The random SDXS-512 model in a temporary folder, shared by the tests of one test
+/// binary that run at the same time and deleted when the last of them lets go (a
+/// static would never be dropped, leaving 883 MB behind per run).
+#[derive(Debug)]
+pub struct SharedSdxs {
+    dir: tempfile::TempDir,
+}
+
+impl SharedSdxs {
+    pub fn path(&self) -> std::path::PathBuf {
+        self.dir.path().join("sdxs-512-random.gguf")
+    }
+}
+
+/// The shared model, written (about 6 s) when no test holds it.
+///
+/// # Panics
+/// When it cannot be written (a full disk): the tests cannot run without it.
+pub fn shared_sdxs_512() -> std::sync::Arc<SharedSdxs> {
+    use std::sync::{Arc, Mutex, PoisonError, Weak};
+    static CURRENT: Mutex<Weak<SharedSdxs>> = Mutex::new(Weak::new());
+    let mut current = CURRENT.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(model) = current.upgrade() {
+        return model;
+    }
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("temp dir: {error}"));
+    let model = Arc::new(SharedSdxs { dir });
+    write_sdxs_512(&model.path(), 7).unwrap_or_else(|error| panic!("SDXS model: {error}"));
+    *current = Arc::downgrade(&model);
+    model
+}

@@ -6,6 +6,6 @@ mod llama;
 mod quant;
 mod writer;
 
-pub use diffusion::write_sdxs_512;
+pub use diffusion::{shared_sdxs_512, write_sdxs_512, SharedSdxs};
 pub use llama::{LlamaSpec, TensorType, THINKING_CHAT_TEMPLATE};
 pub use writer::{GgufWriter, TensorSpec};

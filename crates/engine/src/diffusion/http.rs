@@ -1,0 +1,280 @@
+//! Switchyard's image API over HTTP (DESIGN.md "Image API"), on loopback. Requests
+//! whose `Host` or `Origin` is not local are refused (DNS rebinding: a web page on
+//! evil.example resolving to 127.0.0.1 must not drive the GPU); an optional API key.
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::jobs::JobError;
+use super::request::ImageRequest;
+use super::service::ImageService;
+use crate::errors::{EngineError, ErrorCode, Result};
+
+#[derive(Debug, Clone)]
+struct ApiState {
+    service: ImageService,
+    api_key: Option<String>,
+}
+
+/// The listening HTTP server; stops when [`ImageHttp::stop`] is called.
+#[derive(Debug)]
+pub struct ImageHttp {
+    address: SocketAddr,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ImageHttp {
+    /// Listens on `127.0.0.1:port` (0: any free port).
+    pub async fn serve(service: ImageService, port: u16, api_key: Option<String>) -> Result<Self> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|error| match error.kind() {
+                std::io::ErrorKind::AddrInUse => EngineError::PortInUse {
+                    host: "127.0.0.1".to_owned(),
+                    port,
+                },
+                _ => EngineError::Internal {
+                    problem: format!("cannot listen on 127.0.0.1:{port}: {error}"),
+                },
+            })?;
+        let address = listener
+            .local_addr()
+            .map_err(|error| EngineError::Internal {
+                problem: format!("no local address: {error}"),
+            })?;
+        let shutdown = CancellationToken::new();
+        let app = router(ApiState {
+            service,
+            api_key: api_key.filter(|key| !key.is_empty()),
+        });
+        let stopping = shutdown.clone();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(stopping.cancelled_owned())
+                .await;
+            if let Err(error) = served {
+                tracing::warn!(%error, "image API stopped");
+            }
+        });
+        Ok(Self {
+            address,
+            shutdown,
+            task,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+}
+
+fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/images/generations", axum::routing::post(create))
+        .route("/v1/images/generations/{id}", get(status).delete(cancel))
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
+}
+
+/// Refuses foreign hosts and origins, then checks the API key (health and the
+/// description stay open so a client can find out that a key is needed).
+async fn guard(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let host_is_local = headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .is_some_and(is_local_host);
+    let origin_is_local = headers
+        .get(header::ORIGIN)
+        .map(|origin| {
+            origin
+                .to_str()
+                .ok()
+                .and_then(origin_host)
+                .is_some_and(is_local_host)
+        })
+        .unwrap_or(true);
+    if !host_is_local || !origin_is_local {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN_HOST",
+            "Only local programs may use this API: the Host or Origin header is not localhost.",
+        );
+    }
+    let open_path = matches!(request.uri().path(), "/health" | "/openapi.json");
+    if let (Some(key), false) = (&state.api_key, open_path) {
+        if !bearer_matches(headers, key) {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                "A valid API key is needed: send `Authorization: Bearer <key>`.",
+            );
+        }
+    }
+    next.run(request).await
+}
+
+/// `localhost`, `127.0.0.1` (any 127.x) and `[::1]`, with or without a port.
+pub fn is_local_host(host: &str) -> bool {
+    let host = host.trim().to_ascii_lowercase();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((inside, _)) => inside.to_owned(),
+            None => return false,
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.chars().all(|ch| ch.is_ascii_digit()) => name.to_owned(),
+            Some(_) => return false,
+            None => host.clone(),
+        }
+    };
+    match name.as_str() {
+        "localhost" | "::1" => true,
+        _ => name
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|address| address.is_loopback()),
+    }
+}
+
+/// The host part of an `Origin` (`http://localhost:3000` → `localhost:3000`);
+/// `null` and other opaque origins have none.
+fn origin_host(origin: &str) -> Option<&str> {
+    let (_, rest) = origin.split_once("://")?;
+    Some(rest.split('/').next().unwrap_or(rest))
+}
+
+fn bearer_matches(headers: &HeaderMap, key: &str) -> bool {
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    // Same time whatever the first differing byte: the key is a secret.
+    given.len() == key.len()
+        && given
+            .bytes()
+            .zip(key.bytes())
+            .fold(0_u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+}
+
+fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({ "error": { "code": code, "message": message } })),
+    )
+        .into_response()
+}
+
+fn error_response(error: &EngineError) -> Response {
+    let status = match error.code() {
+        ErrorCode::InvalidInput => StatusCode::BAD_REQUEST,
+        ErrorCode::QueueFull => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let mut response = (status, Json(json!({ "error": JobError::from(error) }))).into_response();
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+    }
+    response
+}
+
+async fn health(State(state): State<ApiState>) -> Response {
+    Json(json!({
+        "status": "ok",
+        "busy": state.service.busy(),
+        "runner": state.service.runner_kind(),
+    }))
+    .into_response()
+}
+
+async fn openapi() -> Response {
+    Json(super::openapi::description()).into_response()
+}
+
+async fn create(State(state): State<ApiState>, body: Bytes) -> Response {
+    let request: ImageRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(error) => {
+            return error_response(&EngineError::InvalidInput {
+                field: "body",
+                problem: error.to_string(),
+            })
+        }
+    };
+    match state.service.submit(request) {
+        Ok(id) => (StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response(),
+        Err(error) => error_response(&error),
+    }
+}
+
+async fn status(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
+    match state.service.job(&id) {
+        Ok(view) => Json(view).into_response(),
+        Err(error) => error_response(&error),
+    }
+}
+
+async fn cancel(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
+    match state.service.cancel(&id) {
+        Ok(summary) => Json(summary).into_response(),
+        Err(error) => error_response(&error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_hosts_are_local() {
+        for local in [
+            "localhost",
+            "localhost:8081",
+            "127.0.0.1:8081",
+            "127.1.2.3",
+            "[::1]:8081",
+            "LOCALHOST",
+        ] {
+            assert!(is_local_host(local), "{local}");
+        }
+        for foreign in [
+            "evil.example",
+            "evil.example:8081",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io",
+            "0.0.0.0:8081",
+            "[::1",
+            "192.168.1.2:8081",
+            "",
+        ] {
+            assert!(!is_local_host(foreign), "{foreign}");
+        }
+        assert_eq!(origin_host("http://localhost:3000"), Some("localhost:3000"));
+        assert_eq!(origin_host("null"), None);
+    }
+}

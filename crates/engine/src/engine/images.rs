@@ -1,0 +1,323 @@
+//! The engine's image API: start and stop the image server, and generate, poll and
+//! cancel through the same queue the HTTP API uses.
+
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use super::Engine;
+use crate::binaries::BinaryKind;
+use crate::diffusion::http::ImageHttp;
+use crate::diffusion::service::{FreeVramProbe, ImageServiceSetup};
+use crate::diffusion::{
+    DiffusionModelFiles, GenerationGate, ImageRequest, ImageServerInfo, ImageService,
+    ImageServiceOptions, JobSummary, JobView,
+};
+use crate::errors::{EngineError, Result};
+use crate::estimate::diffusion::DiffusionComponents;
+use crate::events::EngineEvent;
+use crate::services::ServiceState;
+
+/// How long sd gets to end after SIGTERM before it is killed (sd-server needs
+/// about 2 s to free a model).
+const SD_STOP_GRACE: Duration = Duration::from_secs(5);
+/// A persistent server that has not loaded its model by then is given up on.
+const SD_LOAD_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// What `start_image_server` runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ImageServerConfig {
+    /// An installed diffusion model.
+    #[serde(default)]
+    pub model_id: Option<String>,
+    /// Or the files themselves (a model outside the catalog).
+    #[serde(default)]
+    pub files: Option<DiffusionModelFiles>,
+    /// `None`: the `image_port` setting; 0: any free port.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Clients must send `Authorization: Bearer <key>` when set.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// `None`: the validated sd (see `ensure_binary`).
+    #[serde(default)]
+    #[ts(type = "string | null")]
+    pub sd_binary: Option<PathBuf>,
+    #[serde(default)]
+    pub options: ImageServiceOptions,
+}
+
+#[derive(Debug)]
+struct Running {
+    service: ImageService,
+    http: ImageHttp,
+    info: ImageServerInfo,
+}
+
+/// The image server of this engine, if started, and the gate set for it.
+#[derive(Debug, Default)]
+pub(super) struct ImageSlot {
+    /// Starts and stops one at a time.
+    lifecycle: tokio::sync::Mutex<()>,
+    running: RwLock<Option<Arc<Running>>>,
+    gate: RwLock<Option<Arc<dyn GenerationGate>>>,
+}
+
+impl Engine {
+    /// Starts the image server (stopping one already running) and returns where it
+    /// listens.
+    pub async fn start_image_server(&self, config: ImageServerConfig) -> Result<ImageServerInfo> {
+        if self.is_shutting_down() {
+            return Err(EngineError::ShuttingDown);
+        }
+        let slot = &self.inner.images;
+        let _one_at_a_time = slot.lifecycle.lock().await;
+        self.stop_running_images().await;
+        self.set_diffusion_state(ServiceState::Starting);
+        match self.launch_images(config).await {
+            Ok(running) => {
+                let info = running.info.clone();
+                *slot.running.write().unwrap_or_else(PoisonError::into_inner) =
+                    Some(Arc::new(running));
+                self.set_diffusion_state(ServiceState::Running);
+                self.inner.events.emit(EngineEvent::ImageServerChanged {
+                    server: Some(info.clone()),
+                });
+                Ok(info)
+            }
+            Err(error) => {
+                self.set_diffusion_state(ServiceState::Failed);
+                Err(error)
+            }
+        }
+    }
+
+    /// Stops the image server: jobs are cancelled and every sd process ends.
+    pub async fn stop_image_server(&self) {
+        let _one_at_a_time = self.inner.images.lifecycle.lock().await;
+        if self.stop_running_images().await {
+            self.set_diffusion_state(ServiceState::Stopped);
+            self.inner
+                .events
+                .emit(EngineEvent::ImageServerChanged { server: None });
+        }
+    }
+
+    pub fn image_server(&self) -> Option<ImageServerInfo> {
+        self.running_images().map(|running| running.info.clone())
+    }
+
+    /// The running image service, for the orchestrator (gate, `release_model`).
+    pub fn image_service(&self) -> Option<ImageService> {
+        self.running_images().map(|running| running.service.clone())
+    }
+
+    /// The gate every generation passes, now and after later starts.
+    pub fn set_generation_gate(&self, gate: Arc<dyn GenerationGate>) {
+        *self
+            .inner
+            .images
+            .gate
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(gate.clone());
+        if let Some(running) = self.running_images() {
+            running.service.set_gate(gate);
+        }
+    }
+
+    /// Queues a generation (the same queue as the HTTP API); returns the job id.
+    pub fn generate_image(&self, request: ImageRequest) -> Result<String> {
+        self.images_or_error()?.service.submit(request)
+    }
+
+    pub fn image_job(&self, id: &str) -> Result<JobView> {
+        self.images_or_error()?.service.job(id)
+    }
+
+    pub fn cancel_image_job(&self, id: &str) -> Result<JobSummary> {
+        self.images_or_error()?.service.cancel(id)
+    }
+
+    /// Waits until a job has finished, at most `timeout`.
+    pub async fn wait_image_job(&self, id: &str, timeout: Duration) -> Result<JobView> {
+        let service = self.images_or_error()?.service.clone();
+        service.wait(id, timeout).await
+    }
+
+    fn running_images(&self) -> Option<Arc<Running>> {
+        self.inner
+            .images
+            .running
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn images_or_error(&self) -> Result<Arc<Running>> {
+        self.running_images()
+            .ok_or_else(|| EngineError::InvalidInput {
+                field: "image_server",
+                problem: "the image server is not running; start it first".into(),
+            })
+    }
+
+    /// Returns whether one was running.
+    async fn stop_running_images(&self) -> bool {
+        let running = self
+            .inner
+            .images
+            .running
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(running) = running else {
+            return false;
+        };
+        running.service.stop().await;
+        match Arc::try_unwrap(running) {
+            Ok(running) => running.http.stop().await,
+            // A request in flight holds it; the listener ends with the engine.
+            Err(_) => tracing::debug!("image API handle still shared at stop"),
+        }
+        true
+    }
+
+    fn set_diffusion_state(&self, state: ServiceState) {
+        let status = {
+            let mut status = crate::locks::write(&self.inner.status);
+            status.diffusion = state;
+            *status
+        };
+        self.inner.events.emit(EngineEvent::StatusChanged(status));
+    }
+
+    async fn launch_images(&self, config: ImageServerConfig) -> Result<Running> {
+        let (files, model_name) = self.diffusion_files(&config)?;
+        let cli_binary = match config.sd_binary.clone() {
+            Some(path) => path,
+            None => self
+                .binary_status(BinaryKind::Diffusion)
+                .map(|status| PathBuf::from(status.path))
+                .ok_or_else(|| EngineError::BinaryUnavailable {
+                    kind: "sd".into(),
+                    problem: "no sd has been set up yet".into(),
+                })?,
+        };
+        let components = read_components(&files).await;
+        let service = ImageService::start(ImageServiceSetup {
+            cli_binary,
+            files,
+            components,
+            options: config.options.clone(),
+            work_dir: std::env::temp_dir().join("switchyard-images"),
+            free_vram: self.free_vram_probe(),
+            events: self.inner.events.clone(),
+            stop_grace: SD_STOP_GRACE,
+            load_timeout: SD_LOAD_TIMEOUT,
+        })
+        .await?;
+        if let Some(gate) = self
+            .inner
+            .images
+            .gate
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        {
+            service.set_gate(gate);
+        }
+        let port = config.port.unwrap_or_else(|| self.settings().image_port);
+        let http = match ImageHttp::serve(service.clone(), port, config.api_key.clone()).await {
+            Ok(http) => http,
+            Err(error) => {
+                service.stop().await;
+                return Err(error);
+            }
+        };
+        let port = http.address().port();
+        let info = ImageServerInfo {
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            runner: service.runner_kind(),
+            model: model_name,
+            capabilities: service.capabilities().clone(),
+        };
+        Ok(Running {
+            service,
+            http,
+            info,
+        })
+    }
+
+    fn diffusion_files(&self, config: &ImageServerConfig) -> Result<(DiffusionModelFiles, String)> {
+        if let Some(files) = &config.files {
+            let name = files
+                .model
+                .as_ref()
+                .or(files.diffusion_model.as_ref())
+                .and_then(|path| path.file_name())
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            return Ok((files.clone(), name));
+        }
+        let Some(id) = &config.model_id else {
+            return Err(EngineError::InvalidInput {
+                field: "model",
+                problem: "choose a diffusion model".into(),
+            });
+        };
+        let model = self
+            .models()
+            .models()
+            .into_iter()
+            .find(|model| &model.id == id)
+            .ok_or_else(|| EngineError::NotFound {
+                what: "Model",
+                id: id.clone(),
+            })?;
+        let files = DiffusionModelFiles::from_installed(&model, &self.models().model_dir(id))?;
+        Ok((files, id.clone()))
+    }
+
+    /// Free VRAM of the GPU sd would run on, read fresh for every job (seed issue 8:
+    /// stale readings caused false "insufficient memory"). `None` when sd runs on the
+    /// CPU.
+    fn free_vram_probe(&self) -> FreeVramProbe {
+        let engine = Arc::downgrade(&self.inner);
+        let gpu_build = self
+            .binary_status(BinaryKind::Diffusion)
+            .and_then(|status| status.variant)
+            .map(crate::binaries::Variant::is_gpu);
+        Arc::new(move || {
+            let inner = engine.upgrade()?;
+            // A build of unknown variant (the user's own) may use a GPU if there is one.
+            if gpu_build == Some(false) {
+                return None;
+            }
+            let engine = Engine { inner };
+            engine
+                .system_sample()
+                .gpus
+                .iter()
+                .filter_map(|gpu| gpu.free_bytes)
+                .max()
+        })
+    }
+}
+
+/// The weights by component from each GGUF file's header; files that are not GGUF
+/// (safetensors components) count as unknown.
+async fn read_components(files: &DiffusionModelFiles) -> DiffusionComponents {
+    let mut total = DiffusionComponents::default();
+    for (_, path) in files.flags() {
+        match crate::gguf::read_local(path).await {
+            Ok(header) => total.add(&DiffusionComponents::from_gguf(&header)),
+            Err(error) => tracing::debug!(%error, path = %path.display(), "no GGUF header"),
+        }
+    }
+    total
+}
