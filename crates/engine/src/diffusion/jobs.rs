@@ -104,6 +104,8 @@ pub struct JobView {
     pub id: String,
     pub status: JobStatus,
     pub progress: Progress,
+    /// Seconds left by sd's own step timing, while sampling.
+    pub eta_seconds: Option<f32>,
     /// Jobs ahead of this one while pending.
     pub queue_position: Option<u32>,
     pub result: Option<JobResult>,
@@ -117,6 +119,8 @@ pub struct JobSummary {
     pub id: String,
     pub status: JobStatus,
     pub progress: Progress,
+    /// Seconds left by sd's own step timing, while sampling.
+    pub eta_seconds: Option<f32>,
     pub error: Option<JobError>,
 }
 
@@ -135,11 +139,19 @@ pub(crate) struct JobRecord {
 }
 
 impl JobRecord {
+    /// Only while sd is working: a finished or waiting job has no time left to tell.
+    fn eta_seconds(&self) -> Option<f32> {
+        (self.status == JobStatus::Running)
+            .then(|| self.progress.eta_seconds())
+            .flatten()
+    }
+
     pub fn summary(&self) -> JobSummary {
         JobSummary {
             id: self.id.clone(),
             status: self.status,
             progress: self.progress,
+            eta_seconds: self.eta_seconds(),
             error: self.error.clone(),
         }
     }
@@ -314,6 +326,7 @@ impl JobStore {
             id: record.id.clone(),
             status: record.status,
             progress: record.progress,
+            eta_seconds: record.eta_seconds(),
             queue_position,
             result,
             error: record.error.clone(),
