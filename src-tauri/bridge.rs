@@ -14,8 +14,16 @@ pub fn spawn<R: Runtime>(app: AppHandle<R>, engine: &Engine) {
         loop {
             match events.recv().await {
                 Ok(event) => {
-                    if let EngineEvent::StatusChanged(status) = &event {
-                        crate::tray::show_status(&app, status);
+                    // What the tray's entries can do follows the status, the installed
+                    // models, the settings (the user's own sd) and binary setups.
+                    if matches!(
+                        event,
+                        EngineEvent::StatusChanged(_)
+                            | EngineEvent::ModelsChanged { .. }
+                            | EngineEvent::SettingsChanged(_)
+                            | EngineEvent::BinaryLog(_)
+                    ) {
+                        crate::tray::refresh(&app);
                     }
                     // A hidden window has no use for live figures; skipping them lets
                     // the web view sleep while Switchyard sits in the tray.

@@ -22,6 +22,14 @@ const COMMANDS: &[&str] = &[
     "delete_model",
     "ensure_binary",
     "binary_status",
+    "start_image_server",
+    "stop_image_server",
+    "image_server",
+    "image_capabilities",
+    "generate_image",
+    "image_job",
+    "cancel_image_job",
+    "save_image",
 ];
 
 fn main() {

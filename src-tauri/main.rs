@@ -7,6 +7,7 @@
 mod binary_commands;
 mod bridge;
 mod commands;
+mod image_commands;
 mod ipc_error;
 mod model_commands;
 mod settings_store;
@@ -68,6 +69,14 @@ fn main() -> anyhow::Result<()> {
             model_commands::delete_model,
             binary_commands::ensure_binary,
             binary_commands::binary_status,
+            image_commands::start_image_server,
+            image_commands::stop_image_server,
+            image_commands::image_server,
+            image_commands::image_capabilities,
+            image_commands::generate_image,
+            image_commands::image_job,
+            image_commands::cancel_image_job,
+            image_commands::save_image,
         ])
         .build(tauri::generate_context!())?;
 
@@ -123,7 +132,7 @@ fn setup(app: &mut App) -> anyhow::Result<()> {
         let engine = engine.clone();
         async move { engine.run_monitor(MONITOR_INTERVAL).await }
     });
-    if let Err(error) = tray::create(&handle, &engine.status()) {
+    if let Err(error) = tray::create(&handle) {
         // No tray (e.g. no status-notifier host): the window still works.
         tracing::warn!(%error, "tray icon unavailable");
     }

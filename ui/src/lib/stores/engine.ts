@@ -3,6 +3,7 @@ import type { EngineEvent } from '../../bindings/EngineEvent';
 import { ipc, untagged } from '../ipc';
 import { AppInfoStore } from './app.svelte';
 import { BinariesStore } from './binaries.svelte';
+import { DiffusionStore } from './diffusion.svelte';
 import { ModelsStore } from './models.svelte';
 import { NoticesStore } from './notices.svelte';
 import { SettingsStore } from './settings.svelte';
@@ -17,6 +18,7 @@ export interface Stores {
   notices: NoticesStore;
   models: ModelsStore;
   binaries: BinariesStore;
+  diffusion: DiffusionStore;
 }
 
 /** One fresh set of stores: main.ts makes the window's, tests make their own. */
@@ -29,6 +31,7 @@ export function createStores(): Stores {
     notices: new NoticesStore(),
     models: new ModelsStore(),
     binaries: new BinariesStore(),
+    diffusion: new DiffusionStore(),
   };
 }
 
@@ -58,6 +61,13 @@ export function applyEvent(stores: Stores, event: EngineEvent): void {
     case 'binary_download':
       stores.binaries.applyDownload(untagged(event));
       break;
+    case 'image_server_changed':
+      stores.diffusion.applyServer(event.server);
+      break;
+    case 'image_job_changed':
+      // Progress only: a complete job's images are fetched by the store, once.
+      stores.diffusion.applyJob(untagged(event));
+      break;
     case 'shutting_down':
       stores.status.shuttingDown = true;
       break;
@@ -81,6 +91,7 @@ export async function connect(stores: Stores): Promise<() => void> {
     stores.notices.loadStartupWarnings(),
     stores.models.load(),
     stores.binaries.load(),
+    stores.diffusion.load(),
   ]);
   return unlisten;
 }
