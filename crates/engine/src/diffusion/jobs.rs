@@ -349,3 +349,34 @@ fn not_found(id: &str) -> EngineError {
         id: id.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_sampling_job_has_an_eta() {
+        let now = Instant::now();
+        let mut store = JobStore::new(4, Duration::from_secs(60));
+        let request = ImageRequest {
+            steps: 10,
+            count: 2,
+            ..ImageRequest::new("a cat")
+        };
+        let id = store.push(request, now).unwrap().id;
+        assert_eq!(store.view(&id, now).unwrap().eta_seconds, None, "pending");
+
+        store.start_next().unwrap();
+        let record = store.get_mut(&id).unwrap();
+        record.progress.stage = Stage::Sampling;
+        record.progress.step = 4;
+        assert_eq!(record.summary().eta_seconds, None, "no step timing yet");
+        record.progress.seconds_per_step = Some(0.5);
+        // 6 steps of image 1 and 10 of image 2 at 0.5 s.
+        assert_eq!(record.summary().eta_seconds, Some(8.0));
+        assert_eq!(store.view(&id, now).unwrap().eta_seconds, Some(8.0));
+
+        store.finish(&id, Ok(Vec::new()), 10, now).unwrap();
+        assert_eq!(store.view(&id, now).unwrap().eta_seconds, None, "finished");
+    }
+}
