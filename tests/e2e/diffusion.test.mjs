@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   copyFileSync, createReadStream, existsSync, linkSync, mkdirSync, readFileSync, readdirSync, readlinkSync,
-  realpathSync, renameSync, statSync, writeFileSync,
+  realpathSync, renameSync, rmSync, statSync, writeFileSync,
 } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir } from 'node:os';
@@ -101,6 +101,13 @@ function sdPids() {
     });
 }
 
+/** Resolves once the window has painted twice (after a scroll, before a screenshot). */
+async function painted(driver) {
+  await driver.executeAsyncScript(
+    'const done = arguments[arguments.length - 1]; requestAnimationFrame(() => requestAnimationFrame(() => done()));',
+  );
+}
+
 /** Sets an input's value the way typing does (Svelte listens to `input`). */
 async function setValue(driver, id, value) {
   const element = await visible(driver, id);
@@ -137,6 +144,8 @@ before(async () => {
 
 after(async () => {
   await session?.stop();
+  // A copy (when a hard link was not possible) is 883 MB: never leave it in /tmp.
+  if (session) rmSync(join(session.home, 'data', 'models', MODEL_ID), { recursive: true, force: true });
 });
 
 test('the Diffusion tab generates a real image and shows it in the gallery', async () => {
@@ -175,7 +184,9 @@ test('the Diffusion tab generates a real image and shows it in the gallery', asy
 
   // The progress bar shows up (caught mid-way when the machine is slow enough to
   // see it: a one-step 64×64 image takes about a second once sd has the model).
-  await visible(driver, 'diffusion-progress');
+  const bar = await visible(driver, 'diffusion-progress');
+  await driver.executeScript('arguments[0].scrollIntoView({ block: "center" })', bar);
+  await painted(driver);
   const working = ['loading', 'sampling', 'decoding', 'saving'];
   if (working.includes(await dataOf(driver, 'diffusion-progress', 'stage'))) {
     await screenshot(driver, 'diffusion-progress');
@@ -193,6 +204,7 @@ test('the Diffusion tab generates a real image and shows it in the gallery', asy
     'the PNG decodes (the CSP allows data: images)');
   assert.equal(await textOf(driver, 'gallery-seed'), 'seed 42');
   await driver.executeScript('arguments[0].scrollIntoView({ block: "center" })', image);
+  await painted(driver);
   await screenshot(driver, 'diffusion-image');
 
   // Save writes the PNG into the gallery folder.
