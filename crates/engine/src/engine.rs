@@ -20,6 +20,7 @@ use crate::llama::{LaunchEnvironment, LlamaManager};
 use crate::locks::{read, write};
 use crate::models::hub::{self, HubFile};
 use crate::models::{self, AddModel, ModelLocation, ModelStore, RemoteModel};
+use crate::orchestrator::{MemorySample, MemorySource, Orchestrator};
 use crate::paths::{self, DataLayout};
 use crate::services::EngineStatus;
 use crate::settings::{Settings, SettingsUpdate};
@@ -94,6 +95,7 @@ struct Inner {
     http: reqwest::Client,
     startup_warnings: Vec<crate::errors::ErrorReport>,
     images: images::ImageSlot,
+    orchestrator: Orchestrator,
 }
 
 impl Engine {
@@ -151,9 +153,15 @@ impl Engine {
                 &layout.logs(),
                 events.clone(),
                 deps.clock.clone(),
-                environment,
+                environment.clone(),
             );
             startup_warnings.extend(opened.warning);
+            let orchestrator = Orchestrator::new(
+                opened.manager.clone(),
+                environment,
+                events.clone(),
+                deps.clock.clone(),
+            );
             Inner {
                 system: SystemMonitor::new(deps.probe, deps.clock),
                 events,
@@ -162,7 +170,9 @@ impl Engine {
                 llama: opened.manager,
                 http,
                 startup_warnings,
-                images: images::ImageSlot::default(),
+                // Every image passes the orchestrator: there is no unsafe path.
+                images: images::ImageSlot::with_gate(Arc::new(orchestrator.clone())),
+                orchestrator,
                 settings: RwLock::new(deps.settings),
                 data_dir_override: deps.data_dir_override,
                 config_dir: deps.config_dir,
@@ -177,6 +187,11 @@ impl Engine {
     /// The llama-server instances.
     pub fn llama(&self) -> &LlamaManager {
         &self.inner.llama
+    }
+
+    /// LLM offload and reload around image generation.
+    pub fn orchestrator(&self) -> &Orchestrator {
+        &self.inner.orchestrator
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
@@ -504,5 +519,22 @@ impl LaunchEnvironment for EngineEnvironment {
         self.engine.upgrade().map_or(4096, |engine| {
             engine.system.info().recommendation.suggested_context
         })
+    }
+}
+
+impl MemorySource for EngineEnvironment {
+    fn sample(&self) -> MemorySample {
+        let Some(engine) = self.engine.upgrade() else {
+            return MemorySample::default();
+        };
+        let sample = engine.system.sample();
+        // The GPU with the most memory is the one a model would use.
+        let gpu = sample.gpus.iter().max_by_key(|gpu| gpu.total_bytes);
+        MemorySample {
+            ram_total_bytes: sample.memory.total_bytes,
+            ram_free_bytes: sample.memory.available_bytes,
+            vram_total_bytes: gpu.map_or(0, |gpu| gpu.total_bytes),
+            vram_free_bytes: gpu.and_then(|gpu| gpu.free_bytes).unwrap_or(0),
+        }
     }
 }

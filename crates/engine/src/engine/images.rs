@@ -67,6 +67,15 @@ pub(super) struct ImageSlot {
     gate: RwLock<Option<Arc<dyn GenerationGate>>>,
 }
 
+impl ImageSlot {
+    pub(super) fn with_gate(gate: Arc<dyn GenerationGate>) -> Self {
+        Self {
+            gate: RwLock::new(Some(gate)),
+            ..Self::default()
+        }
+    }
+}
+
 impl Engine {
     /// Starts the image server (stopping one already running) and returns where it
     /// listens.
