@@ -16,7 +16,10 @@ use crate::clock::{Clock, SystemClock};
 use crate::errors::{EngineError, Result};
 use crate::estimate::Budget;
 use crate::events::{EngineEvent, EventBus};
-use crate::llama::{LaunchEnvironment, LlamaManager};
+use crate::llama::{
+    llm_control, InstanceSpec, InstanceStatus, LaunchEnvironment, LlamaManager, LlmAction,
+    LlmControl, DEFAULT_INSTANCE,
+};
 use crate::locks::{read, write};
 use crate::models::hub::{self, HubFile};
 use crate::models::{self, AddModel, ModelLocation, ModelStore, RemoteModel};
@@ -269,6 +272,110 @@ impl Engine {
         Ok(self.llama().calibration().refine(model_id, &planned))
     }
 
+    /// Creates an llama-server instance. A spec naming an installed model
+    /// (`model_id`) gets that model's weights (and projector) paths from the store,
+    /// so the window never builds file paths itself.
+    pub fn create_instance(&self, spec: InstanceSpec) -> Result<InstanceStatus> {
+        let spec = self.with_model_paths(spec)?;
+        self.llama().create(spec)
+    }
+
+    /// Changes an instance's configuration (see [`Self::create_instance`]).
+    pub fn update_instance(&self, spec: InstanceSpec) -> Result<InstanceStatus> {
+        let spec = self.with_model_paths(spec)?;
+        self.llama().update(spec)
+    }
+
+    fn with_model_paths(&self, mut spec: InstanceSpec) -> Result<InstanceSpec> {
+        let Some(model_id) = spec.model_id.clone() else {
+            return Ok(spec);
+        };
+        let model = self
+            .models()
+            .models()
+            .into_iter()
+            .find(|model| model.id == model_id)
+            .ok_or_else(|| EngineError::InvalidInput {
+                field: "model_id",
+                problem: format!("no installed model `{model_id}`"),
+            })?;
+        if model.kind != models::ModelKind::Llm {
+            return Err(EngineError::InvalidInput {
+                field: "model_id",
+                problem: format!("`{model_id}` is an image model, not a language model"),
+            });
+        }
+        let dir = self.models().model_dir(&model.id);
+        let file_of = |role: models::FileRole| {
+            model
+                .files
+                .iter()
+                .find(|file| file.role == role)
+                .map(|file| dir.join(&file.file_name))
+        };
+        spec.model_path =
+            file_of(models::FileRole::Weights).ok_or_else(|| EngineError::InvalidInput {
+                field: "model_id",
+                problem: format!("`{model_id}` has no weights file"),
+            })?;
+        spec.mmproj_path = file_of(models::FileRole::Mmproj);
+        Ok(spec)
+    }
+
+    /// The first installed language model (by id), which the tray offers when no
+    /// instance exists yet.
+    fn first_llm_model(&self) -> Option<String> {
+        self.models()
+            .models()
+            .into_iter()
+            .filter(|model| model.kind == models::ModelKind::Llm)
+            .map(|model| model.id)
+            .min()
+    }
+
+    /// What the tray's "Start/Stop LLM" entry does now, and its tooltip line.
+    pub fn llm_control(&self) -> LlmControl {
+        llm_control(&self.llama().list(), self.first_llm_model().as_deref())
+    }
+
+    /// The tray's "Start/Stop LLM": stops the default instance when it runs, else
+    /// starts it, first creating `default` from the first installed LLM model when
+    /// there is no instance at all.
+    pub async fn toggle_default_llm(&self) -> Result<InstanceStatus> {
+        match self.llm_control().action {
+            LlmAction::Stop(name) => self.llama().stop(&name).await,
+            LlmAction::Start(name) => self.llama().start(&name).await,
+            LlmAction::CreateAndStart { model_id } => {
+                let spec = InstanceSpec {
+                    name: DEFAULT_INSTANCE.to_owned(),
+                    model_id: Some(model_id),
+                    ..InstanceSpec::default()
+                };
+                self.create_instance(spec)?;
+                self.llama().start(DEFAULT_INSTANCE).await
+            }
+            LlmAction::Unavailable => Err(EngineError::InvalidInput {
+                field: "model",
+                problem: "no language model is installed; add one in the Models tab".into(),
+            }),
+        }
+    }
+
+    /// Starts again the servers that ran when the app last closed, if Settings
+    /// ask for it (`restore_llm_servers`). Failures are logged and announced as
+    /// state changes; they do not stop the app.
+    pub async fn restore_llm_servers(&self) {
+        if !self.settings().restore_llm_servers {
+            return;
+        }
+        for (name, outcome) in self.llama().restore().await {
+            match outcome {
+                Ok(_) => tracing::info!(instance = %name, "llama-server restored"),
+                Err(error) => tracing::warn!(instance = %name, %error, "llama-server not restored"),
+            }
+        }
+    }
+
     /// Keeps what llama-server reported for a model and configuration, so later
     /// estimates for them are measured ones.
     pub fn record_memory(
@@ -466,10 +573,19 @@ struct EngineEnvironment {
 
 impl LaunchEnvironment for EngineEnvironment {
     fn llama_binary(&self) -> Option<BinaryStatus> {
-        self.engine
-            .upgrade()?
-            .binaries
-            .status(BinaryKind::LlamaServer)
+        let engine = self.engine.upgrade()?;
+        // The person's own build when Settings name one and it passed its tests
+        // (also after a restart, before anyone pressed "Set up" again), else the
+        // downloaded one.
+        let custom = read(&engine.settings)
+            .custom_binary_path(BinaryKind::LlamaServer)
+            .map(Path::to_path_buf);
+        match custom {
+            Some(path) => engine
+                .binaries
+                .custom_status(BinaryKind::LlamaServer, &path),
+            None => engine.binaries.status(BinaryKind::LlamaServer),
+        }
     }
 
     fn free_memory(&self) -> Budget {

@@ -131,6 +131,7 @@ export function fakeSettings(theme: Settings['theme'] = 'system'): Settings {
     llama_server_path: null,
     sd_path: null,
     binaries_mirror: null,
+    restore_llm_servers: true,
   };
 }
 

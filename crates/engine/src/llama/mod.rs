@@ -12,6 +12,7 @@
 
 mod args;
 mod chat;
+mod default_instance;
 mod devices;
 mod environment;
 mod flags;
@@ -31,6 +32,9 @@ mod supervisor;
 
 pub use args::{redact, LaunchPlan};
 pub use chat::{ChatDelta, ChatMessage, ChatOutcome, ChatRequest, ChatTimings};
+pub use default_instance::{
+    default_instance, llm_control, state_word, tooltip, LlmAction, LlmControl, DEFAULT_INSTANCE,
+};
 pub use devices::parse_devices;
 pub use environment::LaunchEnvironment;
 pub use flags::SupportedFlags;
