@@ -14,8 +14,16 @@ pub fn spawn<R: Runtime>(app: AppHandle<R>, engine: &Engine) {
         loop {
             match events.recv().await {
                 Ok(event) => {
-                    if let EngineEvent::StatusChanged(status) = &event {
-                        crate::tray::show_status(&app, status);
+                    match &event {
+                        EngineEvent::StatusChanged(status) => {
+                            crate::tray::show_status(&app, status);
+                        }
+                        // The tray's LLM entry follows the default instance and
+                        // whether a model exists to create one from.
+                        EngineEvent::LlamaState(_)
+                        | EngineEvent::LlamaInstances { .. }
+                        | EngineEvent::ModelsChanged { .. } => crate::tray::refresh(&app),
+                        _ => {}
                     }
                     // A hidden window has no use for live figures; skipping them lets
                     // the web view sleep while Switchyard sits in the tray.

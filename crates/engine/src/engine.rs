@@ -17,8 +17,8 @@ use crate::errors::{EngineError, Result};
 use crate::estimate::Budget;
 use crate::events::{EngineEvent, EventBus};
 use crate::llama::{
-    llm_control, InstanceSpec, InstanceStatus, LaunchEnvironment, LlamaManager, LlmAction,
-    LlmControl, DEFAULT_INSTANCE,
+    llm_control, InstancePreview, InstanceSpec, InstanceStatus, LaunchEnvironment, LlamaManager,
+    LlmAction, LlmControl, DEFAULT_INSTANCE,
 };
 use crate::locks::{read, write};
 use crate::models::hub::{self, HubFile};
@@ -245,7 +245,71 @@ impl Engine {
         model_id: &str,
         config: &crate::estimate::LlamaConfig,
     ) -> Result<crate::estimate::LlamaEstimate> {
-        use crate::estimate::{estimate, ModelShape};
+        let shape = self.model_shape(model_id).await?;
+        let planned = crate::estimate::estimate(&shape, config, self.llama_backend());
+        Ok(self.llama().calibration().refine(model_id, &planned))
+    }
+
+    /// What an instance of an installed model with `config` would run with if
+    /// started now: the `auto` fields (and a context of 0) fitted to free memory as
+    /// a start would fit them, the estimate of the result, and the reason it would
+    /// not start (`INSUFFICIENT_RESOURCES`), if so. The LLM tab shows this live.
+    pub async fn preview_instance(
+        &self,
+        model_id: &str,
+        config: &crate::estimate::LlamaConfig,
+        auto: crate::estimate::AutoFields,
+    ) -> Result<InstancePreview> {
+        use crate::estimate::{check_fits, estimate};
+        use crate::llama::{plan_memory, Memory};
+        let shape = self.model_shape(model_id).await?;
+        let backend = self.llama_backend();
+        let engine = self.clone();
+        let memory = tokio::task::spawn_blocking(move || Memory {
+            free: engine.free_budget(),
+            suggested_context: engine.system_info().recommendation.suggested_context,
+        })
+        .await
+        .map_err(|error| EngineError::Internal {
+            problem: format!("reading free memory: {error}"),
+        })?;
+        let calibration = self.llama().calibration();
+        let mut final_config = config.clone();
+        let mut notes = Vec::new();
+        let fitted = plan_memory(&shape, &mut final_config, auto, backend, memory, &mut notes);
+        let (estimate, problem) = match fitted {
+            Ok(planned) => {
+                let refined = calibration.refine(model_id, &planned);
+                let budget = crate::estimate::Budget {
+                    ram_bytes: memory.free.ram_bytes,
+                    vram_bytes: if backend == crate::estimate::Backend::Cpu {
+                        0
+                    } else {
+                        memory.free.vram_bytes
+                    },
+                };
+                let problem = check_fits(&shape, &refined, budget)
+                    .err()
+                    .map(|error| error.report());
+                (refined, problem)
+            }
+            // Nothing fits: show what was asked for, and why it cannot start.
+            Err(error) => {
+                let asked = estimate(&shape, &final_config, backend);
+                (calibration.refine(model_id, &asked), Some(error.report()))
+            }
+        };
+        Ok(InstancePreview {
+            estimate,
+            notes,
+            problem,
+            free_ram_bytes: memory.free.ram_bytes,
+            free_vram_bytes: memory.free.vram_bytes,
+        })
+    }
+
+    /// The shape of an installed language model, from its weights' header.
+    async fn model_shape(&self, model_id: &str) -> Result<crate::estimate::ModelShape> {
         let model = self
             .models()
             .models()
@@ -257,19 +321,35 @@ impl Engine {
             })?;
         let first = model
             .files
-            .first()
+            .iter()
+            .find(|file| file.role == models::FileRole::Weights)
+            .or_else(|| model.files.first())
             .ok_or_else(|| EngineError::InvalidInput {
                 field: "model",
                 problem: format!("`{model_id}` has no files"),
             })?;
         let path = self.models().model_dir(model_id).join(&first.file_name);
         let header = crate::gguf::read_local(&path).await?;
-        let shape = ModelShape::from_gguf(&header).ok_or_else(|| EngineError::InvalidInput {
+        crate::estimate::ModelShape::from_gguf(&header).ok_or_else(|| EngineError::InvalidInput {
             field: "model",
             problem: format!("`{model_id}` is not a language model"),
-        })?;
-        let planned = estimate(&shape, config, self.llama_backend());
-        Ok(self.llama().calibration().refine(model_id, &planned))
+        })
+    }
+
+    /// Free RAM now, and the free VRAM of the GPU with the most (one GPU runs the
+    /// model; llama.cpp splits across several only when asked).
+    fn free_budget(&self) -> Budget {
+        let sample = self.inner.system.sample();
+        let vram_bytes = sample
+            .gpus
+            .iter()
+            .filter_map(|gpu| gpu.free_bytes)
+            .max()
+            .unwrap_or(0);
+        Budget {
+            ram_bytes: sample.memory.available_bytes,
+            vram_bytes,
+        }
     }
 
     /// Creates an llama-server instance. A spec naming an installed model
@@ -589,24 +669,12 @@ impl LaunchEnvironment for EngineEnvironment {
     }
 
     fn free_memory(&self) -> Budget {
-        let Some(engine) = self.engine.upgrade() else {
-            return Budget {
+        match self.engine.upgrade() {
+            Some(inner) => Engine { inner }.free_budget(),
+            None => Budget {
                 ram_bytes: 0,
                 vram_bytes: 0,
-            };
-        };
-        let sample = engine.system.sample();
-        // One GPU runs the model (llama.cpp splits across several only when asked):
-        // the one with the most free memory.
-        let vram_bytes = sample
-            .gpus
-            .iter()
-            .filter_map(|gpu| gpu.free_bytes)
-            .max()
-            .unwrap_or(0);
-        Budget {
-            ram_bytes: sample.memory.available_bytes,
-            vram_bytes,
+            },
         }
     }
 

@@ -169,3 +169,53 @@ async fn servers_come_back_at_launch_only_when_the_setting_says_so() {
     );
     next.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_preview_fits_the_automatic_fields_and_says_when_it_cannot_start() {
+    use switchyard_engine::estimate::{AutoFields, EstimateSource, LlamaConfig};
+    let rig = rig().await;
+    let engine = &rig.engine;
+    let server = FixtureServer::start().await.expect("server");
+    let model_id = install_tiny_model(engine, &server).await;
+
+    // A context of 0 is the model's trained one (2048 for the tiny model).
+    let config = LlamaConfig {
+        context: 0,
+        ..LlamaConfig::default()
+    };
+    let auto = AutoFields {
+        gpu_layers: true,
+        context: true,
+    };
+    let preview = engine
+        .preview_instance(&model_id, &config, auto)
+        .await
+        .expect("preview");
+    assert_eq!(preview.estimate.config.context, 2048);
+    assert_eq!(preview.estimate.source, EstimateSource::Estimated);
+    assert!(preview.problem.is_none(), "{:?}", preview.problem);
+    assert!(preview.free_ram_bytes > 0);
+    assert!(preview.estimate.ram.kv_cache > 0);
+
+    // Far more context than the fake machine's memory holds, nothing automatic.
+    let huge = LlamaConfig {
+        context: 16_777_216,
+        ..LlamaConfig::default()
+    };
+    let fixed = AutoFields {
+        gpu_layers: false,
+        context: false,
+    };
+    let preview = engine
+        .preview_instance(&model_id, &huge, fixed)
+        .await
+        .expect("preview");
+    let problem = preview.problem.expect("does not fit");
+    assert_eq!(problem.code, ErrorCode::InsufficientResources);
+
+    let missing = engine
+        .preview_instance("no-such-model", &config, auto)
+        .await
+        .expect_err("unknown");
+    assert_eq!(missing.code(), ErrorCode::InvalidInput);
+}
