@@ -567,8 +567,19 @@ impl Engine {
         self.inner.system.sample()
     }
 
+    /// Both services; the LLM's from its instances (see `llm_service_state`).
     pub fn status(&self) -> EngineStatus {
-        *read(&self.inner.status)
+        let llm = crate::services::llm_service_state(
+            self.inner
+                .llama
+                .list()
+                .into_iter()
+                .map(|status| status.state),
+        );
+        EngineStatus {
+            llm,
+            ..*read(&self.inner.status)
+        }
     }
 
     pub fn settings(&self) -> Settings {

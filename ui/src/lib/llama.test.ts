@@ -40,3 +40,11 @@ describe('llama helpers', () => {
     expect(filterLog(lines, 'model', 'info').map((l) => l.seq)).toEqual([2, 3]);
   });
 });
+
+describe('canonical', () => {
+  it('ignores key order', async () => {
+    const { canonical } = await import('./llama');
+    expect(canonical({ a: 1, b: { d: [1, 2], c: null } })).toBe(canonical({ b: { c: null, d: [1, 2] }, a: 1 }));
+    expect(canonical({ a: 1 })).not.toBe(canonical({ a: 2 }));
+  });
+});

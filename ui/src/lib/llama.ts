@@ -126,3 +126,12 @@ export function filterLog(lines: LogLine[], text: string, level: LevelFilter): L
         (line.source ?? '').toLowerCase().includes(needle)),
   );
 }
+
+/** JSON with object keys sorted, so two specs compare equal whatever built them. */
+export function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, item: unknown) =>
+    item !== null && typeof item === 'object' && !Array.isArray(item)
+      ? Object.fromEntries(Object.entries(item as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)))
+      : item,
+  );
+}
