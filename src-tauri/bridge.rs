@@ -14,8 +14,24 @@ pub fn spawn<R: Runtime>(app: AppHandle<R>, engine: &Engine) {
         loop {
             match events.recv().await {
                 Ok(event) => {
-                    if let EngineEvent::StatusChanged(status) = &event {
-                        crate::tray::show_status(&app, status);
+                    match &event {
+                        EngineEvent::StatusChanged(status) => {
+                            crate::tray::show_status(&app, status);
+                        }
+                        // The tray's LLM entry follows the default instance and
+                        // whether a model exists to create one from.
+                        EngineEvent::LlamaState(_) | EngineEvent::LlamaInstances { .. } => {
+                            crate::tray::refresh(&app);
+                            // The header's LLM chip: the engine's status, now.
+                            if let Some(engine) = app.try_state::<Engine>() {
+                                let status = EngineEvent::StatusChanged(engine.status());
+                                if let Err(error) = app.emit(EVENT_NAME, &status) {
+                                    tracing::warn!(%error, "could not forward the status");
+                                }
+                            }
+                        }
+                        EngineEvent::ModelsChanged { .. } => crate::tray::refresh(&app),
+                        _ => {}
                     }
                     // A hidden window has no use for live figures; skipping them lets
                     // the web view sleep while Switchyard sits in the tray.

@@ -22,6 +22,17 @@ const COMMANDS: &[&str] = &[
     "delete_model",
     "ensure_binary",
     "binary_status",
+    "list_instances",
+    "create_instance",
+    "update_instance",
+    "remove_instance",
+    "start_instance",
+    "stop_instance",
+    "restart_instance",
+    "instance_logs",
+    "chat",
+    "estimate_model",
+    "preview_instance",
 ];
 
 fn main() {

@@ -8,6 +8,7 @@ mod binary_commands;
 mod bridge;
 mod commands;
 mod ipc_error;
+mod llama_commands;
 mod model_commands;
 mod settings_store;
 mod tray;
@@ -68,6 +69,17 @@ fn main() -> anyhow::Result<()> {
             model_commands::delete_model,
             binary_commands::ensure_binary,
             binary_commands::binary_status,
+            llama_commands::list_instances,
+            llama_commands::create_instance,
+            llama_commands::update_instance,
+            llama_commands::remove_instance,
+            llama_commands::start_instance,
+            llama_commands::stop_instance,
+            llama_commands::restart_instance,
+            llama_commands::instance_logs,
+            llama_commands::chat,
+            llama_commands::estimate_model,
+            llama_commands::preview_instance,
         ])
         .build(tauri::generate_context!())?;
 
@@ -122,6 +134,12 @@ fn setup(app: &mut App) -> anyhow::Result<()> {
     tauri::async_runtime::spawn({
         let engine = engine.clone();
         async move { engine.run_monitor(MONITOR_INTERVAL).await }
+    });
+    // Servers that ran when the app last closed, if Settings say so; each start
+    // reports through events, so the window shows them come up.
+    tauri::async_runtime::spawn({
+        let engine = engine.clone();
+        async move { engine.restore_llm_servers().await }
     });
     if let Err(error) = tray::create(&handle, &engine.status()) {
         // No tray (e.g. no status-notifier host): the window still works.

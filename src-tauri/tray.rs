@@ -1,7 +1,9 @@
 //! The tray icon: status in the tooltip, and a menu to show the window, start and
 //! stop the services, and quit.
 
-use switchyard_engine::services::{EngineStatus, ServiceKind, ServiceState};
+use switchyard_engine::llama::tooltip;
+use switchyard_engine::services::{EngineStatus, ServiceState};
+use switchyard_engine::Engine;
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
@@ -41,7 +43,8 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, status: &EngineStatus) -> tauri::R
         .on_menu_event(|app, event| match event.id.as_ref() {
             SHOW => crate::window::show(app),
             QUIT => app.exit(0),
-            // The LLM and image issues wire these to the engine.
+            TOGGLE_LLM => toggle_llm(app),
+            // The image issue wires this one to the engine.
             other => tracing::debug!(item = other, "tray item not available yet"),
         })
         .on_tray_icon_event(|tray, event| {
@@ -59,32 +62,59 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, status: &EngineStatus) -> tauri::R
     Ok(())
 }
 
-/// Puts the engine's status into the tooltip and the service entries.
+/// "Start/Stop LLM": the engine decides what that means now (see
+/// `switchyard_engine::llama::llm_control`); the outcome shows through events.
+fn toggle_llm<R: Runtime>(app: &AppHandle<R>) {
+    let Some(engine) = app.try_state::<Engine>() else {
+        return;
+    };
+    let engine = engine.inner().clone();
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        if let Err(error) = engine.toggle_default_llm().await {
+            tracing::warn!(%error, "tray: start/stop LLM failed");
+        }
+        refresh(&app);
+    });
+}
+
+/// Redraws the tooltip and the service entries from the engine's state.
+pub fn refresh<R: Runtime>(app: &AppHandle<R>) {
+    if let Some(engine) = app.try_state::<Engine>() {
+        show_status(app, &engine.status());
+    }
+}
+
+/// Puts the LLM's and the image server's state into the tooltip and the entries.
 pub fn show_status<R: Runtime>(app: &AppHandle<R>, status: &EngineStatus) {
+    let Some(engine) = app.try_state::<Engine>() else {
+        return;
+    };
+    let llm = engine.llm_control();
     if let Some(tray) = app.tray_by_id(TRAY_ID) {
-        let tooltip = format!("Switchyard\n{}", status.summary());
-        if let Err(error) = tray.set_tooltip(Some(tooltip)) {
+        let text = format!("{}\nImages: {}", tooltip(&llm), status.diffusion.label());
+        if let Err(error) = tray.set_tooltip(Some(text)) {
             tracing::debug!(%error, "tray tooltip not supported here");
         }
     }
     if let Some(items) = app.try_state::<ServiceItems<R>>() {
-        for (item, kind) in [
-            (&items.llm, ServiceKind::Llm),
-            (&items.diffusion, ServiceKind::Diffusion),
-        ] {
-            let state = status.state(kind);
-            let verb = match state {
-                ServiceState::Running | ServiceState::Starting => "Stop",
-                ServiceState::Stopped | ServiceState::Failed => "Start",
-            };
-            let label = match kind {
-                ServiceKind::Llm => format!("{verb} LLM"),
-                ServiceKind::Diffusion => format!("{verb} image server"),
-            };
-            // Enabled once the service has something to run (LLM and image issues).
-            if let Err(error) = item.set_text(label).and_then(|()| item.set_enabled(false)) {
-                tracing::warn!(%error, "could not update the tray menu");
-            }
+        let updated = items
+            .llm
+            .set_text(&llm.label)
+            .and_then(|()| items.llm.set_enabled(llm.enabled));
+        let verb = match status.diffusion {
+            ServiceState::Running | ServiceState::Starting => "Stop",
+            ServiceState::Stopped | ServiceState::Failed => "Start",
+        };
+        // Enabled once the image server exists (the image issue).
+        let updated = updated.and_then(|()| {
+            items
+                .diffusion
+                .set_text(format!("{verb} image server"))
+                .and_then(|()| items.diffusion.set_enabled(false))
+        });
+        if let Err(error) = updated {
+            tracing::warn!(%error, "could not update the tray menu");
         }
     }
 }

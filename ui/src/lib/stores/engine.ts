@@ -3,6 +3,7 @@ import type { EngineEvent } from '../../bindings/EngineEvent';
 import { ipc, untagged } from '../ipc';
 import { AppInfoStore } from './app.svelte';
 import { BinariesStore } from './binaries.svelte';
+import { LlamaStore } from './llama.svelte';
 import { ModelsStore } from './models.svelte';
 import { NoticesStore } from './notices.svelte';
 import { SettingsStore } from './settings.svelte';
@@ -17,6 +18,7 @@ export interface Stores {
   notices: NoticesStore;
   models: ModelsStore;
   binaries: BinariesStore;
+  llama: LlamaStore;
 }
 
 /** One fresh set of stores: main.ts makes the window's, tests make their own. */
@@ -29,6 +31,7 @@ export function createStores(): Stores {
     notices: new NoticesStore(),
     models: new ModelsStore(),
     binaries: new BinariesStore(),
+    llama: new LlamaStore(),
   };
 }
 
@@ -58,6 +61,21 @@ export function applyEvent(stores: Stores, event: EngineEvent): void {
     case 'binary_download':
       stores.binaries.applyDownload(untagged(event));
       break;
+    case 'llama_state':
+      stores.llama.applyState(untagged(event));
+      break;
+    case 'llama_instances':
+      stores.llama.setInstances(event.instances);
+      break;
+    case 'llama_log':
+      stores.llama.applyLog(event.instance, event.lines);
+      break;
+    case 'llama_chat_delta':
+      stores.llama.applyChatDelta(untagged(event));
+      break;
+    case 'llama_chat_done':
+      stores.llama.applyChatDone(event.instance, event.outcome);
+      break;
     case 'shutting_down':
       stores.status.shuttingDown = true;
       break;
@@ -81,6 +99,7 @@ export async function connect(stores: Stores): Promise<() => void> {
     stores.notices.loadStartupWarnings(),
     stores.models.load(),
     stores.binaries.load(),
+    stores.llama.load(),
   ]);
   return unlisten;
 }
