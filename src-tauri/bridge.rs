@@ -14,16 +14,26 @@ pub fn spawn<R: Runtime>(app: AppHandle<R>, engine: &Engine) {
         loop {
             match events.recv().await {
                 Ok(event) => {
-                    // What the tray's entries can do follows the status, the installed
-                    // models, the settings (the user's own sd) and binary setups.
-                    if matches!(
-                        event,
+                    match &event {
+                        // The tray's entries follow the status, the installed models,
+                        // the settings (the user's own sd) and binary setups.
                         EngineEvent::StatusChanged(_)
-                            | EngineEvent::ModelsChanged { .. }
-                            | EngineEvent::SettingsChanged(_)
-                            | EngineEvent::BinaryLog(_)
-                    ) {
-                        crate::tray::refresh(&app);
+                        | EngineEvent::ModelsChanged { .. }
+                        | EngineEvent::SettingsChanged(_)
+                        | EngineEvent::BinaryLog(_) => crate::tray::refresh(&app),
+                        // The tray's LLM entry follows the default instance and
+                        // whether a model exists to create one from.
+                        EngineEvent::LlamaState(_) | EngineEvent::LlamaInstances { .. } => {
+                            crate::tray::refresh(&app);
+                            // The header's LLM chip: the engine's status, now.
+                            if let Some(engine) = app.try_state::<Engine>() {
+                                let status = EngineEvent::StatusChanged(engine.status());
+                                if let Err(error) = app.emit(EVENT_NAME, &status) {
+                                    tracing::warn!(%error, "could not forward the status");
+                                }
+                            }
+                        }
+                        _ => {}
                     }
                     // A hidden window has no use for live figures; skipping them lets
                     // the web view sleep while Switchyard sits in the tray.

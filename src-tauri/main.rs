@@ -9,6 +9,7 @@ mod bridge;
 mod commands;
 mod image_commands;
 mod ipc_error;
+mod llama_commands;
 mod model_commands;
 mod settings_store;
 mod tray;
@@ -69,6 +70,17 @@ fn main() -> anyhow::Result<()> {
             model_commands::delete_model,
             binary_commands::ensure_binary,
             binary_commands::binary_status,
+            llama_commands::list_instances,
+            llama_commands::create_instance,
+            llama_commands::update_instance,
+            llama_commands::remove_instance,
+            llama_commands::start_instance,
+            llama_commands::stop_instance,
+            llama_commands::restart_instance,
+            llama_commands::instance_logs,
+            llama_commands::chat,
+            llama_commands::estimate_model,
+            llama_commands::preview_instance,
             image_commands::start_image_server,
             image_commands::stop_image_server,
             image_commands::image_server,
@@ -131,6 +143,12 @@ fn setup(app: &mut App) -> anyhow::Result<()> {
     tauri::async_runtime::spawn({
         let engine = engine.clone();
         async move { engine.run_monitor(MONITOR_INTERVAL).await }
+    });
+    // Servers that ran when the app last closed, if Settings say so; each start
+    // reports through events, so the window shows them come up.
+    tauri::async_runtime::spawn({
+        let engine = engine.clone();
+        async move { engine.restore_llm_servers().await }
     });
     if let Err(error) = tray::create(&handle) {
         // No tray (e.g. no status-notifier host): the window still works.

@@ -7,8 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Builder, By, until } from 'selenium-webdriver';
 
-const DRIVER_PORT = 4444;
-const NATIVE_PORT = 4445;
+// Overridable so two runs on one machine do not take each other's driver.
+const DRIVER_PORT = Number(process.env.SWITCHYARD_E2E_DRIVER_PORT ?? 4444);
+const NATIVE_PORT = Number(process.env.SWITCHYARD_E2E_NATIVE_PORT ?? DRIVER_PORT + 1);
 export const DEADLINE_MS = 30_000;
 
 function portOpen(port) {

@@ -16,10 +16,14 @@ use crate::clock::{Clock, SystemClock};
 use crate::errors::{EngineError, Result};
 use crate::estimate::Budget;
 use crate::events::{EngineEvent, EventBus};
-use crate::llama::{LaunchEnvironment, LlamaManager};
+use crate::llama::{
+    llm_control, InstancePreview, InstanceSpec, InstanceStatus, LaunchEnvironment, LlamaManager,
+    LlmAction, LlmControl, DEFAULT_INSTANCE,
+};
 use crate::locks::{read, write};
 use crate::models::hub::{self, HubFile};
 use crate::models::{self, AddModel, ModelLocation, ModelStore, RemoteModel};
+use crate::orchestrator::{MemorySample, MemorySource, Orchestrator};
 use crate::paths::{self, DataLayout};
 use crate::services::EngineStatus;
 use crate::settings::{Settings, SettingsUpdate};
@@ -94,6 +98,7 @@ struct Inner {
     http: reqwest::Client,
     startup_warnings: Vec<crate::errors::ErrorReport>,
     images: images::ImageSlot,
+    orchestrator: Orchestrator,
 }
 
 impl Engine {
@@ -151,9 +156,15 @@ impl Engine {
                 &layout.logs(),
                 events.clone(),
                 deps.clock.clone(),
-                environment,
+                environment.clone(),
             );
             startup_warnings.extend(opened.warning);
+            let orchestrator = Orchestrator::new(
+                opened.manager.clone(),
+                environment,
+                events.clone(),
+                deps.clock.clone(),
+            );
             Inner {
                 system: SystemMonitor::new(deps.probe, deps.clock),
                 events,
@@ -162,7 +173,9 @@ impl Engine {
                 llama: opened.manager,
                 http,
                 startup_warnings,
-                images: images::ImageSlot::default(),
+                // Every image passes the orchestrator: there is no unsafe path.
+                images: images::ImageSlot::with_gate(Arc::new(orchestrator.clone())),
+                orchestrator,
                 settings: RwLock::new(deps.settings),
                 data_dir_override: deps.data_dir_override,
                 config_dir: deps.config_dir,
@@ -177,6 +190,11 @@ impl Engine {
     /// The llama-server instances.
     pub fn llama(&self) -> &LlamaManager {
         &self.inner.llama
+    }
+
+    /// LLM offload and reload around image generation.
+    pub fn orchestrator(&self) -> &Orchestrator {
+        &self.inner.orchestrator
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
@@ -247,7 +265,71 @@ impl Engine {
         model_id: &str,
         config: &crate::estimate::LlamaConfig,
     ) -> Result<crate::estimate::LlamaEstimate> {
-        use crate::estimate::{estimate, ModelShape};
+        let shape = self.model_shape(model_id).await?;
+        let planned = crate::estimate::estimate(&shape, config, self.llama_backend());
+        Ok(self.llama().calibration().refine(model_id, &planned))
+    }
+
+    /// What an instance of an installed model with `config` would run with if
+    /// started now: the `auto` fields (and a context of 0) fitted to free memory as
+    /// a start would fit them, the estimate of the result, and the reason it would
+    /// not start (`INSUFFICIENT_RESOURCES`), if so. The LLM tab shows this live.
+    pub async fn preview_instance(
+        &self,
+        model_id: &str,
+        config: &crate::estimate::LlamaConfig,
+        auto: crate::estimate::AutoFields,
+    ) -> Result<InstancePreview> {
+        use crate::estimate::{check_fits, estimate};
+        use crate::llama::{plan_memory, Memory};
+        let shape = self.model_shape(model_id).await?;
+        let backend = self.llama_backend();
+        let engine = self.clone();
+        let memory = tokio::task::spawn_blocking(move || Memory {
+            free: engine.free_budget(),
+            suggested_context: engine.system_info().recommendation.suggested_context,
+        })
+        .await
+        .map_err(|error| EngineError::Internal {
+            problem: format!("reading free memory: {error}"),
+        })?;
+        let calibration = self.llama().calibration();
+        let mut final_config = config.clone();
+        let mut notes = Vec::new();
+        let fitted = plan_memory(&shape, &mut final_config, auto, backend, memory, &mut notes);
+        let (estimate, problem) = match fitted {
+            Ok(planned) => {
+                let refined = calibration.refine(model_id, &planned);
+                let budget = crate::estimate::Budget {
+                    ram_bytes: memory.free.ram_bytes,
+                    vram_bytes: if backend == crate::estimate::Backend::Cpu {
+                        0
+                    } else {
+                        memory.free.vram_bytes
+                    },
+                };
+                let problem = check_fits(&shape, &refined, budget)
+                    .err()
+                    .map(|error| error.report());
+                (refined, problem)
+            }
+            // Nothing fits: show what was asked for, and why it cannot start.
+            Err(error) => {
+                let asked = estimate(&shape, &final_config, backend);
+                (calibration.refine(model_id, &asked), Some(error.report()))
+            }
+        };
+        Ok(InstancePreview {
+            estimate,
+            notes,
+            problem,
+            free_ram_bytes: memory.free.ram_bytes,
+            free_vram_bytes: memory.free.vram_bytes,
+        })
+    }
+
+    /// The shape of an installed language model, from its weights' header.
+    async fn model_shape(&self, model_id: &str) -> Result<crate::estimate::ModelShape> {
         let model = self
             .models()
             .models()
@@ -259,19 +341,139 @@ impl Engine {
             })?;
         let first = model
             .files
-            .first()
+            .iter()
+            .find(|file| file.role == models::FileRole::Weights)
+            .or_else(|| model.files.first())
             .ok_or_else(|| EngineError::InvalidInput {
                 field: "model",
                 problem: format!("`{model_id}` has no files"),
             })?;
         let path = self.models().model_dir(model_id).join(&first.file_name);
         let header = crate::gguf::read_local(&path).await?;
-        let shape = ModelShape::from_gguf(&header).ok_or_else(|| EngineError::InvalidInput {
+        crate::estimate::ModelShape::from_gguf(&header).ok_or_else(|| EngineError::InvalidInput {
             field: "model",
             problem: format!("`{model_id}` is not a language model"),
-        })?;
-        let planned = estimate(&shape, config, self.llama_backend());
-        Ok(self.llama().calibration().refine(model_id, &planned))
+        })
+    }
+
+    /// Free RAM now, and the free VRAM of the GPU with the most (one GPU runs the
+    /// model; llama.cpp splits across several only when asked).
+    fn free_budget(&self) -> Budget {
+        let sample = self.inner.system.sample();
+        let vram_bytes = sample
+            .gpus
+            .iter()
+            .filter_map(|gpu| gpu.free_bytes)
+            .max()
+            .unwrap_or(0);
+        Budget {
+            ram_bytes: sample.memory.available_bytes,
+            vram_bytes,
+        }
+    }
+
+    /// Creates an llama-server instance. A spec naming an installed model
+    /// (`model_id`) gets that model's weights (and projector) paths from the store,
+    /// so the window never builds file paths itself.
+    pub fn create_instance(&self, spec: InstanceSpec) -> Result<InstanceStatus> {
+        let spec = self.with_model_paths(spec)?;
+        self.llama().create(spec)
+    }
+
+    /// Changes an instance's configuration (see [`Self::create_instance`]).
+    pub fn update_instance(&self, spec: InstanceSpec) -> Result<InstanceStatus> {
+        let spec = self.with_model_paths(spec)?;
+        self.llama().update(spec)
+    }
+
+    fn with_model_paths(&self, mut spec: InstanceSpec) -> Result<InstanceSpec> {
+        let Some(model_id) = spec.model_id.clone() else {
+            return Ok(spec);
+        };
+        let model = self
+            .models()
+            .models()
+            .into_iter()
+            .find(|model| model.id == model_id)
+            .ok_or_else(|| EngineError::InvalidInput {
+                field: "model_id",
+                problem: format!("no installed model `{model_id}`"),
+            })?;
+        if model.kind != models::ModelKind::Llm {
+            return Err(EngineError::InvalidInput {
+                field: "model_id",
+                problem: format!("`{model_id}` is an image model, not a language model"),
+            });
+        }
+        let dir = self.models().model_dir(&model.id);
+        let file_of = |role: models::FileRole| {
+            model
+                .files
+                .iter()
+                .find(|file| file.role == role)
+                .map(|file| dir.join(&file.file_name))
+        };
+        spec.model_path =
+            file_of(models::FileRole::Weights).ok_or_else(|| EngineError::InvalidInput {
+                field: "model_id",
+                problem: format!("`{model_id}` has no weights file"),
+            })?;
+        spec.mmproj_path = file_of(models::FileRole::Mmproj);
+        Ok(spec)
+    }
+
+    /// The first installed language model (by id), which the tray offers when no
+    /// instance exists yet.
+    fn first_llm_model(&self) -> Option<String> {
+        self.models()
+            .models()
+            .into_iter()
+            .filter(|model| model.kind == models::ModelKind::Llm)
+            .map(|model| model.id)
+            .min()
+    }
+
+    /// What the tray's "Start/Stop LLM" entry does now, and its tooltip line.
+    pub fn llm_control(&self) -> LlmControl {
+        llm_control(&self.llama().list(), self.first_llm_model().as_deref())
+    }
+
+    /// The tray's "Start/Stop LLM": stops the default instance when it runs, else
+    /// starts it, first creating `default` from the first installed LLM model when
+    /// there is no instance at all.
+    pub async fn toggle_default_llm(&self) -> Result<InstanceStatus> {
+        match self.llm_control().action {
+            LlmAction::Stop(name) => self.llama().stop(&name).await,
+            LlmAction::Start(name) => self.llama().start(&name).await,
+            LlmAction::CreateAndStart { model_id } => {
+                let spec = InstanceSpec {
+                    name: DEFAULT_INSTANCE.to_owned(),
+                    model_id: Some(model_id),
+                    ..InstanceSpec::default()
+                };
+                self.create_instance(spec)?;
+                self.llama().start(DEFAULT_INSTANCE).await
+            }
+            LlmAction::Unavailable => Err(EngineError::InvalidInput {
+                field: "model",
+                problem: "no language model is installed; add one in the Models tab".into(),
+            }),
+        }
+    }
+
+    /// Starts again the servers that ran when the app last closed, if Settings
+    /// ask for it (`restore_llm_servers`). Failures are logged and announced as
+    /// state changes; they do not stop the app.
+    pub async fn restore_llm_servers(&self) {
+        if !self.settings().restore_llm_servers {
+            return;
+        }
+        for (name, outcome) in self.llama().restore().await {
+            match outcome {
+                Ok(_) => tracing::info!(instance = %name, "llama-server restored"),
+                Err(error) => tracing::warn!(instance = %name, %error, "llama-server not restored"),
+            }
+        }
     }
 
     /// Keeps what llama-server reported for a model and configuration, so later
@@ -385,8 +587,19 @@ impl Engine {
         self.inner.system.sample()
     }
 
+    /// Both services; the LLM's from its instances (see `llm_service_state`).
     pub fn status(&self) -> EngineStatus {
-        *read(&self.inner.status)
+        let llm = crate::services::llm_service_state(
+            self.inner
+                .llama
+                .list()
+                .into_iter()
+                .map(|status| status.state),
+        );
+        EngineStatus {
+            llm,
+            ..*read(&self.inner.status)
+        }
     }
 
     pub fn settings(&self) -> Settings {
@@ -472,31 +685,28 @@ struct EngineEnvironment {
 
 impl LaunchEnvironment for EngineEnvironment {
     fn llama_binary(&self) -> Option<BinaryStatus> {
-        self.engine
-            .upgrade()?
-            .binaries
-            .status(BinaryKind::LlamaServer)
+        let engine = self.engine.upgrade()?;
+        // The person's own build when Settings name one and it passed its tests
+        // (also after a restart, before anyone pressed "Set up" again), else the
+        // downloaded one.
+        let custom = read(&engine.settings)
+            .custom_binary_path(BinaryKind::LlamaServer)
+            .map(Path::to_path_buf);
+        match custom {
+            Some(path) => engine
+                .binaries
+                .custom_status(BinaryKind::LlamaServer, &path),
+            None => engine.binaries.status(BinaryKind::LlamaServer),
+        }
     }
 
     fn free_memory(&self) -> Budget {
-        let Some(engine) = self.engine.upgrade() else {
-            return Budget {
+        match self.engine.upgrade() {
+            Some(inner) => Engine { inner }.free_budget(),
+            None => Budget {
                 ram_bytes: 0,
                 vram_bytes: 0,
-            };
-        };
-        let sample = engine.system.sample();
-        // One GPU runs the model (llama.cpp splits across several only when asked):
-        // the one with the most free memory.
-        let vram_bytes = sample
-            .gpus
-            .iter()
-            .filter_map(|gpu| gpu.free_bytes)
-            .max()
-            .unwrap_or(0);
-        Budget {
-            ram_bytes: sample.memory.available_bytes,
-            vram_bytes,
+            },
         }
     }
 
@@ -504,5 +714,22 @@ impl LaunchEnvironment for EngineEnvironment {
         self.engine.upgrade().map_or(4096, |engine| {
             engine.system.info().recommendation.suggested_context
         })
+    }
+}
+
+impl MemorySource for EngineEnvironment {
+    fn sample(&self) -> MemorySample {
+        let Some(engine) = self.engine.upgrade() else {
+            return MemorySample::default();
+        };
+        let sample = engine.system.sample();
+        // The GPU with the most memory is the one a model would use.
+        let gpu = sample.gpus.iter().max_by_key(|gpu| gpu.total_bytes);
+        MemorySample {
+            ram_total_bytes: sample.memory.total_bytes,
+            ram_free_bytes: sample.memory.available_bytes,
+            vram_total_bytes: gpu.map_or(0, |gpu| gpu.total_bytes),
+            vram_free_bytes: gpu.and_then(|gpu| gpu.free_bytes).unwrap_or(0),
+        }
     }
 }

@@ -9,6 +9,7 @@ use crate::binaries::{BinaryKind, BinaryLog, Variant};
 use crate::diffusion::{ImageServerInfo, JobSummary};
 use crate::llama::{ChatDelta, ChatOutcome, InstanceStatus, LogLine, StateChange};
 use crate::models::{DownloadStatus, InstalledModel};
+use crate::orchestrator::OrchestratorEvent;
 use crate::services::EngineStatus;
 use crate::settings::Settings;
 use crate::system::SystemSample;
@@ -64,6 +65,8 @@ pub enum EngineEvent {
     ImageServerChanged {
         server: Option<ImageServerInfo>,
     },
+    /// The orchestrator offloaded or reloaded the LLM around image generation.
+    Orchestrator(OrchestratorEvent),
     /// The engine is stopping its servers; nothing new will start.
     ShuttingDown,
 }

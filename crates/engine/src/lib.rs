@@ -16,6 +16,7 @@ pub mod gguf;
 pub mod llama;
 mod locks;
 pub mod models;
+pub mod orchestrator;
 pub mod paths;
 pub mod services;
 pub mod settings;

@@ -62,6 +62,11 @@ pub struct Settings {
     /// for GitHub, or a mirror that serves `{repo}/releases/download/{tag}/{file}`.
     #[serde(default)]
     pub binaries_mirror: Option<String>,
+    /// Start again, at launch, the llama-server instances that were running when
+    /// Switchyard last closed. On by default: closing the app with a server running
+    /// is not a decision to stop it (stopping it by hand is, and clears the mark).
+    #[serde(default = "default_restore_llm_servers")]
+    pub restore_llm_servers: bool,
 }
 
 fn default_hub_url() -> String {
@@ -75,6 +80,9 @@ fn default_image_port() -> u16 {
     8081
 }
 fn default_close_to_tray() -> bool {
+    true
+}
+fn default_restore_llm_servers() -> bool {
     true
 }
 
@@ -91,6 +99,7 @@ impl Default for Settings {
             llama_server_path: None,
             sd_path: None,
             binaries_mirror: None,
+            restore_llm_servers: default_restore_llm_servers(),
         }
     }
 }
@@ -233,11 +242,16 @@ mod tests {
                 "image_port",
                 "llama_server_path",
                 "llm_port",
+                "restore_llm_servers",
                 "sd_path",
                 "theme"
             ]
         );
         assert!(settings.close_to_tray);
+        assert!(
+            settings.restore_llm_servers,
+            "servers running at close come back"
+        );
         assert!(!settings.autostart, "autostart is off by default");
     }
 
@@ -311,6 +325,20 @@ mod tests {
         assert_eq!(settings.llama_server_path, None);
         assert_eq!(settings.sd_path, None);
         assert_eq!(settings.binaries_mirror, None);
+        assert!(settings.restore_llm_servers);
+    }
+
+    #[test]
+    fn restoring_llm_servers_can_be_turned_off_and_must_be_a_boolean() {
+        let (settings, problem) = Settings::from_stored(json!({"restore_llm_servers": false}));
+        assert_eq!(problem, None);
+        assert!(!settings.restore_llm_servers);
+        let (settings, problem) = Settings::from_stored(json!({"restore_llm_servers": "yes"}));
+        assert!(
+            settings.restore_llm_servers,
+            "a bad value gives the defaults"
+        );
+        assert!(problem.unwrap().contains("invalid type"));
     }
 
     #[test]

@@ -60,6 +60,13 @@ impl FakeProbe {
         self
     }
 
+    /// The same machine with `bytes` of RAM, all of it free: a small budget.
+    pub fn with_ram_bytes(mut self, bytes: u64) -> Self {
+        self.total_ram = bytes;
+        self.available_ram = AtomicU64::new(bytes);
+        self
+    }
+
     pub fn set_available_ram(&self, bytes: u64) {
         self.available_ram.store(bytes, Ordering::SeqCst);
     }

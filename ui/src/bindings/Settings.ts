@@ -48,4 +48,10 @@ sd_path: string | null,
  * Where llama.cpp and stable-diffusion.cpp releases are downloaded from: `null`
  * for GitHub, or a mirror that serves `{repo}/releases/download/{tag}/{file}`.
  */
-binaries_mirror: string | null, };
+binaries_mirror: string | null, 
+/**
+ * Start again, at launch, the llama-server instances that were running when
+ * Switchyard last closed. On by default: closing the app with a server running
+ * is not a decision to stop it (stopping it by hand is, and clears the mark).
+ */
+restore_llm_servers: boolean, };

@@ -136,6 +136,7 @@ export function fakeSettings(theme: Settings['theme'] = 'system'): Settings {
     llama_server_path: null,
     sd_path: null,
     binaries_mirror: null,
+    restore_llm_servers: true,
   };
 }
 
@@ -391,6 +392,100 @@ export function fakeRemoteModel(url: string, sizeBytes: number | null, quant: st
       fits: true,
       notes: ['Runs on the CPU.'],
     },
+  };
+}
+
+/** An instance as the engine lists it; `state` healthy gives it a pid, port and endpoint. */
+export function fakeInstance(
+  name = 'default',
+  state: import('../bindings/InstanceState').InstanceState = 'stopped',
+  model_id = 'meta-llama-3-1-8b-instruct-q4-k-m',
+): import('../bindings/InstanceStatus').InstanceStatus {
+  const running = state === 'healthy' || state === 'loading' || state === 'unhealthy';
+  const config: import('../bindings/LlamaConfig').LlamaConfig = {
+    context: 4096,
+    parallel: 4,
+    kv_unified: true,
+    cache_type_k: 'f16',
+    cache_type_v: 'f16',
+    flash_attention: 'auto',
+    batch: 2048,
+    ubatch: 512,
+    gpu_layers: 0,
+    cpu_moe_layers: 0,
+    swa_full: false,
+    mmproj_bytes: 0,
+  };
+  return {
+    spec: {
+      name,
+      model_path: `/data/models/${model_id}/model.gguf`,
+      model_id,
+      mmproj_path: null,
+      port: null,
+      config: { ...config, context: 0 },
+      auto: { gpu_layers: true, context: true },
+      threads: null,
+      host: '127.0.0.1',
+      api_key: null,
+      reasoning: 'auto',
+      extra_args: [],
+    },
+    state,
+    reason: running ? '/health answered 200' : '',
+    pid: running ? 4242 : null,
+    endpoint: running ? 'http://127.0.0.1:41234' : null,
+    running: running
+      ? {
+          config,
+          threads: null,
+          host: '127.0.0.1',
+          port: 41234,
+          reasoning: false,
+          args: ['-m', 'model.gguf'],
+          binary: '/usr/bin/llama-server',
+          estimate: null,
+          notes: [],
+        }
+      : null,
+    measured: null,
+    started_at_ms: running ? 1_700_000_000_000 : null,
+    restarts: 0,
+    error: null,
+  };
+}
+
+/** What preview_instance answers for a small model on a CPU machine. */
+export function fakePreview(
+  source: import('../bindings/EstimateSource').EstimateSource = 'estimated',
+): import('../bindings/InstancePreview').InstancePreview {
+  const MiB = 1024 * 1024;
+  return {
+    estimate: {
+      backend: 'cpu',
+      config: {
+        context: 4096,
+        parallel: 4,
+        kv_unified: true,
+        cache_type_k: 'f16',
+        cache_type_v: 'f16',
+        flash_attention: 'auto',
+        batch: 2048,
+        ubatch: 512,
+        gpu_layers: 0,
+        cpu_moe_layers: 0,
+        swa_full: false,
+        mmproj_bytes: 0,
+      },
+      gpu_layers: 0,
+      ram: { weights: 4400 * MiB, output_layer: 400 * MiB, kv_cache: 512 * MiB, compute: 300 * MiB, overhead: 16 * MiB },
+      vram: { weights: 0, output_layer: 0, kv_cache: 0, compute: 0, overhead: 0 },
+      source,
+    },
+    notes: ['All layers in RAM (no GPU).'],
+    problem: null,
+    free_ram_bytes: 16_000 * MiB,
+    free_vram_bytes: 0,
   };
 }
 

@@ -4,6 +4,15 @@ import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type { AddModel } from '../bindings/AddModel';
 import type { AppInfo } from '../bindings/AppInfo';
+import type { AutoFields } from '../bindings/AutoFields';
+import type { ChatOutcome } from '../bindings/ChatOutcome';
+import type { ChatRequest } from '../bindings/ChatRequest';
+import type { InstancePreview } from '../bindings/InstancePreview';
+import type { InstanceSpec } from '../bindings/InstanceSpec';
+import type { InstanceStatus } from '../bindings/InstanceStatus';
+import type { LlamaConfig } from '../bindings/LlamaConfig';
+import type { LlamaEstimate } from '../bindings/LlamaEstimate';
+import type { LogLine } from '../bindings/LogLine';
 import type { BinaryKind } from '../bindings/BinaryKind';
 import type { BinaryStatus } from '../bindings/BinaryStatus';
 import type { DiskUsage } from '../bindings/DiskUsage';
@@ -93,6 +102,28 @@ export const ipc = {
     call<BinaryStatus>('ensure_binary', { kind, force_validation }),
   /** The binary in use as last validated; null before its first setup. */
   binaryStatus: (kind: BinaryKind) => call<BinaryStatus | null>('binary_status', { kind }),
+
+  // llama-server instances. A spec names its model by catalog id (`model_id`); the
+  // engine fills in the file paths.
+  listInstances: () => call<InstanceStatus[]>('list_instances'),
+  createInstance: (spec: InstanceSpec) => call<InstanceStatus>('create_instance', { spec }),
+  updateInstance: (spec: InstanceSpec) => call<InstanceStatus>('update_instance', { spec }),
+  removeInstance: (name: string) => call<null>('remove_instance', { name }),
+  /** Resolves once the server is healthy; rejects with PORT_IN_USE, SERVER_START_FAILED, ... */
+  startInstance: (name: string) => call<InstanceStatus>('start_instance', { name }),
+  stopInstance: (name: string) => call<InstanceStatus>('stop_instance', { name }),
+  restartInstance: (name: string) => call<InstanceStatus>('restart_instance', { name }),
+  /** Log lines with `seq >= since`, at most the last `limit`. */
+  instanceLogs: (name: string, since: number, limit: number) =>
+    call<LogLine[]>('instance_logs', { name, since, limit }),
+  /** A streaming test chat: pieces arrive as `llama_chat_delta` events; resolves at the end. */
+  chat: (name: string, request: ChatRequest) => call<ChatOutcome>('chat', { name, request }),
+  /** The memory an installed model needs under `config` (measured when known). */
+  estimateModel: (model_id: string, config: LlamaConfig) =>
+    call<LlamaEstimate>('estimate_model', { model_id, config }),
+  /** What a start would run with now: automatic fields fitted, estimate, and why it would not fit. */
+  previewInstance: (model_id: string, config: LlamaConfig, auto: AutoFields) =>
+    call<InstancePreview>('preview_instance', { model_id, config, auto }),
 
   // Images. The window names an installed model; the engine finds its files and sd.
   /** Starts the image server on the image port setting; resolves when it listens. */

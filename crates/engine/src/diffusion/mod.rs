@@ -17,6 +17,7 @@ pub mod args;
 pub mod capabilities;
 pub mod child;
 pub mod cli_runner;
+pub mod control;
 pub mod gate;
 pub mod http;
 pub mod jobs;
@@ -33,6 +34,7 @@ use serde::Serialize;
 use ts_rs::TS;
 
 pub use capabilities::SdCapabilities;
+pub use control::{DiffusionAction, DiffusionControl};
 pub use gate::{GateDecision, GateOutcome, GateRequest, GenerationGate, OpenGate};
 pub use jobs::{JobError, JobImage, JobResult, JobStatus, JobSummary, JobView};
 pub use model_files::DiffusionModelFiles;

@@ -13,8 +13,8 @@ use crate::binaries::BinaryKind;
 use crate::diffusion::http::ImageHttp;
 use crate::diffusion::service::{FreeVramProbe, ImageServiceSetup};
 use crate::diffusion::{
-    DiffusionModelFiles, GenerationGate, ImageRequest, ImageServerInfo, ImageService,
-    ImageServiceOptions, JobSummary, JobView, SdCapabilities,
+    DiffusionAction, DiffusionControl, DiffusionModelFiles, GenerationGate, ImageRequest,
+    ImageServerInfo, ImageService, ImageServiceOptions, JobSummary, JobView, SdCapabilities,
 };
 use crate::errors::{EngineError, Result};
 use crate::estimate::diffusion::DiffusionComponents;
@@ -67,6 +67,15 @@ pub(super) struct ImageSlot {
     gate: RwLock<Option<Arc<dyn GenerationGate>>>,
 }
 
+impl ImageSlot {
+    pub(super) fn with_gate(gate: Arc<dyn GenerationGate>) -> Self {
+        Self {
+            gate: RwLock::new(Some(gate)),
+            ..Self::default()
+        }
+    }
+}
+
 impl Engine {
     /// Starts the image server (stopping one already running) and returns where it
     /// listens.
@@ -109,6 +118,39 @@ impl Engine {
 
     pub fn image_server(&self) -> Option<ImageServerInfo> {
         self.running_images().map(|running| running.info.clone())
+    }
+
+    /// What the tray's "Start/Stop Diffusion" entry does now, and its tooltip line.
+    pub fn diffusion_control(&self) -> DiffusionControl {
+        crate::diffusion::control::diffusion_control(
+            self.status().diffusion,
+            self.image_server().map(|server| server.port),
+            &self.models().models(),
+            self.binary_status(BinaryKind::Diffusion).is_some(),
+        )
+    }
+
+    /// The tray's "Start/Stop Diffusion": stops the image server when it runs, else
+    /// starts it with the first installed diffusion model. `None` once stopped.
+    pub async fn toggle_diffusion(&self) -> Result<Option<ImageServerInfo>> {
+        let control = self.diffusion_control();
+        match control.action {
+            DiffusionAction::Stop => {
+                self.stop_image_server().await;
+                Ok(None)
+            }
+            DiffusionAction::Start { model_id } => self
+                .start_image_server(ImageServerConfig {
+                    model_id: Some(model_id),
+                    ..ImageServerConfig::default()
+                })
+                .await
+                .map(Some),
+            DiffusionAction::Unavailable => Err(EngineError::InvalidInput {
+                field: "model",
+                problem: control.label,
+            }),
+        }
     }
 
     /// The samplers and schedulers the running sd offers.

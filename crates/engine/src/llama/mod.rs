@@ -12,6 +12,7 @@
 
 mod args;
 mod chat;
+mod default_instance;
 mod devices;
 mod environment;
 mod flags;
@@ -31,13 +32,17 @@ mod supervisor;
 
 pub use args::{redact, LaunchPlan};
 pub use chat::{ChatDelta, ChatMessage, ChatOutcome, ChatRequest, ChatTimings};
+pub use default_instance::{
+    default_instance, llm_control, state_word, tooltip, LlmAction, LlmControl, DEFAULT_INSTANCE,
+};
 pub use devices::parse_devices;
 pub use environment::LaunchEnvironment;
 pub use flags::SupportedFlags;
 pub use logs::{parse_line, LogLine, ServerLogLevel};
 pub use manager::{LlamaManager, Opened};
 pub use pidfile::{EndedLeftover, PidRecord};
+pub use plan::{plan_memory, Memory};
 pub use policy::{HealthPolicy, LogPolicy, RestartPolicy, StopPolicy, SupervisionPolicy};
 pub use reasoning::is_reasoning_model;
 pub use spec::{InstanceSpec, ReasoningChoice, LOOPBACK};
-pub use state::{InstanceState, InstanceStatus, RunningConfig, StateChange};
+pub use state::{InstancePreview, InstanceState, InstanceStatus, RunningConfig, StateChange};

@@ -6,7 +6,8 @@ use std::path::Path;
 use crate::binaries::Variant;
 use crate::errors::Result;
 use crate::estimate::{
-    check_fits, estimate, fit, Backend, Budget, Calibration, LlamaEstimate, ModelShape,
+    check_fits, estimate, fit, AutoFields, Backend, Budget, Calibration, LlamaConfig,
+    LlamaEstimate, ModelShape,
 };
 use crate::gguf;
 
@@ -48,6 +49,63 @@ pub struct Inputs<'a> {
     pub port: u16,
 }
 
+/// What the machine offers a start: free memory now, and the context it suggests.
+#[derive(Debug, Clone, Copy)]
+pub struct Memory {
+    pub free: Budget,
+    pub suggested_context: u32,
+}
+
+/// The budget a backend may use: no VRAM for the CPU.
+fn budget_for(backend: Backend, free: Budget) -> Budget {
+    Budget {
+        ram_bytes: free.ram_bytes,
+        vram_bytes: if backend == Backend::Cpu {
+            0
+        } else {
+            free.vram_bytes
+        },
+    }
+}
+
+/// Fills the fields left to Switchyard (a context of 0: the model's trained one,
+/// capped by what the machine suggests; `auto` fields fitted to free memory) and
+/// returns the estimate of the result (formula only; the caller refines it with
+/// measurements). `config` becomes the final configuration.
+pub fn plan_memory(
+    shape: &ModelShape,
+    config: &mut LlamaConfig,
+    auto: AutoFields,
+    backend: Backend,
+    memory: Memory,
+    notes: &mut Vec<String>,
+) -> Result<LlamaEstimate> {
+    if config.context == 0 {
+        config.context = shape.trained_context.map_or(FALLBACK_CONTEXT, |trained| {
+            trained.min(memory.suggested_context.max(MIN_AUTO_CONTEXT))
+        });
+    }
+    let estimate_now = if auto.gpu_layers || auto.context {
+        let min_context = MIN_AUTO_CONTEXT.min(config.context);
+        let plan = fit(
+            shape,
+            config,
+            backend,
+            budget_for(backend, memory.free),
+            auto,
+            min_context,
+        )?;
+        notes.extend(plan.notes);
+        plan.estimate
+    } else {
+        estimate(shape, config, backend)
+    };
+    config.context = estimate_now.config.context;
+    config.gpu_layers = estimate_now.config.gpu_layers;
+    config.cpu_moe_layers = estimate_now.config.cpu_moe_layers;
+    Ok(estimate_now)
+}
+
 pub async fn resolve(spec: &InstanceSpec, inputs: Inputs<'_>) -> Result<Resolved> {
     let mut notes = Vec::new();
     let mut config = spec.config.clone();
@@ -75,37 +133,24 @@ pub async fn resolve(spec: &InstanceSpec, inputs: Inputs<'_>) -> Result<Resolved
     if reasoning && spec.reasoning == ReasoningChoice::Auto {
         notes.push("A reasoning model: its thinking is returned apart from the answer.".into());
     }
-    if config.context == 0 {
-        let trained = shape.as_ref().and_then(|shape| shape.trained_context);
-        config.context = trained.map_or(FALLBACK_CONTEXT, |trained| {
-            trained.min(inputs.suggested_context.max(MIN_AUTO_CONTEXT))
-        });
-    }
     let mut planned = None;
     if let Some(shape) = &shape {
-        let budget = Budget {
-            ram_bytes: inputs.free.ram_bytes,
-            vram_bytes: if backend == Backend::Cpu {
-                0
-            } else {
-                inputs.free.vram_bytes
+        let refined = plan_memory(
+            shape,
+            &mut config,
+            spec.auto,
+            backend,
+            Memory {
+                free: inputs.free,
+                suggested_context: inputs.suggested_context,
             },
-        };
-        let auto = spec.auto;
-        let estimate_now = if auto.gpu_layers || auto.context {
-            let min_context = MIN_AUTO_CONTEXT.min(config.context);
-            let plan = fit(shape, &config, backend, budget, auto, min_context)?;
-            notes.extend(plan.notes);
-            plan.estimate
-        } else {
-            estimate(shape, &config, backend)
-        };
-        config.context = estimate_now.config.context;
-        config.gpu_layers = estimate_now.config.gpu_layers;
-        config.cpu_moe_layers = estimate_now.config.cpu_moe_layers;
-        let refined = inputs.calibration.refine(&spec.model_key(), &estimate_now);
-        check_fits(shape, &refined, budget)?;
+            &mut notes,
+        )
+        .map(|estimate| inputs.calibration.refine(&spec.model_key(), &estimate))?;
+        check_fits(shape, &refined, budget_for(backend, inputs.free))?;
         planned = Some(refined);
+    } else if config.context == 0 {
+        config.context = FALLBACK_CONTEXT;
     }
     let api_key_file = None;
     let plan = LaunchPlan {

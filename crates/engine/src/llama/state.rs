@@ -109,3 +109,22 @@ pub struct StateChange {
     #[ts(type = "number")]
     pub at_ms: u64,
 }
+
+/// What a configuration would become if started now: the fields left to Switchyard
+/// fitted to free memory, the estimate (measured where llama-server reported this
+/// model and configuration before), and why it would not start, if it would not.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[ts(export)]
+pub struct InstancePreview {
+    /// `estimate.config` is the final configuration (context, GPU layers).
+    pub estimate: LlamaEstimate,
+    /// What fitting changed, in words.
+    pub notes: Vec<String>,
+    /// `INSUFFICIENT_RESOURCES` (or another reason) when it would not start now.
+    pub problem: Option<ErrorReport>,
+    /// Free memory now, which the fitting used.
+    #[ts(type = "number")]
+    pub free_ram_bytes: u64,
+    #[ts(type = "number")]
+    pub free_vram_bytes: u64,
+}

@@ -3,6 +3,7 @@ import type { EngineEvent } from '../../bindings/EngineEvent';
 import { ipc, untagged } from '../ipc';
 import { AppInfoStore } from './app.svelte';
 import { BinariesStore } from './binaries.svelte';
+import { LlamaStore } from './llama.svelte';
 import { DiffusionStore } from './diffusion.svelte';
 import { ModelsStore } from './models.svelte';
 import { NoticesStore } from './notices.svelte';
@@ -18,6 +19,7 @@ export interface Stores {
   notices: NoticesStore;
   models: ModelsStore;
   binaries: BinariesStore;
+  llama: LlamaStore;
   diffusion: DiffusionStore;
 }
 
@@ -31,6 +33,7 @@ export function createStores(): Stores {
     notices: new NoticesStore(),
     models: new ModelsStore(),
     binaries: new BinariesStore(),
+    llama: new LlamaStore(),
     diffusion: new DiffusionStore(),
   };
 }
@@ -60,6 +63,21 @@ export function applyEvent(stores: Stores, event: EngineEvent): void {
       break;
     case 'binary_download':
       stores.binaries.applyDownload(untagged(event));
+      break;
+    case 'llama_state':
+      stores.llama.applyState(untagged(event));
+      break;
+    case 'llama_instances':
+      stores.llama.setInstances(event.instances);
+      break;
+    case 'llama_log':
+      stores.llama.applyLog(event.instance, event.lines);
+      break;
+    case 'llama_chat_delta':
+      stores.llama.applyChatDelta(untagged(event));
+      break;
+    case 'llama_chat_done':
+      stores.llama.applyChatDone(event.instance, event.outcome);
       break;
     case 'image_server_changed':
       stores.diffusion.applyServer(event.server);
@@ -91,6 +109,7 @@ export async function connect(stores: Stores): Promise<() => void> {
     stores.notices.loadStartupWarnings(),
     stores.models.load(),
     stores.binaries.load(),
+    stores.llama.load(),
     stores.diffusion.load(),
   ]);
   return unlisten;

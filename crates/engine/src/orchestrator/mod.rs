@@ -1,0 +1,463 @@
+//! Keeps the LLM and image generation from exhausting memory together: the
+//! orchestrator is the image service's [`GenerationGate`]. When the running LLM
+//! servers and the next image would together pass a share (75 % by default) of the
+//! bottleneck — VRAM when a GPU is used, else RAM — it saves the servers' running
+//! configuration and stops them, lets the queued images run in one window, then
+//! reloads them in the background: after waiting until the memory is really free,
+//! with retries on `INSUFFICIENT_RESOURCES`, keeping the saved state (and saying so)
+//! when the reload finally fails.
+
+mod memory;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use ts_rs::TS;
+
+pub use memory::{MemorySample, MemorySource};
+
+use crate::diffusion::gate::BoxFuture;
+use crate::diffusion::{GateDecision, GateOutcome, GateRequest, GenerationGate};
+use crate::errors::{ErrorCode, ErrorReport, Result};
+use crate::estimate::AutoFields;
+use crate::events::{EngineEvent, EventBus};
+use crate::llama::{InstanceSpec, InstanceState, InstanceStatus, LlamaManager};
+use crate::locks::lock;
+
+/// How the orchestrator decides and how hard it tries to bring the LLM back.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct OrchestratorPolicy {
+    /// Offload when LLM + image would use more than this share of the bottleneck.
+    pub threshold: f64,
+    /// How long a reload waits for the memory to come back before it tries anyway.
+    #[ts(type = "number")]
+    pub memory_wait_ms: u64,
+    /// Starts tried per reload, with the backoff doubling between them.
+    pub reload_attempts: u32,
+    #[ts(type = "number")]
+    pub reload_backoff_ms: u64,
+    #[ts(type = "number")]
+    pub poll_ms: u64,
+}
+
+impl Default for OrchestratorPolicy {
+    fn default() -> Self {
+        Self {
+            threshold: 0.75,
+            memory_wait_ms: 30_000,
+            reload_attempts: 4,
+            reload_backoff_ms: 1_000,
+            poll_ms: 100,
+        }
+    }
+}
+
+/// A server the orchestrator stopped, and how to bring it back exactly as it ran.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[ts(export)]
+pub struct SavedInstance {
+    /// The person's own specification (restored once it runs again).
+    pub spec: InstanceSpec,
+    /// The same with the running port and final configuration pinned.
+    pub pinned: InstanceSpec,
+    /// Memory it used, which the reload waits to be free again.
+    #[ts(type = "number")]
+    pub ram_bytes: u64,
+    #[ts(type = "number")]
+    pub vram_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[ts(export)]
+pub struct SavedState {
+    pub instances: Vec<SavedInstance>,
+    #[ts(type = "number")]
+    pub offloaded_at_ms: u64,
+    /// Why the last reload failed, while the state waits for the person.
+    pub reload_error: Option<ErrorReport>,
+}
+
+/// What the next image would do to the LLM.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, TS)]
+#[ts(export)]
+pub struct OffloadPrediction {
+    pub needs_offload: bool,
+    /// LLM + image over the bottleneck's total.
+    pub projected_share: f64,
+    pub bottleneck_is_vram: bool,
+    /// How long chat would pause: stopping plus the last measured start.
+    pub predicted_pause_secs: f64,
+}
+
+/// What the orchestrator did, for the Resource Monitor's log.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[ts(export)]
+pub enum OrchestratorEvent {
+    Offloaded {
+        instances: Vec<String>,
+        reason: String,
+    },
+    Reloading {
+        instances: Vec<String>,
+        attempt: u32,
+    },
+    Reloaded {
+        instances: Vec<String>,
+        #[ts(type = "number")]
+        paused_ms: u64,
+    },
+    ReloadFailed {
+        instances: Vec<String>,
+        error: ErrorReport,
+    },
+}
+
+#[derive(Debug, Default)]
+struct State {
+    saved: Option<SavedState>,
+    /// Last stop + start durations seen, for the prediction.
+    last_pause: Option<Duration>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    llama: LlamaManager,
+    memory: Arc<dyn MemorySource>,
+    events: EventBus,
+    policy: Mutex<OrchestratorPolicy>,
+    state: Mutex<State>,
+    /// `true` while a reload is pending or running.
+    reloading: watch::Sender<bool>,
+    clock: Arc<dyn crate::clock::Clock>,
+}
+
+/// The orchestrator; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Orchestrator {
+    shared: Arc<Shared>,
+}
+
+/// Memory an instance uses now: what it reported (with its RSS) when known, else
+/// its estimate.
+fn instance_usage(status: &InstanceStatus) -> (u64, u64) {
+    if let Some(measured) = &status.measured {
+        let ram = measured.rss_bytes.unwrap_or_else(|| measured.ram.total());
+        return (ram, measured.vram.total());
+    }
+    status
+        .running
+        .as_ref()
+        .and_then(|running| running.estimate.as_ref())
+        .map_or((0, 0), |estimate| {
+            (estimate.ram_bytes(), estimate.vram_bytes())
+        })
+}
+
+fn is_up(state: InstanceState) -> bool {
+    matches!(
+        state,
+        InstanceState::Starting
+            | InstanceState::Loading
+            | InstanceState::Healthy
+            | InstanceState::Unhealthy
+            | InstanceState::Restarting
+    )
+}
+
+impl Orchestrator {
+    pub fn new(
+        llama: LlamaManager,
+        memory: Arc<dyn MemorySource>,
+        events: EventBus,
+        clock: Arc<dyn crate::clock::Clock>,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                llama,
+                memory,
+                events,
+                policy: Mutex::new(OrchestratorPolicy::default()),
+                state: Mutex::new(State::default()),
+                reloading: watch::channel(false).0,
+                clock,
+            }),
+        }
+    }
+
+    pub fn policy(&self) -> OrchestratorPolicy {
+        *lock(&self.shared.policy)
+    }
+
+    pub fn set_policy(&self, policy: OrchestratorPolicy) {
+        *lock(&self.shared.policy) = policy;
+    }
+
+    /// The servers stopped for images and not yet back.
+    pub fn saved_state(&self) -> Option<SavedState> {
+        lock(&self.shared.state).saved.clone()
+    }
+
+    /// Forgets the saved servers (the person restarts or removes them by hand).
+    pub fn clear_saved_state(&self) {
+        lock(&self.shared.state).saved = None;
+    }
+
+    /// Waits until no reload is pending; `false` when `timeout` passed first.
+    pub async fn wait_for_reload(&self, timeout: Duration) -> bool {
+        let mut reloading = self.shared.reloading.subscribe();
+        tokio::time::timeout(timeout, reloading.wait_for(|busy| !busy))
+            .await
+            .is_ok_and(|waited| waited.is_ok())
+    }
+
+    /// Whether an image needing `image_ram`/`image_vram` would stop the LLM now.
+    pub fn would_need_offload(&self, image_ram: u64, image_vram: u64) -> OffloadPrediction {
+        let running: Vec<InstanceStatus> = self
+            .shared
+            .llama
+            .list()
+            .into_iter()
+            .filter(|status| is_up(status.state))
+            .collect();
+        let (llm_ram, llm_vram) = running
+            .iter()
+            .map(instance_usage)
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        let sample = self.shared.memory.sample();
+        let bottleneck_is_vram = sample.vram_total_bytes > 0 && (llm_vram > 0 || image_vram > 0);
+        let (used, total) = if bottleneck_is_vram {
+            (llm_vram + image_vram, sample.vram_total_bytes)
+        } else {
+            (llm_ram + image_ram, sample.ram_total_bytes)
+        };
+        #[allow(clippy::cast_precision_loss)]
+        let projected_share = if total == 0 {
+            f64::INFINITY
+        } else {
+            used as f64 / total as f64
+        };
+        let needs_offload = !running.is_empty() && projected_share > self.policy().threshold;
+        let pause = lock(&self.shared.state)
+            .last_pause
+            .unwrap_or(Duration::from_secs(2));
+        OffloadPrediction {
+            needs_offload,
+            projected_share,
+            bottleneck_is_vram,
+            predicted_pause_secs: if needs_offload {
+                pause.as_secs_f64()
+            } else {
+                0.0
+            },
+        }
+    }
+
+    fn emit(&self, event: OrchestratorEvent) {
+        self.shared.events.emit(EngineEvent::Orchestrator(event));
+    }
+
+    /// Saves and stops every running server.
+    async fn offload(&self, reason: String) -> Result<()> {
+        let running: Vec<InstanceStatus> = self
+            .shared
+            .llama
+            .list()
+            .into_iter()
+            .filter(|status| is_up(status.state))
+            .collect();
+        let mut saved = Vec::new();
+        let started = Instant::now();
+        for status in running {
+            let (ram_bytes, vram_bytes) = instance_usage(&status);
+            let mut pinned = status.spec.clone();
+            if let Some(running) = &status.running {
+                // Back exactly as it ran: same port, same final configuration.
+                pinned.port = Some(running.port);
+                pinned.config = running.config.clone();
+                pinned.threads = running.threads;
+                pinned.auto = AutoFields {
+                    gpu_layers: false,
+                    context: false,
+                };
+            }
+            self.shared.llama.stop(&status.spec.name).await?;
+            saved.push(SavedInstance {
+                spec: status.spec,
+                pinned,
+                ram_bytes,
+                vram_bytes,
+            });
+        }
+        let names: Vec<String> = saved.iter().map(|s| s.spec.name.clone()).collect();
+        {
+            let mut state = lock(&self.shared.state);
+            state.last_pause = Some(started.elapsed());
+            state.saved = Some(SavedState {
+                instances: saved,
+                offloaded_at_ms: self.shared.clock.now_ms(),
+                reload_error: None,
+            });
+        }
+        self.shared.reloading.send_replace(true);
+        self.emit(OrchestratorEvent::Offloaded {
+            instances: names,
+            reason,
+        });
+        Ok(())
+    }
+
+    /// Brings the saved servers back: waits for the memory, then starts them with
+    /// retries; on final failure the saved state stays, with the error.
+    async fn reload(&self) {
+        let Some(saved) = self.saved_state() else {
+            self.shared.reloading.send_replace(false);
+            return;
+        };
+        let policy = self.policy();
+        let names: Vec<String> = saved
+            .instances
+            .iter()
+            .map(|s| s.spec.name.clone())
+            .collect();
+        let (need_ram, need_vram) = saved
+            .instances
+            .iter()
+            .fold((0, 0), |a, s| (a.0 + s.ram_bytes, a.1 + s.vram_bytes));
+        self.wait_for_memory(need_ram, need_vram, &policy).await;
+
+        let began = Instant::now();
+        let mut backoff = Duration::from_millis(policy.reload_backoff_ms);
+        let mut last_error = None;
+        for attempt in 1..=policy.reload_attempts.max(1) {
+            self.emit(OrchestratorEvent::Reloading {
+                instances: names.clone(),
+                attempt,
+            });
+            match self.start_saved(&saved).await {
+                Ok(()) => {
+                    let paused_ms = self
+                        .shared
+                        .clock
+                        .now_ms()
+                        .saturating_sub(saved.offloaded_at_ms);
+                    {
+                        let mut state = lock(&self.shared.state);
+                        state.saved = None;
+                        let stop = state.last_pause.unwrap_or_default();
+                        state.last_pause = Some(stop + began.elapsed());
+                    }
+                    self.shared.reloading.send_replace(false);
+                    self.emit(OrchestratorEvent::Reloaded {
+                        instances: names,
+                        paused_ms,
+                    });
+                    return;
+                }
+                Err(error) => {
+                    let retry = error.code() == ErrorCode::InsufficientResources
+                        || error.code() == ErrorCode::PortInUse;
+                    last_error = Some(error.report());
+                    if !retry {
+                        break;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+            }
+        }
+        let error = last_error.unwrap_or_else(|| ErrorReport {
+            code: ErrorCode::Internal,
+            message: "the reload did not run".into(),
+            suggestion: String::new(),
+        });
+        if let Some(saved) = &mut lock(&self.shared.state).saved {
+            saved.reload_error = Some(error.clone());
+        }
+        self.shared.reloading.send_replace(false);
+        self.emit(OrchestratorEvent::ReloadFailed {
+            instances: names,
+            error,
+        });
+    }
+
+    /// Polls the fresh free memory until the servers fit again, or the deadline.
+    async fn wait_for_memory(&self, ram: u64, vram: u64, policy: &OrchestratorPolicy) {
+        let deadline = Instant::now() + Duration::from_millis(policy.memory_wait_ms);
+        loop {
+            let sample = self.shared.memory.sample();
+            let ram_ok = sample.ram_free_bytes >= ram;
+            let vram_ok = vram == 0 || sample.vram_free_bytes >= vram;
+            if (ram_ok && vram_ok) || Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(policy.poll_ms.max(1))).await;
+        }
+    }
+
+    async fn start_saved(&self, saved: &SavedState) -> Result<()> {
+        let llama = &self.shared.llama;
+        for instance in &saved.instances {
+            let name = &instance.spec.name;
+            let up = llama.status(name).is_ok_and(|status| is_up(status.state));
+            if up {
+                continue;
+            }
+            llama.update(instance.pinned.clone())?;
+            let started = llama.start(name).await;
+            // The person's own specification applies again at the next start.
+            llama.update(instance.spec.clone())?;
+            started?;
+        }
+        Ok(())
+    }
+}
+
+impl GenerationGate for Orchestrator {
+    fn open<'a>(&'a self, first: &'a GateRequest) -> BoxFuture<'a, Result<GateDecision>> {
+        Box::pin(async move {
+            if self.saved_state().is_some() {
+                // Still offloaded (a reload pending or failed): keep the window shut
+                // for the LLM and release sd's memory afterwards.
+                return Ok(GateDecision {
+                    release_after: true,
+                });
+            }
+            let prediction =
+                self.would_need_offload(first.estimate.ram_bytes, first.estimate.vram_bytes);
+            if !prediction.needs_offload {
+                return Ok(GateDecision::default());
+            }
+            let reason = format!(
+                "LLM and image together would use {:.0} % of {} (threshold {:.0} %)",
+                prediction.projected_share * 100.0,
+                if prediction.bottleneck_is_vram {
+                    "VRAM"
+                } else {
+                    "RAM"
+                },
+                self.policy().threshold * 100.0
+            );
+            self.offload(reason).await?;
+            Ok(GateDecision {
+                release_after: true,
+            })
+        })
+    }
+
+    fn close<'a>(&'a self, _outcome: &'a GateOutcome) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if self
+                .saved_state()
+                .is_some_and(|saved| saved.reload_error.is_none())
+            {
+                // Back in the background: the image is already with its caller.
+                let me = self.clone();
+                tokio::spawn(async move { me.reload().await });
+            }
+        })
+    }
+}

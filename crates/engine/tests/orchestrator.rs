@@ -1,0 +1,338 @@
+//! The orchestrator with the real llama-server (generated model) and the real
+//! sd-cli (random SDXS-512 model), on a system probe that reports a small budget;
+//! the fake sd only for the crash.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_engine::binaries::{BinaryKind, EnsureBinary};
+use switchyard_engine::diffusion::{
+    DiffusionModelFiles, ImageRequest, ImageServiceOptions, JobStatus, RunnerKind,
+};
+use switchyard_engine::engine::ImageServerConfig;
+use switchyard_engine::llama::{InstanceSpec, InstanceState, InstanceStatus};
+use switchyard_engine::orchestrator::{OrchestratorEvent, OrchestratorPolicy};
+use switchyard_engine::settings::Settings;
+use switchyard_engine::{Engine, EngineDeps, EngineEvent};
+use switchyard_testkit::gguf::{shared_sdxs_512, LlamaSpec};
+use switchyard_testkit::tools::{fake_sd, llama_server, sd_cli};
+use switchyard_testkit::{FakeProbe, ManualClock, GIB};
+use tokio::sync::broadcast::Receiver;
+
+const DEADLINE: Duration = Duration::from_secs(90);
+const MIB: u64 = 1024 * 1024;
+
+struct Setup {
+    engine: Engine,
+    probe: Arc<FakeProbe>,
+    events: Receiver<EngineEvent>,
+    _dir: tempfile::TempDir,
+}
+
+/// An engine on a machine with `ram` bytes, a running tiny LLM named "chat", and
+/// the image server with `sd` and `model`.
+async fn setup(ram: u64, sd: &Path, model: &Path) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = Arc::new(FakeProbe::cpu_only(16).with_ram_bytes(ram));
+    let engine = Engine::new(EngineDeps {
+        data_dir_override: Some(dir.path().join("data")),
+        config_dir: dir.path().join("config"),
+        settings: Settings::default(),
+        probe: probe.clone(),
+        clock: Arc::new(ManualClock::at(1_700_000_000_000)),
+    })
+    .unwrap();
+    engine.orchestrator().set_policy(OrchestratorPolicy {
+        memory_wait_ms: 2_000,
+        reload_backoff_ms: 50,
+        poll_ms: 10,
+        ..OrchestratorPolicy::default()
+    });
+    engine
+        .ensure_binary(
+            BinaryKind::LlamaServer,
+            EnsureBinary {
+                custom_path: Some(llama_server()),
+                ..EnsureBinary::default()
+            },
+        )
+        .await
+        .unwrap();
+    let llm = dir.path().join("tiny.gguf");
+    LlamaSpec::default().write_to(&llm).unwrap();
+    let mut spec = InstanceSpec::new("chat", &llm);
+    spec.config.context = 512;
+    spec.threads = Some(2);
+    engine.llama().create(spec).unwrap();
+    engine.llama().start("chat").await.unwrap();
+    let events = engine.subscribe();
+    engine
+        .start_image_server(ImageServerConfig {
+            files: Some(DiffusionModelFiles::single(model)),
+            sd_binary: Some(sd.to_path_buf()),
+            port: Some(0),
+            options: ImageServiceOptions {
+                runner: RunnerKind::Cli,
+                threads: Some(2),
+                ..ImageServiceOptions::default()
+            },
+            ..ImageServerConfig::default()
+        })
+        .await
+        .unwrap();
+    Setup {
+        engine,
+        probe,
+        events,
+        _dir: dir,
+    }
+}
+
+fn small(prompt: &str) -> ImageRequest {
+    ImageRequest {
+        width: 64,
+        height: 64,
+        steps: 1,
+        cfg_scale: 1.0,
+        seed: Some(42),
+        ..ImageRequest::new(prompt)
+    }
+}
+
+/// The orchestrator's events and image completions, in order, until `last` matches.
+async fn record_until(
+    events: &mut Receiver<EngineEvent>,
+    last: impl Fn(&EngineEvent) -> bool,
+) -> Vec<EngineEvent> {
+    let mut seen = Vec::new();
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    let done = last(&event);
+                    let keep = matches!(event, EngineEvent::Orchestrator(_))
+                        || matches!(&event, EngineEvent::ImageJobChanged(job) if job.status != JobStatus::Pending && job.status != JobStatus::Running);
+                    if keep || done {
+                        seen.push(event);
+                    }
+                    if done {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(error) => panic!("events ended: {error}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out; seen so far: {seen:#?}"));
+    seen
+}
+
+fn is_reloaded(event: &EngineEvent) -> bool {
+    matches!(
+        event,
+        EngineEvent::Orchestrator(OrchestratorEvent::Reloaded { .. })
+    )
+}
+
+fn running_shape(status: &InstanceStatus) -> (Option<u16>, u32, u32) {
+    let running = status.running.as_ref().expect("running");
+    (
+        Some(running.port),
+        running.config.context,
+        running.config.gpu_layers,
+    )
+}
+
+#[tokio::test]
+async fn an_image_offloads_the_llm_returns_first_and_the_llm_comes_back_identical() {
+    let model = shared_sdxs_512();
+    let mut setup = setup(GIB, &sd_cli(), &model.path()).await;
+    let before = setup.engine.llama().status("chat").unwrap();
+    let prediction = setup.engine.orchestrator().would_need_offload(900 * MIB, 0);
+    assert!(prediction.needs_offload, "{prediction:?}");
+
+    let id = setup.engine.generate_image(small("a switch yard")).unwrap();
+    let seen = record_until(&mut setup.events, is_reloaded).await;
+    let order: Vec<&str> = seen
+        .iter()
+        .map(|event| match event {
+            EngineEvent::Orchestrator(OrchestratorEvent::Offloaded { .. }) => "offloaded",
+            EngineEvent::Orchestrator(OrchestratorEvent::Reloading { .. }) => "reloading",
+            EngineEvent::Orchestrator(OrchestratorEvent::Reloaded { .. }) => "reloaded",
+            EngineEvent::ImageJobChanged(_) => "image",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(order, ["offloaded", "image", "reloading", "reloaded"]);
+    let view = setup.engine.image_job(&id).unwrap();
+    assert_eq!(view.status, JobStatus::Complete);
+
+    let after = setup.engine.llama().status("chat").unwrap();
+    assert_eq!(after.state, InstanceState::Healthy);
+    assert_eq!(running_shape(&after), running_shape(&before));
+    assert!(setup.engine.orchestrator().saved_state().is_none());
+    assert!(
+        setup
+            .engine
+            .llama()
+            .status("chat")
+            .unwrap()
+            .spec
+            .port
+            .is_none(),
+        "the person's own spec (auto port) is back for the next start"
+    );
+    setup.engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_a_large_budget_nothing_is_offloaded() {
+    let model = shared_sdxs_512();
+    let mut setup = setup(64 * GIB, &sd_cli(), &model.path()).await;
+    let id = setup.engine.generate_image(small("a cat")).unwrap();
+    let seen = record_until(&mut setup.events, |event| {
+        matches!(event, EngineEvent::ImageJobChanged(job) if job.id == id && job.status == JobStatus::Complete)
+    })
+    .await;
+    assert!(
+        !seen
+            .iter()
+            .any(|e| matches!(e, EngineEvent::Orchestrator(_))),
+        "{seen:#?}"
+    );
+    assert_eq!(
+        setup.engine.llama().status("chat").unwrap().state,
+        InstanceState::Healthy
+    );
+    setup.engine.shutdown().await;
+}
+
+/// The fake reads nothing from its model: a tiny file and a budget to match.
+fn fake_model(dir: &Path) -> std::path::PathBuf {
+    let model = dir.join("fake-model.gguf");
+    std::fs::write(&model, b"read by nobody").unwrap();
+    model
+}
+
+#[tokio::test]
+async fn an_sd_crash_still_brings_the_llm_back() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mut setup = setup(80 * MIB, &fake_sd(), &fake_model(scratch.path())).await;
+    let id = setup.engine.generate_image(small("[crash] a cat")).unwrap();
+    let seen = record_until(&mut setup.events, is_reloaded).await;
+    assert!(seen.iter().any(|e| matches!(
+        e,
+        EngineEvent::Orchestrator(OrchestratorEvent::Offloaded { .. })
+    )));
+    assert_eq!(
+        setup.engine.image_job(&id).unwrap().status,
+        JobStatus::Error
+    );
+    assert_eq!(
+        setup.engine.llama().status("chat").unwrap().state,
+        InstanceState::Healthy
+    );
+    setup.engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn three_queued_images_share_one_offload() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mut setup = setup(80 * MIB, &fake_sd(), &fake_model(scratch.path())).await;
+    let ids: Vec<String> = (0..3)
+        .map(|i| {
+            setup
+                .engine
+                .generate_image(small(&format!("cat {i}")))
+                .unwrap()
+        })
+        .collect();
+    let seen = record_until(&mut setup.events, is_reloaded).await;
+    let offloads = seen
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                EngineEvent::Orchestrator(OrchestratorEvent::Offloaded { .. })
+            )
+        })
+        .count();
+    assert_eq!(offloads, 1, "{seen:#?}");
+    for id in ids {
+        assert_eq!(
+            setup.engine.image_job(&id).unwrap().status,
+            JobStatus::Complete
+        );
+    }
+    setup.engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_reload_that_fails_is_retried_and_a_final_failure_keeps_the_saved_state() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mut setup = setup(80 * MIB, &fake_sd(), &fake_model(scratch.path())).await;
+    // The memory is not back yet: the first start is refused (INSUFFICIENT_RESOURCES).
+    setup.probe.set_available_ram(0);
+    setup.engine.orchestrator().set_policy(OrchestratorPolicy {
+        memory_wait_ms: 50,
+        reload_backoff_ms: 200,
+        poll_ms: 10,
+        ..OrchestratorPolicy::default()
+    });
+    setup.engine.generate_image(small("a cat")).unwrap();
+    record_until(&mut setup.events, |event| {
+        matches!(
+            event,
+            EngineEvent::Orchestrator(OrchestratorEvent::Reloading { attempt: 1, .. })
+        )
+    })
+    .await;
+    // Memory comes back while the orchestrator backs off: a later attempt succeeds.
+    setup.probe.set_available_ram(80 * MIB);
+    let seen = record_until(&mut setup.events, is_reloaded).await;
+    assert!(
+        seen.iter().any(|e| matches!(e, EngineEvent::Orchestrator(OrchestratorEvent::Reloading { attempt, .. }) if *attempt >= 2)),
+        "{seen:#?}"
+    );
+    assert_eq!(
+        setup.engine.llama().status("chat").unwrap().state,
+        InstanceState::Healthy
+    );
+
+    // Now it never comes back: the reload gives up, says why, and keeps the state.
+    setup.engine.orchestrator().set_policy(OrchestratorPolicy {
+        memory_wait_ms: 20,
+        reload_attempts: 2,
+        reload_backoff_ms: 10,
+        poll_ms: 5,
+        ..OrchestratorPolicy::default()
+    });
+    setup.probe.set_available_ram(0);
+    setup.engine.generate_image(small("another cat")).unwrap();
+    let seen = record_until(&mut setup.events, |event| {
+        matches!(
+            event,
+            EngineEvent::Orchestrator(OrchestratorEvent::ReloadFailed { .. })
+        )
+    })
+    .await;
+    let Some(EngineEvent::Orchestrator(OrchestratorEvent::ReloadFailed { error, .. })) =
+        seen.last()
+    else {
+        panic!("{seen:#?}");
+    };
+    assert_eq!(
+        error.code,
+        switchyard_engine::ErrorCode::InsufficientResources
+    );
+    let saved = setup.engine.orchestrator().saved_state().expect("kept");
+    assert_eq!(saved.instances[0].spec.name, "chat");
+    assert!(saved.reload_error.is_some());
+    assert!(setup.engine.orchestrator().wait_for_reload(DEADLINE).await);
+    setup.engine.shutdown().await;
+}
