@@ -33,6 +33,14 @@ const COMMANDS: &[&str] = &[
     "chat",
     "estimate_model",
     "preview_instance",
+    "start_image_server",
+    "stop_image_server",
+    "image_server",
+    "image_capabilities",
+    "generate_image",
+    "image_job",
+    "cancel_image_job",
+    "save_image",
 ];
 
 fn main() {

@@ -21,6 +21,11 @@ import type { EngineEvent } from '../bindings/EngineEvent';
 import type { EngineStatus } from '../bindings/EngineStatus';
 import type { ErrorReport } from '../bindings/ErrorReport';
 import type { HubFile } from '../bindings/HubFile';
+import type { ImageRequest } from '../bindings/ImageRequest';
+import type { ImageServerInfo } from '../bindings/ImageServerInfo';
+import type { JobSummary } from '../bindings/JobSummary';
+import type { JobView } from '../bindings/JobView';
+import type { SdCapabilities } from '../bindings/SdCapabilities';
 import type { InstalledModel } from '../bindings/InstalledModel';
 import type { ModelLocation } from '../bindings/ModelLocation';
 import type { RemoteModel } from '../bindings/RemoteModel';
@@ -119,6 +124,22 @@ export const ipc = {
   /** What a start would run with now: automatic fields fitted, estimate, and why it would not fit. */
   previewInstance: (model_id: string, config: LlamaConfig, auto: AutoFields) =>
     call<InstancePreview>('preview_instance', { model_id, config, auto }),
+
+  // Images. The window names an installed model; the engine finds its files and sd.
+  /** Starts the image server on the image port setting; resolves when it listens. */
+  startImageServer: (model: string) => call<ImageServerInfo>('start_image_server', { model }),
+  stopImageServer: () => call<null>('stop_image_server'),
+  /** Where the image server listens, or null when it is stopped. */
+  imageServer: () => call<ImageServerInfo | null>('image_server'),
+  /** Samplers and schedulers the running sd offers. */
+  imageCapabilities: () => call<SdCapabilities>('image_capabilities'),
+  /** Queues a generation; resolves to the job's id. Progress comes as `image_job_changed`. */
+  generateImage: (request: ImageRequest) => call<string>('generate_image', { request }),
+  /** A job with its images (base64 PNG) once complete: events never carry images. */
+  imageJob: (id: string) => call<JobView>('image_job', { id }),
+  cancelImageJob: (id: string) => call<JobSummary>('cancel_image_job', { id }),
+  /** Writes a PNG into the gallery folder; resolves to the file's path. */
+  saveImage: (image: string, seed: number) => call<string>('save_image', { image, seed }),
 
   /** Calls `handler` for every engine event until the returned function is called. */
   onEngineEvent: async (handler: (event: EngineEvent) => void): Promise<UnlistenFn> => {

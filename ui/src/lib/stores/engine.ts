@@ -4,6 +4,7 @@ import { ipc, untagged } from '../ipc';
 import { AppInfoStore } from './app.svelte';
 import { BinariesStore } from './binaries.svelte';
 import { LlamaStore } from './llama.svelte';
+import { DiffusionStore } from './diffusion.svelte';
 import { ModelsStore } from './models.svelte';
 import { NoticesStore } from './notices.svelte';
 import { SettingsStore } from './settings.svelte';
@@ -19,6 +20,7 @@ export interface Stores {
   models: ModelsStore;
   binaries: BinariesStore;
   llama: LlamaStore;
+  diffusion: DiffusionStore;
 }
 
 /** One fresh set of stores: main.ts makes the window's, tests make their own. */
@@ -32,6 +34,7 @@ export function createStores(): Stores {
     models: new ModelsStore(),
     binaries: new BinariesStore(),
     llama: new LlamaStore(),
+    diffusion: new DiffusionStore(),
   };
 }
 
@@ -76,6 +79,13 @@ export function applyEvent(stores: Stores, event: EngineEvent): void {
     case 'llama_chat_done':
       stores.llama.applyChatDone(event.instance, event.outcome);
       break;
+    case 'image_server_changed':
+      stores.diffusion.applyServer(event.server);
+      break;
+    case 'image_job_changed':
+      // Progress only: a complete job's images are fetched by the store, once.
+      stores.diffusion.applyJob(untagged(event));
+      break;
     case 'shutting_down':
       stores.status.shuttingDown = true;
       break;
@@ -100,6 +110,7 @@ export async function connect(stores: Stores): Promise<() => void> {
     stores.models.load(),
     stores.binaries.load(),
     stores.llama.load(),
+    stores.diffusion.load(),
   ]);
   return unlisten;
 }
