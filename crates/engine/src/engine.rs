@@ -328,17 +328,25 @@ impl Engine {
         })
     }
 
-    /// The shape of an installed language model, from its weights' header.
-    async fn model_shape(&self, model_id: &str) -> Result<crate::estimate::ModelShape> {
-        let model = self
-            .models()
+    /// An installed model by id; `field` names the input in the error.
+    fn installed_model(
+        &self,
+        model_id: &str,
+        field: &'static str,
+    ) -> Result<models::InstalledModel> {
+        self.models()
             .models()
             .into_iter()
             .find(|model| model.id == model_id)
             .ok_or_else(|| EngineError::InvalidInput {
-                field: "model",
+                field,
                 problem: format!("no installed model `{model_id}`"),
-            })?;
+            })
+    }
+
+    /// The shape of an installed language model, from its weights' header.
+    async fn model_shape(&self, model_id: &str) -> Result<crate::estimate::ModelShape> {
+        let model = self.installed_model(model_id, "model")?;
         let first = model
             .files
             .iter()
@@ -390,15 +398,7 @@ impl Engine {
         let Some(model_id) = spec.model_id.clone() else {
             return Ok(spec);
         };
-        let model = self
-            .models()
-            .models()
-            .into_iter()
-            .find(|model| model.id == model_id)
-            .ok_or_else(|| EngineError::InvalidInput {
-                field: "model_id",
-                problem: format!("no installed model `{model_id}`"),
-            })?;
+        let model = self.installed_model(&model_id, "model_id")?;
         if model.kind != models::ModelKind::Llm {
             return Err(EngineError::InvalidInput {
                 field: "model_id",

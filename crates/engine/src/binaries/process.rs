@@ -94,18 +94,15 @@ impl TestProcess {
 
     #[cfg(unix)]
     fn signal_group(&self, kill: bool) {
-        use nix::sys::signal::{killpg, Signal};
-        use nix::unistd::Pid;
-        let Some(pid) = self.pid.and_then(|pid| i32::try_from(pid).ok()) else {
-            return;
-        };
-        let signal = if kill {
-            Signal::SIGKILL
-        } else {
-            Signal::SIGTERM
-        };
-        // The group may be gone already; that is the point.
-        let _ = killpg(Pid::from_raw(pid), signal);
+        use nix::sys::signal::Signal;
+        if let Some(pid) = self.pid {
+            let signal = if kill {
+                Signal::SIGKILL
+            } else {
+                Signal::SIGTERM
+            };
+            crate::llama::process::signal_group(pid, signal);
+        }
     }
 
     #[cfg(not(unix))]
