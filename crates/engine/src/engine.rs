@@ -388,6 +388,17 @@ impl Engine {
         self.llama().create(spec)
     }
 
+    /// Creates an instance of an installed model with the engine's defaults (auto
+    /// port, context and GPU layers fitted at start), so no front end keeps its own
+    /// copy of them.
+    pub fn create_instance_for_model(&self, name: &str, model_id: &str) -> Result<InstanceStatus> {
+        let spec = InstanceSpec {
+            model_id: Some(model_id.to_owned()),
+            ..InstanceSpec::new(name, "")
+        };
+        self.create_instance(spec)
+    }
+
     /// Changes an instance's configuration (see [`Self::create_instance`]).
     pub fn update_instance(&self, spec: InstanceSpec) -> Result<InstanceStatus> {
         let spec = self.with_model_paths(spec)?;

@@ -106,7 +106,9 @@ export const ipc = {
   // llama-server instances. A spec names its model by catalog id (`model_id`); the
   // engine fills in the file paths.
   listInstances: () => call<InstanceStatus[]>('list_instances'),
-  createInstance: (spec: InstanceSpec) => call<InstanceStatus>('create_instance', { spec }),
+  /** A new instance of an installed model with the engine's defaults. */
+  createInstance: (name: string, model_id: string) =>
+    call<InstanceStatus>('create_instance', { name, model_id }),
   updateInstance: (spec: InstanceSpec) => call<InstanceStatus>('update_instance', { spec }),
   removeInstance: (name: string) => call<null>('remove_instance', { name }),
   /** Resolves once the server is healthy; rejects with PORT_IN_USE, SERVER_START_FAILED, ... */
