@@ -392,10 +392,13 @@ impl Engine {
     /// port, context and GPU layers fitted at start), so no front end keeps its own
     /// copy of them.
     pub fn create_instance_for_model(&self, name: &str, model_id: &str) -> Result<InstanceStatus> {
-        let spec = InstanceSpec {
+        let mut spec = InstanceSpec {
             model_id: Some(model_id.to_owned()),
             ..InstanceSpec::new(name, "")
         };
+        // 0: chosen at start from what the model was trained for and what this
+        // machine suggests.
+        spec.config.context = 0;
         self.create_instance(spec)
     }
 

@@ -141,7 +141,11 @@ async fn instances_name_installed_models_by_id_and_unknown_ids_are_refused() {
         .expect("created");
     assert_eq!(
         fresh.spec.config,
-        switchyard_engine::estimate::LlamaConfig::default()
+        switchyard_engine::estimate::LlamaConfig {
+            context: 0,
+            ..switchyard_engine::estimate::LlamaConfig::default()
+        },
+        "context 0: fitted at start"
     );
     assert_eq!(fresh.spec.port, None, "a free port at start");
     assert!(fresh.spec.auto.gpu_layers && fresh.spec.auto.context);
