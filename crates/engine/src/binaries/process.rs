@@ -94,15 +94,7 @@ impl TestProcess {
 
     #[cfg(unix)]
     fn signal_group(&self, kill: bool) {
-        use nix::sys::signal::Signal;
-        if let Some(pid) = self.pid {
-            let signal = if kill {
-                Signal::SIGKILL
-            } else {
-                Signal::SIGTERM
-            };
-            crate::llama::process::signal_group(pid, signal);
-        }
+        crate::llama::process::end_group(self.pid, kill);
     }
 
     #[cfg(not(unix))]

@@ -120,15 +120,7 @@ impl SdChild {
 
     #[cfg(unix)]
     fn signal(&self, kill: bool) {
-        use nix::sys::signal::Signal;
-        if let Some(pid) = self.pid {
-            let signal = if kill {
-                Signal::SIGKILL
-            } else {
-                Signal::SIGTERM
-            };
-            crate::llama::process::signal_group(pid, signal);
-        }
+        crate::llama::process::end_group(self.pid, kill);
     }
 
     #[cfg(not(unix))]
