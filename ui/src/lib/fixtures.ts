@@ -423,6 +423,7 @@ export function fakeInstance(
       model_id,
       mmproj_path: null,
       port: null,
+      endpoint_port: 41300,
       config: { ...config, context: 0 },
       auto: { gpu_layers: true, context: true },
       threads: null,
@@ -435,6 +436,7 @@ export function fakeInstance(
     reason: running ? '/health answered 200' : '',
     pid: running ? 4242 : null,
     endpoint: running ? 'http://127.0.0.1:41234' : null,
+    api_endpoint: 'http://127.0.0.1:41300',
     running: running
       ? {
           config,

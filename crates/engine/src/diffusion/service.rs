@@ -355,8 +355,8 @@ impl Inner {
     }
 }
 
-/// The worker: waits for a job, opens the gate, runs jobs until the queue is empty,
-/// closes the gate.
+/// The worker: waits for a job, opens the gate, runs jobs until the queue is empty
+/// (or the gate asks for a break), closes the gate.
 async fn work(inner: Arc<Inner>) {
     loop {
         let first = loop {
@@ -387,7 +387,13 @@ async fn work(inner: Arc<Inner>) {
         let mut next = Some(first);
         while let Some(job) = next {
             run_job(&inner, gate.as_ref(), job, &mut outcome).await;
-            next = inner.next_job();
+            let more_waiting = inner.store().waiting() > 0;
+            next = if more_waiting && gate.should_yield() {
+                // The rest waits in the queue for the next window.
+                None
+            } else {
+                inner.next_job()
+            };
         }
         if decision.release_after || inner.shutdown.is_cancelled() {
             inner.runner.lock().await.release().await;

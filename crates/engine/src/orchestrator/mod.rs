@@ -41,6 +41,14 @@ pub struct OrchestratorPolicy {
     pub reload_backoff_ms: u64,
     #[ts(type = "number")]
     pub poll_ms: u64,
+    /// A queue of images keeps the LLM offloaded at most this long while chat
+    /// requests wait for it; then the LLM comes back between two images.
+    #[ts(type = "number")]
+    pub max_window_ms: u64,
+    /// After such a break, how long the next image waits for the waiting chat
+    /// requests to be answered before it offloads the LLM again.
+    #[ts(type = "number")]
+    pub chat_turn_ms: u64,
 }
 
 impl Default for OrchestratorPolicy {
@@ -51,6 +59,8 @@ impl Default for OrchestratorPolicy {
             reload_attempts: 4,
             reload_backoff_ms: 1_000,
             poll_ms: 100,
+            max_window_ms: 60_000,
+            chat_turn_ms: 30_000,
         }
     }
 }
@@ -100,6 +110,17 @@ pub enum OrchestratorEvent {
     Offloaded {
         instances: Vec<String>,
         reason: String,
+        /// Stopping the servers took this long.
+        #[ts(type = "number")]
+        stop_ms: u64,
+    },
+    /// The offload window reached its maximum with chat requests waiting: the LLM
+    /// comes back before the next image.
+    WindowYielded {
+        #[ts(type = "number")]
+        window_ms: u64,
+        #[ts(type = "number")]
+        waiting_requests: u64,
     },
     Reloading {
         instances: Vec<String>,
@@ -107,8 +128,14 @@ pub enum OrchestratorEvent {
     },
     Reloaded {
         instances: Vec<String>,
+        /// From the offload to healthy again.
         #[ts(type = "number")]
         paused_ms: u64,
+        /// Of the reload: waiting for the memory to be free, then starting.
+        #[ts(type = "number")]
+        memory_wait_ms: u64,
+        #[ts(type = "number")]
+        start_ms: u64,
     },
     ReloadFailed {
         instances: Vec<String>,
@@ -121,6 +148,8 @@ struct State {
     saved: Option<SavedState>,
     /// Last stop + start durations seen, for the prediction.
     last_pause: Option<Duration>,
+    /// The last window closed early for waiting chat requests.
+    yielded: bool,
 }
 
 #[derive(Debug)]
@@ -203,7 +232,10 @@ impl Orchestrator {
 
     /// Forgets the saved servers (the person restarts or removes them by hand).
     pub fn clear_saved_state(&self) {
-        lock(&self.shared.state).saved = None;
+        let saved = lock(&self.shared.state).saved.take();
+        for instance in saved.iter().flat_map(|saved| &saved.instances) {
+            self.shared.llama.release_requests(&instance.spec.name);
+        }
     }
 
     /// Waits until no reload is pending; `false` when `timeout` passed first.
@@ -269,6 +301,10 @@ impl Orchestrator {
         let running = self.running_instances();
         let mut saved = Vec::new();
         let started = Instant::now();
+        for status in &running {
+            // Clients' requests wait from here until the server is healthy again.
+            self.shared.llama.hold_requests(&status.spec.name);
+        }
         for status in running {
             let (ram_bytes, vram_bytes) = instance_usage(&status);
             let mut pinned = status.spec.clone();
@@ -282,7 +318,10 @@ impl Orchestrator {
                     context: false,
                 };
             }
-            self.shared.llama.stop(&status.spec.name).await?;
+            if let Err(error) = self.shared.llama.stop(&status.spec.name).await {
+                self.shared.llama.release_requests(&status.spec.name);
+                return Err(error);
+            }
             saved.push(SavedInstance {
                 spec: status.spec,
                 pinned,
@@ -291,6 +330,7 @@ impl Orchestrator {
             });
         }
         let names: Vec<String> = saved.iter().map(|s| s.spec.name.clone()).collect();
+        let stop_ms = millis(started.elapsed());
         {
             let mut state = lock(&self.shared.state);
             state.last_pause = Some(started.elapsed());
@@ -304,6 +344,7 @@ impl Orchestrator {
         self.emit(OrchestratorEvent::Offloaded {
             instances: names,
             reason,
+            stop_ms,
         });
         Ok(())
     }
@@ -325,7 +366,9 @@ impl Orchestrator {
             .instances
             .iter()
             .fold((0, 0), |a, s| (a.0 + s.ram_bytes, a.1 + s.vram_bytes));
+        let waiting_since = Instant::now();
         self.wait_for_memory(need_ram, need_vram, &policy).await;
+        let memory_wait_ms = millis(waiting_since.elapsed());
 
         let began = Instant::now();
         let mut backoff = Duration::from_millis(policy.reload_backoff_ms);
@@ -352,6 +395,8 @@ impl Orchestrator {
                     self.emit(OrchestratorEvent::Reloaded {
                         instances: names,
                         paused_ms,
+                        memory_wait_ms,
+                        start_ms: millis(began.elapsed()),
                     });
                     return;
                 }
@@ -375,6 +420,10 @@ impl Orchestrator {
         if let Some(saved) = &mut lock(&self.shared.state).saved {
             saved.reload_error = Some(error.clone());
         }
+        // Nobody brings them back now: waiting clients get the reason.
+        for name in &names {
+            self.shared.llama.release_requests(name);
+        }
         self.shared.reloading.send_replace(false);
         self.emit(OrchestratorEvent::ReloadFailed {
             instances: names,
@@ -392,6 +441,46 @@ impl Orchestrator {
             if (ram_ok && vram_ok) || Instant::now() >= deadline {
                 return;
             }
+            tokio::time::sleep(Duration::from_millis(policy.poll_ms.max(1))).await;
+        }
+    }
+
+    fn reload_pending(&self) -> bool {
+        *self.shared.reloading.borrow()
+    }
+
+    /// The longest a reload can take: the memory wait and every attempt's backoff,
+    /// plus a load per attempt.
+    fn reload_bound(&self) -> Duration {
+        let policy = self.policy();
+        let attempts = policy.reload_attempts.max(1);
+        let backoff = policy
+            .reload_backoff_ms
+            .saturating_mul((1u64 << attempts.min(16)).saturating_sub(1));
+        let loads = u64::from(attempts).saturating_mul(
+            self.shared
+                .llama
+                .policy()
+                .health
+                .load_timeout
+                .as_millis()
+                .try_into()
+                .unwrap_or(u64::MAX),
+        );
+        Duration::from_millis(
+            policy
+                .memory_wait_ms
+                .saturating_add(backoff)
+                .saturating_add(loads),
+        )
+    }
+
+    /// After a reload, waits until the requests that waited for the LLM have been
+    /// answered (at most `chat_turn_ms`), so a long image queue cannot starve chat.
+    async fn give_chat_its_turn(&self) {
+        let policy = self.policy();
+        let deadline = Instant::now() + Duration::from_millis(policy.chat_turn_ms);
+        while self.shared.llama.requests_busy() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(policy.poll_ms.max(1))).await;
         }
     }
@@ -417,9 +506,17 @@ impl Orchestrator {
 impl GenerationGate for Orchestrator {
     fn open<'a>(&'a self, first: &'a GateRequest) -> BoxFuture<'a, Result<GateDecision>> {
         Box::pin(async move {
+            if self.reload_pending() {
+                // The LLM is on its way back: let it arrive (and answer the chat
+                // that waited for it) rather than load it beside sd.
+                self.wait_for_reload(self.reload_bound()).await;
+            }
+            if std::mem::take(&mut lock(&self.shared.state).yielded) {
+                self.give_chat_its_turn().await;
+            }
             if self.saved_state().is_some() {
-                // Still offloaded (a reload pending or failed): keep the window shut
-                // for the LLM and release sd's memory afterwards.
+                // Still offloaded (the reload failed): nothing of the LLM holds
+                // memory; release sd's afterwards all the same.
                 return Ok(GateDecision {
                     release_after: true,
                 });
@@ -446,6 +543,29 @@ impl GenerationGate for Orchestrator {
         })
     }
 
+    fn should_yield(&self) -> bool {
+        let Some(saved) = self.saved_state() else {
+            return false;
+        };
+        let window_ms = self
+            .shared
+            .clock
+            .now_ms()
+            .saturating_sub(saved.offloaded_at_ms);
+        let waiting_requests = self.shared.llama.requests_waiting();
+        let yielded = saved.reload_error.is_none()
+            && waiting_requests > 0
+            && window_ms >= self.policy().max_window_ms;
+        if yielded {
+            lock(&self.shared.state).yielded = true;
+            self.emit(OrchestratorEvent::WindowYielded {
+                window_ms,
+                waiting_requests,
+            });
+        }
+        yielded
+    }
+
     fn close<'a>(&'a self, _outcome: &'a GateOutcome) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             if self
@@ -458,4 +578,8 @@ impl GenerationGate for Orchestrator {
             }
         })
     }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
