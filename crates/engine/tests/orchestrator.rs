@@ -362,9 +362,17 @@ async fn a_chat_request_sent_during_the_offload_is_answered_after_the_reload() {
         InstanceState::Stopped,
         "sent while the LLM is offloaded"
     );
+    // A client, and the LLM tab's test chat, both during the offload.
+    let llama = setup.engine.llama().clone();
+    let tab_chat = tokio::spawn(async move {
+        let mut request = switchyard_engine::llama::ChatRequest::user("still there?");
+        request.max_tokens = Some(3);
+        llama.chat("chat", request).await
+    });
     let (code, _, body) = chat(&endpoint, false).await;
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("\"choices\""), "{body}");
+    tab_chat.await.unwrap().expect("the tab's chat waited too");
     // Answered by the reloaded server, on the same endpoint.
     assert!(setup.engine.orchestrator().saved_state().is_none());
     assert_eq!(
@@ -372,7 +380,7 @@ async fn a_chat_request_sent_during_the_offload_is_answered_after_the_reload() {
         InstanceState::Healthy
     );
     let activity = setup.engine.llama().endpoint_activity("chat").unwrap();
-    assert_eq!((activity.forwarded, activity.refused), (1, 0));
+    assert_eq!((activity.forwarded, activity.refused), (2, 0));
     setup.engine.shutdown().await;
 }
 

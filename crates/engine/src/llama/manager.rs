@@ -618,7 +618,7 @@ impl LlamaManager {
         for name in names {
             let _ = self.end_run(&name, true).await;
         }
-        self.shared.endpoints.close_all();
+        self.shared.endpoints.close_all().await;
         self.shared.persist();
     }
 
@@ -665,21 +665,17 @@ impl LlamaManager {
     /// apart, and llama-server's tokens per second) is returned at the end.
     pub async fn chat(&self, name: &str, request: ChatRequest) -> Result<ChatOutcome> {
         let status = self.status(name)?;
-        let (Some(running), true) = (
-            status.running.as_ref(),
-            matches!(
-                status.state,
-                InstanceState::Healthy | InstanceState::Unhealthy
-            ),
+        // Through the stable endpoint, like any client: a chat typed while the server
+        // is paused for an image waits for it instead of failing.
+        let (Some(endpoint), true) = (
+            status.api_endpoint.as_ref(),
+            self.shared.endpoints.accepts(name),
         ) else {
             return Err(EngineError::ServerNotRunning {
                 instance: name.to_owned(),
             });
         };
-        let url = format!(
-            "{}/v1/chat/completions",
-            ports::connect_base(&running.host, running.port)
-        );
+        let url = format!("{endpoint}/v1/chat/completions");
         let chat_id = format!(
             "chat-{}",
             self.shared.chats.fetch_add(1, Ordering::Relaxed) + 1

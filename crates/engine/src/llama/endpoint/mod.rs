@@ -28,6 +28,9 @@ use super::state::InstanceState;
 use crate::errors::{EngineError, ErrorReport, Result};
 use crate::locks::lock;
 
+/// How long answers still being streamed may delay closing an endpoint.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
 /// How long and how many requests an endpoint holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EndpointPolicy {
@@ -133,6 +136,8 @@ pub(crate) struct EndpointShared {
 struct Endpoint {
     shared: Arc<EndpointShared>,
     address: SocketAddr,
+    /// The server task; it owns the listening socket.
+    serving: tokio::task::JoinHandle<()>,
     /// The orchestrator stopped the server and will bring it back.
     held_by_orchestrator: bool,
     last_state: InstanceState,
@@ -226,22 +231,23 @@ impl Endpoints {
             tokio::net::TcpListener::from_std(listener).map_err(|error| EngineError::Internal {
                 problem: format!("endpoint socket: {error}"),
             })?;
+        let shared = Arc::new(EndpointShared {
+            instance: instance.to_owned(),
+            availability: watch::channel(Availability::Held("the server is starting".into())).0,
+            counters: Arc::default(),
+            policy: *lock(&self.policy),
+            http: self.http.clone(),
+            closed: CancellationToken::new(),
+        });
         let endpoint = Endpoint {
-            shared: Arc::new(EndpointShared {
-                instance: instance.to_owned(),
-                availability: watch::channel(Availability::Held("the server is starting".into())).0,
-                counters: Arc::default(),
-                policy: *lock(&self.policy),
-                http: self.http.clone(),
-                closed: CancellationToken::new(),
-            }),
+            serving: tokio::spawn(forward::serve(listener, shared.clone())),
+            shared,
             address,
             held_by_orchestrator: false,
             last_state: InstanceState::Starting,
             upstream: None,
             last_error: None,
         };
-        tokio::spawn(forward::serve(listener, endpoint.shared.clone()));
         endpoints.insert(instance.to_owned(), endpoint);
         Ok(address)
     }
@@ -287,6 +293,14 @@ impl Endpoints {
         }
     }
 
+    /// Whether a request sent now would be answered (now, or once the server is
+    /// back) rather than refused.
+    pub fn accepts(&self, instance: &str) -> bool {
+        lock(&self.endpoints)
+            .get(instance)
+            .is_some_and(|endpoint| !matches!(endpoint.availability(), Availability::Down { .. }))
+    }
+
     pub fn activity(&self, instance: &str) -> Option<EndpointActivity> {
         lock(&self.endpoints)
             .get(instance)
@@ -319,10 +333,23 @@ impl Endpoints {
         }
     }
 
-    /// Closes every endpoint (the app is closing).
-    pub fn close_all(&self) {
-        for (_, endpoint) in std::mem::take(&mut *lock(&self.endpoints)) {
+    /// Closes every endpoint (the app is closing) and returns once their ports are
+    /// free, so the next launch can listen on them again.
+    pub async fn close_all(&self) {
+        let endpoints = std::mem::take(&mut *lock(&self.endpoints));
+        for endpoint in endpoints.values() {
             endpoint.shared.closed.cancel();
+        }
+        for (_, endpoint) in endpoints {
+            let mut serving = endpoint.serving;
+            // Answers still streaming get a moment; then the socket goes regardless.
+            if tokio::time::timeout(CLOSE_GRACE, &mut serving)
+                .await
+                .is_err()
+            {
+                serving.abort();
+                let _ = serving.await;
+            }
         }
     }
 }
