@@ -362,6 +362,10 @@ async fn a_chat_request_sent_during_the_offload_is_answered_after_the_reload() {
         InstanceState::Stopped,
         "sent while the LLM is offloaded"
     );
+    assert!(
+        setup.engine.llama().was_running("chat"),
+        "paused, not stopped: an app closed now starts it at the next launch"
+    );
     // A client, and the LLM tab's test chat, both during the offload.
     let llama = setup.engine.llama().clone();
     let tab_chat = tokio::spawn(async move {

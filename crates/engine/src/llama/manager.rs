@@ -569,6 +569,13 @@ impl LlamaManager {
         self.end_run(name, false).await
     }
 
+    /// Stops the server like [`Self::stop`] but keeps the person's intent to run it:
+    /// the orchestrator pauses it for an image, and an app closed meanwhile starts
+    /// it again at the next launch.
+    pub async fn pause(&self, name: &str) -> Result<InstanceStatus> {
+        self.end_run(name, true).await
+    }
+
     async fn end_run(&self, name: &str, keep_intent: bool) -> Result<InstanceStatus> {
         let run = {
             let mut instances = lock(&self.shared.instances);

@@ -318,7 +318,7 @@ impl Orchestrator {
                     context: false,
                 };
             }
-            if let Err(error) = self.shared.llama.stop(&status.spec.name).await {
+            if let Err(error) = self.shared.llama.pause(&status.spec.name).await {
                 self.shared.llama.release_requests(&status.spec.name);
                 return Err(error);
             }
