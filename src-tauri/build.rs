@@ -33,6 +33,12 @@ const COMMANDS: &[&str] = &[
     "chat",
     "estimate_model",
     "preview_instance",
+    "orchestrator_status",
+    "clear_saved_state",
+    "restart_saved_llm",
+    "image_server_status",
+    "start_image_server",
+    "stop_image_server",
 ];
 
 fn main() {

@@ -10,6 +10,7 @@ mod commands;
 mod ipc_error;
 mod llama_commands;
 mod model_commands;
+mod monitor_commands;
 mod settings_store;
 mod tray;
 mod window;
@@ -80,6 +81,12 @@ fn main() -> anyhow::Result<()> {
             llama_commands::chat,
             llama_commands::estimate_model,
             llama_commands::preview_instance,
+            monitor_commands::orchestrator_status,
+            monitor_commands::clear_saved_state,
+            monitor_commands::restart_saved_llm,
+            monitor_commands::image_server_status,
+            monitor_commands::start_image_server,
+            monitor_commands::stop_image_server,
         ])
         .build(tauri::generate_context!())?;
 

@@ -116,8 +116,25 @@ pub enum OrchestratorEvent {
     },
 }
 
+/// Where the orchestrator stands, for the Resource Monitor's status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum OrchestratorPhase {
+    /// The LLM runs as the person started it (or nothing is saved).
+    #[default]
+    Idle,
+    /// The LLM is stopped for images; it comes back when the queue has drained.
+    Offloaded,
+    /// The LLM is being started again.
+    Reloading,
+    /// The reload gave up; the saved state waits for the person.
+    ReloadFailed,
+}
+
 #[derive(Debug, Default)]
 struct State {
+    phase: OrchestratorPhase,
     saved: Option<SavedState>,
     /// Last stop + start durations seen, for the prediction.
     last_pause: Option<Duration>,
@@ -203,7 +220,67 @@ impl Orchestrator {
 
     /// Forgets the saved servers (the person restarts or removes them by hand).
     pub fn clear_saved_state(&self) {
-        lock(&self.shared.state).saved = None;
+        let mut state = lock(&self.shared.state);
+        state.saved = None;
+        state.phase = OrchestratorPhase::Idle;
+    }
+
+    pub fn phase(&self) -> OrchestratorPhase {
+        lock(&self.shared.state).phase
+    }
+
+    /// The one-click "Restart LLM" after a failed reload: starts the saved servers
+    /// again as they ran, then forgets the saved state. On failure the state stays,
+    /// with the new error.
+    pub async fn restart_saved(&self) -> Result<Vec<InstanceStatus>> {
+        let Some(saved) = self.saved_state() else {
+            return Ok(Vec::new());
+        };
+        let names: Vec<String> = saved
+            .instances
+            .iter()
+            .map(|s| s.spec.name.clone())
+            .collect();
+        self.set_phase(OrchestratorPhase::Reloading);
+        self.emit(OrchestratorEvent::Reloading {
+            instances: names.clone(),
+            attempt: 1,
+        });
+        match self.start_saved(&saved).await {
+            Ok(()) => {
+                self.clear_saved_state();
+                self.emit(OrchestratorEvent::Reloaded {
+                    instances: names.clone(),
+                    paused_ms: self
+                        .shared
+                        .clock
+                        .now_ms()
+                        .saturating_sub(saved.offloaded_at_ms),
+                });
+                Ok(names
+                    .iter()
+                    .filter_map(|name| self.shared.llama.status(name).ok())
+                    .collect())
+            }
+            Err(error) => {
+                {
+                    let mut state = lock(&self.shared.state);
+                    state.phase = OrchestratorPhase::ReloadFailed;
+                    if let Some(saved) = &mut state.saved {
+                        saved.reload_error = Some(error.report());
+                    }
+                }
+                self.emit(OrchestratorEvent::ReloadFailed {
+                    instances: names,
+                    error: error.report(),
+                });
+                Err(error)
+            }
+        }
+    }
+
+    fn set_phase(&self, phase: OrchestratorPhase) {
+        lock(&self.shared.state).phase = phase;
     }
 
     /// Waits until no reload is pending; `false` when `timeout` passed first.
@@ -296,6 +373,7 @@ impl Orchestrator {
         {
             let mut state = lock(&self.shared.state);
             state.last_pause = Some(started.elapsed());
+            state.phase = OrchestratorPhase::Offloaded;
             state.saved = Some(SavedState {
                 instances: saved,
                 offloaded_at_ms: self.shared.clock.now_ms(),
@@ -328,6 +406,7 @@ impl Orchestrator {
             .iter()
             .fold((0, 0), |a, s| (a.0 + s.ram_bytes, a.1 + s.vram_bytes));
         self.wait_for_memory(need_ram, need_vram, &policy).await;
+        self.set_phase(OrchestratorPhase::Reloading);
 
         let began = Instant::now();
         let mut backoff = Duration::from_millis(policy.reload_backoff_ms);
@@ -347,6 +426,7 @@ impl Orchestrator {
                     {
                         let mut state = lock(&self.shared.state);
                         state.saved = None;
+                        state.phase = OrchestratorPhase::Idle;
                         let stop = state.last_pause.unwrap_or_default();
                         state.last_pause = Some(stop + began.elapsed());
                     }
@@ -374,8 +454,12 @@ impl Orchestrator {
             message: "the reload did not run".into(),
             suggestion: String::new(),
         });
-        if let Some(saved) = &mut lock(&self.shared.state).saved {
-            saved.reload_error = Some(error.clone());
+        {
+            let mut state = lock(&self.shared.state);
+            state.phase = OrchestratorPhase::ReloadFailed;
+            if let Some(saved) = &mut state.saved {
+                saved.reload_error = Some(error.clone());
+            }
         }
         self.shared.reloading.send_replace(false);
         self.emit(OrchestratorEvent::ReloadFailed {
