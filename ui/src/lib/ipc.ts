@@ -7,6 +7,10 @@ import type { AppInfo } from '../bindings/AppInfo';
 import type { AutoFields } from '../bindings/AutoFields';
 import type { ChatOutcome } from '../bindings/ChatOutcome';
 import type { ChatRequest } from '../bindings/ChatRequest';
+import type { ImageServerConfig } from '../bindings/ImageServerConfig';
+import type { ImageServerInfo } from '../bindings/ImageServerInfo';
+import type { ImageServerStatus } from '../bindings/ImageServerStatus';
+import type { OrchestratorStatus } from '../bindings/OrchestratorStatus';
 import type { InstancePreview } from '../bindings/InstancePreview';
 import type { InstanceSpec } from '../bindings/InstanceSpec';
 import type { InstanceStatus } from '../bindings/InstanceStatus';
@@ -119,6 +123,16 @@ export const ipc = {
   /** What a start would run with now: automatic fields fitted, estimate, and why it would not fit. */
   previewInstance: (model_id: string, config: LlamaConfig, auto: AutoFields) =>
     call<InstancePreview>('preview_instance', { model_id, config, auto }),
+
+  // The orchestrator and the image server (Resource Monitor).
+  /** Phase, policy, saved LLM state and the prediction for the next default image. */
+  orchestratorStatus: () => call<OrchestratorStatus>('orchestrator_status'),
+  clearSavedState: () => call<null>('clear_saved_state'),
+  /** Starts the saved LLM servers as they ran, then clears the saved state. */
+  restartSavedLlm: () => call<InstanceStatus[]>('restart_saved_llm'),
+  imageServerStatus: () => call<ImageServerStatus | null>('image_server_status'),
+  startImageServer: (config: ImageServerConfig) => call<ImageServerInfo>('start_image_server', { config }),
+  stopImageServer: () => call<null>('stop_image_server'),
 
   /** Calls `handler` for every engine event until the returned function is called. */
   onEngineEvent: async (handler: (event: EngineEvent) => void): Promise<UnlistenFn> => {

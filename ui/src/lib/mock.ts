@@ -434,6 +434,19 @@ export function installMock(): void {
           const { kind, force_validation } = args as { kind: BinaryKind; force_validation: boolean };
           return fakeSetup(kind, force_validation);
         }
+        case 'orchestrator_status':
+          return {
+            phase: 'idle',
+            policy: { threshold: settings.offload_threshold / 100, memory_wait_ms: 30_000, reload_attempts: 4, reload_backoff_ms: 1000, poll_ms: 100 },
+            saved: null,
+            next_image: null,
+          };
+        case 'image_server_status':
+          return null;
+        case 'clear_saved_state':
+          return null;
+        case 'restart_saved_llm':
+          return [];
         default:
           throw { code: 'INTERNAL', message: `Unknown command ${command}`, suggestion: '' };
       }

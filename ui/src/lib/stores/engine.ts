@@ -4,6 +4,7 @@ import { ipc, untagged } from '../ipc';
 import { AppInfoStore } from './app.svelte';
 import { BinariesStore } from './binaries.svelte';
 import { LlamaStore } from './llama.svelte';
+import { MonitorStore } from './monitor.svelte';
 import { ModelsStore } from './models.svelte';
 import { NoticesStore } from './notices.svelte';
 import { SettingsStore } from './settings.svelte';
@@ -19,6 +20,7 @@ export interface Stores {
   models: ModelsStore;
   binaries: BinariesStore;
   llama: LlamaStore;
+  monitor: MonitorStore;
 }
 
 /** One fresh set of stores: main.ts makes the window's, tests make their own. */
@@ -32,11 +34,13 @@ export function createStores(): Stores {
     models: new ModelsStore(),
     binaries: new BinariesStore(),
     llama: new LlamaStore(),
+    monitor: new MonitorStore(),
   };
 }
 
 /** Routes one engine event to the store that owns its data. */
 export function applyEvent(stores: Stores, event: EngineEvent): void {
+  stores.monitor.apply(event);
   switch (event.type) {
     case 'system_sample':
       stores.system.applySample(untagged(event));
@@ -100,6 +104,7 @@ export async function connect(stores: Stores): Promise<() => void> {
     stores.models.load(),
     stores.binaries.load(),
     stores.llama.load(),
+    stores.monitor.load(),
   ]);
   return unlisten;
 }
