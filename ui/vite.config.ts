@@ -38,8 +38,6 @@ export default defineConfig({
   test: {
     environment: 'jsdom',
     include: ['src/**/*.test.ts'],
-    // jsdom lacks matchMedia and canvas, which uPlot reads when it loads.
-    setupFiles: ['src/test-setup.ts'],
     restoreMocks: true,
   },
 });
