@@ -15,9 +15,12 @@ pub fn spawn<R: Runtime>(app: AppHandle<R>, engine: &Engine) {
             match events.recv().await {
                 Ok(event) => {
                     match &event {
-                        EngineEvent::StatusChanged(status) => {
-                            crate::tray::show_status(&app, status);
-                        }
+                        // The tray's entries follow the status, the installed models,
+                        // the settings (the user's own sd) and binary setups.
+                        EngineEvent::StatusChanged(_)
+                        | EngineEvent::ModelsChanged { .. }
+                        | EngineEvent::SettingsChanged(_)
+                        | EngineEvent::BinaryLog(_) => crate::tray::refresh(&app),
                         // The tray's LLM entry follows the default instance and
                         // whether a model exists to create one from.
                         EngineEvent::LlamaState(_) | EngineEvent::LlamaInstances { .. } => {
@@ -30,7 +33,6 @@ pub fn spawn<R: Runtime>(app: AppHandle<R>, engine: &Engine) {
                                 }
                             }
                         }
-                        EngineEvent::ModelsChanged { .. } => crate::tray::refresh(&app),
                         _ => {}
                     }
                     // A hidden window has no use for live figures; skipping them lets

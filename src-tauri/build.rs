@@ -33,12 +33,18 @@ const COMMANDS: &[&str] = &[
     "chat",
     "estimate_model",
     "preview_instance",
+    "start_image_server",
+    "stop_image_server",
+    "image_server",
+    "image_capabilities",
+    "generate_image",
+    "image_job",
+    "cancel_image_job",
+    "save_image",
     "orchestrator_status",
     "clear_saved_state",
     "restart_saved_llm",
     "image_server_status",
-    "start_image_server",
-    "stop_image_server",
 ];
 
 fn main() {

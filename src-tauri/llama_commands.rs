@@ -18,13 +18,14 @@ pub fn list_instances(engine: State<'_, Engine>) -> Vec<InstanceStatus> {
     engine.llama().list()
 }
 
-#[tauri::command(async)]
+#[tauri::command(async, rename_all = "snake_case")]
 #[instrument(skip(engine), err(Debug))]
 pub fn create_instance(
     engine: State<'_, Engine>,
-    spec: InstanceSpec,
+    name: String,
+    model_id: String,
 ) -> Result<InstanceStatus, IpcError> {
-    Ok(engine.create_instance(spec)?)
+    Ok(engine.create_instance_for_model(&name, &model_id)?)
 }
 
 #[tauri::command(async)]

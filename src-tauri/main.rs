@@ -7,6 +7,7 @@
 mod binary_commands;
 mod bridge;
 mod commands;
+mod image_commands;
 mod ipc_error;
 mod llama_commands;
 mod model_commands;
@@ -81,12 +82,18 @@ fn main() -> anyhow::Result<()> {
             llama_commands::chat,
             llama_commands::estimate_model,
             llama_commands::preview_instance,
+            image_commands::start_image_server,
+            image_commands::stop_image_server,
+            image_commands::image_server,
+            image_commands::image_capabilities,
+            image_commands::generate_image,
+            image_commands::image_job,
+            image_commands::cancel_image_job,
+            image_commands::save_image,
             monitor_commands::orchestrator_status,
             monitor_commands::clear_saved_state,
             monitor_commands::restart_saved_llm,
             monitor_commands::image_server_status,
-            monitor_commands::start_image_server,
-            monitor_commands::stop_image_server,
         ])
         .build(tauri::generate_context!())?;
 
@@ -148,7 +155,7 @@ fn setup(app: &mut App) -> anyhow::Result<()> {
         let engine = engine.clone();
         async move { engine.restore_llm_servers().await }
     });
-    if let Err(error) = tray::create(&handle, &engine.status()) {
+    if let Err(error) = tray::create(&handle) {
         // No tray (e.g. no status-notifier host): the window still works.
         tracing::warn!(%error, "tray icon unavailable");
     }

@@ -1,8 +1,7 @@
 //! Resource Monitor commands: the orchestrator's status and its saved LLM state,
-//! and the image server (start, stop, status). One engine call each.
+//! and the image server's load (busy, queue, sd pid). One engine call each.
 
-use switchyard_engine::diffusion::ImageServerInfo;
-use switchyard_engine::engine::{ImageServerConfig, ImageServerStatus, OrchestratorStatus};
+use switchyard_engine::engine::{ImageServerStatus, OrchestratorStatus};
 use switchyard_engine::llama::InstanceStatus;
 use switchyard_engine::Engine;
 use tauri::State;
@@ -31,24 +30,9 @@ pub async fn restart_saved_llm(engine: State<'_, Engine>) -> Result<Vec<Instance
     Ok(engine.restart_saved_llm().await?)
 }
 
+/// The running image server with its load, or `null` when stopped.
 #[tauri::command]
 #[instrument(skip_all)]
 pub fn image_server_status(engine: State<'_, Engine>) -> Option<ImageServerStatus> {
     engine.image_server_status()
-}
-
-#[tauri::command]
-#[instrument(skip(engine), err(Debug))]
-pub async fn start_image_server(
-    engine: State<'_, Engine>,
-    config: ImageServerConfig,
-) -> Result<ImageServerInfo, IpcError> {
-    Ok(engine.start_image_server(config).await?)
-}
-
-#[tauri::command]
-#[instrument(skip_all)]
-pub async fn stop_image_server(engine: State<'_, Engine>) -> Result<(), IpcError> {
-    engine.stop_image_server().await;
-    Ok(())
 }

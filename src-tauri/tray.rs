@@ -2,7 +2,6 @@
 //! stop the services, and quit.
 
 use switchyard_engine::llama::tooltip;
-use switchyard_engine::services::{EngineStatus, ServiceState};
 use switchyard_engine::Engine;
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
@@ -21,7 +20,7 @@ struct ServiceItems<R: Runtime> {
     diffusion: MenuItem<R>,
 }
 
-pub fn create<R: Runtime>(app: &AppHandle<R>, status: &EngineStatus) -> tauri::Result<()> {
+pub fn create<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
     let llm = MenuItem::with_id(app, TOGGLE_LLM, "", false, None::<&str>)?;
     let diffusion = MenuItem::with_id(app, TOGGLE_DIFFUSION, "", false, None::<&str>)?;
     let menu = Menu::with_items(
@@ -44,8 +43,8 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, status: &EngineStatus) -> tauri::R
             SHOW => crate::window::show(app),
             QUIT => app.exit(0),
             TOGGLE_LLM => toggle_llm(app),
-            // The image issue wires this one to the engine.
-            other => tracing::debug!(item = other, "tray item not available yet"),
+            TOGGLE_DIFFUSION => toggle_diffusion(app),
+            other => tracing::debug!(item = other, "unknown tray item"),
         })
         .on_tray_icon_event(|tray, event| {
             if let tauri::tray::TrayIconEvent::Click {
@@ -58,7 +57,7 @@ pub fn create<R: Runtime>(app: &AppHandle<R>, status: &EngineStatus) -> tauri::R
             }
         })
         .build(app)?;
-    show_status(app, status);
+    refresh(app);
     Ok(())
 }
 
@@ -78,21 +77,33 @@ fn toggle_llm<R: Runtime>(app: &AppHandle<R>) {
     });
 }
 
-/// Redraws the tooltip and the service entries from the engine's state.
-pub fn refresh<R: Runtime>(app: &AppHandle<R>) {
-    if let Some(engine) = app.try_state::<Engine>() {
-        show_status(app, &engine.status());
-    }
+/// "Start/Stop Diffusion": the engine decides (see
+/// `switchyard_engine::diffusion::control`); the outcome shows through events.
+fn toggle_diffusion<R: Runtime>(app: &AppHandle<R>) {
+    let Some(engine) = app.try_state::<Engine>() else {
+        return;
+    };
+    let engine = engine.inner().clone();
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        // A failed start leaves the status at Failed, which the window shows.
+        if let Err(error) = engine.toggle_diffusion().await {
+            tracing::warn!(%error, "tray: start/stop Diffusion failed");
+        }
+        refresh(&app);
+    });
 }
 
-/// Puts the LLM's and the image server's state into the tooltip and the entries.
-pub fn show_status<R: Runtime>(app: &AppHandle<R>, status: &EngineStatus) {
+/// Puts the LLM's and the image server's state, as the engine decides them, into the
+/// tooltip and the entries.
+pub fn refresh<R: Runtime>(app: &AppHandle<R>) {
     let Some(engine) = app.try_state::<Engine>() else {
         return;
     };
     let llm = engine.llm_control();
+    let diffusion = engine.diffusion_control();
     if let Some(tray) = app.tray_by_id(TRAY_ID) {
-        let text = format!("{}\nImages: {}", tooltip(&llm), status.diffusion.label());
+        let text = format!("{}\n{}", tooltip(&llm), diffusion.summary);
         if let Err(error) = tray.set_tooltip(Some(text)) {
             tracing::debug!(%error, "tray tooltip not supported here");
         }
@@ -102,16 +113,11 @@ pub fn show_status<R: Runtime>(app: &AppHandle<R>, status: &EngineStatus) {
             .llm
             .set_text(&llm.label)
             .and_then(|()| items.llm.set_enabled(llm.enabled));
-        let verb = match status.diffusion {
-            ServiceState::Running | ServiceState::Starting => "Stop",
-            ServiceState::Stopped | ServiceState::Failed => "Start",
-        };
-        // Enabled once the image server exists (the image issue).
         let updated = updated.and_then(|()| {
             items
                 .diffusion
-                .set_text(format!("{verb} image server"))
-                .and_then(|()| items.diffusion.set_enabled(false))
+                .set_text(&diffusion.label)
+                .and_then(|()| items.diffusion.set_enabled(diffusion.enabled))
         });
         if let Err(error) = updated {
             tracing::warn!(%error, "could not update the tray menu");

@@ -331,17 +331,25 @@ impl Engine {
         })
     }
 
-    /// The shape of an installed language model, from its weights' header.
-    async fn model_shape(&self, model_id: &str) -> Result<crate::estimate::ModelShape> {
-        let model = self
-            .models()
+    /// An installed model by id; `field` names the input in the error.
+    fn installed_model(
+        &self,
+        model_id: &str,
+        field: &'static str,
+    ) -> Result<models::InstalledModel> {
+        self.models()
             .models()
             .into_iter()
             .find(|model| model.id == model_id)
             .ok_or_else(|| EngineError::InvalidInput {
-                field: "model",
+                field,
                 problem: format!("no installed model `{model_id}`"),
-            })?;
+            })
+    }
+
+    /// The shape of an installed language model, from its weights' header.
+    async fn model_shape(&self, model_id: &str) -> Result<crate::estimate::ModelShape> {
+        let model = self.installed_model(model_id, "model")?;
         let first = model
             .files
             .iter()
@@ -383,6 +391,20 @@ impl Engine {
         self.llama().create(spec)
     }
 
+    /// Creates an instance of an installed model with the engine's defaults (auto
+    /// port, context and GPU layers fitted at start), so no front end keeps its own
+    /// copy of them.
+    pub fn create_instance_for_model(&self, name: &str, model_id: &str) -> Result<InstanceStatus> {
+        let mut spec = InstanceSpec {
+            model_id: Some(model_id.to_owned()),
+            ..InstanceSpec::new(name, "")
+        };
+        // 0: chosen at start from what the model was trained for and what this
+        // machine suggests.
+        spec.config.context = 0;
+        self.create_instance(spec)
+    }
+
     /// Changes an instance's configuration (see [`Self::create_instance`]).
     pub fn update_instance(&self, spec: InstanceSpec) -> Result<InstanceStatus> {
         let spec = self.with_model_paths(spec)?;
@@ -393,15 +415,7 @@ impl Engine {
         let Some(model_id) = spec.model_id.clone() else {
             return Ok(spec);
         };
-        let model = self
-            .models()
-            .models()
-            .into_iter()
-            .find(|model| model.id == model_id)
-            .ok_or_else(|| EngineError::InvalidInput {
-                field: "model_id",
-                problem: format!("no installed model `{model_id}`"),
-            })?;
+        let model = self.installed_model(&model_id, "model_id")?;
         if model.kind != models::ModelKind::Llm {
             return Err(EngineError::InvalidInput {
                 field: "model_id",

@@ -75,6 +75,10 @@ impl DataLayout {
     pub fn state(&self) -> PathBuf {
         self.root.join("state")
     }
+    /// Images the person chose to keep (created on the first save).
+    pub fn gallery(&self) -> PathBuf {
+        self.root.join("gallery")
+    }
 }
 
 #[cfg(test)]

@@ -284,3 +284,30 @@ fn the_offload_threshold_setting_drives_the_orchestrator() {
         "a refused change changes nothing"
     );
 }
+
+#[test]
+fn a_saved_image_lands_in_the_gallery_under_a_name_the_engine_chose() {
+    use base64::Engine as _;
+    let (engine, _dir) = test_engine(
+        Arc::new(FakeProbe::cpu_only(16)),
+        Arc::new(ManualClock::at(0)),
+    );
+    let png = b"\x89PNG\r\n\x1a\nthe rest of an image".to_vec();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&png);
+    let first = engine.save_image(&encoded, 42).expect("saved");
+    let second = engine.save_image(&encoded, 42).expect("saved again");
+    assert_ne!(first, second, "a second save never overwrites the first");
+    for path in [&first, &second] {
+        assert_eq!(path.parent(), Some(engine.layout().gallery().as_path()));
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.contains("seed42") && name.ends_with(".png"), "{name}");
+        assert_eq!(std::fs::read(path).unwrap(), png);
+    }
+    let error = engine
+        .save_image(
+            &base64::engine::general_purpose::STANDARD.encode(b"<svg/>"),
+            1,
+        )
+        .unwrap_err();
+    assert_eq!(error.code(), ErrorCode::InvalidInput);
+}

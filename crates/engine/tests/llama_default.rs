@@ -134,6 +134,22 @@ async fn instances_name_installed_models_by_id_and_unknown_ids_are_refused() {
         "the id wins over a path from the window"
     );
     assert_eq!(updated.spec.port, Some(18_081));
+
+    // The window names a model; the engine supplies every default.
+    let fresh = engine
+        .create_instance_for_model("second", &model_id)
+        .expect("created");
+    assert_eq!(
+        fresh.spec.config,
+        switchyard_engine::estimate::LlamaConfig {
+            context: 0,
+            ..switchyard_engine::estimate::LlamaConfig::default()
+        },
+        "context 0: fitted at start"
+    );
+    assert_eq!(fresh.spec.port, None, "a free port at start");
+    assert!(fresh.spec.auto.gpu_layers && fresh.spec.auto.context);
+    assert!(fresh.spec.model_path.ends_with("tiny-F32.gguf"));
 }
 
 #[tokio::test]

@@ -285,20 +285,17 @@ async fn a_reload_that_fails_is_retried_and_a_final_failure_keeps_the_saved_stat
         ..OrchestratorPolicy::default()
     });
     setup.engine.generate_image(small("a cat")).unwrap();
+    // A second attempt means the first was refused.
     record_until(&mut setup.events, |event| {
         matches!(
             event,
-            EngineEvent::Orchestrator(OrchestratorEvent::Reloading { attempt: 1, .. })
+            EngineEvent::Orchestrator(OrchestratorEvent::Reloading { attempt: 2, .. })
         )
     })
     .await;
-    // Memory comes back while the orchestrator backs off: a later attempt succeeds.
+    // Memory comes back while the orchestrator retries: a later attempt succeeds.
     setup.probe.set_available_ram(80 * MIB);
-    let seen = record_until(&mut setup.events, is_reloaded).await;
-    assert!(
-        seen.iter().any(|e| matches!(e, EngineEvent::Orchestrator(OrchestratorEvent::Reloading { attempt, .. }) if *attempt >= 2)),
-        "{seen:#?}"
-    );
+    record_until(&mut setup.events, is_reloaded).await;
     assert_eq!(
         setup.engine.llama().status("chat").unwrap().state,
         InstanceState::Healthy

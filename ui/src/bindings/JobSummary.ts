@@ -6,4 +6,8 @@ import type { Progress } from "./Progress";
 /**
  * A job's state without its images, for events.
  */
-export type JobSummary = { id: string, status: JobStatus, progress: Progress, error: JobError | null, };
+export type JobSummary = { id: string, status: JobStatus, progress: Progress, 
+/**
+ * Seconds left by sd's own step timing, while sampling.
+ */
+eta_seconds: number | null, error: JobError | null, };

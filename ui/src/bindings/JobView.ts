@@ -9,6 +9,10 @@ import type { Progress } from "./Progress";
  */
 export type JobView = { id: string, status: JobStatus, progress: Progress, 
 /**
+ * Seconds left by sd's own step timing, while sampling.
+ */
+eta_seconds: number | null, 
+/**
  * Jobs ahead of this one while pending.
  */
 queue_position: number | null, result: JobResult | null, error: JobError | null, };

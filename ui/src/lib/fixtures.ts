@@ -7,6 +7,11 @@ import type { BinaryStatus } from '../bindings/BinaryStatus';
 import type { DiskUsage } from '../bindings/DiskUsage';
 import type { DownloadStatus } from '../bindings/DownloadStatus';
 import type { HubFile } from '../bindings/HubFile';
+import type { ImageServerInfo } from '../bindings/ImageServerInfo';
+import type { JobSummary } from '../bindings/JobSummary';
+import type { JobView } from '../bindings/JobView';
+import type { Progress } from '../bindings/Progress';
+import type { RequestLimits } from '../bindings/RequestLimits';
 import type { InstalledModel } from '../bindings/InstalledModel';
 import type { ModelFacts } from '../bindings/ModelFacts';
 import type { RemoteModel } from '../bindings/RemoteModel';
@@ -482,5 +487,81 @@ export function fakePreview(
     problem: null,
     free_ram_bytes: 16_000 * MiB,
     free_vram_bytes: 0,
+  };
+}
+
+/** The bounds the engine reports (RequestLimits::default in Rust). */
+export function fakeRequestLimits(): RequestLimits {
+  return {
+    side_step: 64,
+    max_side: 2048,
+    max_steps: 150,
+    max_count: 16,
+    max_cfg_scale: 30,
+    max_prompt_chars: 8000,
+    default_side: 512,
+    default_steps: 20,
+    default_cfg_scale: 7,
+  };
+}
+
+/** A running image server with sd 0.4.7's sampler and scheduler lists. */
+export function fakeImageServer(overrides: Partial<ImageServerInfo> = {}): ImageServerInfo {
+  return {
+    url: 'http://127.0.0.1:8081',
+    port: 8081,
+    runner: 'server',
+    model: 'stable-diffusion-v1-5-q8-0',
+    capabilities: {
+      samplers: ['euler', 'euler_a', 'heun', 'dpm2', 'dpm++2s_a', 'dpm++2m', 'dpm++2mv2', 'ipndm', 'ipndm_v', 'lcm', 'ddim_trailing', 'tcd'],
+      schedulers: ['discrete', 'karras', 'exponential', 'ays', 'gits', 'smoothstep', 'sgm_uniform', 'simple'],
+      has_server: true,
+    },
+    limits: fakeRequestLimits(),
+    ...overrides,
+  };
+}
+
+/** A 2×2 PNG (grey and teal pixels), base64. */
+export const TINY_PNG =
+  'iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAEklEQVR4nGNoaGhgWLCAAUIBACYOBYHj/gbvAAAAAElFTkSuQmCC';
+
+export function fakeProgress(overrides: Partial<Progress> = {}): Progress {
+  return {
+    stage: 'sampling',
+    step: 3,
+    total_steps: 20,
+    image: 1,
+    images: 1,
+    percent: 22,
+    seconds_per_step: 0.5,
+    ...overrides,
+  };
+}
+
+export function fakeJobSummary(overrides: Partial<JobSummary> = {}): JobSummary {
+  return {
+    id: 'img_000001_0a1b2c3d',
+    status: 'running',
+    progress: fakeProgress(),
+    eta_seconds: 8.5,
+    error: null,
+    ...overrides,
+  };
+}
+
+/** A finished job with `count` images from seed `seed` on. */
+export function fakeCompleteJob(id: string, seed = 42, count = 1, size = 512): JobView {
+  return {
+    id,
+    status: 'complete',
+    progress: fakeProgress({ stage: 'done', step: 20, percent: 100, image: count, images: count }),
+    eta_seconds: null,
+    queue_position: null,
+    result: {
+      images: Array.from({ length: count }, (_, index) => ({ image: TINY_PNG, seed: seed + index, width: size, height: size })),
+      time_ms: 1340,
+    },
+    error: null,
   };
 }

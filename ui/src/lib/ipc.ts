@@ -7,8 +7,6 @@ import type { AppInfo } from '../bindings/AppInfo';
 import type { AutoFields } from '../bindings/AutoFields';
 import type { ChatOutcome } from '../bindings/ChatOutcome';
 import type { ChatRequest } from '../bindings/ChatRequest';
-import type { ImageServerConfig } from '../bindings/ImageServerConfig';
-import type { ImageServerInfo } from '../bindings/ImageServerInfo';
 import type { ImageServerStatus } from '../bindings/ImageServerStatus';
 import type { OrchestratorStatus } from '../bindings/OrchestratorStatus';
 import type { InstancePreview } from '../bindings/InstancePreview';
@@ -25,6 +23,11 @@ import type { EngineEvent } from '../bindings/EngineEvent';
 import type { EngineStatus } from '../bindings/EngineStatus';
 import type { ErrorReport } from '../bindings/ErrorReport';
 import type { HubFile } from '../bindings/HubFile';
+import type { ImageRequest } from '../bindings/ImageRequest';
+import type { ImageServerInfo } from '../bindings/ImageServerInfo';
+import type { JobSummary } from '../bindings/JobSummary';
+import type { JobView } from '../bindings/JobView';
+import type { SdCapabilities } from '../bindings/SdCapabilities';
 import type { InstalledModel } from '../bindings/InstalledModel';
 import type { ModelLocation } from '../bindings/ModelLocation';
 import type { RemoteModel } from '../bindings/RemoteModel';
@@ -105,7 +108,9 @@ export const ipc = {
   // llama-server instances. A spec names its model by catalog id (`model_id`); the
   // engine fills in the file paths.
   listInstances: () => call<InstanceStatus[]>('list_instances'),
-  createInstance: (spec: InstanceSpec) => call<InstanceStatus>('create_instance', { spec }),
+  /** A new instance of an installed model with the engine's defaults. */
+  createInstance: (name: string, model_id: string) =>
+    call<InstanceStatus>('create_instance', { name, model_id }),
   updateInstance: (spec: InstanceSpec) => call<InstanceStatus>('update_instance', { spec }),
   removeInstance: (name: string) => call<null>('remove_instance', { name }),
   /** Resolves once the server is healthy; rejects with PORT_IN_USE, SERVER_START_FAILED, ... */
@@ -124,15 +129,30 @@ export const ipc = {
   previewInstance: (model_id: string, config: LlamaConfig, auto: AutoFields) =>
     call<InstancePreview>('preview_instance', { model_id, config, auto }),
 
-  // The orchestrator and the image server (Resource Monitor).
+  // Images. The window names an installed model; the engine finds its files and sd.
+  /** Starts the image server on the image port setting; resolves when it listens. */
+  startImageServer: (model: string) => call<ImageServerInfo>('start_image_server', { model }),
+  stopImageServer: () => call<null>('stop_image_server'),
+  /** Where the image server listens, or null when it is stopped. */
+  imageServer: () => call<ImageServerInfo | null>('image_server'),
+  /** Samplers and schedulers the running sd offers. */
+  imageCapabilities: () => call<SdCapabilities>('image_capabilities'),
+  /** Queues a generation; resolves to the job's id. Progress comes as `image_job_changed`. */
+  generateImage: (request: ImageRequest) => call<string>('generate_image', { request }),
+  /** A job with its images (base64 PNG) once complete: events never carry images. */
+  imageJob: (id: string) => call<JobView>('image_job', { id }),
+  cancelImageJob: (id: string) => call<JobSummary>('cancel_image_job', { id }),
+  /** Writes a PNG into the gallery folder; resolves to the file's path. */
+  saveImage: (image: string, seed: number) => call<string>('save_image', { image, seed }),
+
+  // The orchestrator and the image server's load (Resource Monitor).
   /** Phase, policy, saved LLM state and the prediction for the next default image. */
   orchestratorStatus: () => call<OrchestratorStatus>('orchestrator_status'),
   clearSavedState: () => call<null>('clear_saved_state'),
   /** Starts the saved LLM servers as they ran, then clears the saved state. */
   restartSavedLlm: () => call<InstanceStatus[]>('restart_saved_llm'),
+  /** The running image server with its load (busy, queue, sd pid), or null when stopped. */
   imageServerStatus: () => call<ImageServerStatus | null>('image_server_status'),
-  startImageServer: (config: ImageServerConfig) => call<ImageServerInfo>('start_image_server', { config }),
-  stopImageServer: () => call<null>('stop_image_server'),
 
   /** Calls `handler` for every engine event until the returned function is called. */
   onEngineEvent: async (handler: (event: EngineEvent) => void): Promise<UnlistenFn> => {

@@ -1,6 +1,5 @@
 // Words, tones and small decisions about llama-server instances that only concern
 // the display. Anything about memory or configuration comes from the engine.
-import type { InstanceSpec } from '../bindings/InstanceSpec';
 import type { InstanceState } from '../bindings/InstanceState';
 import type { LogLine } from '../bindings/LogLine';
 import type { ServerLogLevel } from '../bindings/ServerLogLevel';
@@ -63,38 +62,6 @@ export function freshName(taken: string[], base = 'default'): string {
     const name = `${base}-${n}`;
     if (!taken.includes(name)) return name;
   }
-}
-
-/** A new instance of `model_id` with the engine's defaults (InstanceSpec::default), but a
- * context of 0: the model's trained one, capped by what this machine suggests. */
-export function newSpec(name: string, model_id: string): InstanceSpec {
-  return {
-    name,
-    model_path: '',
-    model_id,
-    mmproj_path: null,
-    port: null,
-    config: {
-      context: 0,
-      parallel: 4,
-      kv_unified: true,
-      cache_type_k: 'f16',
-      cache_type_v: 'f16',
-      flash_attention: 'auto',
-      batch: 2048,
-      ubatch: 512,
-      gpu_layers: 0,
-      cpu_moe_layers: 0,
-      swa_full: false,
-      mmproj_bytes: 0,
-    },
-    auto: { gpu_layers: true, context: true },
-    threads: null,
-    host: '127.0.0.1',
-    api_key: null,
-    reasoning: 'auto',
-    extra_args: [],
-  };
 }
 
 /** Extra arguments as typed: split on whitespace, quotes keep spaces together. */

@@ -13,6 +13,9 @@ import type { BinaryStatus } from '../bindings/BinaryStatus';
 import type { DownloadStatus } from '../bindings/DownloadStatus';
 import type { EngineEvent } from '../bindings/EngineEvent';
 import type { ErrorReport } from '../bindings/ErrorReport';
+import type { ImageRequest } from '../bindings/ImageRequest';
+import type { ImageServerInfo } from '../bindings/ImageServerInfo';
+import type { JobView } from '../bindings/JobView';
 import type { InstalledModel } from '../bindings/InstalledModel';
 import type { ModelLocation } from '../bindings/ModelLocation';
 import type { Settings } from '../bindings/Settings';
@@ -25,6 +28,9 @@ import {
   fakeDiskUsage,
   fakeDownload,
   fakeHubFiles,
+  fakeImageServer,
+  fakeProgress,
+  TINY_PNG,
   fakeInstalledModels,
   fakeRemoteModel,
   fakeSample,
@@ -282,6 +288,41 @@ export function installMock(): void {
     }
   }, DOWNLOAD_TICK_MS);
 
+  // Images: a server that "samples" for a few seconds and returns a tiny PNG per image.
+  let imageServer: ImageServerInfo | null = null;
+  const imageJobs = new Map<string, JobView>();
+  let imageJobNumber = 0;
+  const fakeGenerate = (request: ImageRequest): string => {
+    imageJobNumber += 1;
+    const id = `img_${String(imageJobNumber).padStart(6, '0')}_mock`;
+    const seed = request.seed ?? Math.floor(Math.random() * 2 ** 31);
+    const steps = request.steps;
+    let tick = 0;
+    const total = steps * request.count;
+    const job: JobView = { id, status: 'running', progress: fakeProgress({ stage: 'loading', step: 0, total_steps: steps, image: 1, images: request.count, percent: 2 }), eta_seconds: null, queue_position: null, result: null, error: null };
+    imageJobs.set(id, job);
+    const announceJob = () => send({ type: 'image_job_changed', id, status: job.status, progress: job.progress, eta_seconds: job.eta_seconds, error: job.error });
+    announceJob();
+    const timer = window.setInterval(() => {
+      if (job.status !== 'running') return window.clearInterval(timer);
+      tick += 1;
+      if (tick <= total) {
+        const image = Math.ceil(tick / steps);
+        const step = tick - (image - 1) * steps;
+        job.progress = fakeProgress({ stage: 'sampling', step, total_steps: steps, image, images: request.count, percent: 10 + (80 * tick) / total, seconds_per_step: 0.3 });
+        job.eta_seconds = 0.3 * (total - tick);
+      } else {
+        window.clearInterval(timer);
+        job.status = 'complete';
+        job.eta_seconds = null;
+        job.progress = fakeProgress({ stage: 'done', step: steps, total_steps: steps, image: request.count, images: request.count, percent: 100 });
+        job.result = { images: Array.from({ length: request.count }, (_, index) => ({ image: TINY_PNG, seed: seed + index, width: request.width, height: request.height })), time_ms: 300 * total };
+      }
+      announceJob();
+    }, 300);
+    return id;
+  };
+
   mockIPC(
     async (command, args) => {
       await sleep(delayMs);
@@ -434,6 +475,39 @@ export function installMock(): void {
           const { kind, force_validation } = args as { kind: BinaryKind; force_validation: boolean };
           return fakeSetup(kind, force_validation);
         }
+        case 'image_server':
+          return imageServer;
+        case 'start_image_server': {
+          const { model } = args as { model: string };
+          imageServer = fakeImageServer({ model });
+          send({ type: 'image_server_changed', server: imageServer });
+          return imageServer;
+        }
+        case 'stop_image_server':
+          imageServer = null;
+          send({ type: 'image_server_changed', server: null });
+          return null;
+        case 'image_capabilities':
+          return imageServer?.capabilities ?? null;
+        case 'generate_image':
+          return fakeGenerate((args as { request: ImageRequest }).request);
+        case 'image_job': {
+          const job = imageJobs.get((args as { id: string }).id);
+          if (!job) throw { code: 'NOT_FOUND', message: 'Image job does not exist', suggestion: '' } satisfies ErrorReport;
+          return structuredClone(job);
+        }
+        case 'cancel_image_job': {
+          const job = imageJobs.get((args as { id: string }).id);
+          if (!job) throw { code: 'NOT_FOUND', message: 'Image job does not exist', suggestion: '' } satisfies ErrorReport;
+          if (job.status === 'running') {
+            job.status = 'cancelled';
+            job.progress = { ...job.progress, stage: 'done' };
+            send({ type: 'image_job_changed', id: job.id, status: job.status, progress: job.progress, eta_seconds: null, error: null });
+          }
+          return { id: job.id, status: job.status, progress: job.progress, eta_seconds: null, error: null };
+        }
+        case 'save_image':
+          return `~/.local/share/switchyard/gallery/image_${Date.now()}_seed${(args as { seed: number }).seed}.png`;
         case 'orchestrator_status':
           return {
             phase: 'idle',
@@ -442,7 +516,12 @@ export function installMock(): void {
             next_image: null,
           };
         case 'image_server_status':
-          return null;
+          return imageServer && {
+            info: imageServer,
+            busy: [...imageJobs.values()].some((job) => job.status === 'running'),
+            queued: 0,
+            active_pid: null,
+          };
         case 'clear_saved_state':
           return null;
         case 'restart_saved_llm':

@@ -24,8 +24,8 @@ describe('monitor log', () => {
 
   it('logs finished image jobs only', () => {
     const progress = { stage: 'sampling', step: 1, steps: 1, percent: 50 } as never;
-    expect(logEntryOf({ type: 'image_job_changed', id: 'a', status: 'running', progress, error: null }, 1, 0)).toBeNull();
-    expect(logEntryOf({ type: 'image_job_changed', id: 'a', status: 'complete', progress, error: null }, 1, 0)).toMatchObject({
+    expect(logEntryOf({ type: 'image_job_changed', id: 'a', status: 'running', progress, eta_seconds: null, error: null }, 1, 0)).toBeNull();
+    expect(logEntryOf({ type: 'image_job_changed', id: 'a', status: 'complete', progress, eta_seconds: null, error: null }, 1, 0)).toMatchObject({
       kind: 'image_complete',
       level: 'ok',
     });

@@ -288,18 +288,7 @@ impl BinaryManager {
         }
         if plan.to_try.is_empty() {
             let problem = format!("no build for {} on {}", facts.arch, facts.os);
-            self.log(
-                kind,
-                None,
-                LogLevel::Error,
-                BinaryStep::Choose,
-                problem.clone(),
-                Some(ErrorCode::BinaryUnavailable),
-            );
-            return Err(EngineError::BinaryUnavailable {
-                kind: kind.label().to_owned(),
-                problem,
-            });
+            return Err(self.unavailable(kind, problem));
         }
         let order: Vec<&str> = plan.to_try.iter().map(|c| c.variant.dir_name()).collect();
         self.log(
@@ -338,18 +327,7 @@ impl BinaryManager {
             }
         }
         let problem = format!("every build failed ({})", failures.join("; "));
-        self.log(
-            kind,
-            None,
-            LogLevel::Error,
-            BinaryStep::Choose,
-            problem.clone(),
-            Some(ErrorCode::BinaryUnavailable),
-        );
-        Err(EngineError::BinaryUnavailable {
-            kind: kind.label().to_owned(),
-            problem,
-        })
+        Err(self.unavailable(kind, problem))
     }
 
     /// Installs (unless the same pinned build is there already) and tests one
@@ -685,6 +663,22 @@ impl BinaryManager {
         // Losing the cache costs one validation at the next start, nothing more.
         if let Err(error) = cache.save(&self.binaries_dir) {
             tracing::warn!(%error, "could not save the binary validation cache");
+        }
+    }
+
+    /// Logs why no build of `kind` can be used and returns that as the error.
+    fn unavailable(&self, kind: BinaryKind, problem: String) -> EngineError {
+        self.log(
+            kind,
+            None,
+            LogLevel::Error,
+            BinaryStep::Choose,
+            problem.clone(),
+            Some(ErrorCode::BinaryUnavailable),
+        );
+        EngineError::BinaryUnavailable {
+            kind: kind.label().to_owned(),
+            problem,
         }
     }
 

@@ -94,18 +94,7 @@ impl TestProcess {
 
     #[cfg(unix)]
     fn signal_group(&self, kill: bool) {
-        use nix::sys::signal::{killpg, Signal};
-        use nix::unistd::Pid;
-        let Some(pid) = self.pid.and_then(|pid| i32::try_from(pid).ok()) else {
-            return;
-        };
-        let signal = if kill {
-            Signal::SIGKILL
-        } else {
-            Signal::SIGTERM
-        };
-        // The group may be gone already; that is the point.
-        let _ = killpg(Pid::from_raw(pid), signal);
+        crate::llama::process::end_group(self.pid, kill);
     }
 
     #[cfg(not(unix))]

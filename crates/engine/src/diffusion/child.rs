@@ -120,18 +120,7 @@ impl SdChild {
 
     #[cfg(unix)]
     fn signal(&self, kill: bool) {
-        use nix::sys::signal::{killpg, Signal};
-        use nix::unistd::Pid;
-        let Some(pid) = self.pid.and_then(|pid| i32::try_from(pid).ok()) else {
-            return;
-        };
-        let signal = if kill {
-            Signal::SIGKILL
-        } else {
-            Signal::SIGTERM
-        };
-        // Already gone is fine: that is what a stop wants.
-        let _ = killpg(Pid::from_raw(pid), signal);
+        crate::llama::process::end_group(self.pid, kill);
     }
 
     #[cfg(not(unix))]

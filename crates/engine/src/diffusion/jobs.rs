@@ -104,6 +104,8 @@ pub struct JobView {
     pub id: String,
     pub status: JobStatus,
     pub progress: Progress,
+    /// Seconds left by sd's own step timing, while sampling.
+    pub eta_seconds: Option<f32>,
     /// Jobs ahead of this one while pending.
     pub queue_position: Option<u32>,
     pub result: Option<JobResult>,
@@ -117,6 +119,8 @@ pub struct JobSummary {
     pub id: String,
     pub status: JobStatus,
     pub progress: Progress,
+    /// Seconds left by sd's own step timing, while sampling.
+    pub eta_seconds: Option<f32>,
     pub error: Option<JobError>,
 }
 
@@ -135,11 +139,19 @@ pub(crate) struct JobRecord {
 }
 
 impl JobRecord {
+    /// Only while sd is working: a finished or waiting job has no time left to tell.
+    fn eta_seconds(&self) -> Option<f32> {
+        (self.status == JobStatus::Running)
+            .then(|| self.progress.eta_seconds())
+            .flatten()
+    }
+
     pub fn summary(&self) -> JobSummary {
         JobSummary {
             id: self.id.clone(),
             status: self.status,
             progress: self.progress,
+            eta_seconds: self.eta_seconds(),
             error: self.error.clone(),
         }
     }
@@ -314,6 +326,7 @@ impl JobStore {
             id: record.id.clone(),
             status: record.status,
             progress: record.progress,
+            eta_seconds: record.eta_seconds(),
             queue_position,
             result,
             error: record.error.clone(),
@@ -334,5 +347,36 @@ fn not_found(id: &str) -> EngineError {
     EngineError::NotFound {
         what: "Image job",
         id: id.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_sampling_job_has_an_eta() {
+        let now = Instant::now();
+        let mut store = JobStore::new(4, Duration::from_secs(60));
+        let request = ImageRequest {
+            steps: 10,
+            count: 2,
+            ..ImageRequest::new("a cat")
+        };
+        let id = store.push(request, now).unwrap().id;
+        assert_eq!(store.view(&id, now).unwrap().eta_seconds, None, "pending");
+
+        store.start_next().unwrap();
+        let record = store.get_mut(&id).unwrap();
+        record.progress.stage = Stage::Sampling;
+        record.progress.step = 4;
+        assert_eq!(record.summary().eta_seconds, None, "no step timing yet");
+        record.progress.seconds_per_step = Some(0.5);
+        // 6 steps of image 1 and 10 of image 2 at 0.5 s.
+        assert_eq!(record.summary().eta_seconds, Some(8.0));
+        assert_eq!(store.view(&id, now).unwrap().eta_seconds, Some(8.0));
+
+        store.finish(&id, Ok(Vec::new()), 10, now).unwrap();
+        assert_eq!(store.view(&id, now).unwrap().eta_seconds, None, "finished");
     }
 }

@@ -17,6 +17,7 @@ pub mod args;
 pub mod capabilities;
 pub mod child;
 pub mod cli_runner;
+pub mod control;
 pub mod gate;
 pub mod http;
 pub mod jobs;
@@ -33,18 +34,19 @@ use serde::Serialize;
 use ts_rs::TS;
 
 pub use capabilities::SdCapabilities;
+pub use control::{DiffusionAction, DiffusionControl};
 pub use gate::{GateDecision, GateOutcome, GateRequest, GenerationGate, OpenGate};
 pub use jobs::{JobError, JobImage, JobResult, JobStatus, JobSummary, JobView};
 pub use model_files::DiffusionModelFiles;
 pub use progress::{Progress, ProgressParser, Stage};
-pub use request::{ImageRequest, PlacementOverrides};
+pub use request::{ImageRequest, PlacementOverrides, RequestLimits};
 pub use runner::RunnerKind;
 pub use service::{ImageService, ImageServiceOptions};
 
 use crate::errors::{EngineError, Result};
 
 /// The running image server, as the window shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[ts(export)]
 pub struct ImageServerInfo {
     /// Where other programs reach the API.
@@ -54,6 +56,8 @@ pub struct ImageServerInfo {
     /// The installed model's id, or the model file's name.
     pub model: String,
     pub capabilities: SdCapabilities,
+    /// What a request may ask for (sizes, steps, count), and the defaults.
+    pub limits: RequestLimits,
 }
 
 /// A port on loopback that nobody listens on right now (the OS picks it).

@@ -63,6 +63,7 @@ pub fn description() -> Value {
                         "id": { "type": "string" },
                         "status": { "enum": ["pending", "running", "complete", "error", "cancelled"] },
                         "progress": { "$ref": "#/components/schemas/Progress" },
+                        "eta_seconds": { "type": ["number", "null"], "description": "seconds left by sd's step timing, while sampling" },
                         "queue_position": { "type": ["integer", "null"] },
                         "result": {
                             "type": ["object", "null"],

@@ -13,9 +13,44 @@ pub const MAX_STEPS: u32 = 150;
 /// Images in one request (`-b`); more is a queue's job, not a batch's.
 pub const MAX_COUNT: u32 = 16;
 const MAX_PROMPT_CHARS: usize = 8_000;
+pub const MAX_CFG_SCALE: f32 = 30.0;
 /// sd's seeds are 64-bit, but JavaScript clients lose precision past 2^53; random
 /// seeds stay well inside both.
 const MAX_RANDOM_SEED: u64 = (1 << 31) - 1;
+
+/// The bounds [`ImageRequest::validate`] checks, for a form that wants to say so
+/// before it sends anything.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, TS)]
+#[ts(export)]
+pub struct RequestLimits {
+    /// Width and height are multiples of this, from it up to `max_side`.
+    pub side_step: u32,
+    pub max_side: u32,
+    pub max_steps: u32,
+    pub max_count: u32,
+    pub max_cfg_scale: f32,
+    pub max_prompt_chars: u32,
+    /// The defaults a request without these fields gets.
+    pub default_side: u32,
+    pub default_steps: u32,
+    pub default_cfg_scale: f32,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        Self {
+            side_step: SIDE_STEP,
+            max_side: MAX_SIDE,
+            max_steps: MAX_STEPS,
+            max_count: MAX_COUNT,
+            max_cfg_scale: MAX_CFG_SCALE,
+            max_prompt_chars: MAX_PROMPT_CHARS as u32,
+            default_side: default_side(),
+            default_steps: default_steps(),
+            default_cfg_scale: default_cfg_scale(),
+        }
+    }
+}
 
 /// Memory placement a request may force; `None` lets Switchyard choose from the free
 /// VRAM (`--clip-on-cpu`, `--vae-on-cpu`, `--vae-tiling`).
@@ -129,10 +164,10 @@ impl ImageRequest {
                 format!("{} is not from 1 to {MAX_STEPS}", self.steps),
             );
         }
-        if !(self.cfg_scale.is_finite() && (0.0..=30.0).contains(&self.cfg_scale)) {
+        if !(self.cfg_scale.is_finite() && (0.0..=MAX_CFG_SCALE).contains(&self.cfg_scale)) {
             return invalid(
                 "cfg_scale",
-                format!("{} is not from 0 to 30", self.cfg_scale),
+                format!("{} is not from 0 to {MAX_CFG_SCALE}", self.cfg_scale),
             );
         }
         if !(1..=MAX_COUNT).contains(&self.count) {

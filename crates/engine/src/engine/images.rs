@@ -13,8 +13,8 @@ use crate::binaries::BinaryKind;
 use crate::diffusion::http::ImageHttp;
 use crate::diffusion::service::{FreeVramProbe, ImageServiceSetup};
 use crate::diffusion::{
-    DiffusionModelFiles, GenerationGate, ImageRequest, ImageServerInfo, ImageService,
-    ImageServiceOptions, JobSummary, JobView,
+    DiffusionAction, DiffusionControl, DiffusionModelFiles, GenerationGate, ImageRequest,
+    ImageServerInfo, ImageService, ImageServiceOptions, JobSummary, JobView, SdCapabilities,
 };
 use crate::errors::{EngineError, Result};
 use crate::estimate::diffusion::DiffusionComponents;
@@ -120,6 +120,44 @@ impl Engine {
         self.running_images().map(|running| running.info.clone())
     }
 
+    /// What the tray's "Start/Stop Diffusion" entry does now, and its tooltip line.
+    pub fn diffusion_control(&self) -> DiffusionControl {
+        crate::diffusion::control::diffusion_control(
+            self.status().diffusion,
+            self.image_server().map(|server| server.port),
+            &self.models().models(),
+            self.binary_status(BinaryKind::Diffusion).is_some(),
+        )
+    }
+
+    /// The tray's "Start/Stop Diffusion": stops the image server when it runs, else
+    /// starts it with the first installed diffusion model. `None` once stopped.
+    pub async fn toggle_diffusion(&self) -> Result<Option<ImageServerInfo>> {
+        let control = self.diffusion_control();
+        match control.action {
+            DiffusionAction::Stop => {
+                self.stop_image_server().await;
+                Ok(None)
+            }
+            DiffusionAction::Start { model_id } => self
+                .start_image_server(ImageServerConfig {
+                    model_id: Some(model_id),
+                    ..ImageServerConfig::default()
+                })
+                .await
+                .map(Some),
+            DiffusionAction::Unavailable => Err(EngineError::InvalidInput {
+                field: "model",
+                problem: control.label,
+            }),
+        }
+    }
+
+    /// The samplers and schedulers the running sd offers.
+    pub fn image_capabilities(&self) -> Result<SdCapabilities> {
+        Ok(self.images_or_error()?.service.capabilities().clone())
+    }
+
     /// The running image service, for the orchestrator (gate, `release_model`).
     pub fn image_service(&self) -> Option<ImageService> {
         self.running_images().map(|running| running.service.clone())
@@ -149,6 +187,43 @@ impl Engine {
 
     pub fn cancel_image_job(&self, id: &str) -> Result<JobSummary> {
         self.images_or_error()?.service.cancel(id)
+    }
+
+    /// Keeps an image the window shows: writes the PNG (base64, as a job's result
+    /// gives it) into the gallery folder under a name made here, never one from the
+    /// caller, and returns where it is.
+    pub fn save_image(&self, image_base64: &str, seed: i64) -> Result<PathBuf> {
+        let png = decode_png(image_base64)?;
+        let dir = self.inner.layout.gallery();
+        std::fs::create_dir_all(&dir).map_err(|source| EngineError::StorageUnavailable {
+            path: dir.clone(),
+            source,
+        })?;
+        let stamp = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+        let path = (0..1000)
+            .map(|attempt| {
+                let suffix = if attempt == 0 {
+                    String::new()
+                } else {
+                    format!("-{attempt}")
+                };
+                dir.join(format!("image_{stamp}_seed{seed}{suffix}.png"))
+            })
+            .find(|path| !path.exists())
+            .ok_or_else(|| EngineError::Internal {
+                problem: format!("no free file name in {}", dir.display()),
+            })?;
+        crate::fs_atomic::write(&path, &png).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::StorageFull {
+                EngineError::DiskFull { path: path.clone() }
+            } else {
+                EngineError::StorageUnavailable {
+                    path: dir.clone(),
+                    source,
+                }
+            }
+        })?;
+        Ok(path)
     }
 
     /// Waits until a job has finished, at most `timeout`.
@@ -254,6 +329,7 @@ impl Engine {
             runner: service.runner_kind(),
             model: model_name,
             capabilities: service.capabilities().clone(),
+            limits: crate::diffusion::RequestLimits::default(),
         };
         Ok(Running {
             service,
@@ -318,6 +394,29 @@ impl Engine {
     }
 }
 
+/// Larger than any PNG sd writes (2048×2048 RGB, uncompressed, is 12 MiB).
+const MAX_SAVED_PNG_BYTES: usize = 64 << 20;
+const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+
+/// The bytes of a base64 PNG; anything else is refused.
+fn decode_png(image_base64: &str) -> Result<Vec<u8>> {
+    use base64::Engine as _;
+    let invalid = |problem: &str| EngineError::InvalidInput {
+        field: "image",
+        problem: problem.to_owned(),
+    };
+    if image_base64.len() / 4 * 3 > MAX_SAVED_PNG_BYTES {
+        return Err(invalid("is larger than any image sd makes"));
+    }
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(image_base64.trim())
+        .map_err(|_| invalid("is not base64"))?;
+    if !png.starts_with(PNG_SIGNATURE) {
+        return Err(invalid("is not a PNG image"));
+    }
+    Ok(png)
+}
+
 /// The weights by component from each GGUF file's header; files that are not GGUF
 /// (safetensors components) count as unknown.
 async fn read_components(files: &DiffusionModelFiles) -> DiffusionComponents {
@@ -329,4 +428,20 @@ async fn read_components(files: &DiffusionModelFiles) -> DiffusionComponents {
         }
     }
     total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_base64_pngs_are_saved() {
+        use base64::Engine as _;
+        let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        let png = [PNG_SIGNATURE, b"rest"].concat();
+        assert_eq!(decode_png(&encode(&png)).unwrap(), png);
+        assert!(decode_png(&encode(b"GIF89a....")).is_err());
+        assert!(decode_png("not base64!").is_err());
+        assert!(decode_png("").is_err());
+    }
 }

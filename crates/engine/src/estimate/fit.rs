@@ -171,25 +171,29 @@ fn place_layers(
 }
 
 fn shortfall(shape: &ModelShape, planned: &LlamaEstimate, budget: Budget) -> EngineError {
-    let what = format!("This {} model", shape.architecture);
-    if planned.vram_bytes() > budget.vram_bytes && planned.ram_bytes() <= budget.ram_bytes {
-        EngineError::InsufficientResources {
-            what,
-            resource: "VRAM",
-            needed_mib: planned.vram_bytes().div_ceil(MIB),
-            available_mib: budget.vram_bytes / MIB,
-            suggestion: "Put fewer layers on the GPU, use a smaller context or quantization, or stop what else uses the GPU."
-                .to_owned(),
-        }
+    let vram_short =
+        planned.vram_bytes() > budget.vram_bytes && planned.ram_bytes() <= budget.ram_bytes;
+    let (resource, needed, available, suggestion) = if vram_short {
+        (
+            "VRAM",
+            planned.vram_bytes(),
+            budget.vram_bytes,
+            "Put fewer layers on the GPU, use a smaller context or quantization, or stop what else uses the GPU.",
+        )
     } else {
-        EngineError::InsufficientResources {
-            what,
-            resource: "RAM",
-            needed_mib: planned.ram_bytes().div_ceil(MIB),
-            available_mib: budget.ram_bytes / MIB,
-            suggestion: "Use a smaller context or a smaller quantization of the model, or close other programs."
-                .to_owned(),
-        }
+        (
+            "RAM",
+            planned.ram_bytes(),
+            budget.ram_bytes,
+            "Use a smaller context or a smaller quantization of the model, or close other programs.",
+        )
+    };
+    EngineError::InsufficientResources {
+        what: format!("This {} model", shape.architecture),
+        resource,
+        needed_mib: needed.div_ceil(MIB),
+        available_mib: available / MIB,
+        suggestion: suggestion.to_owned(),
     }
 }
 

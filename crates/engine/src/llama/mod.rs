@@ -23,7 +23,7 @@ mod pidfile;
 mod plan;
 mod policy;
 mod ports;
-mod process;
+pub(crate) mod process;
 mod reasoning;
 mod spec;
 mod state;

@@ -81,6 +81,22 @@ fn join_kill_on_close_job(child: &Child) {
     }
 }
 
+/// SIGTERM (or SIGKILL with `kill`) to the process group led by `pid`, if any.
+#[cfg(unix)]
+pub(crate) fn end_group(pid: Option<u32>, kill: bool) {
+    use nix::sys::signal::Signal;
+    if let Some(pid) = pid {
+        signal_group(
+            pid,
+            if kill {
+                Signal::SIGKILL
+            } else {
+                Signal::SIGTERM
+            },
+        );
+    }
+}
+
 /// Sends `signal` to the server's process group (its own group, see above).
 #[cfg(unix)]
 pub fn signal_group(pid: u32, signal: nix::sys::signal::Signal) {

@@ -293,13 +293,7 @@ impl Orchestrator {
 
     /// Whether an image needing `image_ram`/`image_vram` would stop the LLM now.
     pub fn would_need_offload(&self, image_ram: u64, image_vram: u64) -> OffloadPrediction {
-        let running: Vec<InstanceStatus> = self
-            .shared
-            .llama
-            .list()
-            .into_iter()
-            .filter(|status| is_up(status.state))
-            .collect();
+        let running = self.running_instances();
         let (llm_ram, llm_vram) = running
             .iter()
             .map(instance_usage)
@@ -333,19 +327,23 @@ impl Orchestrator {
         }
     }
 
+    /// The LLM servers that hold memory now (also while starting or restarting).
+    fn running_instances(&self) -> Vec<InstanceStatus> {
+        self.shared
+            .llama
+            .list()
+            .into_iter()
+            .filter(|status| is_up(status.state))
+            .collect()
+    }
+
     fn emit(&self, event: OrchestratorEvent) {
         self.shared.events.emit(EngineEvent::Orchestrator(event));
     }
 
     /// Saves and stops every running server.
     async fn offload(&self, reason: String) -> Result<()> {
-        let running: Vec<InstanceStatus> = self
-            .shared
-            .llama
-            .list()
-            .into_iter()
-            .filter(|status| is_up(status.state))
-            .collect();
+        let running = self.running_instances();
         let mut saved = Vec::new();
         let started = Instant::now();
         for status in running {

@@ -5,6 +5,8 @@ import {
   fakeBinaryStatus,
   fakeDiskUsage,
   fakeDownload,
+  fakeImageServer,
+  fakeJobSummary,
   fakeInstalledModels,
   fakeSample,
   fakeSettings,
@@ -66,5 +68,29 @@ describe('applyEvent', () => {
     applyEvent(s, { type: 'settings_changed', ...fakeSettings(), llama_server_path: '/opt/llama-server' });
     await vi.waitFor(() => expect(s.binaries.llama_server.status?.path).toBe('/opt/llama-server'));
     expect(asked.sort()).toEqual(['diffusion', 'llama_server']);
+  });
+
+  it('sends image_server_changed and the window\u2019s own image_job_changed to the diffusion store', async () => {
+    const asked: string[] = [];
+    mockIPC((command) => {
+      // The monitor store refreshes its status on the same events; not this test's subject.
+      if (command === 'orchestrator_status' || command === 'image_server_status') return null;
+      asked.push(command);
+      if (command === 'generate_image') return 'img_000001_0a1b2c3d';
+      if (command === 'image_job') return { ...fakeJobSummary({ status: 'pending' }), queue_position: 0, result: null };
+      throw `unexpected ${command}`;
+    });
+    const s = createStores();
+    applyEvent(s, { type: 'image_server_changed', server: fakeImageServer() });
+    expect(s.diffusion.server?.url).toBe('http://127.0.0.1:8081');
+    await s.diffusion.generate({
+      prompt: 'a cat', negative_prompt: '', width: 64, height: 64, steps: 1, cfg_scale: 1, sampler: null,
+      scheduler: null, seed: null, count: 1, overrides: { clip_on_cpu: null, vae_on_cpu: null, vae_tiling: null },
+    });
+    applyEvent(s, { type: 'image_job_changed', ...fakeJobSummary({ eta_seconds: 3 }) });
+    expect(s.diffusion.job).toEqual(fakeJobSummary({ eta_seconds: 3 }));
+    expect(asked).toEqual(['generate_image', 'image_job']);
+    applyEvent(s, { type: 'image_server_changed', server: null });
+    expect(s.diffusion.server).toBeNull();
   });
 });

@@ -4,6 +4,7 @@ import { ipc, untagged } from '../ipc';
 import { AppInfoStore } from './app.svelte';
 import { BinariesStore } from './binaries.svelte';
 import { LlamaStore } from './llama.svelte';
+import { DiffusionStore } from './diffusion.svelte';
 import { MonitorStore } from './monitor.svelte';
 import { ModelsStore } from './models.svelte';
 import { NoticesStore } from './notices.svelte';
@@ -20,6 +21,7 @@ export interface Stores {
   models: ModelsStore;
   binaries: BinariesStore;
   llama: LlamaStore;
+  diffusion: DiffusionStore;
   monitor: MonitorStore;
 }
 
@@ -34,6 +36,7 @@ export function createStores(): Stores {
     models: new ModelsStore(),
     binaries: new BinariesStore(),
     llama: new LlamaStore(),
+    diffusion: new DiffusionStore(),
     monitor: new MonitorStore(),
   };
 }
@@ -80,6 +83,13 @@ export function applyEvent(stores: Stores, event: EngineEvent): void {
     case 'llama_chat_done':
       stores.llama.applyChatDone(event.instance, event.outcome);
       break;
+    case 'image_server_changed':
+      stores.diffusion.applyServer(event.server);
+      break;
+    case 'image_job_changed':
+      // Progress only: a complete job's images are fetched by the store, once.
+      stores.diffusion.applyJob(untagged(event));
+      break;
     case 'shutting_down':
       stores.status.shuttingDown = true;
       break;
@@ -104,6 +114,7 @@ export async function connect(stores: Stores): Promise<() => void> {
     stores.models.load(),
     stores.binaries.load(),
     stores.llama.load(),
+    stores.diffusion.load(),
     stores.monitor.load(),
   ]);
   return unlisten;

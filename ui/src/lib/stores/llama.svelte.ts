@@ -235,9 +235,10 @@ export class LlamaStore {
     return removed;
   }
 
-  /** Creates an instance and selects it; rejects with the engine's ErrorReport. */
-  async create(spec: InstanceSpec): Promise<void> {
-    const created = await ipc.createInstance(spec);
+  /** Creates an instance of a model (the engine's defaults) and selects it; rejects
+   *  with the engine's ErrorReport. */
+  async create(name: string, modelId: string): Promise<void> {
+    const created = await ipc.createInstance(name, modelId);
     await this.refresh();
     this.selected = created.spec.name;
   }
