@@ -68,7 +68,8 @@ pub struct Settings {
     #[serde(default = "default_restore_llm_servers")]
     pub restore_llm_servers: bool,
     /// Offload the LLM for an image when the two together would use more than this
-    /// share (percent, 10–100) of the bottleneck: VRAM when a GPU is used, else RAM.
+    /// share (percent, 0–100) of the bottleneck: VRAM when a GPU is used, else RAM.
+    /// 0 pauses the LLM for every image (nothing measures below it).
     #[serde(default = "default_offload_threshold")]
     pub offload_threshold: u8,
 }
@@ -94,7 +95,7 @@ fn default_offload_threshold() -> u8 {
 }
 
 /// The offload threshold's range, in percent.
-pub const OFFLOAD_THRESHOLD_RANGE: std::ops::RangeInclusive<u8> = 10..=100;
+pub const OFFLOAD_THRESHOLD_RANGE: std::ops::RangeInclusive<u8> = 0..=100;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -279,21 +280,21 @@ mod tests {
     }
 
     #[test]
-    fn offload_threshold_is_a_percent_from_10_to_100() {
+    fn offload_threshold_is_a_percent_from_0_to_100() {
         let (settings, problem) = Settings::from_stored(json!({"llm_port": 9000}));
         assert_eq!(problem, None);
         assert_eq!(
             settings.offload_threshold, 75,
             "old files load with the default"
         );
-        for good in [10, 75, 100] {
+        for good in [0, 10, 75, 100] {
             let settings = Settings {
                 offload_threshold: good,
                 ..Settings::default()
             };
             assert!(settings.validate().is_ok(), "{good}");
         }
-        for bad in [0, 9, 101, 255] {
+        for bad in [101, 255] {
             let settings = Settings {
                 offload_threshold: bad,
                 ..Settings::default()

@@ -259,6 +259,7 @@ fn the_offload_threshold_setting_drives_the_orchestrator() {
     let status = engine.orchestrator_status();
     assert_eq!(status.policy, engine.orchestrator().policy());
     assert!(status.saved.is_none());
+    assert!(status.llm.is_empty(), "no LLM server runs");
     assert!(
         status.next_image.is_none(),
         "no image server, no prediction"
@@ -275,7 +276,7 @@ fn the_offload_threshold_setting_drives_the_orchestrator() {
     assert_eq!(policy.reload_attempts, 4, "the rest of the policy stays");
 
     let refused = engine.update_settings(Settings {
-        offload_threshold: 5,
+        offload_threshold: 101,
         ..Settings::default()
     });
     assert_eq!(refused.unwrap_err().code(), ErrorCode::InvalidSetting);

@@ -57,6 +57,7 @@ binaries_mirror: string | null,
 restore_llm_servers: boolean, 
 /**
  * Offload the LLM for an image when the two together would use more than this
- * share (percent, 10–100) of the bottleneck: VRAM when a GPU is used, else RAM.
+ * share (percent, 0–100) of the bottleneck: VRAM when a GPU is used, else RAM.
+ * 0 pauses the LLM for every image (nothing measures below it).
  */
 offload_threshold: number, };
