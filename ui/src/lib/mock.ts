@@ -513,6 +513,7 @@ export function installMock(): void {
             phase: 'idle',
             policy: { threshold: settings.offload_threshold / 100, memory_wait_ms: 30_000, reload_attempts: 4, reload_backoff_ms: 1000, poll_ms: 100 },
             saved: null,
+            llm: [],
             next_image: null,
           };
         case 'image_server_status':

@@ -9,7 +9,9 @@ use crate::diffusion::ImageServerInfo;
 use crate::errors::Result;
 use crate::estimate::diffusion::DiffusionEstimate;
 use crate::llama::InstanceStatus;
-use crate::orchestrator::{OffloadPrediction, OrchestratorPhase, OrchestratorPolicy, SavedState};
+use crate::orchestrator::{
+    InstanceUsage, OffloadPrediction, OrchestratorPhase, OrchestratorPolicy, SavedState,
+};
 
 /// The image the prediction is for: the default request, one 512×512 image.
 pub const NEXT_IMAGE_SIZE: u32 = 512;
@@ -32,6 +34,8 @@ pub struct OrchestratorStatus {
     pub phase: OrchestratorPhase,
     pub policy: OrchestratorPolicy,
     pub saved: Option<SavedState>,
+    /// What each running LLM server counts in the decision.
+    pub llm: Vec<InstanceUsage>,
     /// `None` while no image server runs (there is no model to estimate).
     pub next_image: Option<NextImagePrediction>,
 }
@@ -72,6 +76,7 @@ impl Engine {
             phase: orchestrator.phase(),
             policy: orchestrator.policy(),
             saved: orchestrator.saved_state(),
+            llm: orchestrator.llm_usage(),
             next_image: self.next_image_prediction(),
         }
     }

@@ -8,6 +8,7 @@
 //! when the reload finally fails.
 
 mod memory;
+mod usage;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,6 +18,7 @@ use tokio::sync::watch;
 use ts_rs::TS;
 
 pub use memory::{MemorySample, MemorySource};
+pub use usage::{InstanceUsage, UsageBasis};
 
 use crate::diffusion::gate::BoxFuture;
 use crate::diffusion::{GateDecision, GateOutcome, GateRequest, GenerationGate};
@@ -158,22 +160,6 @@ pub struct Orchestrator {
     shared: Arc<Shared>,
 }
 
-/// Memory an instance uses now: what it reported (with its RSS) when known, else
-/// its estimate.
-fn instance_usage(status: &InstanceStatus) -> (u64, u64) {
-    if let Some(measured) = &status.measured {
-        let ram = measured.rss_bytes.unwrap_or_else(|| measured.ram.total());
-        return (ram, measured.vram.total());
-    }
-    status
-        .running
-        .as_ref()
-        .and_then(|running| running.estimate.as_ref())
-        .map_or((0, 0), |estimate| {
-            (estimate.ram_bytes(), estimate.vram_bytes())
-        })
-}
-
 fn is_up(state: InstanceState) -> bool {
     matches!(
         state,
@@ -293,11 +279,10 @@ impl Orchestrator {
 
     /// Whether an image needing `image_ram`/`image_vram` would stop the LLM now.
     pub fn would_need_offload(&self, image_ram: u64, image_vram: u64) -> OffloadPrediction {
-        let running = self.running_instances();
-        let (llm_ram, llm_vram) = running
-            .iter()
-            .map(instance_usage)
-            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        let usage = self.llm_usage();
+        let (llm_ram, llm_vram) = usage.iter().fold((0, 0), |sum, one| {
+            (sum.0 + one.ram_bytes, sum.1 + one.vram_bytes)
+        });
         let sample = self.shared.memory.sample();
         let bottleneck_is_vram = sample.vram_total_bytes > 0 && (llm_vram > 0 || image_vram > 0);
         let (used, total) = if bottleneck_is_vram {
@@ -311,7 +296,7 @@ impl Orchestrator {
         } else {
             used as f64 / total as f64
         };
-        let needs_offload = !running.is_empty() && projected_share > self.policy().threshold;
+        let needs_offload = !usage.is_empty() && projected_share > self.policy().threshold;
         let pause = lock(&self.shared.state)
             .last_pause
             .unwrap_or(Duration::from_secs(2));
@@ -325,6 +310,14 @@ impl Orchestrator {
                 0.0
             },
         }
+    }
+
+    /// What each LLM server holding memory now counts in the decision.
+    pub fn llm_usage(&self) -> Vec<InstanceUsage> {
+        self.running_instances()
+            .iter()
+            .map(InstanceUsage::of)
+            .collect()
     }
 
     /// The LLM servers that hold memory now (also while starting or restarting).
@@ -347,7 +340,11 @@ impl Orchestrator {
         let mut saved = Vec::new();
         let started = Instant::now();
         for status in running {
-            let (ram_bytes, vram_bytes) = instance_usage(&status);
+            let InstanceUsage {
+                ram_bytes,
+                vram_bytes,
+                ..
+            } = InstanceUsage::of(&status);
             let mut pinned = status.spec.clone();
             if let Some(running) = &status.running {
                 // Back exactly as it ran: same port, same final configuration.
