@@ -180,6 +180,22 @@ async fn an_image_offloads_the_llm_returns_first_and_the_llm_comes_back_identica
     assert_eq!(order, ["offloaded", "image", "reloading", "reloaded"]);
     let view = setup.engine.image_job(&id).unwrap();
     assert_eq!(view.status, JobStatus::Complete);
+    let paused_ms = seen
+        .iter()
+        .find_map(|event| match event {
+            EngineEvent::Orchestrator(OrchestratorEvent::Reloaded { paused_ms, .. }) => {
+                Some(*paused_ms)
+            }
+            _ => None,
+        })
+        .unwrap();
+    let next = setup.engine.orchestrator().would_need_offload(900 * MIB, 0);
+    #[allow(clippy::cast_precision_loss)]
+    let reported_secs = paused_ms as f64 / 1000.0;
+    assert!(
+        (next.predicted_pause_secs - reported_secs).abs() < 1e-9,
+        "the next prediction is the pause chat just saw: {next:?} vs {paused_ms} ms"
+    );
 
     let after = setup.engine.llama().status("chat").unwrap();
     assert_eq!(after.state, InstanceState::Healthy);

@@ -90,7 +90,8 @@ pub struct OffloadPrediction {
     /// LLM + image over the bottleneck's total.
     pub projected_share: f64,
     pub bottleneck_is_vram: bool,
-    /// How long chat would pause: stopping plus the last measured start.
+    /// How long chat would pause: the last whole pause seen (offload, the images,
+    /// reload), or 2 s before any.
     pub predicted_pause_secs: f64,
 }
 
@@ -138,7 +139,8 @@ pub enum OrchestratorPhase {
 struct State {
     phase: OrchestratorPhase,
     saved: Option<SavedState>,
-    /// Last stop + start durations seen, for the prediction.
+    /// How long chat paused the last time (offload, the images, reload), for the
+    /// prediction: what a person waited, as the `reloaded` event reports it.
     last_pause: Option<Duration>,
 }
 
@@ -338,7 +340,6 @@ impl Orchestrator {
     async fn offload(&self, reason: String) -> Result<()> {
         let running = self.running_instances();
         let mut saved = Vec::new();
-        let started = Instant::now();
         for status in running {
             let InstanceUsage {
                 ram_bytes,
@@ -367,7 +368,6 @@ impl Orchestrator {
         let names: Vec<String> = saved.iter().map(|s| s.spec.name.clone()).collect();
         {
             let mut state = lock(&self.shared.state);
-            state.last_pause = Some(started.elapsed());
             state.phase = OrchestratorPhase::Offloaded;
             state.saved = Some(SavedState {
                 instances: saved,
@@ -403,7 +403,6 @@ impl Orchestrator {
         self.wait_for_memory(need_ram, need_vram, &policy).await;
         self.set_phase(OrchestratorPhase::Reloading);
 
-        let began = Instant::now();
         let mut backoff = Duration::from_millis(policy.reload_backoff_ms);
         let mut last_error = None;
         for attempt in 1..=policy.reload_attempts.max(1) {
@@ -422,8 +421,7 @@ impl Orchestrator {
                         let mut state = lock(&self.shared.state);
                         state.saved = None;
                         state.phase = OrchestratorPhase::Idle;
-                        let stop = state.last_pause.unwrap_or_default();
-                        state.last_pause = Some(stop + began.elapsed());
+                        state.last_pause = Some(Duration::from_millis(paused_ms));
                     }
                     self.shared.reloading.send_replace(false);
                     self.emit(OrchestratorEvent::Reloaded {
