@@ -99,14 +99,19 @@ export function diffusionModelDir(home) {
   return join(home, 'data', 'models', DIFFUSION_MODEL_ID);
 }
 
-/** Pids of running sd-cli or sd-server from the tools folder. */
-export function sdPids() {
+/**
+ * Pids of running sd-cli or sd-server from the tools folder started by the app whose
+ * folders are in `home` (they inherit its environment): other people's tests on the
+ * same machine run the same cached binaries.
+ */
+export function sdPids(home) {
   const binaries = ['sd-cli', 'sd-server'].map((name) => realpathSync(join(dirname(SD_CLI), name)));
   return readdirSync('/proc')
     .filter((entry) => /^\d+$/.test(entry))
     .filter((pid) => {
       try {
-        return binaries.includes(readlinkSync(`/proc/${pid}/exe`));
+        return binaries.includes(readlinkSync(`/proc/${pid}/exe`))
+          && readFileSync(`/proc/${pid}/environ`, 'utf8').includes(home);
       } catch {
         return false;
       }
