@@ -41,6 +41,10 @@ const COMMANDS: &[&str] = &[
     "image_job",
     "cancel_image_job",
     "save_image",
+    "orchestrator_status",
+    "clear_saved_state",
+    "restart_saved_llm",
+    "image_server_status",
 ];
 
 fn main() {

@@ -11,6 +11,7 @@ mod image_commands;
 mod ipc_error;
 mod llama_commands;
 mod model_commands;
+mod monitor_commands;
 mod settings_store;
 mod tray;
 mod window;
@@ -89,6 +90,10 @@ fn main() -> anyhow::Result<()> {
             image_commands::image_job,
             image_commands::cancel_image_job,
             image_commands::save_image,
+            monitor_commands::orchestrator_status,
+            monitor_commands::clear_saved_state,
+            monitor_commands::restart_saved_llm,
+            monitor_commands::image_server_status,
         ])
         .build(tauri::generate_context!())?;
 

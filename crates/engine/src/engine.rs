@@ -30,7 +30,9 @@ use crate::settings::{Settings, SettingsUpdate};
 use crate::system::{HostProbe, SystemInfo, SystemMonitor, SystemProbe, SystemSample};
 
 mod images;
+mod monitor;
 pub use images::ImageServerConfig;
+pub use monitor::{ImageServerStatus, NextImagePrediction, OrchestratorStatus, NEXT_IMAGE_SIZE};
 
 /// What the engine is built from. Tests pass a temporary folder, a fake probe and a
 /// manual clock.
@@ -165,6 +167,7 @@ impl Engine {
                 events.clone(),
                 deps.clock.clone(),
             );
+            apply_offload_threshold(&orchestrator, &deps.settings);
             Inner {
                 system: SystemMonitor::new(deps.probe, deps.clock),
                 events,
@@ -633,6 +636,7 @@ impl Engine {
         );
         let restart_required = next_data_dir != self.inner.layout.root();
         apply_binaries_mirror(&self.inner.binaries, &settings);
+        apply_offload_threshold(&self.inner.orchestrator, &settings);
         *write(&self.inner.settings) = settings.clone();
         self.inner
             .events
@@ -682,6 +686,14 @@ impl Engine {
 
 /// Settings own the download base: a mirror when one is set, else GitHub (so clearing
 /// the mirror goes back to GitHub at once, without a restart).
+/// The `offload_threshold` setting (percent) becomes the orchestrator's share.
+fn apply_offload_threshold(orchestrator: &Orchestrator, settings: &Settings) {
+    orchestrator.set_policy(crate::orchestrator::OrchestratorPolicy {
+        threshold: f64::from(settings.offload_threshold) / 100.0,
+        ..orchestrator.policy()
+    });
+}
+
 fn apply_binaries_mirror(binaries: &BinaryManager, settings: &Settings) {
     binaries.set_download_base(
         settings

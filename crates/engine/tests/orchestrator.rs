@@ -14,7 +14,7 @@ use switchyard_engine::diffusion::{
 };
 use switchyard_engine::engine::ImageServerConfig;
 use switchyard_engine::llama::{InstanceSpec, InstanceState, InstanceStatus};
-use switchyard_engine::orchestrator::{OrchestratorEvent, OrchestratorPolicy};
+use switchyard_engine::orchestrator::{OrchestratorEvent, OrchestratorPolicy, UsageBasis};
 use switchyard_engine::settings::Settings;
 use switchyard_engine::{Engine, EngineDeps, EngineEvent};
 use switchyard_testkit::gguf::{shared_sdxs_512, LlamaSpec};
@@ -158,6 +158,15 @@ async fn an_image_offloads_the_llm_returns_first_and_the_llm_comes_back_identica
     let before = setup.engine.llama().status("chat").unwrap();
     let prediction = setup.engine.orchestrator().would_need_offload(900 * MIB, 0);
     assert!(prediction.needs_offload, "{prediction:?}");
+    let counted = setup.engine.orchestrator_status().llm;
+    assert_eq!(counted.len(), 1, "{counted:?}");
+    assert_eq!(counted[0].name, "chat");
+    assert_eq!(
+        counted[0].basis,
+        UsageBasis::Measured,
+        "a loaded server counts what it uses"
+    );
+    assert!(counted[0].ram_bytes > 0, "{counted:?}");
 
     let id = setup.engine.generate_image(small("a switch yard")).unwrap();
     let seen = record_until(&mut setup.events, is_reloaded).await;
@@ -174,6 +183,22 @@ async fn an_image_offloads_the_llm_returns_first_and_the_llm_comes_back_identica
     assert_eq!(order, ["offloaded", "image", "reloading", "reloaded"]);
     let view = setup.engine.image_job(&id).unwrap();
     assert_eq!(view.status, JobStatus::Complete);
+    let paused_ms = seen
+        .iter()
+        .find_map(|event| match event {
+            EngineEvent::Orchestrator(OrchestratorEvent::Reloaded { paused_ms, .. }) => {
+                Some(*paused_ms)
+            }
+            _ => None,
+        })
+        .unwrap();
+    let next = setup.engine.orchestrator().would_need_offload(900 * MIB, 0);
+    #[allow(clippy::cast_precision_loss)]
+    let reported_secs = paused_ms as f64 / 1000.0;
+    assert!(
+        (next.predicted_pause_secs - reported_secs).abs() < 1e-9,
+        "the next prediction is the pause chat just saw: {next:?} vs {paused_ms} ms"
+    );
 
     let after = setup.engine.llama().status("chat").unwrap();
     assert_eq!(after.state, InstanceState::Healthy);

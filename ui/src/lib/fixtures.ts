@@ -137,6 +137,7 @@ export function fakeSettings(theme: Settings['theme'] = 'system'): Settings {
     sd_path: null,
     binaries_mirror: null,
     restore_llm_servers: true,
+    offload_threshold: 75,
   };
 }
 

@@ -7,6 +7,8 @@ import type { AppInfo } from '../bindings/AppInfo';
 import type { AutoFields } from '../bindings/AutoFields';
 import type { ChatOutcome } from '../bindings/ChatOutcome';
 import type { ChatRequest } from '../bindings/ChatRequest';
+import type { ImageServerStatus } from '../bindings/ImageServerStatus';
+import type { OrchestratorStatus } from '../bindings/OrchestratorStatus';
 import type { InstancePreview } from '../bindings/InstancePreview';
 import type { InstanceSpec } from '../bindings/InstanceSpec';
 import type { InstanceStatus } from '../bindings/InstanceStatus';
@@ -142,6 +144,15 @@ export const ipc = {
   cancelImageJob: (id: string) => call<JobSummary>('cancel_image_job', { id }),
   /** Writes a PNG into the gallery folder; resolves to the file's path. */
   saveImage: (image: string, seed: number) => call<string>('save_image', { image, seed }),
+
+  // The orchestrator and the image server's load (Resource Monitor).
+  /** Phase, policy, saved LLM state and the prediction for the next default image. */
+  orchestratorStatus: () => call<OrchestratorStatus>('orchestrator_status'),
+  clearSavedState: () => call<null>('clear_saved_state'),
+  /** Starts the saved LLM servers as they ran, then clears the saved state. */
+  restartSavedLlm: () => call<InstanceStatus[]>('restart_saved_llm'),
+  /** The running image server with its load (busy, queue, sd pid), or null when stopped. */
+  imageServerStatus: () => call<ImageServerStatus | null>('image_server_status'),
 
   /** Calls `handler` for every engine event until the returned function is called. */
   onEngineEvent: async (handler: (event: EngineEvent) => void): Promise<UnlistenFn> => {

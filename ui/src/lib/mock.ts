@@ -508,6 +508,25 @@ export function installMock(): void {
         }
         case 'save_image':
           return `~/.local/share/switchyard/gallery/image_${Date.now()}_seed${(args as { seed: number }).seed}.png`;
+        case 'orchestrator_status':
+          return {
+            phase: 'idle',
+            policy: { threshold: settings.offload_threshold / 100, memory_wait_ms: 30_000, reload_attempts: 4, reload_backoff_ms: 1000, poll_ms: 100, max_window_ms: 60_000, chat_turn_ms: 30_000 },
+            saved: null,
+            llm: [],
+            next_image: null,
+          };
+        case 'image_server_status':
+          return imageServer && {
+            info: imageServer,
+            busy: [...imageJobs.values()].some((job) => job.status === 'running'),
+            queued: 0,
+            active_pid: null,
+          };
+        case 'clear_saved_state':
+          return null;
+        case 'restart_saved_llm':
+          return [];
         default:
           throw { code: 'INTERNAL', message: `Unknown command ${command}`, suggestion: '' };
       }

@@ -261,6 +261,25 @@ impl ImageService {
         store.waiting() > 0 || self.inner.active_pid.get().is_some() || store.has_running()
     }
 
+    /// Jobs waiting behind the running one.
+    pub fn queued(&self) -> usize {
+        self.store().waiting()
+    }
+
+    /// What an image of this size would need, where the placement would put it now
+    /// (the prediction the Resource Monitor shows).
+    pub fn estimate_for(&self, width: u32, height: u32, count: u32) -> DiffusionEstimate {
+        placement::choose(
+            &self.inner.setup.components,
+            width,
+            height,
+            count,
+            (self.inner.setup.free_vram)(),
+            &crate::diffusion::PlacementOverrides::default(),
+        )
+        .1
+    }
+
     /// The sd process working right now.
     pub fn active_pid(&self) -> Option<u32> {
         self.inner.active_pid.get()

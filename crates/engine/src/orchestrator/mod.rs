@@ -8,6 +8,7 @@
 //! when the reload finally fails.
 
 mod memory;
+mod usage;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,6 +18,7 @@ use tokio::sync::watch;
 use ts_rs::TS;
 
 pub use memory::{MemorySample, MemorySource};
+pub use usage::{InstanceUsage, UsageBasis};
 
 use crate::diffusion::gate::BoxFuture;
 use crate::diffusion::{GateDecision, GateOutcome, GateRequest, GenerationGate};
@@ -98,7 +100,8 @@ pub struct OffloadPrediction {
     /// LLM + image over the bottleneck's total.
     pub projected_share: f64,
     pub bottleneck_is_vram: bool,
-    /// How long chat would pause: stopping plus the last measured start.
+    /// How long chat would pause: the last whole pause seen (offload, the images,
+    /// reload), or 2 s before any.
     pub predicted_pause_secs: f64,
 }
 
@@ -143,10 +146,28 @@ pub enum OrchestratorEvent {
     },
 }
 
+/// Where the orchestrator stands, for the Resource Monitor's status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum OrchestratorPhase {
+    /// The LLM runs as the person started it (or nothing is saved).
+    #[default]
+    Idle,
+    /// The LLM is stopped for images; it comes back when the queue has drained.
+    Offloaded,
+    /// The LLM is being started again.
+    Reloading,
+    /// The reload gave up; the saved state waits for the person.
+    ReloadFailed,
+}
+
 #[derive(Debug, Default)]
 struct State {
+    phase: OrchestratorPhase,
     saved: Option<SavedState>,
-    /// Last stop + start durations seen, for the prediction.
+    /// How long chat paused the last time (offload, the images, reload), for the
+    /// prediction: what a person waited, as the `reloaded` event reports it.
     last_pause: Option<Duration>,
     /// The last window closed early for waiting chat requests.
     yielded: bool,
@@ -168,22 +189,6 @@ struct Shared {
 #[derive(Debug, Clone)]
 pub struct Orchestrator {
     shared: Arc<Shared>,
-}
-
-/// Memory an instance uses now: what it reported (with its RSS) when known, else
-/// its estimate.
-fn instance_usage(status: &InstanceStatus) -> (u64, u64) {
-    if let Some(measured) = &status.measured {
-        let ram = measured.rss_bytes.unwrap_or_else(|| measured.ram.total());
-        return (ram, measured.vram.total());
-    }
-    status
-        .running
-        .as_ref()
-        .and_then(|running| running.estimate.as_ref())
-        .map_or((0, 0), |estimate| {
-            (estimate.ram_bytes(), estimate.vram_bytes())
-        })
 }
 
 fn is_up(state: InstanceState) -> bool {
@@ -232,10 +237,75 @@ impl Orchestrator {
 
     /// Forgets the saved servers (the person restarts or removes them by hand).
     pub fn clear_saved_state(&self) {
-        let saved = lock(&self.shared.state).saved.take();
+        let saved = {
+            let mut state = lock(&self.shared.state);
+            state.phase = OrchestratorPhase::Idle;
+            state.saved.take()
+        };
         for instance in saved.iter().flat_map(|saved| &saved.instances) {
             self.shared.llama.release_requests(&instance.spec.name);
         }
+    }
+
+    pub fn phase(&self) -> OrchestratorPhase {
+        lock(&self.shared.state).phase
+    }
+
+    /// The one-click "Restart LLM" after a failed reload: starts the saved servers
+    /// again as they ran, then forgets the saved state. On failure the state stays,
+    /// with the new error.
+    pub async fn restart_saved(&self) -> Result<Vec<InstanceStatus>> {
+        let Some(saved) = self.saved_state() else {
+            return Ok(Vec::new());
+        };
+        let names: Vec<String> = saved
+            .instances
+            .iter()
+            .map(|s| s.spec.name.clone())
+            .collect();
+        self.set_phase(OrchestratorPhase::Reloading);
+        self.emit(OrchestratorEvent::Reloading {
+            instances: names.clone(),
+            attempt: 1,
+        });
+        let began = Instant::now();
+        match self.start_saved(&saved).await {
+            Ok(()) => {
+                self.clear_saved_state();
+                self.emit(OrchestratorEvent::Reloaded {
+                    instances: names.clone(),
+                    paused_ms: self
+                        .shared
+                        .clock
+                        .now_ms()
+                        .saturating_sub(saved.offloaded_at_ms),
+                    memory_wait_ms: 0,
+                    start_ms: millis(began.elapsed()),
+                });
+                Ok(names
+                    .iter()
+                    .filter_map(|name| self.shared.llama.status(name).ok())
+                    .collect())
+            }
+            Err(error) => {
+                {
+                    let mut state = lock(&self.shared.state);
+                    state.phase = OrchestratorPhase::ReloadFailed;
+                    if let Some(saved) = &mut state.saved {
+                        saved.reload_error = Some(error.report());
+                    }
+                }
+                self.emit(OrchestratorEvent::ReloadFailed {
+                    instances: names,
+                    error: error.report(),
+                });
+                Err(error)
+            }
+        }
+    }
+
+    fn set_phase(&self, phase: OrchestratorPhase) {
+        lock(&self.shared.state).phase = phase;
     }
 
     /// Waits until no reload is pending; `false` when `timeout` passed first.
@@ -248,11 +318,10 @@ impl Orchestrator {
 
     /// Whether an image needing `image_ram`/`image_vram` would stop the LLM now.
     pub fn would_need_offload(&self, image_ram: u64, image_vram: u64) -> OffloadPrediction {
-        let running = self.running_instances();
-        let (llm_ram, llm_vram) = running
-            .iter()
-            .map(instance_usage)
-            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        let usage = self.llm_usage();
+        let (llm_ram, llm_vram) = usage.iter().fold((0, 0), |sum, one| {
+            (sum.0 + one.ram_bytes, sum.1 + one.vram_bytes)
+        });
         let sample = self.shared.memory.sample();
         let bottleneck_is_vram = sample.vram_total_bytes > 0 && (llm_vram > 0 || image_vram > 0);
         let (used, total) = if bottleneck_is_vram {
@@ -266,7 +335,7 @@ impl Orchestrator {
         } else {
             used as f64 / total as f64
         };
-        let needs_offload = !running.is_empty() && projected_share > self.policy().threshold;
+        let needs_offload = !usage.is_empty() && projected_share > self.policy().threshold;
         let pause = lock(&self.shared.state)
             .last_pause
             .unwrap_or(Duration::from_secs(2));
@@ -280,6 +349,14 @@ impl Orchestrator {
                 0.0
             },
         }
+    }
+
+    /// What each LLM server holding memory now counts in the decision.
+    pub fn llm_usage(&self) -> Vec<InstanceUsage> {
+        self.running_instances()
+            .iter()
+            .map(InstanceUsage::of)
+            .collect()
     }
 
     /// The LLM servers that hold memory now (also while starting or restarting).
@@ -306,7 +383,11 @@ impl Orchestrator {
             self.shared.llama.hold_requests(&status.spec.name);
         }
         for status in running {
-            let (ram_bytes, vram_bytes) = instance_usage(&status);
+            let InstanceUsage {
+                ram_bytes,
+                vram_bytes,
+                ..
+            } = InstanceUsage::of(&status);
             let mut pinned = status.spec.clone();
             if let Some(running) = &status.running {
                 // Back exactly as it ran: same port, same final configuration.
@@ -333,7 +414,7 @@ impl Orchestrator {
         let stop_ms = millis(started.elapsed());
         {
             let mut state = lock(&self.shared.state);
-            state.last_pause = Some(started.elapsed());
+            state.phase = OrchestratorPhase::Offloaded;
             state.saved = Some(SavedState {
                 instances: saved,
                 offloaded_at_ms: self.shared.clock.now_ms(),
@@ -369,8 +450,10 @@ impl Orchestrator {
         let waiting_since = Instant::now();
         self.wait_for_memory(need_ram, need_vram, &policy).await;
         let memory_wait_ms = millis(waiting_since.elapsed());
+        self.set_phase(OrchestratorPhase::Reloading);
 
         let began = Instant::now();
+
         let mut backoff = Duration::from_millis(policy.reload_backoff_ms);
         let mut last_error = None;
         for attempt in 1..=policy.reload_attempts.max(1) {
@@ -388,8 +471,8 @@ impl Orchestrator {
                     {
                         let mut state = lock(&self.shared.state);
                         state.saved = None;
-                        let stop = state.last_pause.unwrap_or_default();
-                        state.last_pause = Some(stop + began.elapsed());
+                        state.phase = OrchestratorPhase::Idle;
+                        state.last_pause = Some(Duration::from_millis(paused_ms));
                     }
                     self.shared.reloading.send_replace(false);
                     self.emit(OrchestratorEvent::Reloaded {
@@ -417,8 +500,12 @@ impl Orchestrator {
             message: "the reload did not run".into(),
             suggestion: String::new(),
         });
-        if let Some(saved) = &mut lock(&self.shared.state).saved {
-            saved.reload_error = Some(error.clone());
+        {
+            let mut state = lock(&self.shared.state);
+            state.phase = OrchestratorPhase::ReloadFailed;
+            if let Some(saved) = &mut state.saved {
+                saved.reload_error = Some(error.clone());
+            }
         }
         // Nobody brings them back now: waiting clients get the reason.
         for name in &names {
