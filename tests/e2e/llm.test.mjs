@@ -134,10 +134,16 @@ test('an instance of an installed model starts, answers a chat on screen, and st
   await screenshot(driver, 'llm-chat-dark');
   await setTheme(driver, 'light');
 
-  // Stop: the row says stopped and the port no longer answers.
+  // Stop: the row says stopped, the server's own port no longer answers, and the
+  // stable endpoint says why with the engine's code.
+  const server = await textOf(driver, 'llm-server-url');
+  assert.notEqual(server, endpoint, 'clients get the stable endpoint, not the server itself');
   await click(driver, 'llm-stop');
   await driver.wait(async () => (await rowState(driver, 'default')) === 'stopped', START_DEADLINE_MS,
     'the server never stopped');
-  await assert.rejects(fetch(endpoint.replace(/\/v1$/, '/health')), 'the port is free after a stop');
+  await assert.rejects(fetch(server.replace(/\/v1$/, '/health')), 'the port is free after a stop');
+  const refused = await fetch(endpoint.replace(/\/v1$/, '/health'));
+  assert.equal(refused.status, 503);
+  assert.equal((await refused.json()).error.code, 'LLM_STOPPED');
   await visible(driver, 'llm-start');
 });
