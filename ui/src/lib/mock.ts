@@ -515,6 +515,7 @@ export function installMock(): void {
             saved: null,
             llm: [],
             next_image: null,
+            endpoints: [],
           };
         case 'image_server_status':
           return imageServer && {

@@ -8,7 +8,7 @@ use super::Engine;
 use crate::diffusion::ImageServerInfo;
 use crate::errors::Result;
 use crate::estimate::diffusion::DiffusionEstimate;
-use crate::llama::InstanceStatus;
+use crate::llama::{EndpointActivity, InstanceStatus};
 use crate::orchestrator::{
     InstanceUsage, OffloadPrediction, OrchestratorPhase, OrchestratorPolicy, SavedState,
 };
@@ -38,6 +38,17 @@ pub struct OrchestratorStatus {
     pub llm: Vec<InstanceUsage>,
     /// `None` while no image server runs (there is no model to estimate).
     pub next_image: Option<NextImagePrediction>,
+    /// Each instance's stable endpoint: requests held for it, answered, refused.
+    pub endpoints: Vec<EndpointStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[ts(export)]
+pub struct EndpointStatus {
+    pub name: String,
+    /// `http://host:port` clients use.
+    pub url: String,
+    pub activity: EndpointActivity,
 }
 
 /// The image server as the monitor shows it.
@@ -78,7 +89,25 @@ impl Engine {
             saved: orchestrator.saved_state(),
             llm: orchestrator.llm_usage(),
             next_image: self.next_image_prediction(),
+            endpoints: self.endpoint_statuses(),
         }
+    }
+
+    fn endpoint_statuses(&self) -> Vec<EndpointStatus> {
+        let llama = self.llama();
+        llama
+            .list()
+            .into_iter()
+            .filter_map(|status| {
+                let url = status.api_endpoint?;
+                let activity = llama.endpoint_activity(&status.spec.name)?;
+                Some(EndpointStatus {
+                    name: status.spec.name,
+                    url,
+                    activity,
+                })
+            })
+            .collect()
     }
 
     pub fn image_server_status(&self) -> Option<ImageServerStatus> {

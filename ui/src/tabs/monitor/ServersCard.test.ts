@@ -12,6 +12,13 @@ function orchestrator(llm: OrchestratorStatus['llm']): OrchestratorStatus {
     saved: null,
     llm,
     next_image: null,
+    endpoints: [
+      {
+        name: 'default',
+        url: 'http://127.0.0.1:41300',
+        activity: { held: 3, in_flight: 1, forwarded: 12, refused: 0 },
+      },
+    ],
   };
 }
 
@@ -27,6 +34,8 @@ describe('ServersCard', () => {
     expect(running.textContent).toContain('52 MiB RAM');
     expect(running.textContent).toContain('(measured)');
     expect(running.textContent).not.toContain('VRAM');
+    expect(running.textContent).toContain(':41300');
+    expect(running.textContent).toContain('3 waiting');
     expect(stopped.textContent).toContain('—');
     expect(screen.getByTestId('monitor-image-state').textContent).toBe('busy');
     expect(screen.getByTestId('monitor-image').textContent).toContain('2 waiting · sd pid 777');
