@@ -41,6 +41,12 @@ const COMMANDS: &[&str] = &[
     "image_job",
     "cancel_image_job",
     "save_image",
+    "first_run_proposal",
+    "install_curated_model",
+    "instance_for_model",
+    "finish_first_run",
+    "open_logs_folder",
+    "report_problem",
 ];
 
 fn main() {

@@ -67,6 +67,10 @@ pub struct Settings {
     /// is not a decision to stop it (stopping it by hand is, and clears the mark).
     #[serde(default = "default_restore_llm_servers")]
     pub restore_llm_servers: bool,
+    /// The first-run wizard was finished or skipped; it opens by itself only while
+    /// this is false (Settings can open it again).
+    #[serde(default)]
+    pub first_run_done: bool,
 }
 
 fn default_hub_url() -> String {
@@ -100,6 +104,7 @@ impl Default for Settings {
             sd_path: None,
             binaries_mirror: None,
             restore_llm_servers: default_restore_llm_servers(),
+            first_run_done: false,
         }
     }
 }
@@ -238,6 +243,7 @@ mod tests {
                 "binaries_mirror",
                 "close_to_tray",
                 "data_dir",
+                "first_run_done",
                 "hub_url",
                 "image_port",
                 "llama_server_path",

@@ -54,4 +54,9 @@ binaries_mirror: string | null,
  * Switchyard last closed. On by default: closing the app with a server running
  * is not a decision to stop it (stopping it by hand is, and clears the mark).
  */
-restore_llm_servers: boolean, };
+restore_llm_servers: boolean, 
+/**
+ * The first-run wizard was finished or skipped; it opens by itself only while
+ * this is false (Settings can open it again).
+ */
+first_run_done: boolean, };
