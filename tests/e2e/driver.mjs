@@ -87,8 +87,9 @@ export function appEnv(home) {
 /**
  * Launches the app; returns { driver, home, stop }. `settings` are stored before the
  * launch; `prepare(home)` then runs, to seed (or damage) files the app will find.
+ * The first-run wizard is marked done unless `firstRun` is true (its own test).
  */
-export async function launchApp({ settings = {}, prepare } = {}) {
+export async function launchApp({ settings = {}, prepare, firstRun = false } = {}) {
   const app = appPath();
   const home = mkdtempSync(join(tmpdir(), 'switchyard-e2e-'));
   // Closing the window must end the app here: with close-to-tray it would stay
@@ -96,7 +97,7 @@ export async function launchApp({ settings = {}, prepare } = {}) {
   mkdirSync(join(home, 'config'), { recursive: true });
   writeFileSync(
     join(home, 'config', 'settings.json'),
-    JSON.stringify({ settings: { close_to_tray: false, ...settings } }),
+    JSON.stringify({ settings: { close_to_tray: false, first_run_done: !firstRun, ...settings } }),
   );
   prepare?.(home);
   const env = appEnv(home);
