@@ -165,8 +165,17 @@ export async function waitUntilReady(driver) {
 /** The element's text. WebKitWebDriver's getText() answers '' for some visible
  * elements (seen with ellipsis-styled spans), so read the DOM's own textContent. */
 export async function textOf(driver, id) {
-  const element = await visible(driver, id);
-  return (await driver.executeScript('return arguments[0].textContent', element)).trim();
+  // Lists re-render while the window loads: a found element may go stale before it
+  // is read, so look it up again until the deadline.
+  const deadline = Date.now() + DEADLINE_MS;
+  for (;;) {
+    try {
+      const element = await visible(driver, id);
+      return (await driver.executeScript('return arguments[0].textContent', element)).trim();
+    } catch (error) {
+      if (Date.now() > deadline || error.name !== 'StaleElementReferenceError') throw error;
+    }
+  }
 }
 
 export async function screenshot(driver, name) {
