@@ -143,5 +143,6 @@ test('a problem report is written as a zip', async () => {
   assert.ok(path.endsWith('.zip'));
   // A zip starts with the local file header signature.
   assert.equal(readFileSync(path).subarray(0, 4).toString('hex'), '504b0304');
+  await driver.executeScript('arguments[0].scrollIntoView({ block: "end" })', await visible(driver, 'about-report-path'));
   await screenshot(driver, 'about');
 });

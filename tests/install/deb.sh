@@ -35,7 +35,10 @@ dpkg-deb --field "$deb" Package Version Depends Section
 cleanup() { dpkg -r "$package" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
-dpkg -i "$deb"
+if ! dpkg -i "$deb"; then
+  # A declared dependency this machine lacks: let apt bring it, as `apt install ./x.deb` would.
+  DEBIAN_FRONTEND=noninteractive apt-get install -f -y -qq
+fi
 [ -x "$app" ] || fail "$app was not installed"
 [ -f "$desktop" ] || fail "no desktop entry at $desktop"
 [ -f "$icon" ] || fail "no icon at $icon"
