@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { By, until } from 'selenium-webdriver';
 import {
-  DEADLINE_MS, byTestId, click, launchApp, screenshot, textOf, visible, waitUntilReady,
+  DEADLINE_MS, byTestId, click, launchApp, painted, screenshot, textOf, visible, waitUntilReady,
 } from './driver.mjs';
 
 const SD_CLI = process.env.SWITCHYARD_SD_CLI
@@ -99,13 +99,6 @@ function sdPids() {
         return false;
       }
     });
-}
-
-/** Resolves once the window has painted twice (after a scroll, before a screenshot). */
-async function painted(driver) {
-  await driver.executeAsyncScript(
-    'const done = arguments[arguments.length - 1]; requestAnimationFrame(() => requestAnimationFrame(() => done()));',
-  );
 }
 
 /** Sets an input's value the way typing does (Svelte listens to `input`). */

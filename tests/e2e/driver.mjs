@@ -178,7 +178,16 @@ export async function textOf(driver, id) {
   }
 }
 
+/** Resolves once the window has painted twice (after a scroll or a re-render). */
+export async function painted(driver) {
+  await driver.executeAsyncScript(
+    'const done = arguments[arguments.length - 1]; requestAnimationFrame(() => requestAnimationFrame(() => done()));',
+  );
+}
+
+/** WebKitWebDriver can capture a frame older than the DOM: let it paint first. */
 export async function screenshot(driver, name) {
+  await painted(driver);
   const dir = process.env.SWITCHYARD_E2E_SCREENSHOTS;
   writeFileSync(join(dir, `${name}.png`), await driver.takeScreenshot(), 'base64');
 }
