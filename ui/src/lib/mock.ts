@@ -4,7 +4,8 @@
 // ?models=none (empty library), ?download=failed (the sample download has failed),
 // ?verify=fail (verification finds a damaged file), ?fast=1 (added downloads finish in seconds),
 // ?binary=none (no binary set up yet), ?binary=fail (every build fails its tests),
-// ?firstrun=1 (the first-run wizard opens).
+// ?firstrun=1 (the first-run wizard opens; its choice step only: downloads and starts
+// need the real engine).
 import { mockIPC } from '@tauri-apps/api/mocks';
 import { emit } from '@tauri-apps/api/event';
 import type { AddModel } from '../bindings/AddModel';
