@@ -45,6 +45,12 @@ const COMMANDS: &[&str] = &[
     "clear_saved_state",
     "restart_saved_llm",
     "image_server_status",
+    "first_run_proposal",
+    "install_curated_model",
+    "instance_for_model",
+    "finish_first_run",
+    "open_logs_folder",
+    "report_problem",
 ];
 
 fn main() {

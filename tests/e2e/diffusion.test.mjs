@@ -9,11 +9,11 @@ import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { By, until } from 'selenium-webdriver';
 import {
-  DEADLINE_MS, byTestId, click, launchApp, screenshot, textOf, visible, waitUntilReady,
+  DEADLINE_MS, byTestId, click, launchApp, painted, screenshot, textOf, visible, waitUntilReady,
 } from './driver.mjs';
 import {
   DIFFUSION_MODEL_ID as MODEL_ID, SD_CLI, cachedDiffusionModel, dataOf, diffusionModelDir, freePort,
-  installDiffusionModel, painted, sdPids, setValue,
+  installDiffusionModel, sdPids, setValue,
 } from './parts.mjs';
 
 /** sd's real test and a first image load the 883 MB model: seconds here, more on a busy machine. */

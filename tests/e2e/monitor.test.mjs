@@ -10,10 +10,10 @@ import { existsSync, rmSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { By, until } from 'selenium-webdriver';
 import {
-  DEADLINE_MS, byTestId, click, launchApp, screenshot, textOf, visible, waitUntilReady,
+  DEADLINE_MS, byTestId, click, launchApp, painted, screenshot, textOf, visible, waitUntilReady,
 } from './driver.mjs';
 import {
-  LLAMA_SERVER, SD_CLI, cachedDiffusionModel, dataOf, diffusionModelDir, freePort, installDiffusionModel, painted,
+  LLAMA_SERVER, SD_CLI, cachedDiffusionModel, dataOf, diffusionModelDir, freePort, installDiffusionModel,
   sdPids, startHub,
 } from './parts.mjs';
 

@@ -118,13 +118,6 @@ export function sdPids(home) {
     });
 }
 
-/** Resolves once the window has painted twice (after a scroll, before a screenshot). */
-export async function painted(driver) {
-  await driver.executeAsyncScript(
-    'const done = arguments[arguments.length - 1]; requestAnimationFrame(() => requestAnimationFrame(() => done()));',
-  );
-}
-
 /** Sets an input's value the way typing does (Svelte listens to `input`). */
 export async function setValue(driver, id, value) {
   const element = await visible(driver, id);

@@ -29,8 +29,10 @@ use crate::services::EngineStatus;
 use crate::settings::{Settings, SettingsUpdate};
 use crate::system::{HostProbe, SystemInfo, SystemMonitor, SystemProbe, SystemSample};
 
+mod first_run;
 mod images;
 mod monitor;
+mod support;
 pub use images::ImageServerConfig;
 pub use monitor::{ImageServerStatus, NextImagePrediction, OrchestratorStatus, NEXT_IMAGE_SIZE};
 
@@ -65,14 +67,24 @@ impl EngineDeps {
     }
 }
 
-/// Version and folders of the running app.
+/// Version, builds and folders of the running app: the About box.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[ts(export)]
 pub struct AppInfo {
     pub version: String,
+    /// The engine crate's own version (the app and engine ship together, but a
+    /// report must say both).
+    pub engine_version: String,
+    /// The pinned llama.cpp and stable-diffusion.cpp releases (`repo tag`).
+    pub llama_cpp_release: Option<String>,
+    pub sd_release: Option<String>,
+    pub license: String,
+    pub homepage: String,
     pub data_dir: String,
     pub config_dir: String,
     pub logs_dir: String,
+    /// Where "Report a problem" writes its zip files.
+    pub reports_dir: String,
 }
 
 /// The largest installed model the binary real test may load by itself.
@@ -98,6 +110,7 @@ struct Inner {
     binaries: BinaryManager,
     llama: LlamaManager,
     http: reqwest::Client,
+    clock: Arc<dyn Clock>,
     startup_warnings: Vec<crate::errors::ErrorReport>,
     images: images::ImageSlot,
     orchestrator: Orchestrator,
@@ -169,12 +182,13 @@ impl Engine {
             );
             apply_offload_threshold(&orchestrator, &deps.settings);
             Inner {
-                system: SystemMonitor::new(deps.probe, deps.clock),
+                system: SystemMonitor::new(deps.probe, deps.clock.clone()),
                 events,
                 models,
                 binaries,
                 llama: opened.manager,
                 http,
+                clock: deps.clock.clone(),
                 startup_warnings,
                 // Every image passes the orchestrator: there is no unsafe path.
                 images: images::ImageSlot::with_gate(Arc::new(orchestrator.clone())),
@@ -206,16 +220,6 @@ impl Engine {
 
     pub fn layout(&self) -> &DataLayout {
         &self.inner.layout
-    }
-
-    /// Version and folders, for the About box and "open log folder".
-    pub fn app_info(&self, version: &str) -> AppInfo {
-        AppInfo {
-            version: version.to_owned(),
-            data_dir: self.inner.layout.root().display().to_string(),
-            config_dir: self.inner.config_dir.display().to_string(),
-            logs_dir: self.inner.layout.logs().display().to_string(),
-        }
     }
 
     pub fn config_dir(&self) -> &std::path::Path {

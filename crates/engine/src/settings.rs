@@ -72,6 +72,10 @@ pub struct Settings {
     /// 0 pauses the LLM for every image (nothing measures below it).
     #[serde(default = "default_offload_threshold")]
     pub offload_threshold: u8,
+    /// The first-run wizard was finished or skipped; it opens by itself only while
+    /// this is false (Settings can open it again).
+    #[serde(default)]
+    pub first_run_done: bool,
 }
 
 fn default_hub_url() -> String {
@@ -112,6 +116,7 @@ impl Default for Settings {
             binaries_mirror: None,
             restore_llm_servers: default_restore_llm_servers(),
             offload_threshold: default_offload_threshold(),
+            first_run_done: false,
         }
     }
 }
@@ -261,6 +266,7 @@ mod tests {
                 "binaries_mirror",
                 "close_to_tray",
                 "data_dir",
+                "first_run_done",
                 "hub_url",
                 "image_port",
                 "llama_server_path",

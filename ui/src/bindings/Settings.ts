@@ -60,4 +60,9 @@ restore_llm_servers: boolean,
  * share (percent, 0–100) of the bottleneck: VRAM when a GPU is used, else RAM.
  * 0 pauses the LLM for every image (nothing measures below it).
  */
-offload_threshold: number, };
+offload_threshold: number, 
+/**
+ * The first-run wizard was finished or skipped; it opens by itself only while
+ * this is false (Settings can open it again).
+ */
+first_run_done: boolean, };

@@ -21,6 +21,7 @@ import type { DiskUsage } from '../bindings/DiskUsage';
 import type { DownloadStatus } from '../bindings/DownloadStatus';
 import type { EngineEvent } from '../bindings/EngineEvent';
 import type { EngineStatus } from '../bindings/EngineStatus';
+import type { FirstRunProposal } from '../bindings/FirstRunProposal';
 import type { ErrorReport } from '../bindings/ErrorReport';
 import type { HubFile } from '../bindings/HubFile';
 import type { ImageRequest } from '../bindings/ImageRequest';
@@ -153,6 +154,18 @@ export const ipc = {
   restartSavedLlm: () => call<InstanceStatus[]>('restart_saved_llm'),
   /** The running image server with its load (busy, queue, sd pid), or null when stopped. */
   imageServerStatus: () => call<ImageServerStatus | null>('image_server_status'),
+  // First run and help.
+  /** The curated models with the one proposed for this machine. */
+  firstRunProposal: () => call<FirstRunProposal>('first_run_proposal'),
+  /** Starts downloading a curated model (nothing new when installed); resolves to its model id. */
+  installCuratedModel: (id: string) => call<string>('install_curated_model', { id }),
+  /** The instance serving an installed model, created with the engine's defaults when none does. */
+  instanceForModel: (model_id: string) => call<InstanceStatus>('instance_for_model', { model_id }),
+  /** Marks the first-run wizard done (finished or skipped). */
+  finishFirstRun: () => call<SettingsUpdate>('finish_first_run'),
+  openLogsFolder: () => call<null>('open_logs_folder'),
+  /** Writes the problem report zip, shows it in the file manager; resolves to its path. */
+  reportProblem: () => call<string>('report_problem'),
 
   /** Calls `handler` for every engine event until the returned function is called. */
   onEngineEvent: async (handler: (event: EngineEvent) => void): Promise<UnlistenFn> => {
