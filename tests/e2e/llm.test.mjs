@@ -8,10 +8,7 @@ import { By, until } from 'selenium-webdriver';
 import {
   DEADLINE_MS, click, launchApp, screenshot, textOf, visible, waitUntilReady,
 } from './driver.mjs';
-import { LLAMA_SERVER, startHub } from './parts.mjs';
-
-const REPO = 'switchyard/tiny-llama-GGUF';
-const MODEL_ID = 'tiny-llama-f32';
+import { LLAMA_SERVER, installTinyModel, setUpLlamaServer, startHub } from './parts.mjs';
 /** The tiny model loads in well under a second; a busy machine gets room. */
 const START_DEADLINE_MS = 60_000;
 
@@ -71,24 +68,9 @@ after(async () => {
 test('an instance of an installed model starts, answers a chat on screen, and stops', async () => {
   const { driver } = session;
 
-  // Install the tiny model through the Models tab, from the fixture Hub.
-  await click(driver, 'tab-models');
-  const repo = await visible(driver, 'hub-repo');
-  await repo.clear();
-  await repo.sendKeys(REPO);
-  await click(driver, 'hub-list-files');
-  const file = await driver.wait(until.elementLocated(By.css('[data-testid="hub-file"][data-path="tiny-llama-F32.gguf"]')), DEADLINE_MS);
-  await driver.wait(until.elementIsVisible(file), DEADLINE_MS);
-  await file.click();
-  await click(driver, 'model-download');
-  await driver.wait(until.elementLocated(By.css(`[data-testid="installed-row"][data-id="${MODEL_ID}"]`)), DEADLINE_MS,
-    'the tiny model was never installed');
-
+  await installTinyModel(driver);
   // The LLM tab: set up the named llama-server, then create an instance.
-  await click(driver, 'tab-llm');
-  await click(driver, 'binary-validate');
-  await driver.wait(async () => (await driver.findElement(By.css('[data-testid="binary-card"][data-kind="llama_server"]'))
-    .getAttribute('data-state')) === 'ready', START_DEADLINE_MS, 'llama-server was never set up');
+  await setUpLlamaServer(driver, START_DEADLINE_MS);
 
   await visible(driver, 'llm-new-model');
   await click(driver, 'llm-create');

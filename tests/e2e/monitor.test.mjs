@@ -14,11 +14,9 @@ import {
 } from './driver.mjs';
 import {
   LLAMA_SERVER, SD_CLI, cachedDiffusionModel, dataOf, diffusionModelDir, freePort, installDiffusionModel,
-  sdPids, startHub,
+  installTinyModel, sdPids, setUpLlamaServer, startHub,
 } from './parts.mjs';
 
-const REPO = 'switchyard/tiny-llama-GGUF';
-const MODEL_ID = 'tiny-llama-f32';
 const START_DEADLINE_MS = 60_000;
 /** sd's real test and a first image load the 883 MB model; then the LLM's stop and start. */
 const SD_DEADLINE_MS = 180_000;
@@ -90,21 +88,8 @@ test('an image offloads the LLM and the Resource Monitor shows the offload and t
   const { driver } = session;
 
   // The tiny LLM, installed from the fixture Hub and started in the LLM tab.
-  await click(driver, 'tab-models');
-  const repo = await visible(driver, 'hub-repo');
-  await repo.clear();
-  await repo.sendKeys(REPO);
-  await click(driver, 'hub-list-files');
-  const file = await driver.wait(until.elementLocated(By.css('[data-testid="hub-file"][data-path="tiny-llama-F32.gguf"]')), DEADLINE_MS);
-  await driver.wait(until.elementIsVisible(file), DEADLINE_MS);
-  await file.click();
-  await click(driver, 'model-download');
-  await driver.wait(until.elementLocated(By.css(`[data-testid="installed-row"][data-id="${MODEL_ID}"]`)), DEADLINE_MS,
-    'the tiny model was never installed');
-  await click(driver, 'tab-llm');
-  await click(driver, 'binary-validate');
-  await driver.wait(async () => (await driver.findElement(By.css('[data-testid="binary-card"][data-kind="llama_server"]'))
-    .getAttribute('data-state')) === 'ready', START_DEADLINE_MS, 'llama-server was never set up');
+  await installTinyModel(driver);
+  await setUpLlamaServer(driver, START_DEADLINE_MS);
   await visible(driver, 'llm-new-model');
   await click(driver, 'llm-create');
   const row = By.css('[data-testid="instance-row"][data-name="default"]');

@@ -11,7 +11,8 @@ import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { byTestId, visible } from './driver.mjs';
+import { By, until } from 'selenium-webdriver';
+import { DEADLINE_MS, byTestId, click, visible } from './driver.mjs';
 
 export const LLAMA_SERVER = process.env.SWITCHYARD_LLAMA_SERVER
   ?? join(homedir(), '.cache/switchyard/tools/llama.cpp-11434.0.0/bin/llama-server');
@@ -135,4 +136,31 @@ export async function setValue(driver, id, value) {
 /** An element's `data-<name>` attribute, by test id. */
 export async function dataOf(driver, id, name) {
   return (await driver.findElement(byTestId(id))).getAttribute(`data-${name}`);
+}
+
+/** The tiny generated llama model the fixture Hub serves, and its id once installed. */
+export const TINY_REPO = 'switchyard/tiny-llama-GGUF';
+export const TINY_MODEL_ID = 'tiny-llama-f32';
+
+/** Installs the tiny model through the Models tab, from the fixture Hub. */
+export async function installTinyModel(driver) {
+  await click(driver, 'tab-models');
+  const repo = await visible(driver, 'hub-repo');
+  await repo.clear();
+  await repo.sendKeys(TINY_REPO);
+  await click(driver, 'hub-list-files');
+  const file = await driver.wait(until.elementLocated(By.css('[data-testid="hub-file"][data-path="tiny-llama-F32.gguf"]')), DEADLINE_MS);
+  await driver.wait(until.elementIsVisible(file), DEADLINE_MS);
+  await file.click();
+  await click(driver, 'model-download');
+  await driver.wait(until.elementLocated(By.css(`[data-testid="installed-row"][data-id="${TINY_MODEL_ID}"]`)), DEADLINE_MS,
+    'the tiny model was never installed');
+}
+
+/** In the LLM tab: validates the llama-server named in Settings, within `deadline` ms. */
+export async function setUpLlamaServer(driver, deadline) {
+  await click(driver, 'tab-llm');
+  await click(driver, 'binary-validate');
+  await driver.wait(async () => (await driver.findElement(By.css('[data-testid="binary-card"][data-kind="llama_server"]'))
+    .getAttribute('data-state')) === 'ready', deadline, 'llama-server was never set up');
 }
