@@ -29,6 +29,7 @@ use crate::services::EngineStatus;
 use crate::settings::{Settings, SettingsUpdate};
 use crate::system::{HostProbe, SystemInfo, SystemMonitor, SystemProbe, SystemSample};
 
+mod headless;
 mod images;
 pub use images::ImageServerConfig;
 
@@ -99,6 +100,7 @@ struct Inner {
     startup_warnings: Vec<crate::errors::ErrorReport>,
     images: images::ImageSlot,
     orchestrator: Orchestrator,
+    clock: Arc<dyn Clock>,
 }
 
 impl Engine {
@@ -166,6 +168,7 @@ impl Engine {
                 deps.clock.clone(),
             );
             Inner {
+                clock: deps.clock.clone(),
                 system: SystemMonitor::new(deps.probe, deps.clock),
                 events,
                 models,

@@ -6,6 +6,7 @@
 
 pub mod binaries;
 pub mod clock;
+pub mod control;
 pub mod diffusion;
 pub mod engine;
 pub mod errors;
@@ -13,6 +14,7 @@ pub mod estimate;
 pub mod events;
 pub mod fs_atomic;
 pub mod gguf;
+pub mod instance_files;
 pub mod llama;
 mod locks;
 pub mod models;

@@ -16,6 +16,7 @@ use super::environment::LaunchEnvironment;
 use super::flags::SupportedFlags;
 use super::logs::{LogLine, RotatingFile};
 use super::output::InstanceLog;
+use super::ownership::{self, Owner, OwnerKind, Ownership};
 use super::pidfile::{self, EndedLeftover};
 use super::plan::{self, backend_of, Inputs};
 use super::policy::SupervisionPolicy;
@@ -34,11 +35,13 @@ use crate::locks::{lock, read, write};
 /// Extra time a stop may take beyond its signal deadlines (reaping, log drain).
 const STOP_SLACK: Duration = Duration::from_secs(5);
 
-/// A started instance's supervisor.
+/// A started instance's supervisor, and this process's claim on the instance.
 #[derive(Debug)]
 struct Run {
     cancel: CancellationToken,
     task: JoinHandle<()>,
+    /// Released when the run is dropped, after its server is gone.
+    _ownership: Ownership,
 }
 
 #[derive(Debug)]
@@ -69,6 +72,8 @@ pub struct Shared {
     leftovers: Vec<EndedLeftover>,
     /// Set by `shutdown`: the app is closing and starts nothing new.
     closing: AtomicBool,
+    /// Who this process is when it claims an instance (see `ownership`).
+    owner_kind: RwLock<OwnerKind>,
 }
 
 /// A binary is probed again when it changes.
@@ -253,6 +258,7 @@ impl LlamaManager {
             chats: AtomicU64::new(0),
             leftovers,
             closing: AtomicBool::new(false),
+            owner_kind: RwLock::new(OwnerKind::default()),
         };
         Opened {
             manager: Self {
@@ -290,6 +296,17 @@ impl LlamaManager {
     ) {
         self.shared
             .record_measurement(model_key, config, backend, measured);
+    }
+
+    /// Who this process is when it runs an instance (the app unless told
+    /// otherwise); another process asking for the same instance is told this.
+    pub fn set_owner_kind(&self, kind: OwnerKind) {
+        *write(&self.shared.owner_kind) = kind;
+    }
+
+    /// The process that runs `name` now, if any (this one included).
+    pub fn owner_of(&self, name: &str) -> Option<Owner> {
+        ownership::current_owner(&self.shared.state_dir, name)
     }
 
     pub fn set_policy(&self, policy: SupervisionPolicy) {
@@ -391,6 +408,10 @@ impl LlamaManager {
             instance.run = None;
             instance.status.spec.clone()
         };
+        // Before anything else: a server another Switchyard runs is not ours to
+        // start (its port check would only say "port in use").
+        let me = Owner::this_process(*read(&self.shared.owner_kind));
+        let claimed = ownership::claim(&self.shared.state_dir, name, &me)?;
         let launch = self.prepare(&spec).await?;
         let cancel = CancellationToken::new();
         let (ready, answer) = oneshot::channel();
@@ -413,7 +434,11 @@ impl LlamaManager {
                 cancel.clone(),
                 ready,
             ));
-            instance.run = Some(Run { cancel, task });
+            instance.run = Some(Run {
+                cancel,
+                task,
+                _ownership: claimed,
+            });
         }
         self.shared.persist();
         match answer.await {
@@ -517,11 +542,17 @@ impl LlamaManager {
             run.cancel.cancel();
             let stop = self.policy().stop;
             let deadline = stop.graceful + stop.after_second_term + STOP_SLACK;
-            let mut task = run.task;
+            let Run {
+                mut task,
+                _ownership: claim,
+                ..
+            } = run;
             if tokio::time::timeout(deadline, &mut task).await.is_err() {
                 task.abort();
                 tracing::error!(instance = name, "the supervisor did not stop in time");
             }
+            // The claim goes only now, with the server gone.
+            drop(claim);
         }
         let mut status = self.status(name)?;
         if status.state != InstanceState::Stopped && status.state != InstanceState::Failed {
@@ -674,9 +705,9 @@ impl LlamaManager {
 }
 
 fn unknown(name: &str) -> EngineError {
-    EngineError::InvalidInput {
-        field: "name",
-        problem: format!("no instance named `{name}`"),
+    EngineError::NotFound {
+        what: "instance",
+        id: name.to_owned(),
     }
 }
 

@@ -1,0 +1,111 @@
+//! What the `switchyard` command and its daemon ask of the engine beyond the
+//! window's calls: instance files, `ps` rows, and starts that set up llama-server
+//! first.
+
+use std::path::PathBuf;
+
+use super::Engine;
+use crate::binaries::{BinaryKind, EnsureBinary};
+use crate::control::InstanceRow;
+use crate::errors::{EngineError, Result};
+use crate::instance_files::{self, InstanceFiles};
+use crate::llama::{parse_line, InstanceStatus, LogLine};
+
+impl Engine {
+    /// Wall-clock milliseconds by the engine's clock.
+    pub fn now_ms(&self) -> u64 {
+        self.inner.clock.now_ms()
+    }
+
+    /// `<config>/instances`, the folder of instance files.
+    pub fn instances_dir(&self) -> PathBuf {
+        instance_files::instances_dir(self.config_dir())
+    }
+
+    /// The instance files, checked (a `model_id` against the store).
+    pub fn load_instance_files(&self) -> InstanceFiles {
+        instance_files::load_dir(&self.instances_dir(), &|spec| self.with_model_paths(spec))
+    }
+
+    /// Loads the instance files and makes the llama-server instances match them
+    /// (created, or updated: a running server keeps its configuration until it is
+    /// restarted). Instances the files do not name (the window's) are left alone.
+    pub fn apply_instance_files(&self) -> InstanceFiles {
+        let mut loaded = self.load_instance_files();
+        let mut applied = Vec::new();
+        for file in std::mem::take(&mut loaded.files) {
+            let outcome = match self.llama().status(&file.spec.name) {
+                Ok(current) if current.spec == file.spec => Ok(current),
+                Ok(_) => self.llama().update(file.spec.clone()),
+                Err(_) => self.llama().create(file.spec.clone()),
+            };
+            match outcome {
+                Ok(_) => applied.push(file),
+                // E.g. a port another (window-made) instance has fixed.
+                Err(EngineError::InvalidInput { field, problem }) => {
+                    loaded.problems.push(EngineError::InvalidInstanceFile {
+                        file: file.path.clone(),
+                        field: format!("llama.{field}"),
+                        problem,
+                    });
+                }
+                Err(error) => loaded.problems.push(error),
+            }
+        }
+        loaded.files = applied;
+        loaded
+    }
+
+    /// One row per instance for `switchyard ps`, with the process that runs it.
+    pub fn instance_rows(&self) -> Vec<InstanceRow> {
+        let variant =
+            self.binary_status(BinaryKind::LlamaServer)
+                .map(|status| match status.variant {
+                    Some(variant) => serde_json::to_value(variant)
+                        .ok()
+                        .and_then(|value| value.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    None => "custom".to_owned(),
+                });
+        let now = self.now_ms();
+        self.llama()
+            .list()
+            .iter()
+            .map(|status| {
+                let owner = self.llama().owner_of(&status.spec.name);
+                InstanceRow::new(status, variant.clone(), owner, now)
+            })
+            .collect()
+    }
+
+    /// Starts an instance, first setting up llama-server when none has passed its
+    /// tests yet (the one Settings name, else a download).
+    pub async fn up(&self, name: &str) -> Result<InstanceStatus> {
+        // An unknown name is the answer, before any setup.
+        self.llama().status(name)?;
+        if self.binary_status(BinaryKind::LlamaServer).is_none() {
+            self.ensure_binary(BinaryKind::LlamaServer, EnsureBinary::default())
+                .await?;
+        }
+        self.llama().start(name).await
+    }
+
+    /// The last `tail` lines of the instance's log file, for when no process that
+    /// runs it can be asked (its ring lives in that process).
+    pub fn log_file_tail(&self, name: &str, tail: usize) -> Result<Vec<LogLine>> {
+        let path = self.llama().log_dir(name).join("llama-server.log");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => return Err(EngineError::FileUnreadable { path, source }),
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        let skip = lines.len().saturating_sub(tail);
+        Ok(lines
+            .into_iter()
+            .enumerate()
+            .skip(skip)
+            .map(|(index, line)| parse_line(index as u64, line))
+            .collect())
+    }
+}
