@@ -1,0 +1,22 @@
+//! `ps`: every instance with its process, port, backend, model, health and uptime.
+
+use switchyard_engine::llama::OwnerKind;
+
+use super::Outcome;
+use crate::context::Context;
+use crate::render;
+
+pub async fn run(context: &Context) -> Outcome {
+    let rows = match context.daemon()? {
+        Some(daemon) => daemon.list().await?,
+        None => context.local_engine(OwnerKind::Cli)?.instance_rows(),
+    };
+    if context.json {
+        println!("{}", render::json(&rows));
+    } else if rows.is_empty() {
+        println!("no instances; add one as a TOML file (see `switchyard-cli config validate`)");
+    } else {
+        println!("{}", render::instances(&rows));
+    }
+    Ok(0)
+}
