@@ -67,6 +67,7 @@ impl Context {
     pub fn local_engine(&self, owner: OwnerKind) -> Result<Engine, ErrorReport> {
         let engine = Engine::new(self.engine_deps())?;
         engine.llama().set_owner_kind(owner);
+        engine.use_headless_instances()?;
         for problem in engine.apply_instance_files().problems {
             eprintln!("warning: {problem}");
         }

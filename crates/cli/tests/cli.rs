@@ -13,6 +13,7 @@ use serde_json::Value;
 use switchyard_engine::binaries::{BinaryKind, EnsureBinary};
 use switchyard_engine::clock::SystemClock;
 use switchyard_engine::control::DaemonFile;
+use switchyard_engine::llama::InstanceSpec;
 use switchyard_engine::settings::Settings;
 use switchyard_engine::{Engine, EngineDeps, ErrorCode};
 use switchyard_testkit::gguf::LlamaSpec;
@@ -190,6 +191,15 @@ fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// An instance in the app's own list, as its window would create one.
+fn app_instance(app: &Engine, name: &str, model: &Path) {
+    let mut spec = InstanceSpec::new(name, model);
+    spec.config.context = 512;
+    spec.auto.context = false;
+    spec.config.parallel = 1;
+    app.create_instance(spec).unwrap();
 }
 
 /// `switchyard-cli daemon` as this test's own child.
@@ -411,8 +421,10 @@ async fn the_app_and_the_daemon_never_both_own_an_instance() {
     home.ok(&["up", "tiny"]);
 
     // The app opens the same data folder: the daemon's server is not ended as a
-    // leftover, and starting it is refused with the daemon named.
+    // leftover, and starting an instance of the same name (the window keeps its
+    // own list) is refused with the daemon named.
     let app = home.app_engine().await;
+    app_instance(&app, "tiny", &home.model);
     let refused = app.llama().start("tiny").await.unwrap_err();
     assert_eq!(refused.code(), ErrorCode::InstanceOwned);
     let message = refused.to_string();
@@ -420,8 +432,8 @@ async fn the_app_and_the_daemon_never_both_own_an_instance() {
     assert!(message.contains(&daemon.id().to_string()), "{message}");
     assert_eq!(home.row("tiny")["state"], "healthy", "still the daemon's");
 
-    // And the other way round: what the app runs, the daemon refuses. (The app
-    // knows `other` from the shared instances.json, as its window would list it.)
+    // And the other way round: what the app runs, the daemon refuses.
+    app_instance(&app, "other", &home.model);
     app.llama()
         .start("other")
         .await

@@ -31,6 +31,7 @@ use crate::system::{HostProbe, SystemInfo, SystemMonitor, SystemProbe, SystemSam
 
 mod headless;
 mod images;
+pub use headless::HEADLESS_INSTANCES_FILE;
 pub use images::ImageServerConfig;
 
 /// What the engine is built from. Tests pass a temporary folder, a fake probe and a

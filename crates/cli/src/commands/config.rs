@@ -20,6 +20,7 @@ fn validate(context: &Context) -> Outcome {
     // The engine, for `model_id` (the store); nothing is started or changed.
     let engine = switchyard_engine::Engine::new(context.engine_deps())?;
     engine.llama().set_owner_kind(OwnerKind::Cli);
+    engine.use_headless_instances()?;
     let dir = engine.instances_dir();
     let loaded = engine.load_instance_files();
     let problems: Vec<ErrorReport> = loaded.problems.iter().map(EngineError::report).collect();

@@ -41,6 +41,8 @@ async fn up_here(context: &Context, name: &str) -> Outcome {
         eprintln!("running in the foreground: Ctrl-C stops it");
     }
     crate::signals::terminated().await;
+    // Ctrl-C is the person stopping it: a later daemon does not start it again.
+    let _ = engine.llama().stop(name).await;
     engine.shutdown().await;
     Ok(0)
 }

@@ -41,6 +41,7 @@ pub async fn run_daemon(
     let data_dir = engine.layout().root().to_path_buf();
     let _lock = DaemonLock::acquire(&data_dir)?;
     engine.llama().set_owner_kind(OwnerKind::Daemon);
+    engine.use_headless_instances()?;
     let loaded = engine.apply_instance_files();
     for problem in &loaded.problems {
         tracing::warn!(%problem, "instance file not used");
@@ -80,11 +81,13 @@ pub async fn run_daemon(
     let _published = Published(&data_dir);
     tracing::info!(port, data_dir = %data_dir.display(), "switchyard daemon listening");
 
-    // In the background: the API answers (and `ps` shows them loading) meanwhile.
+    // What the files mark `autostart`, and what ran when the daemon last ended
+    // (`up` without a later `down`). In the background: the API answers (and `ps`
+    // shows them loading) meanwhile.
     let autostart: Vec<String> = loaded
         .files
         .iter()
-        .filter(|file| file.autostart)
+        .filter(|file| file.autostart || engine.llama().was_running(&file.spec.name))
         .map(|file| file.spec.name.clone())
         .collect();
     tokio::spawn({

@@ -11,7 +11,20 @@ use crate::errors::{EngineError, Result};
 use crate::instance_files::{self, InstanceFiles};
 use crate::llama::{parse_line, InstanceStatus, LogLine};
 
+/// Where the `switchyard-cli` command and its daemon keep their instances (in
+/// `state/`), apart from the window's `instances.json`.
+pub const HEADLESS_INSTANCES_FILE: &str = "cli-instances.json";
+
 impl Engine {
+    /// Switches the llama-server instances to the command line's own list
+    /// ([`HEADLESS_INSTANCES_FILE`]); call before anything starts.
+    pub fn use_headless_instances(&self) -> Result<()> {
+        if let Some(warning) = self.llama().use_store_file(HEADLESS_INSTANCES_FILE)? {
+            tracing::warn!(problem = %warning.message, "instance list not loaded");
+        }
+        Ok(())
+    }
+
     /// Wall-clock milliseconds by the engine's clock.
     pub fn now_ms(&self) -> u64 {
         self.inner.clock.now_ms()

@@ -74,6 +74,8 @@ pub struct Shared {
     closing: AtomicBool,
     /// Who this process is when it claims an instance (see `ownership`).
     owner_kind: RwLock<OwnerKind>,
+    /// Where the instances are kept (`instances.json`, the window's, by default).
+    store_file: RwLock<PathBuf>,
 }
 
 /// A binary is probed again when it changes.
@@ -178,7 +180,7 @@ impl Shared {
                 })
                 .collect(),
         };
-        if let Err(error) = store::save(&self.state_dir, &stored) {
+        if let Err(error) = store::save(&read(&self.store_file), &stored) {
             tracing::warn!(%error, "cannot save the instances");
         }
     }
@@ -217,26 +219,10 @@ impl LlamaManager {
         environment: Arc<dyn LaunchEnvironment>,
     ) -> Opened {
         let leftovers = pidfile::end_leftovers(state_dir);
-        let (stored, warning) = match store::load(state_dir) {
-            Ok(stored) => (stored, None),
-            Err(error) => (StoredInstances::default(), Some(error.report())),
-        };
+        let store_file = store::path(state_dir);
+        let (instances, warning) = load_instances(&store_file);
         let calibration = Calibration::load(state_dir).unwrap_or_default();
         let policy = SupervisionPolicy::default();
-        let instances = stored
-            .instances
-            .into_iter()
-            .filter(|stored| stored.spec.validate().is_ok())
-            .map(|stored| {
-                let instance = Instance {
-                    status: InstanceStatus::stopped(stored.spec.clone()),
-                    was_running: stored.was_running,
-                    log: Arc::new(InstanceLog::new(policy.logs.ring_lines)),
-                    run: None,
-                };
-                (stored.spec.name, instance)
-            })
-            .collect();
         // Health checks and chats go to local servers: never through a proxy.
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -259,6 +245,7 @@ impl LlamaManager {
             leftovers,
             closing: AtomicBool::new(false),
             owner_kind: RwLock::new(OwnerKind::default()),
+            store_file: RwLock::new(store_file),
         };
         Opened {
             manager: Self {
@@ -296,6 +283,24 @@ impl LlamaManager {
     ) {
         self.shared
             .record_measurement(model_key, config, backend, measured);
+    }
+
+    /// Keeps the instances in `state/<file_name>` from now on, and loads the ones
+    /// kept there in place of those loaded so far: the `switchyard-cli` command and
+    /// its daemon keep theirs apart from the window's `instances.json`, so neither
+    /// overwrites the other's list. Refused while a server runs.
+    pub fn use_store_file(&self, file_name: &str) -> Result<Option<ErrorReport>> {
+        let path = self.shared.state_dir.join(file_name);
+        let (loaded, warning) = load_instances(&path);
+        let mut instances = lock(&self.shared.instances);
+        if instances.values().any(|instance| instance.run.is_some()) {
+            return Err(EngineError::Internal {
+                problem: "the instance store changes only before any server starts".into(),
+            });
+        }
+        *instances = loaded;
+        *write(&self.shared.store_file) = path;
+        Ok(warning)
     }
 
     /// Who this process is when it runs an instance (the app unless told
@@ -702,6 +707,30 @@ impl LlamaManager {
         });
         Ok(outcome)
     }
+}
+
+/// The valid instances kept in `path` (a damaged file: none, and the reason).
+fn load_instances(path: &Path) -> (BTreeMap<String, Instance>, Option<ErrorReport>) {
+    let (stored, warning) = match store::load(path) {
+        Ok(stored) => (stored, None),
+        Err(error) => (StoredInstances::default(), Some(error.report())),
+    };
+    let ring_lines = SupervisionPolicy::default().logs.ring_lines;
+    let instances = stored
+        .instances
+        .into_iter()
+        .filter(|stored| stored.spec.validate().is_ok())
+        .map(|stored| {
+            let instance = Instance {
+                status: InstanceStatus::stopped(stored.spec.clone()),
+                was_running: stored.was_running,
+                log: Arc::new(InstanceLog::new(ring_lines)),
+                run: None,
+            };
+            (stored.spec.name, instance)
+        })
+        .collect();
+    (instances, warning)
 }
 
 fn unknown(name: &str) -> EngineError {
