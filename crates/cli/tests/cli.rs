@@ -474,3 +474,24 @@ fn the_service_unit_runs_this_program_as_a_daemon() {
         home.data_dir().display()
     )));
 }
+
+#[test]
+fn a_restarted_daemon_starts_again_what_it_ran_but_not_what_was_stopped() {
+    let home = Home::new();
+    home.tiny_instance("kept");
+    home.tiny_instance("dropped");
+    let mut daemon = start_daemon(&home);
+    home.ok(&["up", "kept"]);
+    home.ok(&["up", "dropped"]);
+    home.ok(&["down", "dropped"]);
+    home.ok(&["daemon", "stop"]);
+    assert_eq!(daemon.wait().unwrap().code(), Some(0));
+
+    let mut daemon = start_daemon(&home);
+    wait_until("kept healthy again", || {
+        home.row("kept")["state"] == "healthy"
+    });
+    assert_eq!(home.row("dropped")["state"], "stopped");
+    home.ok(&["daemon", "stop"]);
+    assert_eq!(daemon.wait().unwrap().code(), Some(0));
+}
