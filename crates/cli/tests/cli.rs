@@ -227,6 +227,10 @@ fn up_ps_logs_down_through_a_daemon_started_on_demand() {
     assert!(up.contains("tiny: healthy at http://127.0.0.1:"), "{up}");
     let daemon = home.daemon_pid().expect("up started a daemon");
 
+    // A file added while the daemon runs counts without a reload.
+    home.tiny_instance("later");
+    assert_eq!(home.row("later")["state"], "stopped");
+
     let table = home.ok(&["ps"]);
     let line = table
         .lines()

@@ -121,9 +121,15 @@ fn status_of(state: &ServerState) -> DaemonStatus {
 }
 
 async fn reload(_: Authorized, State(state): Shared) -> Json<DaemonStatus> {
+    refresh(&state);
+    Json(status_of(&state))
+}
+
+/// The instance files as they are now: a file added or changed since the daemon
+/// started counts at the next `ps`, `up` or `restart`, without a reload.
+fn refresh(state: &ServerState) {
     let loaded = state.engine.apply_instance_files();
     *lock(&state.problems) = loaded.problems.iter().map(EngineError::report).collect();
-    Json(status_of(&state))
 }
 
 async fn shutdown(_: Authorized, State(state): Shared) -> StatusCode {
@@ -132,6 +138,7 @@ async fn shutdown(_: Authorized, State(state): Shared) -> StatusCode {
 }
 
 async fn list(_: Authorized, State(state): Shared) -> Json<Vec<InstanceRow>> {
+    refresh(&state);
     Json(state.engine.instance_rows())
 }
 
@@ -148,6 +155,7 @@ async fn up(
     State(state): Shared,
     Path(name): Path<String>,
 ) -> Result<Json<InstanceStatus>, ApiError> {
+    refresh(&state);
     Ok(Json(state.engine.up(&name).await?))
 }
 
@@ -164,6 +172,7 @@ async fn restart(
     State(state): Shared,
     Path(name): Path<String>,
 ) -> Result<Json<InstanceStatus>, ApiError> {
+    refresh(&state);
     state.engine.llama().stop(&name).await?;
     Ok(Json(state.engine.up(&name).await?))
 }

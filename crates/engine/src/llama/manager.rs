@@ -50,6 +50,9 @@ struct Instance {
     was_running: bool,
     log: Arc<InstanceLog>,
     run: Option<Run>,
+    /// This process's claim while a start prepares, before its run exists: a
+    /// second start here sees it and waits for nothing.
+    starting: Option<Ownership>,
 }
 
 /// What the manager and its supervisors share.
@@ -355,6 +358,7 @@ impl LlamaManager {
                     was_running: false,
                     log: Arc::new(InstanceLog::new(self.policy().logs.ring_lines)),
                     run: None,
+                    starting: None,
                 },
             );
             status
@@ -403,21 +407,28 @@ impl LlamaManager {
         let spec = {
             let mut instances = lock(&self.shared.instances);
             let instance = instances.get_mut(name).ok_or_else(|| unknown(name))?;
-            if instance
+            let running = instance
                 .run
                 .as_ref()
-                .is_some_and(|run| !run.task.is_finished())
-            {
+                .is_some_and(|run| !run.task.is_finished());
+            if running || instance.starting.is_some() {
                 return Ok(instance.status.clone());
             }
             instance.run = None;
+            // Before anything else: a server another Switchyard runs is not ours
+            // to start (its port check would only say "port in use").
+            let me = Owner::this_process(*read(&self.shared.owner_kind));
+            instance.starting = Some(ownership::claim(&self.shared.state_dir, name, &me)?);
             instance.status.spec.clone()
         };
-        // Before anything else: a server another Switchyard runs is not ours to
-        // start (its port check would only say "port in use").
-        let me = Owner::this_process(*read(&self.shared.owner_kind));
-        let claimed = ownership::claim(&self.shared.state_dir, name, &me)?;
-        let launch = self.prepare(&spec).await?;
+        let prepared = self.prepare(&spec).await;
+        let claimed = lock(&self.shared.instances)
+            .get_mut(name)
+            .and_then(|instance| instance.starting.take());
+        let (launch, Some(claimed)) = (prepared?, claimed) else {
+            // Removed while it prepared.
+            return Err(unknown(name));
+        };
         let cancel = CancellationToken::new();
         let (ready, answer) = oneshot::channel();
         {
@@ -726,6 +737,7 @@ fn load_instances(path: &Path) -> (BTreeMap<String, Instance>, Option<ErrorRepor
                 was_running: stored.was_running,
                 log: Arc::new(InstanceLog::new(ring_lines)),
                 run: None,
+                starting: None,
             };
             (stored.spec.name, instance)
         })
