@@ -499,3 +499,111 @@ fn a_restarted_daemon_starts_again_what_it_ran_but_not_what_was_stopped() {
     home.ok(&["daemon", "stop"]);
     assert_eq!(daemon.wait().unwrap().code(), Some(0));
 }
+
+/// `models pull` from a local server (SHA-256 checked), `list`, `verify`, `rm`, and
+/// `image` with the real sd-cli and the random-weight SDXS-512 model, saving a PNG.
+#[tokio::test(flavor = "multi_thread")]
+async fn models_pull_verify_rm_and_an_image_saved_as_png() {
+    use sha2::{Digest as _, Sha256};
+    use switchyard_testkit::gguf::shared_sdxs_512;
+    use switchyard_testkit::tools::sd_cli;
+    use switchyard_testkit::FixtureServer;
+
+    let home = Home::new();
+    let settings = serde_json::json!({
+        "settings": { "llama_server_path": llama_server(), "sd_path": sd_cli() }
+    });
+    std::fs::write(
+        home.config_dir().join("settings.json"),
+        settings.to_string(),
+    )
+    .unwrap();
+    let server = FixtureServer::start().await.unwrap();
+    let tiny = std::fs::read(&home.model).unwrap();
+    let tiny_sha: String = Sha256::digest(&tiny)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    server.add_file("tiny.gguf", tiny);
+    let sdxs = shared_sdxs_512();
+    server.add_file("sdxs.gguf", std::fs::read(sdxs.path()).unwrap());
+
+    let pulled = home.json(&[
+        "models",
+        "pull",
+        &server.url("tiny.gguf"),
+        "--sha256",
+        &tiny_sha,
+    ]);
+    let tiny_id = pulled["id"].as_str().expect("an id").to_owned();
+    let wrong = home.run(&[
+        "models",
+        "pull",
+        &server.url("tiny.gguf"),
+        "--name",
+        "wrong",
+        "--sha256",
+        &"0".repeat(64),
+    ]);
+    assert_eq!(wrong.status.code(), Some(1), "{}", stderr(&wrong));
+    assert!(stderr(&wrong).contains("SHA-256"), "{}", stderr(&wrong));
+
+    let models = home.json(&["models", "list"]);
+    let ids: Vec<&str> = models
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|model| model["id"].as_str())
+        .collect();
+    assert_eq!(ids, [tiny_id.as_str()]);
+    home.ok(&["models", "verify", &tiny_id]);
+
+    let pulled = home.json(&[
+        "models",
+        "pull",
+        &server.url("sdxs.gguf"),
+        "--kind",
+        "diffusion",
+        "--name",
+        "sdxs",
+    ]);
+    let sdxs_id = pulled["id"].as_str().unwrap().to_owned();
+    let out = home.dir.path().join("images");
+    let saved = home.json(&[
+        "image",
+        "a red cube",
+        "--model",
+        &sdxs_id,
+        "--width",
+        "64",
+        "--height",
+        "64",
+        "--steps",
+        "1",
+        "--seed",
+        "42",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let saved = saved.as_array().expect("the saved files");
+    assert_eq!(saved.len(), 1);
+    let path = PathBuf::from(saved[0].as_str().unwrap());
+    assert_eq!(path, out.join("switchyard_42_0.png"));
+    let png = std::fs::read(&path).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG file");
+
+    home.ok(&["models", "rm", &sdxs_id]);
+    home.ok(&["models", "rm", &tiny_id]);
+    assert!(home
+        .json(&["models", "list"])
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let gone = home.run(&["models", "verify", &tiny_id]);
+    assert_eq!(
+        gone.status.code(),
+        Some(EXIT_NOT_FOUND),
+        "{}",
+        stderr(&gone)
+    );
+}
