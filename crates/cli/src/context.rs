@@ -18,7 +18,7 @@ const DAEMON_START_POLL: Duration = Duration::from_millis(20);
 #[derive(Debug)]
 pub struct Context {
     pub json: bool,
-    deps: EngineDeps,
+    settings: Settings,
     pub data_dir: PathBuf,
 }
 
@@ -30,21 +30,21 @@ impl Context {
         if let Some(problem) = problem {
             eprintln!("warning: settings not used ({problem}); using the defaults");
         }
-        let deps = EngineDeps::for_host(settings)?;
         let data_dir = paths::resolve_data_dir(
-            deps.data_dir_override.clone(),
-            deps.settings.data_dir.as_deref(),
+            std::env::var_os(paths::DATA_DIR_ENV).map(Into::into),
+            settings.data_dir.as_deref(),
         );
         Ok(Self {
             json,
-            deps,
+            settings,
             data_dir,
         })
     }
 
-    /// What an engine in this process is built from.
-    pub fn engine_deps(&self) -> EngineDeps {
-        self.deps.clone()
+    /// What an engine in this process is built from. Only then is the hardware
+    /// probed: a command the daemon answers does not spend that time.
+    pub fn engine_deps(&self) -> Result<EngineDeps, ErrorReport> {
+        Ok(EngineDeps::for_host(self.settings.clone())?)
     }
 
     /// The running daemon of this data folder, if one runs.
@@ -65,7 +65,7 @@ impl Context {
     /// The engine in this process, as `owner`, with the instance files applied
     /// (their problems are printed, not fatal: other instances still work).
     pub fn local_engine(&self, owner: OwnerKind) -> Result<Engine, ErrorReport> {
-        let engine = Engine::new(self.engine_deps())?;
+        let engine = Engine::new(self.engine_deps()?)?;
         engine.llama().set_owner_kind(owner);
         engine.use_headless_instances()?;
         for problem in engine.apply_instance_files().problems {

@@ -18,7 +18,7 @@ pub fn run(context: &Context, command: ConfigCommand) -> Outcome {
 
 fn validate(context: &Context) -> Outcome {
     // The engine, for `model_id` (the store); nothing is started or changed.
-    let engine = switchyard_engine::Engine::new(context.engine_deps())?;
+    let engine = switchyard_engine::Engine::new(context.engine_deps()?)?;
     engine.llama().set_owner_kind(OwnerKind::Cli);
     engine.use_headless_instances()?;
     let dir = engine.instances_dir();
