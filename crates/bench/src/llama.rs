@@ -250,7 +250,7 @@ async fn wait_for(
     }
 }
 
-fn median_p90(times: &mut [Duration]) -> (Duration, Duration) {
+pub(crate) fn median_p90(times: &mut [Duration]) -> (Duration, Duration) {
     times.sort();
     let at = |fraction: f64| {
         let index = ((times.len() as f64 - 1.0) * fraction).round() as usize;
@@ -259,10 +259,10 @@ fn median_p90(times: &mut [Duration]) -> (Duration, Duration) {
     (at(0.5), at(0.9))
 }
 
-fn row(what: &str, median: Duration, p90: Duration) {
+pub(crate) fn row(what: &str, median: Duration, p90: Duration) {
     println!("  {what:<44} {:>7.1} ms {:>7.1} ms", ms(median), ms(p90));
 }
 
-fn ms(duration: Duration) -> f64 {
+pub(crate) fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
