@@ -261,7 +261,7 @@ fn up_ps_logs_down_through_a_daemon_started_on_demand() {
     let describe = home.ok(&["describe", "tiny"]);
     for expected in [
         "Configuration:",
-        "context:   512",
+        "context:    512",
         "Runtime:",
         "ESTIMATE",
         "MEASURED",

@@ -55,52 +55,60 @@ fn text(status: &InstanceStatus) -> String {
             value.to_string()
         }
     };
+    let field = |label: &str, value: String| format!("  {:<11} {value}", format!("{label}:"));
     let mut out = vec![
-        format!("Name:        {}", spec.name),
+        format!("Name: {}", spec.name),
         "Configuration:".to_owned(),
-        format!("  model:     {}", spec.model_path.display()),
-        format!("  model id:  {}", dash(spec.model_id.as_ref())),
-        format!(
-            "  host:port: {}:{}",
-            spec.host,
-            spec.port.map_or("auto".to_owned(), |port| port.to_string())
+        field("model", spec.model_path.display().to_string()),
+        field("model id", dash(spec.model_id.as_ref())),
+        field(
+            "listens on",
+            format!(
+                "{}:{}",
+                spec.host,
+                spec.port.map_or("auto".to_owned(), |port| port.to_string())
+            ),
         ),
-        format!(
-            "  context:   {}",
-            auto(spec.config.context, spec.auto.context)
+        field("context", auto(spec.config.context, spec.auto.context)),
+        field(
+            "gpu layers",
+            auto(spec.config.gpu_layers, spec.auto.gpu_layers),
         ),
-        format!(
-            "  gpu layers: {}",
-            auto(spec.config.gpu_layers, spec.auto.gpu_layers)
+        field("parallel", spec.config.parallel.to_string()),
+        field(
+            "threads",
+            spec.threads
+                .map_or("auto".to_owned(), |threads| threads.to_string()),
         ),
-        format!("  parallel:  {}", spec.config.parallel),
-        format!(
-            "  threads:   {}",
-            spec.threads.map_or("auto".to_owned(), |t| t.to_string())
-        ),
-        format!("  extra:     {}", spec.extra_args.join(" ")),
+        field("extra args", spec.extra_args.join(" ")),
         "Runtime:".to_owned(),
-        format!(
-            "  state:     {} {}",
-            state_word(status.state),
-            status.reason
+        field(
+            "state",
+            if status.reason.is_empty() {
+                state_word(status.state).to_owned()
+            } else {
+                format!("{} ({})", state_word(status.state), status.reason)
+            },
         ),
-        format!("  pid:       {}", dash(status.pid)),
-        format!("  endpoint:  {}", dash(status.endpoint.as_ref())),
-        format!("  restarts:  {}", status.restarts),
+        field("pid", dash(status.pid)),
+        field("endpoint", dash(status.endpoint.as_ref())),
+        field("restarts", status.restarts.to_string()),
     ];
     if let Some(error) = &status.error {
-        out.push(format!("  error:     {}", error.message));
+        out.push(field("error", error.message.clone()));
     }
     if let Some(running) = &status.running {
-        out.push(format!("  binary:    {}", running.binary));
-        out.push(format!(
-            "  running:   context {}, gpu layers {}, parallel {}",
-            running.config.context, running.config.gpu_layers, running.config.parallel
+        out.push(field("binary", running.binary.clone()));
+        out.push(field(
+            "running",
+            format!(
+                "context {}, gpu layers {}, parallel {}",
+                running.config.context, running.config.gpu_layers, running.config.parallel
+            ),
         ));
-        out.push(format!("  command:   {}", running.args.join(" ")));
+        out.push(field("command", running.args.join(" ")));
         for note in &running.notes {
-            out.push(format!("  note:      {note}"));
+            out.push(field("note", note.clone()));
         }
     }
     out.push("Memory (estimate vs measured):".to_owned());
@@ -120,6 +128,8 @@ fn text(status: &InstanceStatus) -> String {
         row("weights", |b| b.weights + b.output_layer),
         row("kv cache", |b| b.kv_cache),
         row("compute", |b| b.compute),
+        // Runtime and driver context: estimated, never reported as a buffer.
+        row("overhead", |b| b.overhead),
         row("total", Breakdown::total),
     ];
     rows.push([

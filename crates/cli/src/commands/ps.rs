@@ -8,7 +8,14 @@ use crate::render;
 
 pub async fn run(context: &Context) -> Outcome {
     let rows = match context.daemon()? {
-        Some(daemon) => daemon.list().await?,
+        Some(daemon) => {
+            let rows = daemon.list().await?;
+            // The daemon left these files out; say so, as a local run would.
+            for problem in daemon.daemon_status().await?.problems {
+                eprintln!("warning: {}", problem.message);
+            }
+            rows
+        }
         None => context.local_engine(OwnerKind::Cli)?.instance_rows(),
     };
     if context.json {
