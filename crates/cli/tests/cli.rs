@@ -227,9 +227,19 @@ fn up_ps_logs_down_through_a_daemon_started_on_demand() {
     assert!(up.contains("tiny: healthy at http://127.0.0.1:"), "{up}");
     let daemon = home.daemon_pid().expect("up started a daemon");
 
-    // A file added while the daemon runs counts without a reload.
+    // A file added while the daemon runs counts without a reload; a removed one
+    // is forgotten.
     home.tiny_instance("later");
     assert_eq!(home.row("later")["state"], "stopped");
+    std::fs::remove_file(home.config_dir().join("instances/later.toml")).unwrap();
+    let names: Vec<Value> = home
+        .json(&["ps"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["name"].clone())
+        .collect();
+    assert_eq!(names, ["tiny"]);
 
     let table = home.ok(&["ps"]);
     let line = table

@@ -40,9 +40,10 @@ impl Engine {
         instance_files::load_dir(&self.instances_dir(), &|spec| self.with_model_paths(spec))
     }
 
-    /// Loads the instance files and makes the llama-server instances match them
-    /// (created, or updated: a running server keeps its configuration until it is
-    /// restarted). Instances the files do not name (the window's) are left alone.
+    /// Loads the instance files and makes the llama-server instances match them:
+    /// created, updated (a running server keeps its configuration until it is
+    /// restarted), or forgotten once stopped when their file is gone. For the
+    /// command line's own list (see [`Self::use_headless_instances`]).
     pub fn apply_instance_files(&self) -> InstanceFiles {
         let mut loaded = self.load_instance_files();
         let mut applied = Vec::new();
@@ -63,6 +64,15 @@ impl Engine {
                     });
                 }
                 Err(error) => loaded.problems.push(error),
+            }
+        }
+        // An instance whose file is gone (or no longer valid) is forgotten once it
+        // is stopped: the files are this list's only source.
+        let named: std::collections::BTreeSet<&str> =
+            applied.iter().map(|file| file.spec.name.as_str()).collect();
+        for status in self.llama().list() {
+            if !named.contains(status.spec.name.as_str()) {
+                self.llama().remove_if_stopped(&status.spec.name);
             }
         }
         loaded.files = applied;

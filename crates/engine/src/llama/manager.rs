@@ -386,6 +386,28 @@ impl LlamaManager {
         Ok(status)
     }
 
+    /// Forgets the instance unless a server of it runs or starts here; whether it
+    /// was forgotten. (Its log files stay.)
+    pub fn remove_if_stopped(&self, name: &str) -> bool {
+        let removed = {
+            let mut instances = lock(&self.shared.instances);
+            let idle = instances.get(name).is_some_and(|instance| {
+                instance.starting.is_none()
+                    && instance
+                        .run
+                        .as_ref()
+                        .is_none_or(|run| run.task.is_finished())
+            });
+            idle && instances.remove(name).is_some()
+        };
+        if removed {
+            let _ = std::fs::remove_file(api_key_path(&self.shared.state_dir, name));
+            self.shared.persist();
+            self.shared.announce_list();
+        }
+        removed
+    }
+
     /// Stops the instance if it runs and forgets it (its log files stay).
     pub async fn remove(&self, name: &str) -> Result<()> {
         self.stop(name).await?;
