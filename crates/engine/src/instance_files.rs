@@ -266,7 +266,8 @@ fn deserialize(path: &Path, text: &str) -> Result<FileContents> {
     let syntax = |error: toml::de::Error| {
         let line = error
             .span()
-            .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+            .and_then(|span| text.get(..span.start))
+            .map(|before| before.lines().count().max(1));
         let at = line
             .map(|line| format!(" (line {line})"))
             .unwrap_or_default();
@@ -412,6 +413,7 @@ mod tests {
             ("model = \"m.gguf\"\nmodel_id = \"m\"", "model"),
             ("model = \"m.gguf\"\ncolour = 1", "colour"),
             ("model = ", "(file)"),
+            ("model = \"é\"\n[llama]\nport = é", "(file)"),
         ];
         for (text, field) in cases {
             let error = parse_text(text).unwrap_err();
