@@ -424,6 +424,15 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever a person (or a broken editor) writes, the answer is a value or
+        /// a problem, never a panic.
+        #[test]
+        fn any_text_parses_or_names_a_problem(text in "(model|llama|port|\\[|\\]|=|\"|[a-z0-9 .\n é])*") {
+            let _ = parse_text(&text);
+        }
+    }
+
     #[test]
     fn unknown_keys_are_named_in_the_message() {
         let error = parse_text("model = \"m.gguf\"\n[llama]\nprot = 8080").unwrap_err();
