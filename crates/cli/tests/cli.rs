@@ -617,3 +617,59 @@ async fn models_pull_verify_rm_and_an_image_saved_as_png() {
         stderr(&gone)
     );
 }
+
+#[test]
+fn up_in_the_foreground_runs_until_sigterm_and_its_log_is_read_from_the_file() {
+    use std::io::{BufRead as _, BufReader};
+
+    let home = Home::new();
+    home.tiny_instance("fg");
+    let mut child = home
+        .command(&["up", "--foreground", "fg"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("runs");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(
+        first.starts_with("fg: healthy at http://127.0.0.1:"),
+        "{first}"
+    );
+    let port: u16 = first.trim().rsplit(':').next().unwrap().parse().unwrap();
+
+    // No daemon: ps names this command as the owner; logs come from the file.
+    let row = home.row("fg");
+    assert_eq!(row["owner"]["kind"], "cli");
+    assert_eq!(row["owner"]["pid"], child.id());
+    wait_until("the log file to show the server listening", || {
+        home.ok(&["logs", "fg", "--tail", "500"])
+            .contains("listening")
+    });
+    // The daemon (started by this `up`) is refused what the command runs.
+    let output = home.run(&["up", "fg"]);
+    assert_eq!(
+        output.status.code(),
+        Some(EXIT_OWNED_ELSEWHERE),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        stderr(&output).contains("a switchyard command"),
+        "{}",
+        stderr(&output)
+    );
+
+    let status = Command::new("kill")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+        "the server ended with the command"
+    );
+}

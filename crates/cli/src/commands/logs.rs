@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use switchyard_engine::llama::{LogLine, OwnerKind};
-use switchyard_engine::EngineError;
 
 use super::Outcome;
 use crate::context::Context;
@@ -16,17 +15,7 @@ const PAGE: usize = 1000;
 
 pub async fn run(context: &Context, name: &str, follow: bool, tail: usize) -> Outcome {
     let Some(daemon) = context.daemon()? else {
-        if follow {
-            return Err(EngineError::InvalidInput {
-                field: "--follow",
-                problem: "following needs the daemon (its servers' output is live there)".into(),
-            }
-            .report());
-        }
-        let engine = context.local_engine(OwnerKind::Cli)?;
-        engine.llama().status(name)?;
-        print(context, &engine.log_file_tail(name, tail)?);
-        return Ok(0);
+        return from_file(context, name, follow, tail).await;
     };
     let lines = daemon.logs(name, 0, tail).await?;
     print(context, &lines);
@@ -44,6 +33,27 @@ pub async fn run(context: &Context, name: &str, follow: bool, tail: usize) -> Ou
             next = last.seq + 1;
             print(context, &lines);
         }
+    }
+}
+
+/// No daemon: the instance's log file (a server run by `up --foreground` or the
+/// app writes there too), followed by polling its size.
+async fn from_file(context: &Context, name: &str, follow: bool, tail: usize) -> Outcome {
+    let engine = context.local_engine(OwnerKind::Cli)?;
+    engine.llama().status(name)?;
+    print(context, &engine.log_file_tail(name, tail)?);
+    if !follow {
+        return Ok(0);
+    }
+    let (_, mut offset) = engine.log_file_since(name, u64::MAX)?;
+    loop {
+        tokio::select! {
+            () = crate::signals::terminated() => return Ok(0),
+            () = tokio::time::sleep(FOLLOW_INTERVAL) => {}
+        }
+        let (lines, next) = engine.log_file_since(name, offset)?;
+        offset = next;
+        print(context, &lines);
     }
 }
 

@@ -113,6 +113,40 @@ impl Engine {
         self.llama().start(name).await
     }
 
+    /// The complete lines written to the instance's log file after its first
+    /// `offset` bytes, and the offset to ask from next (`logs --follow` without a
+    /// daemon). A file shorter than `offset` was rotated: it is read from its start.
+    pub fn log_file_since(&self, name: &str, offset: u64) -> Result<(Vec<LogLine>, u64)> {
+        use std::io::{Read as _, Seek as _, SeekFrom};
+        let path = self.llama().log_dir(name).join("llama-server.log");
+        let unreadable = |source| EngineError::FileUnreadable {
+            path: path.clone(),
+            source,
+        };
+        let mut file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((Vec::new(), 0))
+            }
+            Err(source) => return Err(unreadable(source)),
+        };
+        let length = file.metadata().map_err(unreadable)?.len();
+        let start = if length < offset { 0 } else { offset };
+        file.seek(SeekFrom::Start(start)).map_err(unreadable)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(unreadable)?;
+        // A line still being written waits for its end.
+        let complete = bytes
+            .iter()
+            .rposition(|byte| *byte == b'\n')
+            .map_or(0, |at| at + 1);
+        let lines = String::from_utf8_lossy(&bytes[..complete])
+            .lines()
+            .map(|line| parse_line(0, line))
+            .collect();
+        Ok((lines, start + complete as u64))
+    }
+
     /// The last `tail` lines of the instance's log file, for when no process that
     /// runs it can be asked (its ring lives in that process).
     pub fn log_file_tail(&self, name: &str, tail: usize) -> Result<Vec<LogLine>> {
