@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, then runs every test: Rust (nextest), lints, the
-# generated TypeScript bindings, the UI (svelte-check, vitest) and the real-window e2e.
+# generated TypeScript bindings, the UI (svelte-check, vitest), the real-window e2e and
+# the .deb installer (as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh test
@@ -41,3 +42,6 @@ npm run ui:test
 
 step "End-to-end: the real app under Xvfb"
 npm run e2e
+
+step "Installer: the .deb installs, runs and uninstalls (release build)"
+bash tests/install/deb.sh

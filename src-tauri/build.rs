@@ -41,6 +41,16 @@ const COMMANDS: &[&str] = &[
     "image_job",
     "cancel_image_job",
     "save_image",
+    "orchestrator_status",
+    "clear_saved_state",
+    "restart_saved_llm",
+    "image_server_status",
+    "first_run_proposal",
+    "install_curated_model",
+    "instance_for_model",
+    "finish_first_run",
+    "open_logs_folder",
+    "report_problem",
 ];
 
 fn main() {

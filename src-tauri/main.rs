@@ -7,10 +7,12 @@
 mod binary_commands;
 mod bridge;
 mod commands;
+mod help_commands;
 mod image_commands;
 mod ipc_error;
 mod llama_commands;
 mod model_commands;
+mod monitor_commands;
 mod settings_store;
 mod tray;
 mod window;
@@ -44,6 +46,7 @@ fn main() -> anyhow::Result<()> {
             window::show(app)
         }))
         .plugin(tauri_plugin_store::Builder::new().build())
+        .plugin(tauri_plugin_opener::init())
         .plugin(tauri_plugin_autostart::init(
             MacosLauncher::LaunchAgent,
             Some(vec![MINIMIZED_FLAG]),
@@ -89,6 +92,16 @@ fn main() -> anyhow::Result<()> {
             image_commands::image_job,
             image_commands::cancel_image_job,
             image_commands::save_image,
+            monitor_commands::orchestrator_status,
+            monitor_commands::clear_saved_state,
+            monitor_commands::restart_saved_llm,
+            monitor_commands::image_server_status,
+            help_commands::first_run_proposal,
+            help_commands::install_curated_model,
+            help_commands::instance_for_model,
+            help_commands::finish_first_run,
+            help_commands::open_logs_folder,
+            help_commands::report_problem,
         ])
         .build(tauri::generate_context!())?;
 

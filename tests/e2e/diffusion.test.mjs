@@ -4,127 +4,23 @@
 // sd, start the image server, generate a 64×64 one-step image, see it in the gallery,
 // stop, and no sd process is left.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import {
-  copyFileSync, createReadStream, existsSync, linkSync, mkdirSync, readFileSync, readdirSync, readlinkSync,
-  realpathSync, renameSync, rmSync, statSync, writeFileSync,
-} from 'node:fs';
-import { createServer } from 'node:net';
-import { homedir } from 'node:os';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { By, until } from 'selenium-webdriver';
 import {
-  DEADLINE_MS, byTestId, click, launchApp, screenshot, textOf, visible, waitUntilReady,
+  DEADLINE_MS, byTestId, click, launchApp, painted, screenshot, textOf, visible, waitUntilReady,
 } from './driver.mjs';
+import {
+  DIFFUSION_MODEL_ID as MODEL_ID, SD_CLI, cachedDiffusionModel, dataOf, diffusionModelDir, freePort,
+  installDiffusionModel, sdPids, setValue,
+} from './parts.mjs';
 
-const SD_CLI = process.env.SWITCHYARD_SD_CLI
-  ?? join(homedir(), '.cache/switchyard/tools/stable-diffusion.cpp-0.4.7/bin/sd-cli');
-/** Written once by the test kit's gen-model (883 MB, 10–30 s), then reused. */
-const MODEL_CACHE = join(homedir(), '.cache/switchyard/e2e/sdxs-512-random.gguf');
-const MODEL_ID = 'sdxs-512-random';
 /** sd's real test and a first image load the 883 MB model: seconds here, more on a busy machine. */
 const SD_DEADLINE_MS = 180_000;
 
 let session;
 let port;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port: chosen } = server.address();
-      server.close(() => resolve(chosen));
-    });
-  });
-}
-
-async function sha256(path) {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk);
-  return hash.digest('hex');
-}
-
-/** The random SDXS-512 model and its SHA-256, generated on first use. */
-async function cachedModel() {
-  const hashFile = `${MODEL_CACHE}.sha256`;
-  if (!existsSync(MODEL_CACHE) || !existsSync(hashFile)) {
-    const genModel = process.env.SWITCHYARD_E2E_GEN_MODEL;
-    assert.ok(genModel, 'SWITCHYARD_E2E_GEN_MODEL is not set: run through `npm run e2e`');
-    mkdirSync(dirname(MODEL_CACHE), { recursive: true });
-    const partial = `${MODEL_CACHE}.part`;
-    const run = spawnSync(genModel, ['sdxs', partial], { encoding: 'utf8', timeout: 300_000 });
-    assert.equal(run.status, 0, `gen-model sdxs failed: ${run.stderr}`);
-    writeFileSync(hashFile, await sha256(partial));
-    renameSync(partial, MODEL_CACHE);
-  }
-  return { path: MODEL_CACHE, sha256: readFileSync(hashFile, 'utf8').trim(), size: statSync(MODEL_CACHE).size };
-}
-
-/** Installs the model in `home`'s data folder the way a finished download leaves it. */
-function installModel(home, model) {
-  const file = `${MODEL_ID}.gguf`;
-  const dir = join(home, 'data', 'models', MODEL_ID);
-  mkdirSync(dir, { recursive: true });
-  try {
-    linkSync(model.path, join(dir, file));
-  } catch {
-    copyFileSync(model.path, join(dir, file));
-  }
-  const catalog = {
-    models: [{
-      id: MODEL_ID,
-      name: 'SDXS-512 (random weights)',
-      kind: 'diffusion',
-      files: [{ role: 'weights', file_name: file, size_bytes: model.size, sha256: model.sha256, url: 'file://test-kit/gen-model' }],
-      source: { type: 'url' },
-      facts: null,
-      added_at_ms: Date.now(),
-    }],
-  };
-  writeFileSync(join(dir, '..', 'catalog.json'), JSON.stringify(catalog, null, 2));
-}
-
-/** Pids of running sd-cli or sd-server from the tools folder. */
-function sdPids() {
-  const binaries = ['sd-cli', 'sd-server'].map((name) => realpathSync(join(dirname(SD_CLI), name)));
-  return readdirSync('/proc')
-    .filter((entry) => /^\d+$/.test(entry))
-    .filter((pid) => {
-      try {
-        return binaries.includes(readlinkSync(`/proc/${pid}/exe`));
-      } catch {
-        return false;
-      }
-    });
-}
-
-/** Resolves once the window has painted twice (after a scroll, before a screenshot). */
-async function painted(driver) {
-  await driver.executeAsyncScript(
-    'const done = arguments[arguments.length - 1]; requestAnimationFrame(() => requestAnimationFrame(() => done()));',
-  );
-}
-
-/** Sets an input's value the way typing does (Svelte listens to `input`). */
-async function setValue(driver, id, value) {
-  const element = await visible(driver, id);
-  await driver.executeScript(
-    `const [element, value] = arguments;
-     const prototype = element instanceof HTMLTextAreaElement ? HTMLTextAreaElement.prototype : HTMLInputElement.prototype;
-     Object.getOwnPropertyDescriptor(prototype, 'value').set.call(element, value);
-     element.dispatchEvent(new Event('input', { bubbles: true }));
-     element.dispatchEvent(new Event('change', { bubbles: true }));`,
-    element,
-    String(value),
-  );
-}
-
-async function dataOf(driver, id, name) {
-  return (await driver.findElement(byTestId(id))).getAttribute(`data-${name}`);
-}
 
 const inDiffusionCard = (id) => By.css(`[data-testid="binary-card"][data-kind="diffusion"] [data-testid="${id}"]`);
 
@@ -132,12 +28,11 @@ before(async () => {
   assert.ok(existsSync(SD_CLI),
     `the real sd-cli is missing at ${SD_CLI}: run scripts/build-tool.sh sd or set SWITCHYARD_SD_CLI`);
   assert.ok(existsSync(join(dirname(SD_CLI), 'sd-server')), 'sd-server is missing beside sd-cli');
-  assert.deepEqual(sdPids(), [], 'an sd process from elsewhere is running; the last check would blame us');
-  const model = await cachedModel();
+  const model = await cachedDiffusionModel();
   port = await freePort();
   session = await launchApp({
     settings: { theme: 'light', sd_path: SD_CLI, image_port: port },
-    prepare: (home) => installModel(home, model),
+    prepare: (home) => installDiffusionModel(home, model),
   });
   await waitUntilReady(session.driver);
 });
@@ -145,7 +40,7 @@ before(async () => {
 after(async () => {
   await session?.stop();
   // A copy (when a hard link was not possible) is 883 MB: never leave it in /tmp.
-  if (session) rmSync(join(session.home, 'data', 'models', MODEL_ID), { recursive: true, force: true });
+  if (session) rmSync(diffusionModelDir(session.home), { recursive: true, force: true });
 });
 
 test('the Diffusion tab generates a real image and shows it in the gallery', async () => {
@@ -220,7 +115,8 @@ test('stopping the server leaves no sd process behind', async () => {
   await click(driver, 'diffusion-stop');
   await driver.wait(async () => (await dataOf(driver, 'diffusion-server', 'state')) === 'stopped',
     DEADLINE_MS, 'the image server never stopped');
-  await driver.wait(async () => sdPids().length === 0, DEADLINE_MS, `sd processes left: ${sdPids()}`);
+  await driver.wait(async () => sdPids(session.home).length === 0, DEADLINE_MS,
+    () => `sd processes left: ${sdPids(session.home)}`);
   assert.equal((await driver.findElements(byTestId('diffusion-prompt'))).length, 0, 'no form without a server');
   // The gallery stays with what was made.
   assert.equal((await driver.findElements(byTestId('gallery-image'))).length, 1);

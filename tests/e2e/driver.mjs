@@ -87,8 +87,9 @@ export function appEnv(home) {
 /**
  * Launches the app; returns { driver, home, stop }. `settings` are stored before the
  * launch; `prepare(home)` then runs, to seed (or damage) files the app will find.
+ * The first-run wizard is marked done unless `firstRun` is true (its own test).
  */
-export async function launchApp({ settings = {}, prepare } = {}) {
+export async function launchApp({ settings = {}, prepare, firstRun = false } = {}) {
   const app = appPath();
   const home = mkdtempSync(join(tmpdir(), 'switchyard-e2e-'));
   // Closing the window must end the app here: with close-to-tray it would stay
@@ -96,7 +97,7 @@ export async function launchApp({ settings = {}, prepare } = {}) {
   mkdirSync(join(home, 'config'), { recursive: true });
   writeFileSync(
     join(home, 'config', 'settings.json'),
-    JSON.stringify({ settings: { close_to_tray: false, ...settings } }),
+    JSON.stringify({ settings: { close_to_tray: false, first_run_done: !firstRun, ...settings } }),
   );
   prepare?.(home);
   const env = appEnv(home);
@@ -164,11 +165,29 @@ export async function waitUntilReady(driver) {
 /** The element's text. WebKitWebDriver's getText() answers '' for some visible
  * elements (seen with ellipsis-styled spans), so read the DOM's own textContent. */
 export async function textOf(driver, id) {
-  const element = await visible(driver, id);
-  return (await driver.executeScript('return arguments[0].textContent', element)).trim();
+  // Lists re-render while the window loads: a found element may go stale before it
+  // is read, so look it up again until the deadline.
+  const deadline = Date.now() + DEADLINE_MS;
+  for (;;) {
+    try {
+      const element = await visible(driver, id);
+      return (await driver.executeScript('return arguments[0].textContent', element)).trim();
+    } catch (error) {
+      if (Date.now() > deadline || error.name !== 'StaleElementReferenceError') throw error;
+    }
+  }
 }
 
+/** Resolves once the window has painted twice (after a scroll or a re-render). */
+export async function painted(driver) {
+  await driver.executeAsyncScript(
+    'const done = arguments[arguments.length - 1]; requestAnimationFrame(() => requestAnimationFrame(() => done()));',
+  );
+}
+
+/** WebKitWebDriver can capture a frame older than the DOM: let it paint first. */
 export async function screenshot(driver, name) {
+  await painted(driver);
   const dir = process.env.SWITCHYARD_E2E_SCREENSHOTS;
   writeFileSync(join(dir, `${name}.png`), await driver.takeScreenshot(), 'base64');
 }

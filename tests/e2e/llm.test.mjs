@@ -2,19 +2,14 @@
 // Hub, the real llama-server named in Settings; an instance is created, started,
 // becomes healthy, answers a chat on screen, and is stopped (no server left behind).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
 import { By, until } from 'selenium-webdriver';
 import {
   DEADLINE_MS, click, launchApp, screenshot, textOf, visible, waitUntilReady,
 } from './driver.mjs';
+import { LLAMA_SERVER, startHub } from './parts.mjs';
 
-const LLAMA_SERVER = process.env.SWITCHYARD_LLAMA_SERVER
-  ?? join(homedir(), '.cache/switchyard/tools/llama.cpp-11434.0.0/bin/llama-server');
 const REPO = 'switchyard/tiny-llama-GGUF';
 const MODEL_ID = 'tiny-llama-f32';
 /** The tiny model loads in well under a second; a busy machine gets room. */
@@ -22,17 +17,6 @@ const START_DEADLINE_MS = 60_000;
 
 let hub;
 let session;
-
-async function startHub() {
-  const binary = process.env.SWITCHYARD_E2E_FIXTURE_HUB;
-  if (!binary) throw new Error('SWITCHYARD_E2E_FIXTURE_HUB is not set: run through `npm run e2e`');
-  const child = spawn(binary, [], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const firstLine = await new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout }).once('line', resolve);
-    child.once('exit', (code) => reject(new Error(`fixture-hub exited with ${code}`)));
-  });
-  return { child, url: firstLine.trim() };
-}
 
 /** Pids of running llama-server processes started from this test's binary. */
 function llamaServers() {
@@ -150,10 +134,16 @@ test('an instance of an installed model starts, answers a chat on screen, and st
   await screenshot(driver, 'llm-chat-dark');
   await setTheme(driver, 'light');
 
-  // Stop: the row says stopped and the port no longer answers.
+  // Stop: the row says stopped, the server's own port no longer answers, and the
+  // stable endpoint says why with the engine's code.
+  const server = await textOf(driver, 'llm-server-url');
+  assert.notEqual(server, endpoint, 'clients get the stable endpoint, not the server itself');
   await click(driver, 'llm-stop');
   await driver.wait(async () => (await rowState(driver, 'default')) === 'stopped', START_DEADLINE_MS,
     'the server never stopped');
-  await assert.rejects(fetch(endpoint.replace(/\/v1$/, '/health')), 'the port is free after a stop');
+  await assert.rejects(fetch(server.replace(/\/v1$/, '/health')), 'the port is free after a stop');
+  const refused = await fetch(endpoint.replace(/\/v1$/, '/health'));
+  assert.equal(refused.status, 503);
+  assert.equal((await refused.json()).error.code, 'LLM_STOPPED');
   await visible(driver, 'llm-start');
 });

@@ -2,30 +2,18 @@
 // list a repository, preview a model's metadata from its header, download it,
 // and pause and resume a slower one.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
 import { By, until } from 'selenium-webdriver';
 import {
   DEADLINE_MS, click, launchApp, screenshot, textOf, visible, waitUntilReady,
 } from './driver.mjs';
+import { startHub } from './parts.mjs';
 
 const REPO = 'switchyard/tiny-llama-GGUF';
 let hub;
 let session;
-
-async function startHub() {
-  const binary = process.env.SWITCHYARD_E2E_FIXTURE_HUB;
-  if (!binary) throw new Error('SWITCHYARD_E2E_FIXTURE_HUB is not set: run through `npm run e2e`');
-  const child = spawn(binary, [], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const firstLine = await new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout }).once('line', resolve);
-    child.once('exit', (code) => reject(new Error(`fixture-hub exited with ${code}`)));
-  });
-  return { child, url: firstLine.trim() };
-}
 
 before(async () => {
   hub = await startHub();

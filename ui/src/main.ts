@@ -1,3 +1,5 @@
+// First: later modules may read navigator.language while they load.
+import './lib/locale-repair';
 import './app.css';
 import { mount } from 'svelte';
 import App from './App.svelte';

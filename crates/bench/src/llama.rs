@@ -18,7 +18,7 @@ use switchyard_engine::binaries::{BinaryKind, EnsureBinary};
 use switchyard_engine::clock::SystemClock;
 use switchyard_engine::llama::{InstanceSpec, InstanceState, RestartPolicy, SupervisionPolicy};
 use switchyard_engine::settings::Settings;
-use switchyard_engine::system::HostProbe;
+use switchyard_engine::system::{HostProbe, SystemProbe};
 use switchyard_engine::{Engine, EngineDeps, EngineEvent};
 use switchyard_testkit::gguf::LlamaSpec;
 use switchyard_testkit::tools::{free_port, llama_server};
@@ -30,18 +30,23 @@ const START_GOAL: Duration = Duration::from_millis(50);
 const RESTART_GOAL: Duration = Duration::from_millis(200);
 const DEADLINE: Duration = Duration::from_secs(60);
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
 }
 
 async fn engine(data: &Path) -> Result<Engine> {
+    engine_on(data, Arc::new(HostProbe::for_this_machine()?)).await
+}
+
+/// An engine in `data` on the machine `probe` describes, with the real llama-server.
+pub(crate) async fn engine_on(data: &Path, probe: Arc<dyn SystemProbe>) -> Result<Engine> {
     let engine = Engine::new(EngineDeps {
         data_dir_override: Some(data.join("data")),
         config_dir: data.join("config"),
         settings: Settings::default(),
-        probe: Arc::new(HostProbe::for_this_machine()?),
+        probe,
         clock: Arc::new(SystemClock),
     })?;
     engine
@@ -58,7 +63,7 @@ async fn engine(data: &Path) -> Result<Engine> {
 
 /// The tiny model at a small context: startup is dominated by process start and
 /// the HTTP server, which is where any overhead of Switchyard's would show.
-fn instance(model: &Path) -> InstanceSpec {
+pub(crate) fn instance(model: &Path) -> InstanceSpec {
     let mut spec = InstanceSpec::new("bench", model);
     spec.config.context = 512;
     spec.config.parallel = 1;
@@ -251,12 +256,14 @@ async fn wait_for(
 }
 
 pub(crate) fn median_p90(times: &mut [Duration]) -> (Duration, Duration) {
+    (percentile(times, 0.5), percentile(times, 0.9))
+}
+
+/// The value below which `fraction` of `times` lie (sorts them).
+pub(crate) fn percentile(times: &mut [Duration], fraction: f64) -> Duration {
     times.sort();
-    let at = |fraction: f64| {
-        let index = ((times.len() as f64 - 1.0) * fraction).round() as usize;
-        times.get(index).copied().unwrap_or_default()
-    };
-    (at(0.5), at(0.9))
+    let index = ((times.len() as f64 - 1.0) * fraction).round() as usize;
+    times.get(index).copied().unwrap_or_default()
 }
 
 pub(crate) fn row(what: &str, median: Duration, p90: Duration) {

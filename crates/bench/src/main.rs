@@ -9,6 +9,7 @@ mod estimator;
 mod idle;
 mod images;
 mod llama;
+mod orchestrator;
 mod proc_stats;
 mod session;
 mod transfer;
@@ -49,6 +50,14 @@ const SUITES: &[(&str, &str)] = &[
         "seconds per image: sd-cli per job vs the persistent sd-server, 64² and 256² [--runs N] [--threads N] [--quick]",
     ),
     (
+        "offload",
+        "image needing the LLM's memory → LLM healthy again, by phase, vs stop + start + image by hand",
+    ),
+    (
+        "proxy",
+        "request latency through the stable endpoint vs llama-server directly, p50 and p99, 4 clients",
+    ),
+    (
         "cli",
         "switchyard-cli ps through a running daemon vs curl on the same route [--cli PATH]",
     ),
@@ -76,6 +85,8 @@ fn main() -> Result<()> {
         "start-overhead" => llama::start_overhead(),
         "restart-latency" => llama::restart_latency(),
         "image-latency" => images::run(&images::Options::parse(&rest)?),
+        "offload" => orchestrator::offload(),
+        "proxy" => orchestrator::proxy(),
         "--help" | "-h" | "help" => {
             print_usage();
             Ok(())

@@ -638,7 +638,9 @@ fn up_in_the_foreground_runs_until_sigterm_and_its_log_is_read_from_the_file() {
         first.starts_with("fg: healthy at http://127.0.0.1:"),
         "{first}"
     );
-    let port: u16 = first.trim().rsplit(':').next().unwrap().parse().unwrap();
+    // "fg: healthy at http://127.0.0.1:PORT (clients: …)"
+    let server = first.split_whitespace().nth(3).unwrap();
+    let port: u16 = server.rsplit(':').next().unwrap().parse().unwrap();
 
     // No daemon: ps names this command as the owner; logs come from the file.
     let row = home.row("fg");

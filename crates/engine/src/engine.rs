@@ -29,10 +29,14 @@ use crate::services::EngineStatus;
 use crate::settings::{Settings, SettingsUpdate};
 use crate::system::{HostProbe, SystemInfo, SystemMonitor, SystemProbe, SystemSample};
 
+mod first_run;
 mod headless;
 mod images;
+mod monitor;
+mod support;
 pub use headless::HEADLESS_INSTANCES_FILE;
 pub use images::ImageServerConfig;
+pub use monitor::{ImageServerStatus, NextImagePrediction, OrchestratorStatus, NEXT_IMAGE_SIZE};
 
 /// What the engine is built from. Tests pass a temporary folder, a fake probe and a
 /// manual clock.
@@ -65,14 +69,24 @@ impl EngineDeps {
     }
 }
 
-/// Version and folders of the running app.
+/// Version, builds and folders of the running app: the About box.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[ts(export)]
 pub struct AppInfo {
     pub version: String,
+    /// The engine crate's own version (the app and engine ship together, but a
+    /// report must say both).
+    pub engine_version: String,
+    /// The pinned llama.cpp and stable-diffusion.cpp releases (`repo tag`).
+    pub llama_cpp_release: Option<String>,
+    pub sd_release: Option<String>,
+    pub license: String,
+    pub homepage: String,
     pub data_dir: String,
     pub config_dir: String,
     pub logs_dir: String,
+    /// Where "Report a problem" writes its zip files.
+    pub reports_dir: String,
 }
 
 /// The largest installed model the binary real test may load by itself.
@@ -98,10 +112,10 @@ struct Inner {
     binaries: BinaryManager,
     llama: LlamaManager,
     http: reqwest::Client,
+    clock: Arc<dyn Clock>,
     startup_warnings: Vec<crate::errors::ErrorReport>,
     images: images::ImageSlot,
     orchestrator: Orchestrator,
-    clock: Arc<dyn Clock>,
 }
 
 impl Engine {
@@ -168,14 +182,15 @@ impl Engine {
                 events.clone(),
                 deps.clock.clone(),
             );
+            apply_offload_threshold(&orchestrator, &deps.settings);
             Inner {
-                clock: deps.clock.clone(),
-                system: SystemMonitor::new(deps.probe, deps.clock),
+                system: SystemMonitor::new(deps.probe, deps.clock.clone()),
                 events,
                 models,
                 binaries,
                 llama: opened.manager,
                 http,
+                clock: deps.clock.clone(),
                 startup_warnings,
                 // Every image passes the orchestrator: there is no unsafe path.
                 images: images::ImageSlot::with_gate(Arc::new(orchestrator.clone())),
@@ -207,16 +222,6 @@ impl Engine {
 
     pub fn layout(&self) -> &DataLayout {
         &self.inner.layout
-    }
-
-    /// Version and folders, for the About box and "open log folder".
-    pub fn app_info(&self, version: &str) -> AppInfo {
-        AppInfo {
-            version: version.to_owned(),
-            data_dir: self.inner.layout.root().display().to_string(),
-            config_dir: self.inner.config_dir.display().to_string(),
-            logs_dir: self.inner.layout.logs().display().to_string(),
-        }
     }
 
     pub fn config_dir(&self) -> &std::path::Path {
@@ -637,6 +642,7 @@ impl Engine {
         );
         let restart_required = next_data_dir != self.inner.layout.root();
         apply_binaries_mirror(&self.inner.binaries, &settings);
+        apply_offload_threshold(&self.inner.orchestrator, &settings);
         *write(&self.inner.settings) = settings.clone();
         self.inner
             .events
@@ -686,6 +692,14 @@ impl Engine {
 
 /// Settings own the download base: a mirror when one is set, else GitHub (so clearing
 /// the mirror goes back to GitHub at once, without a restart).
+/// The `offload_threshold` setting (percent) becomes the orchestrator's share.
+fn apply_offload_threshold(orchestrator: &Orchestrator, settings: &Settings) {
+    orchestrator.set_policy(crate::orchestrator::OrchestratorPolicy {
+        threshold: f64::from(settings.offload_threshold) / 100.0,
+        ..orchestrator.policy()
+    });
+}
+
 fn apply_binaries_mirror(binaries: &BinaryManager, settings: &Settings) {
     binaries.set_download_base(
         settings

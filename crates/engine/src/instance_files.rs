@@ -9,7 +9,8 @@
 //! autostart = true                              # the daemon starts it
 //!
 //! [llama]
-//! port = 8080          # omitted: a free port at each start
+//! port = 8080          # llama-server's own; omitted: a free port at each start
+//! endpoint_port = 8081 # the stable endpoint clients use; omitted: chosen once
 //! context = 8192       # omitted: fitted to the model and the machine
 //! gpu_layers = 99      # omitted: fitted to free VRAM
 //! threads = 8
@@ -61,6 +62,8 @@ struct FileContents {
 #[serde(deny_unknown_fields)]
 struct LlamaSection {
     port: Option<u16>,
+    /// The stable endpoint clients use (held while the server pauses).
+    endpoint_port: Option<u16>,
     host: Option<String>,
     context: Option<u32>,
     gpu_layers: Option<u32>,
@@ -215,6 +218,7 @@ pub fn parse(path: &Path, text: &str) -> Result<InstanceFile> {
         model_id: contents.model_id,
         mmproj_path: contents.mmproj.map(|mmproj| folder.join(mmproj)),
         port: llama.port,
+        endpoint_port: llama.endpoint_port,
         threads: llama.threads,
         api_key: llama.api_key,
         extra_args: llama.extra_args,
@@ -294,11 +298,14 @@ fn check_ranges(path: &Path, llama: &LlamaSection) -> Result<()> {
         )),
         _ => Ok(()),
     };
-    if let Some(port) = llama.port {
-        if port < FIRST_UNPRIVILEGED_PORT {
+    for (field, port) in [
+        ("llama.port", llama.port),
+        ("llama.endpoint_port", llama.endpoint_port),
+    ] {
+        if let Some(port) = port.filter(|port| *port < FIRST_UNPRIVILEGED_PORT) {
             return Err(problem(
                 path,
-                "llama.port",
+                field,
                 format!(
                     "{port} needs administrator rights: use {FIRST_UNPRIVILEGED_PORT} to 65535, or omit it for a free port"
                 ),

@@ -67,6 +67,15 @@ pub struct Settings {
     /// is not a decision to stop it (stopping it by hand is, and clears the mark).
     #[serde(default = "default_restore_llm_servers")]
     pub restore_llm_servers: bool,
+    /// Offload the LLM for an image when the two together would use more than this
+    /// share (percent, 0–100) of the bottleneck: VRAM when a GPU is used, else RAM.
+    /// 0 pauses the LLM for every image (nothing measures below it).
+    #[serde(default = "default_offload_threshold")]
+    pub offload_threshold: u8,
+    /// The first-run wizard was finished or skipped; it opens by itself only while
+    /// this is false (Settings can open it again).
+    #[serde(default)]
+    pub first_run_done: bool,
 }
 
 fn default_hub_url() -> String {
@@ -85,6 +94,12 @@ fn default_close_to_tray() -> bool {
 fn default_restore_llm_servers() -> bool {
     true
 }
+fn default_offload_threshold() -> u8 {
+    75
+}
+
+/// The offload threshold's range, in percent.
+pub const OFFLOAD_THRESHOLD_RANGE: std::ops::RangeInclusive<u8> = 0..=100;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -100,6 +115,8 @@ impl Default for Settings {
             sd_path: None,
             binaries_mirror: None,
             restore_llm_servers: default_restore_llm_servers(),
+            offload_threshold: default_offload_threshold(),
+            first_run_done: false,
         }
     }
 }
@@ -172,6 +189,17 @@ impl Settings {
             return Err(EngineError::InvalidSetting {
                 field: "hub_url",
                 problem: format!("`{}` is not an http(s) address", self.hub_url),
+            });
+        }
+        if !OFFLOAD_THRESHOLD_RANGE.contains(&self.offload_threshold) {
+            return Err(EngineError::InvalidSetting {
+                field: "offload_threshold",
+                problem: format!(
+                    "{} % is outside {} to {} %",
+                    self.offload_threshold,
+                    OFFLOAD_THRESHOLD_RANGE.start(),
+                    OFFLOAD_THRESHOLD_RANGE.end()
+                ),
             });
         }
         if let Some(mirror) = &self.binaries_mirror {
@@ -268,10 +296,12 @@ mod tests {
                 "binaries_mirror",
                 "close_to_tray",
                 "data_dir",
+                "first_run_done",
                 "hub_url",
                 "image_port",
                 "llama_server_path",
                 "llm_port",
+                "offload_threshold",
                 "restore_llm_servers",
                 "sd_path",
                 "theme"
@@ -283,6 +313,31 @@ mod tests {
             "servers running at close come back"
         );
         assert!(!settings.autostart, "autostart is off by default");
+    }
+
+    #[test]
+    fn offload_threshold_is_a_percent_from_0_to_100() {
+        let (settings, problem) = Settings::from_stored(json!({"llm_port": 9000}));
+        assert_eq!(problem, None);
+        assert_eq!(
+            settings.offload_threshold, 75,
+            "old files load with the default"
+        );
+        for good in [0, 10, 75, 100] {
+            let settings = Settings {
+                offload_threshold: good,
+                ..Settings::default()
+            };
+            assert!(settings.validate().is_ok(), "{good}");
+        }
+        for bad in [101, 255] {
+            let settings = Settings {
+                offload_threshold: bad,
+                ..Settings::default()
+            };
+            let error = settings.validate().unwrap_err().to_string();
+            assert!(error.contains("offload_threshold"), "{error}");
+        }
     }
 
     #[test]

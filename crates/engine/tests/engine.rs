@@ -239,6 +239,54 @@ fn the_host_probe_reads_this_machine() {
 }
 
 #[test]
+fn the_offload_threshold_setting_drives_the_orchestrator() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new(EngineDeps {
+        data_dir_override: Some(dir.path().join("data")),
+        config_dir: dir.path().join("config"),
+        settings: Settings {
+            offload_threshold: 40,
+            ..Settings::default()
+        },
+        probe: Arc::new(FakeProbe::cpu_only(8)),
+        clock: Arc::new(ManualClock::at(0)),
+    })
+    .unwrap();
+    assert!(
+        (engine.orchestrator().policy().threshold - 0.40).abs() < 1e-9,
+        "applied at start"
+    );
+    let status = engine.orchestrator_status();
+    assert_eq!(status.policy, engine.orchestrator().policy());
+    assert!(status.saved.is_none());
+    assert!(status.llm.is_empty(), "no LLM server runs");
+    assert!(
+        status.next_image.is_none(),
+        "no image server, no prediction"
+    );
+
+    engine
+        .update_settings(Settings {
+            offload_threshold: 10,
+            ..Settings::default()
+        })
+        .unwrap();
+    let policy = engine.orchestrator().policy();
+    assert!((policy.threshold - 0.10).abs() < 1e-9, "applied on update");
+    assert_eq!(policy.reload_attempts, 4, "the rest of the policy stays");
+
+    let refused = engine.update_settings(Settings {
+        offload_threshold: 101,
+        ..Settings::default()
+    });
+    assert_eq!(refused.unwrap_err().code(), ErrorCode::InvalidSetting);
+    assert!(
+        (engine.orchestrator().policy().threshold - 0.10).abs() < 1e-9,
+        "a refused change changes nothing"
+    );
+}
+
+#[test]
 fn a_saved_image_lands_in_the_gallery_under_a_name_the_engine_chose() {
     use base64::Engine as _;
     let (engine, _dir) = test_engine(

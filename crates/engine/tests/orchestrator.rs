@@ -14,13 +14,16 @@ use switchyard_engine::diffusion::{
 };
 use switchyard_engine::engine::ImageServerConfig;
 use switchyard_engine::llama::{InstanceSpec, InstanceState, InstanceStatus};
-use switchyard_engine::orchestrator::{OrchestratorEvent, OrchestratorPolicy};
+use switchyard_engine::orchestrator::{OrchestratorEvent, OrchestratorPolicy, UsageBasis};
 use switchyard_engine::settings::Settings;
 use switchyard_engine::{Engine, EngineDeps, EngineEvent};
 use switchyard_testkit::gguf::{shared_sdxs_512, LlamaSpec};
 use switchyard_testkit::tools::{fake_sd, llama_server, sd_cli};
 use switchyard_testkit::{FakeProbe, ManualClock, GIB};
 use tokio::sync::broadcast::Receiver;
+
+mod llama_common;
+use llama_common::{chat, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(90);
 const MIB: u64 = 1024 * 1024;
@@ -105,7 +108,7 @@ fn small(prompt: &str) -> ImageRequest {
 /// The orchestrator's events and image completions, in order, until `last` matches.
 async fn record_until(
     events: &mut Receiver<EngineEvent>,
-    last: impl Fn(&EngineEvent) -> bool,
+    mut last: impl FnMut(&EngineEvent) -> bool,
 ) -> Vec<EngineEvent> {
     let mut seen = Vec::new();
     tokio::time::timeout(DEADLINE, async {
@@ -155,6 +158,15 @@ async fn an_image_offloads_the_llm_returns_first_and_the_llm_comes_back_identica
     let before = setup.engine.llama().status("chat").unwrap();
     let prediction = setup.engine.orchestrator().would_need_offload(900 * MIB, 0);
     assert!(prediction.needs_offload, "{prediction:?}");
+    let counted = setup.engine.orchestrator_status().llm;
+    assert_eq!(counted.len(), 1, "{counted:?}");
+    assert_eq!(counted[0].name, "chat");
+    assert_eq!(
+        counted[0].basis,
+        UsageBasis::Measured,
+        "a loaded server counts what it uses"
+    );
+    assert!(counted[0].ram_bytes > 0, "{counted:?}");
 
     let id = setup.engine.generate_image(small("a switch yard")).unwrap();
     let seen = record_until(&mut setup.events, is_reloaded).await;
@@ -171,6 +183,22 @@ async fn an_image_offloads_the_llm_returns_first_and_the_llm_comes_back_identica
     assert_eq!(order, ["offloaded", "image", "reloading", "reloaded"]);
     let view = setup.engine.image_job(&id).unwrap();
     assert_eq!(view.status, JobStatus::Complete);
+    let paused_ms = seen
+        .iter()
+        .find_map(|event| match event {
+            EngineEvent::Orchestrator(OrchestratorEvent::Reloaded { paused_ms, .. }) => {
+                Some(*paused_ms)
+            }
+            _ => None,
+        })
+        .unwrap();
+    let next = setup.engine.orchestrator().would_need_offload(900 * MIB, 0);
+    #[allow(clippy::cast_precision_loss)]
+    let reported_secs = paused_ms as f64 / 1000.0;
+    assert!(
+        (next.predicted_pause_secs - reported_secs).abs() < 1e-9,
+        "the next prediction is the pause chat just saw: {next:?} vs {paused_ms} ms"
+    );
 
     let after = setup.engine.llama().status("chat").unwrap();
     assert_eq!(after.state, InstanceState::Healthy);
@@ -331,5 +359,139 @@ async fn a_reload_that_fails_is_retried_and_a_final_failure_keeps_the_saved_stat
     assert_eq!(saved.instances[0].spec.name, "chat");
     assert!(saved.reload_error.is_some());
     assert!(setup.engine.orchestrator().wait_for_reload(DEADLINE).await);
+    setup.engine.shutdown().await;
+}
+
+fn is_offloaded(event: &EngineEvent) -> bool {
+    matches!(
+        event,
+        EngineEvent::Orchestrator(OrchestratorEvent::Offloaded { .. })
+    )
+}
+
+#[tokio::test]
+async fn a_chat_request_sent_during_the_offload_is_answered_after_the_reload() {
+    let model = shared_sdxs_512();
+    let mut setup = setup(GIB, &sd_cli(), &model.path()).await;
+    let endpoint = setup
+        .engine
+        .llama()
+        .status("chat")
+        .unwrap()
+        .api_endpoint
+        .expect("the stable endpoint");
+    setup.engine.generate_image(small("a switch yard")).unwrap();
+    record_until(&mut setup.events, is_offloaded).await;
+    assert_eq!(
+        setup.engine.llama().status("chat").unwrap().state,
+        InstanceState::Stopped,
+        "sent while the LLM is offloaded"
+    );
+    assert!(
+        setup.engine.llama().was_running("chat"),
+        "paused, not stopped: an app closed now starts it at the next launch"
+    );
+    // A client, and the LLM tab's test chat, both during the offload.
+    let llama = setup.engine.llama().clone();
+    let tab_chat = tokio::spawn(async move {
+        let mut request = switchyard_engine::llama::ChatRequest::user("still there?");
+        request.max_tokens = Some(3);
+        llama.chat("chat", request).await
+    });
+    let (code, _, body) = chat(&endpoint, false).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"choices\""), "{body}");
+    tab_chat.await.unwrap().expect("the tab's chat waited too");
+    // Answered by the reloaded server, on the same endpoint.
+    assert!(setup.engine.orchestrator().saved_state().is_none());
+    assert_eq!(
+        setup.engine.llama().status("chat").unwrap().state,
+        InstanceState::Healthy
+    );
+    let activity = setup.engine.llama().endpoint_activity("chat").unwrap();
+    assert_eq!((activity.forwarded, activity.refused), (2, 0));
+    setup.engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_long_queue_lets_the_waiting_chat_in_between_two_offloads() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mut setup = setup(80 * MIB, &fake_sd(), &fake_model(scratch.path())).await;
+    setup.engine.orchestrator().set_policy(OrchestratorPolicy {
+        memory_wait_ms: 2_000,
+        reload_backoff_ms: 50,
+        poll_ms: 10,
+        max_window_ms: 0,
+        ..OrchestratorPolicy::default()
+    });
+    let llama = setup.engine.llama().clone();
+    let endpoint = llama.status("chat").unwrap().api_endpoint.unwrap();
+    // The first image runs until cancelled, so the chat request is surely held
+    // while it runs; two more wait behind it.
+    let first = setup
+        .engine
+        .generate_image(ImageRequest {
+            steps: 4, // the fake hangs at its second step
+            ..small("[hang] a cat")
+        })
+        .unwrap();
+    let rest: Vec<String> = (0..2)
+        .map(|i| {
+            setup
+                .engine
+                .generate_image(small(&format!("cat {i}")))
+                .unwrap()
+        })
+        .collect();
+    record_until(&mut setup.events, is_offloaded).await;
+    let answer = tokio::spawn(async move { chat(&endpoint, false).await });
+    let waiting = llama.clone();
+    wait_until("the chat request is held", move || {
+        waiting.requests_waiting() == 1
+    })
+    .await;
+    setup.engine.cancel_image_job(&first).unwrap();
+
+    let mut reloads = 0;
+    let seen = record_until(&mut setup.events, |event| {
+        reloads += usize::from(is_reloaded(event));
+        reloads == 2
+    })
+    .await;
+    let order: Vec<&str> = seen
+        .iter()
+        .filter_map(|event| match event {
+            EngineEvent::Orchestrator(OrchestratorEvent::Offloaded { .. }) => Some("offloaded"),
+            EngineEvent::Orchestrator(OrchestratorEvent::WindowYielded { .. }) => Some("yielded"),
+            EngineEvent::Orchestrator(OrchestratorEvent::Reloaded { .. }) => Some("reloaded"),
+            EngineEvent::ImageJobChanged(_) => Some("image"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "image",
+            "yielded",
+            "reloaded",
+            "offloaded",
+            "image",
+            "image",
+            "reloaded"
+        ],
+        "{seen:#?}"
+    );
+    let (code, _, body) = answer.await.unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        setup.engine.image_job(&first).unwrap().status,
+        JobStatus::Cancelled
+    );
+    for id in rest {
+        assert_eq!(
+            setup.engine.image_job(&id).unwrap().status,
+            JobStatus::Complete
+        );
+    }
     setup.engine.shutdown().await;
 }

@@ -18,7 +18,15 @@ variant: string | null,
 /**
  * The catalog id, else the model file's name.
  */
-model: string, uptime_s: number | null, endpoint: string | null, restarts: number, 
+model: string, uptime_s: number | null, 
+/**
+ * llama-server's own address, while it runs.
+ */
+endpoint: string | null, 
+/**
+ * The stable endpoint clients use (it holds requests while the server pauses).
+ */
+api_endpoint: string | null, restarts: number, 
 /**
  * The process that runs it, when one does (this one or another).
  */

@@ -24,9 +24,15 @@ model_id: string | null,
  */
 mmproj_path: string | null, 
 /**
- * A fixed port, or `null` for a free one chosen at each start.
+ * llama-server's own port: fixed, or `null` for a free one chosen at each start.
  */
 port: number | null, 
+/**
+ * The stable endpoint's port, where clients connect (a proxy that holds their
+ * requests while the server is paused for an image): fixed, or `null` for a
+ * free one chosen at the first start and kept from then on.
+ */
+endpoint_port: number | null, 
 /**
  * Context, GPU layers, slots, batches, cache types, flash attention.
  */

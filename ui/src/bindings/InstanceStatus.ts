@@ -16,7 +16,12 @@ reason: string, pid: number | null,
 /**
  * `http://host:port`, while a server runs.
  */
-endpoint: string | null, running: RunningConfig | null, 
+endpoint: string | null, 
+/**
+ * The stable endpoint clients use (`http://host:port`), once it listens: it
+ * stays while the server stops for an image, restarts or reloads.
+ */
+api_endpoint: string | null, running: RunningConfig | null, 
 /**
  * Buffers llama-server reported at its last load, and its resident memory.
  */

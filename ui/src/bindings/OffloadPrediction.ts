@@ -9,6 +9,7 @@ export type OffloadPrediction = { needs_offload: boolean,
  */
 projected_share: number, bottleneck_is_vram: boolean, 
 /**
- * How long chat would pause: stopping plus the last measured start.
+ * How long chat would pause: the last whole pause seen (offload, the images,
+ * reload), or 2 s before any.
  */
 predicted_pause_secs: number, };

@@ -4,4 +4,16 @@ import type { ErrorReport } from "./ErrorReport";
 /**
  * What the orchestrator did, for the Resource Monitor's log.
  */
-export type OrchestratorEvent = { "kind": "offloaded", instances: Array<string>, reason: string, } | { "kind": "reloading", instances: Array<string>, attempt: number, } | { "kind": "reloaded", instances: Array<string>, paused_ms: number, } | { "kind": "reload_failed", instances: Array<string>, error: ErrorReport, };
+export type OrchestratorEvent = { "kind": "offloaded", instances: Array<string>, reason: string, 
+/**
+ * Stopping the servers took this long.
+ */
+stop_ms: number, } | { "kind": "window_yielded", window_ms: number, waiting_requests: number, } | { "kind": "reloading", instances: Array<string>, attempt: number, } | { "kind": "reloaded", instances: Array<string>, 
+/**
+ * From the offload to healthy again.
+ */
+paused_ms: number, 
+/**
+ * Of the reload: waiting for the memory to be free, then starting.
+ */
+memory_wait_ms: number, start_ms: number, } | { "kind": "reload_failed", instances: Array<string>, error: ErrorReport, };

@@ -15,4 +15,14 @@ memory_wait_ms: number,
 /**
  * Starts tried per reload, with the backoff doubling between them.
  */
-reload_attempts: number, reload_backoff_ms: number, poll_ms: number, };
+reload_attempts: number, reload_backoff_ms: number, poll_ms: number, 
+/**
+ * A queue of images keeps the LLM offloaded at most this long while chat
+ * requests wait for it; then the LLM comes back between two images.
+ */
+max_window_ms: number, 
+/**
+ * After such a break, how long the next image waits for the waiting chat
+ * requests to be answered before it offloads the LLM again.
+ */
+chat_turn_ms: number, };

@@ -54,4 +54,15 @@ binaries_mirror: string | null,
  * Switchyard last closed. On by default: closing the app with a server running
  * is not a decision to stop it (stopping it by hand is, and clears the mark).
  */
-restore_llm_servers: boolean, };
+restore_llm_servers: boolean, 
+/**
+ * Offload the LLM for an image when the two together would use more than this
+ * share (percent, 0–100) of the bottleneck: VRAM when a GPU is used, else RAM.
+ * 0 pauses the LLM for every image (nothing measures below it).
+ */
+offload_threshold: number, 
+/**
+ * The first-run wizard was finished or skipped; it opens by itself only while
+ * this is false (Settings can open it again).
+ */
+first_run_done: boolean, };

@@ -3,7 +3,15 @@
 // checks every request again; this only says what is wrong before sending.
 import type { ImageRequest } from '../bindings/ImageRequest';
 import type { RequestLimits } from '../bindings/RequestLimits';
+import type { RunnerKind } from '../bindings/RunnerKind';
 import type { Stage } from '../bindings/Stage';
+
+/** How the image server runs sd, in words. */
+export const RUNNER_LABELS: Record<RunnerKind, string> = {
+  auto: 'automatic',
+  cli: 'sd-cli per image',
+  server: 'sd-server (model kept loaded)',
+};
 
 export interface ImageForm {
   prompt: string;

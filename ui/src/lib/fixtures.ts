@@ -1,6 +1,8 @@
 // Realistic engine answers for the browser preview and for tests: an 8-core Ryzen
 // with AVX2, 32 GiB of RAM and a 12 GiB RTX 4070. Never imported by the app itself.
 import type { AppInfo } from '../bindings/AppInfo';
+import type { CuratedChoice } from '../bindings/CuratedChoice';
+import type { FirstRunProposal } from '../bindings/FirstRunProposal';
 import type { BinaryKind } from '../bindings/BinaryKind';
 import type { BinaryLog } from '../bindings/BinaryLog';
 import type { BinaryStatus } from '../bindings/BinaryStatus';
@@ -137,6 +139,8 @@ export function fakeSettings(theme: Settings['theme'] = 'system'): Settings {
     sd_path: null,
     binaries_mirror: null,
     restore_llm_servers: true,
+    offload_threshold: 75,
+    first_run_done: true,
   };
 }
 
@@ -174,9 +178,40 @@ export const fakeStatus: EngineStatus = { llm: 'stopped', diffusion: 'stopped' }
 
 export const fakeAppInfo: AppInfo = {
   version: '0.1.0',
+  engine_version: '0.1.0',
+  llama_cpp_release: 'ggml-org/llama.cpp b11429',
+  sd_release: 'leejet/stable-diffusion.cpp master-920-2f88688',
+  license: 'MIT OR Apache-2.0',
+  homepage: 'https://github.com/switchyard-app/switchyard',
   data_dir: '/home/you/.local/share/switchyard',
   config_dir: '/home/you/.config/switchyard',
   logs_dir: '/home/you/.local/share/switchyard/logs',
+  reports_dir: '/home/you/.local/share/switchyard/reports',
+};
+
+const curated = (
+  id: string, name: string, parameters: string, sizeMb: number, license: string, fits: boolean,
+): CuratedChoice => ({
+  model: {
+    id, name, kind: 'llm', parameters, repo: `example/${name}-GGUF`, file: `${id}.gguf`,
+    size_bytes: sizeMb * 1_000_000, license, license_url: 'https://www.apache.org/licenses/LICENSE-2.0',
+    summary: `${name}, a curated model.`,
+  },
+  fits,
+  installed: false,
+});
+
+/** What `first_run_proposal` answers on a 16 GiB CPU-only machine. */
+export const fakeProposal: FirstRunProposal = {
+  recommended: 'qwen2.5-3b-instruct',
+  choices: [
+    curated('qwen2.5-0.5b-instruct', 'Qwen2.5 0.5B Instruct', '0.5B', 491, 'Apache-2.0', true),
+    curated('qwen2.5-3b-instruct', 'Qwen2.5 3B Instruct', '3B', 2100, 'Qwen Research License', true),
+    curated('qwen2.5-7b-instruct', 'Qwen2.5 7B Instruct', '7B', 4680, 'Apache-2.0', false),
+  ],
+  image_model: null,
+  max_model_bytes: 3_000_000_000,
+  headline: 'Models up to 2.8 GiB run on the CPU: about 4.9B parameters at Q4_K_M, or 2.8B at Q8_0.',
 };
 
 // ---- Models -------------------------------------------------------------------
@@ -423,6 +458,7 @@ export function fakeInstance(
       model_id,
       mmproj_path: null,
       port: null,
+      endpoint_port: 41300,
       config: { ...config, context: 0 },
       auto: { gpu_layers: true, context: true },
       threads: null,
@@ -435,6 +471,7 @@ export function fakeInstance(
     reason: running ? '/health answered 200' : '',
     pid: running ? 4242 : null,
     endpoint: running ? 'http://127.0.0.1:41234' : null,
+    api_endpoint: 'http://127.0.0.1:41300',
     running: running
       ? {
           config,

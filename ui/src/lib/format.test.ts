@@ -5,6 +5,7 @@ import {
   formatCount,
   formatEta,
   formatGiB,
+  formatMemory,
   formatParams,
   formatPercent,
   formatSpeed,
@@ -127,5 +128,12 @@ describe('progressPercent', () => {
     expect(progressPercent(1000, 1000)).toBe(100);
     expect(progressPercent(5, null)).toBeNull();
     expect(progressPercent(5, 0)).toBeNull();
+  });
+});
+
+describe('formatMemory', () => {
+  it('names VRAM only when some is used', () => {
+    expect(formatMemory(1.3 * 2 ** 30, 0)).toBe('1.3 GiB RAM');
+    expect(formatMemory(512 * 2 ** 20, 2 * 2 ** 30)).toBe('512 MiB RAM · 2.0 GiB VRAM');
   });
 });

@@ -28,6 +28,12 @@ export function formatBytes(bytes: number): string {
   return `${Math.round(bytes)} B`;
 }
 
+/** RAM and, when any is used, VRAM: "1.3 GiB RAM" or "512 MiB RAM · 2.0 GiB VRAM". */
+export function formatMemory(ramBytes: number, vramBytes: number): string {
+  const ram = `${formatBytes(ramBytes)} RAM`;
+  return vramBytes > 0 ? `${ram} · ${formatBytes(vramBytes)} VRAM` : ram;
+}
+
 /** Bytes per second, e.g. "12.3 MiB/s"; a dash when unknown. */
 export function formatSpeed(bytesPerSecond: number | null | undefined): string {
   if (bytesPerSecond === null || bytesPerSecond === undefined || !Number.isFinite(bytesPerSecond) || bytesPerSecond < 0) {

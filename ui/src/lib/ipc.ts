@@ -7,6 +7,8 @@ import type { AppInfo } from '../bindings/AppInfo';
 import type { AutoFields } from '../bindings/AutoFields';
 import type { ChatOutcome } from '../bindings/ChatOutcome';
 import type { ChatRequest } from '../bindings/ChatRequest';
+import type { ImageServerStatus } from '../bindings/ImageServerStatus';
+import type { OrchestratorStatus } from '../bindings/OrchestratorStatus';
 import type { InstancePreview } from '../bindings/InstancePreview';
 import type { InstanceSpec } from '../bindings/InstanceSpec';
 import type { InstanceStatus } from '../bindings/InstanceStatus';
@@ -19,6 +21,7 @@ import type { DiskUsage } from '../bindings/DiskUsage';
 import type { DownloadStatus } from '../bindings/DownloadStatus';
 import type { EngineEvent } from '../bindings/EngineEvent';
 import type { EngineStatus } from '../bindings/EngineStatus';
+import type { FirstRunProposal } from '../bindings/FirstRunProposal';
 import type { ErrorReport } from '../bindings/ErrorReport';
 import type { HubFile } from '../bindings/HubFile';
 import type { ImageRequest } from '../bindings/ImageRequest';
@@ -142,6 +145,27 @@ export const ipc = {
   cancelImageJob: (id: string) => call<JobSummary>('cancel_image_job', { id }),
   /** Writes a PNG into the gallery folder; resolves to the file's path. */
   saveImage: (image: string, seed: number) => call<string>('save_image', { image, seed }),
+
+  // The orchestrator and the image server's load (Resource Monitor).
+  /** Phase, policy, saved LLM state and the prediction for the next default image. */
+  orchestratorStatus: () => call<OrchestratorStatus>('orchestrator_status'),
+  clearSavedState: () => call<null>('clear_saved_state'),
+  /** Starts the saved LLM servers as they ran, then clears the saved state. */
+  restartSavedLlm: () => call<InstanceStatus[]>('restart_saved_llm'),
+  /** The running image server with its load (busy, queue, sd pid), or null when stopped. */
+  imageServerStatus: () => call<ImageServerStatus | null>('image_server_status'),
+  // First run and help.
+  /** The curated models with the one proposed for this machine. */
+  firstRunProposal: () => call<FirstRunProposal>('first_run_proposal'),
+  /** Starts downloading a curated model (nothing new when installed); resolves to its model id. */
+  installCuratedModel: (id: string) => call<string>('install_curated_model', { id }),
+  /** The instance serving an installed model, created with the engine's defaults when none does. */
+  instanceForModel: (model_id: string) => call<InstanceStatus>('instance_for_model', { model_id }),
+  /** Marks the first-run wizard done (finished or skipped). */
+  finishFirstRun: () => call<SettingsUpdate>('finish_first_run'),
+  openLogsFolder: () => call<null>('open_logs_folder'),
+  /** Writes the problem report zip, shows it in the file manager; resolves to its path. */
+  reportProblem: () => call<string>('report_problem'),
 
   /** Calls `handler` for every engine event until the returned function is called. */
   onEngineEvent: async (handler: (event: EngineEvent) => void): Promise<UnlistenFn> => {

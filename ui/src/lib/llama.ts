@@ -1,9 +1,19 @@
 // Words, tones and small decisions about llama-server instances that only concern
 // the display. Anything about memory or configuration comes from the engine.
+import type { Breakdown } from '../bindings/Breakdown';
 import type { InstanceState } from '../bindings/InstanceState';
 import type { LogLine } from '../bindings/LogLine';
 import type { ServerLogLevel } from '../bindings/ServerLogLevel';
 import type { Tone } from './components/Badge.svelte';
+
+/** The parts of a memory breakdown, in the order and words the window shows them. */
+export const BREAKDOWN_PARTS: Array<[keyof Breakdown, string]> = [
+  ['weights', 'Weights'],
+  ['output_layer', 'Output layer'],
+  ['kv_cache', 'KV cache'],
+  ['compute', 'Compute buffers'],
+  ['overhead', 'Runtime'],
+];
 
 export const STATE_LABELS: Record<InstanceState, string> = {
   stopped: 'Stopped',

@@ -3,7 +3,9 @@
 // URL switches: ?theme=dark|light, ?gpu=none, ?error=system, ?slow=1, ?warn=1,
 // ?models=none (empty library), ?download=failed (the sample download has failed),
 // ?verify=fail (verification finds a damaged file), ?fast=1 (added downloads finish in seconds),
-// ?binary=none (no binary set up yet), ?binary=fail (every build fails its tests).
+// ?binary=none (no binary set up yet), ?binary=fail (every build fails its tests),
+// ?firstrun=1 (the first-run wizard opens; its choice step only: downloads and starts
+// need the real engine).
 import { mockIPC } from '@tauri-apps/api/mocks';
 import { emit } from '@tauri-apps/api/event';
 import type { AddModel } from '../bindings/AddModel';
@@ -30,6 +32,7 @@ import {
   fakeHubFiles,
   fakeImageServer,
   fakeProgress,
+  fakeProposal,
   TINY_PNG,
   fakeInstalledModels,
   fakeRemoteModel,
@@ -119,7 +122,10 @@ function locate(location: ModelLocation, hubUrl: string): { url: string; size: n
 export function installMock(): void {
   const params = new URLSearchParams(window.location.search);
   const theme = params.get('theme');
-  let settings = fakeSettings(theme === 'dark' || theme === 'light' ? theme : 'system');
+  let settings = {
+    ...fakeSettings(theme === 'dark' || theme === 'light' ? theme : 'system'),
+    first_run_done: params.get('firstrun') !== '1',
+  };
   const delayMs = params.get('slow') === '1' ? 2500 : 150;
   const info = params.get('gpu') === 'none' ? fakeCpuOnlySystemInfo() : fakeSystemInfo();
   const hasGpu = info.gpus.length > 0;
@@ -508,6 +514,37 @@ export function installMock(): void {
         }
         case 'save_image':
           return `~/.local/share/switchyard/gallery/image_${Date.now()}_seed${(args as { seed: number }).seed}.png`;
+        case 'orchestrator_status':
+          return {
+            phase: 'idle',
+            policy: { threshold: settings.offload_threshold / 100, memory_wait_ms: 30_000, reload_attempts: 4, reload_backoff_ms: 1000, poll_ms: 100, max_window_ms: 60_000, chat_turn_ms: 30_000 },
+            saved: null,
+            llm: [],
+            next_image: null,
+            endpoints: [],
+          };
+        case 'image_server_status':
+          return imageServer && {
+            info: imageServer,
+            busy: [...imageJobs.values()].some((job) => job.status === 'running'),
+            queued: 0,
+            active_pid: null,
+          };
+        case 'clear_saved_state':
+          return null;
+        case 'restart_saved_llm':
+          return [];
+        case 'first_run_proposal':
+          return fakeProposal;
+        case 'finish_first_run': {
+          settings = { ...settings, first_run_done: true };
+          send({ type: 'settings_changed', ...settings });
+          return { settings, restart_required: false } satisfies SettingsUpdate;
+        }
+        case 'open_logs_folder':
+          return null;
+        case 'report_problem':
+          return `${fakeAppInfo.reports_dir}/switchyard-report-1700000000000.zip`;
         default:
           throw { code: 'INTERNAL', message: `Unknown command ${command}`, suggestion: '' };
       }

@@ -92,6 +92,7 @@ fn text(status: &InstanceStatus) -> String {
         ),
         field("pid", dash(status.pid)),
         field("endpoint", dash(status.endpoint.as_ref())),
+        field("clients at", dash(status.api_endpoint.as_ref())),
         field("restarts", status.restarts.to_string()),
     ];
     if let Some(error) = &status.error {

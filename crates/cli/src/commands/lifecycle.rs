@@ -82,8 +82,12 @@ fn print_status(context: &Context, status: &InstanceStatus) {
         return;
     }
     let name = &status.spec.name;
-    match &status.endpoint {
-        Some(endpoint) => println!("{name}: {} at {endpoint}", state_word(status.state)),
-        None => println!("{name}: {}", state_word(status.state)),
+    let state = state_word(status.state);
+    match (&status.endpoint, &status.api_endpoint) {
+        (Some(server), Some(stable)) => {
+            println!("{name}: {state} at {server} (clients: {stable}, held while it pauses)");
+        }
+        (Some(server), None) => println!("{name}: {state} at {server}"),
+        _ => println!("{name}: {state}"),
     }
 }

@@ -109,6 +109,17 @@ impl BinaryManager {
         write(&self.config).download_base = base.into();
     }
 
+    /// The pinned upstream release of `kind` (`b11429`, `master-920-2f88688`), for
+    /// the About box and problem reports.
+    pub fn pinned_release(&self, kind: BinaryKind) -> Option<String> {
+        read(&self.config)
+            .manifest
+            .releases
+            .iter()
+            .find(|release| release.kind == kind)
+            .map(|release| format!("{} {}", release.repo, release.tag))
+    }
+
     /// Where archives are downloaded from now.
     pub fn download_base(&self) -> String {
         read(&self.config).download_base.clone()

@@ -24,7 +24,10 @@ pub struct InstanceRow {
     pub model: String,
     #[ts(type = "number | null")]
     pub uptime_s: Option<u64>,
+    /// llama-server's own address, while it runs.
     pub endpoint: Option<String>,
+    /// The stable endpoint clients use (it holds requests while the server pauses).
+    pub api_endpoint: Option<String>,
     pub restarts: u32,
     /// The process that runs it, when one does (this one or another).
     pub owner: Option<Owner>,
@@ -54,6 +57,7 @@ impl InstanceRow {
                 .filter(|_| active)
                 .map(|started| now_ms.saturating_sub(started) / 1000),
             endpoint: status.endpoint.clone(),
+            api_endpoint: status.api_endpoint.clone(),
             restarts: status.restarts,
             owner,
         }

@@ -57,6 +57,13 @@ pub trait GenerationGate: Send + Sync + std::fmt::Debug {
         Box::pin(async { Ok(()) })
     }
 
+    /// Between two jobs of an open window, while more jobs wait: whether to close
+    /// the window now and open a new one for the rest (e.g. so an offloaded LLM can
+    /// answer the requests waiting for it before the queue goes on).
+    fn should_yield(&self) -> bool {
+        false
+    }
+
     /// The queue drained (or the service stopped): the window closes. Called exactly
     /// once after every successful `open`, whatever happened to the jobs.
     fn close<'a>(&'a self, outcome: &'a GateOutcome) -> BoxFuture<'a, ()>;

@@ -261,6 +261,25 @@ impl ImageService {
         store.waiting() > 0 || self.inner.active_pid.get().is_some() || store.has_running()
     }
 
+    /// Jobs waiting behind the running one.
+    pub fn queued(&self) -> usize {
+        self.store().waiting()
+    }
+
+    /// What an image of this size would need, where the placement would put it now
+    /// (the prediction the Resource Monitor shows).
+    pub fn estimate_for(&self, width: u32, height: u32, count: u32) -> DiffusionEstimate {
+        placement::choose(
+            &self.inner.setup.components,
+            width,
+            height,
+            count,
+            (self.inner.setup.free_vram)(),
+            &crate::diffusion::PlacementOverrides::default(),
+        )
+        .1
+    }
+
     /// The sd process working right now.
     pub fn active_pid(&self) -> Option<u32> {
         self.inner.active_pid.get()
@@ -355,8 +374,8 @@ impl Inner {
     }
 }
 
-/// The worker: waits for a job, opens the gate, runs jobs until the queue is empty,
-/// closes the gate.
+/// The worker: waits for a job, opens the gate, runs jobs until the queue is empty
+/// (or the gate asks for a break), closes the gate.
 async fn work(inner: Arc<Inner>) {
     loop {
         let first = loop {
@@ -387,7 +406,13 @@ async fn work(inner: Arc<Inner>) {
         let mut next = Some(first);
         while let Some(job) = next {
             run_job(&inner, gate.as_ref(), job, &mut outcome).await;
-            next = inner.next_job();
+            let more_waiting = inner.store().waiting() > 0;
+            next = if more_waiting && gate.should_yield() {
+                // The rest waits in the queue for the next window.
+                None
+            } else {
+                inner.next_job()
+            };
         }
         if decision.release_after || inner.shutdown.is_cancelled() {
             inner.runner.lock().await.release().await;

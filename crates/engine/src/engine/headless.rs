@@ -47,11 +47,19 @@ impl Engine {
     pub fn apply_instance_files(&self) -> InstanceFiles {
         let mut loaded = self.load_instance_files();
         let mut applied = Vec::new();
-        for file in std::mem::take(&mut loaded.files) {
-            let outcome = match self.llama().status(&file.spec.name) {
-                Ok(current) if current.spec == file.spec => Ok(current),
-                Ok(_) => self.llama().update(file.spec.clone()),
-                Err(_) => self.llama().create(file.spec.clone()),
+        for mut file in std::mem::take(&mut loaded.files) {
+            let current = self.llama().status(&file.spec.name).ok();
+            // An endpoint port the engine chose (the file leaves it open) is kept:
+            // clients keep their address across restarts of the daemon.
+            if file.spec.endpoint_port.is_none() {
+                file.spec.endpoint_port = current
+                    .as_ref()
+                    .and_then(|status| status.spec.endpoint_port);
+            }
+            let outcome = match current {
+                Some(current) if current.spec == file.spec => Ok(current),
+                Some(_) => self.llama().update(file.spec.clone()),
+                None => self.llama().create(file.spec.clone()),
             };
             match outcome {
                 Ok(_) => applied.push(file),

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::chat::{apply_payload, ChatDelta, ChatOutcome, ChatRequest, SseDecoder};
+use super::endpoint::{EndpointActivity, EndpointPolicy, Endpoints};
 use super::environment::LaunchEnvironment;
 use super::flags::SupportedFlags;
 use super::logs::{LogLine, RotatingFile};
@@ -75,6 +76,9 @@ pub struct Shared {
     leftovers: Vec<EndedLeftover>,
     /// Set by `shutdown`: the app is closing and starts nothing new.
     closing: AtomicBool,
+    /// Each instance's stable endpoint (a proxy that holds requests while its
+    /// server is away).
+    endpoints: Endpoints,
     /// Who this process is when it claims an instance (see `ownership`).
     owner_kind: RwLock<OwnerKind>,
     /// Where the instances are kept (`instances.json`, the window's, by default).
@@ -105,7 +109,7 @@ impl Shared {
         error: Option<&EngineError>,
         change: impl FnOnce(&mut InstanceStatus),
     ) {
-        let event = {
+        let (event, upstream) = {
             let mut instances = lock(&self.instances);
             let Some(instance) = instances.get_mut(name) else {
                 return;
@@ -118,7 +122,11 @@ impl Shared {
             if let Some(error) = error {
                 status.error = Some(error.report());
             }
-            StateChange {
+            let upstream = status
+                .running
+                .as_ref()
+                .map(|running| ports::connect_base(&running.host, running.port));
+            let event = StateChange {
                 name: name.to_owned(),
                 from,
                 to,
@@ -127,8 +135,11 @@ impl Shared {
                 port: status.running.as_ref().map(|running| running.port),
                 error: error.map(EngineError::report),
                 at_ms: self.clock.now_ms(),
-            }
+            };
+            (event, upstream)
         };
+        self.endpoints
+            .on_state(name, to, upstream, event.error.clone());
         tracing::info!(instance = name, from = ?event.from, to = ?event.to, reason, "llama-server state");
         self.events.emit(EngineEvent::LlamaState(event));
     }
@@ -247,6 +258,7 @@ impl LlamaManager {
             chats: AtomicU64::new(0),
             leftovers,
             closing: AtomicBool::new(false),
+            endpoints: Endpoints::new(),
             owner_kind: RwLock::new(OwnerKind::default()),
             store_file: RwLock::new(store_file),
         };
@@ -319,6 +331,39 @@ impl LlamaManager {
 
     pub fn set_policy(&self, policy: SupervisionPolicy) {
         *write(&self.shared.policy) = policy;
+    }
+
+    /// How many requests the endpoints hold, and for how long; applies to
+    /// endpoints bound from now on.
+    pub fn set_endpoint_policy(&self, policy: EndpointPolicy) {
+        self.shared.endpoints.set_policy(policy);
+    }
+
+    /// The orchestrator is about to stop `name` and will bring it back: its
+    /// endpoint holds requests instead of refusing them until it is healthy.
+    pub fn hold_requests(&self, name: &str) {
+        self.shared.endpoints.hold(name);
+    }
+
+    /// Ends a hold without the server coming back (the reload failed, or the
+    /// person took over): waiting requests get the reason.
+    pub fn release_requests(&self, name: &str) {
+        self.shared.endpoints.release(name);
+    }
+
+    /// The endpoint's counters, once it listens.
+    pub fn endpoint_activity(&self, name: &str) -> Option<EndpointActivity> {
+        self.shared.endpoints.activity(name)
+    }
+
+    /// Requests held on any endpoint now (clients waiting for a paused LLM).
+    pub fn requests_waiting(&self) -> u64 {
+        self.shared.endpoints.waiting()
+    }
+
+    /// Requests held or being answered on any endpoint now.
+    pub fn requests_busy(&self) -> u64 {
+        self.shared.endpoints.busy()
     }
 
     pub fn policy(&self) -> SupervisionPolicy {
@@ -412,6 +457,7 @@ impl LlamaManager {
     pub async fn remove(&self, name: &str) -> Result<()> {
         self.stop(name).await?;
         lock(&self.shared.instances).remove(name);
+        self.shared.endpoints.remove(name);
         let _ = std::fs::remove_file(api_key_path(&self.shared.state_dir, name));
         self.shared.persist();
         self.shared.announce_list();
@@ -443,7 +489,11 @@ impl LlamaManager {
             instance.starting = Some(ownership::claim(&self.shared.state_dir, name, &me)?);
             instance.status.spec.clone()
         };
-        let prepared = self.prepare(&spec).await;
+        // A start that cannot open its endpoint lets its claim go (below).
+        let prepared = match self.open_endpoint(&spec) {
+            Ok(()) => self.prepare(&spec).await,
+            Err(error) => Err(error),
+        };
         let claimed = lock(&self.shared.instances)
             .get_mut(name)
             .and_then(|instance| instance.starting.take());
@@ -486,6 +536,27 @@ impl LlamaManager {
                 problem: format!("the supervisor of `{name}` ended without an answer"),
             }),
         }
+    }
+
+    /// Makes the instance's stable endpoint listen (it stays up across stops for
+    /// images, restarts and reloads). A free port chosen here is kept in the
+    /// specification, so clients find it at the same address after the next launch.
+    fn open_endpoint(&self, spec: &InstanceSpec) -> Result<()> {
+        let address = self
+            .shared
+            .endpoints
+            .ensure(&spec.name, &spec.host, spec.endpoint_port)?;
+        let chosen = spec.endpoint_port.is_none();
+        self.shared.update(&spec.name, |status| {
+            if chosen {
+                status.spec.endpoint_port = Some(address.port());
+            }
+            status.api_endpoint = Some(ports::connect_base(&spec.host, address.port()));
+        });
+        if chosen {
+            self.shared.persist();
+        }
+        Ok(())
     }
 
     /// Everything decided before a spawn: binary, flags, port, configuration.
@@ -564,6 +635,13 @@ impl LlamaManager {
         self.end_run(name, false).await
     }
 
+    /// Stops the server like [`Self::stop`] but keeps the person's intent to run it:
+    /// the orchestrator pauses it for an image, and an app closed meanwhile starts
+    /// it again at the next launch.
+    pub async fn pause(&self, name: &str) -> Result<InstanceStatus> {
+        self.end_run(name, true).await
+    }
+
     async fn end_run(&self, name: &str, keep_intent: bool) -> Result<InstanceStatus> {
         let run = {
             let mut instances = lock(&self.shared.instances);
@@ -619,6 +697,7 @@ impl LlamaManager {
         for name in names {
             let _ = self.end_run(&name, true).await;
         }
+        self.shared.endpoints.close_all().await;
         self.shared.persist();
     }
 
@@ -665,21 +744,17 @@ impl LlamaManager {
     /// apart, and llama-server's tokens per second) is returned at the end.
     pub async fn chat(&self, name: &str, request: ChatRequest) -> Result<ChatOutcome> {
         let status = self.status(name)?;
-        let (Some(running), true) = (
-            status.running.as_ref(),
-            matches!(
-                status.state,
-                InstanceState::Healthy | InstanceState::Unhealthy
-            ),
+        // Through the stable endpoint, like any client: a chat typed while the server
+        // is paused for an image waits for it instead of failing.
+        let (Some(endpoint), true) = (
+            status.api_endpoint.as_ref(),
+            self.shared.endpoints.accepts(name),
         ) else {
             return Err(EngineError::ServerNotRunning {
                 instance: name.to_owned(),
             });
         };
-        let url = format!(
-            "{}/v1/chat/completions",
-            ports::connect_base(&running.host, running.port)
-        );
+        let url = format!("{endpoint}/v1/chat/completions");
         let chat_id = format!(
             "chat-{}",
             self.shared.chats.fetch_add(1, Ordering::Relaxed) + 1
@@ -774,23 +849,29 @@ fn unknown(name: &str) -> EngineError {
     }
 }
 
+/// No two instances may claim one port, as llama-server's or as endpoint.
 fn check_port_unique(instances: &BTreeMap<String, Instance>, spec: &InstanceSpec) -> Result<()> {
-    let Some(port) = spec.port else {
-        return Ok(());
-    };
-    let taken = instances
-        .values()
-        .find(|other| other.status.spec.name != spec.name && other.status.spec.port == Some(port));
-    match taken {
-        Some(other) => Err(EngineError::InvalidInput {
-            field: "port",
-            problem: format!(
-                "port {port} belongs to the instance `{}`",
-                other.status.spec.name
-            ),
-        }),
-        None => Ok(()),
+    let wanted = [("port", spec.port), ("endpoint_port", spec.endpoint_port)];
+    for (field, port) in wanted {
+        let Some(port) = port else {
+            continue;
+        };
+        let taken = instances.values().find(|other| {
+            let other = &other.status.spec;
+            other.name != spec.name
+                && (other.port == Some(port) || other.endpoint_port == Some(port))
+        });
+        if let Some(other) = taken {
+            return Err(EngineError::InvalidInput {
+                field,
+                problem: format!(
+                    "port {port} belongs to the instance `{}`",
+                    other.status.spec.name
+                ),
+            });
+        }
     }
+    Ok(())
 }
 
 fn api_key_path(state_dir: &Path, name: &str) -> PathBuf {

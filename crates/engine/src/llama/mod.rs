@@ -14,6 +14,7 @@ mod args;
 mod chat;
 mod default_instance;
 mod devices;
+mod endpoint;
 mod environment;
 mod flags;
 mod logs;
@@ -37,6 +38,7 @@ pub use default_instance::{
     default_instance, llm_control, state_word, tooltip, LlmAction, LlmControl, DEFAULT_INSTANCE,
 };
 pub use devices::parse_devices;
+pub use endpoint::{EndpointActivity, EndpointPolicy, Refusal};
 pub use environment::LaunchEnvironment;
 pub use flags::SupportedFlags;
 pub use logs::{parse_line, LogLine, ServerLogLevel};

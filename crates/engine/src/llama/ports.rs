@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 
 use crate::errors::{EngineError, Result};
 
-fn address(host: &str, port: u16) -> Result<SocketAddr> {
+pub(crate) fn address(host: &str, port: u16) -> Result<SocketAddr> {
     let ip: IpAddr = host
         .trim_start_matches('[')
         .trim_end_matches(']')

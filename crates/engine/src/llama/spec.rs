@@ -52,8 +52,12 @@ pub struct InstanceSpec {
     /// A multimodal projector loaded beside the model (`--mmproj`).
     #[ts(type = "string | null")]
     pub mmproj_path: Option<PathBuf>,
-    /// A fixed port, or `null` for a free one chosen at each start.
+    /// llama-server's own port: fixed, or `null` for a free one chosen at each start.
     pub port: Option<u16>,
+    /// The stable endpoint's port, where clients connect (a proxy that holds their
+    /// requests while the server is paused for an image): fixed, or `null` for a
+    /// free one chosen at the first start and kept from then on.
+    pub endpoint_port: Option<u16>,
     /// Context, GPU layers, slots, batches, cache types, flash attention.
     pub config: LlamaConfig,
     /// The settings left to Switchyard: fitted to free memory at each start.
@@ -78,6 +82,7 @@ impl Default for InstanceSpec {
             model_id: None,
             mmproj_path: None,
             port: None,
+            endpoint_port: None,
             config: LlamaConfig::default(),
             auto: AutoFields {
                 gpu_layers: true,
@@ -133,6 +138,18 @@ impl InstanceSpec {
             return invalid(
                 "port",
                 "0 is not a port; leave it empty for a free one".into(),
+            );
+        }
+        if self.endpoint_port == Some(0) {
+            return invalid(
+                "endpoint_port",
+                "0 is not a port; leave it empty for a free one".into(),
+            );
+        }
+        if self.endpoint_port.is_some() && self.endpoint_port == self.port {
+            return invalid(
+                "endpoint_port",
+                "the endpoint and llama-server need different ports".into(),
             );
         }
         if self.host.trim().is_empty() || self.host.contains(char::is_whitespace) {

@@ -67,6 +67,9 @@ pub struct InstanceStatus {
     pub pid: Option<u32>,
     /// `http://host:port`, while a server runs.
     pub endpoint: Option<String>,
+    /// The stable endpoint clients use (`http://host:port`), once it listens: it
+    /// stays while the server stops for an image, restarts or reloads.
+    pub api_endpoint: Option<String>,
     pub running: Option<RunningConfig>,
     /// Buffers llama-server reported at its last load, and its resident memory.
     pub measured: Option<MeasuredMemory>,
@@ -86,6 +89,7 @@ impl InstanceStatus {
             reason: String::new(),
             pid: None,
             endpoint: None,
+            api_endpoint: None,
             running: None,
             measured: None,
             started_at_ms: None,

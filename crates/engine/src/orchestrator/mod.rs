@@ -8,6 +8,7 @@
 //! when the reload finally fails.
 
 mod memory;
+mod usage;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,6 +18,7 @@ use tokio::sync::watch;
 use ts_rs::TS;
 
 pub use memory::{MemorySample, MemorySource};
+pub use usage::{InstanceUsage, UsageBasis};
 
 use crate::diffusion::gate::BoxFuture;
 use crate::diffusion::{GateDecision, GateOutcome, GateRequest, GenerationGate};
@@ -41,6 +43,14 @@ pub struct OrchestratorPolicy {
     pub reload_backoff_ms: u64,
     #[ts(type = "number")]
     pub poll_ms: u64,
+    /// A queue of images keeps the LLM offloaded at most this long while chat
+    /// requests wait for it; then the LLM comes back between two images.
+    #[ts(type = "number")]
+    pub max_window_ms: u64,
+    /// After such a break, how long the next image waits for the waiting chat
+    /// requests to be answered before it offloads the LLM again.
+    #[ts(type = "number")]
+    pub chat_turn_ms: u64,
 }
 
 impl Default for OrchestratorPolicy {
@@ -51,6 +61,8 @@ impl Default for OrchestratorPolicy {
             reload_attempts: 4,
             reload_backoff_ms: 1_000,
             poll_ms: 100,
+            max_window_ms: 60_000,
+            chat_turn_ms: 30_000,
         }
     }
 }
@@ -88,7 +100,8 @@ pub struct OffloadPrediction {
     /// LLM + image over the bottleneck's total.
     pub projected_share: f64,
     pub bottleneck_is_vram: bool,
-    /// How long chat would pause: stopping plus the last measured start.
+    /// How long chat would pause: the last whole pause seen (offload, the images,
+    /// reload), or 2 s before any.
     pub predicted_pause_secs: f64,
 }
 
@@ -100,6 +113,17 @@ pub enum OrchestratorEvent {
     Offloaded {
         instances: Vec<String>,
         reason: String,
+        /// Stopping the servers took this long.
+        #[ts(type = "number")]
+        stop_ms: u64,
+    },
+    /// The offload window reached its maximum with chat requests waiting: the LLM
+    /// comes back before the next image.
+    WindowYielded {
+        #[ts(type = "number")]
+        window_ms: u64,
+        #[ts(type = "number")]
+        waiting_requests: u64,
     },
     Reloading {
         instances: Vec<String>,
@@ -107,8 +131,14 @@ pub enum OrchestratorEvent {
     },
     Reloaded {
         instances: Vec<String>,
+        /// From the offload to healthy again.
         #[ts(type = "number")]
         paused_ms: u64,
+        /// Of the reload: waiting for the memory to be free, then starting.
+        #[ts(type = "number")]
+        memory_wait_ms: u64,
+        #[ts(type = "number")]
+        start_ms: u64,
     },
     ReloadFailed {
         instances: Vec<String>,
@@ -116,11 +146,31 @@ pub enum OrchestratorEvent {
     },
 }
 
+/// Where the orchestrator stands, for the Resource Monitor's status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum OrchestratorPhase {
+    /// The LLM runs as the person started it (or nothing is saved).
+    #[default]
+    Idle,
+    /// The LLM is stopped for images; it comes back when the queue has drained.
+    Offloaded,
+    /// The LLM is being started again.
+    Reloading,
+    /// The reload gave up; the saved state waits for the person.
+    ReloadFailed,
+}
+
 #[derive(Debug, Default)]
 struct State {
+    phase: OrchestratorPhase,
     saved: Option<SavedState>,
-    /// Last stop + start durations seen, for the prediction.
+    /// How long chat paused the last time (offload, the images, reload), for the
+    /// prediction: what a person waited, as the `reloaded` event reports it.
     last_pause: Option<Duration>,
+    /// The last window closed early for waiting chat requests.
+    yielded: bool,
 }
 
 #[derive(Debug)]
@@ -139,22 +189,6 @@ struct Shared {
 #[derive(Debug, Clone)]
 pub struct Orchestrator {
     shared: Arc<Shared>,
-}
-
-/// Memory an instance uses now: what it reported (with its RSS) when known, else
-/// its estimate.
-fn instance_usage(status: &InstanceStatus) -> (u64, u64) {
-    if let Some(measured) = &status.measured {
-        let ram = measured.rss_bytes.unwrap_or_else(|| measured.ram.total());
-        return (ram, measured.vram.total());
-    }
-    status
-        .running
-        .as_ref()
-        .and_then(|running| running.estimate.as_ref())
-        .map_or((0, 0), |estimate| {
-            (estimate.ram_bytes(), estimate.vram_bytes())
-        })
 }
 
 fn is_up(state: InstanceState) -> bool {
@@ -203,7 +237,75 @@ impl Orchestrator {
 
     /// Forgets the saved servers (the person restarts or removes them by hand).
     pub fn clear_saved_state(&self) {
-        lock(&self.shared.state).saved = None;
+        let saved = {
+            let mut state = lock(&self.shared.state);
+            state.phase = OrchestratorPhase::Idle;
+            state.saved.take()
+        };
+        for instance in saved.iter().flat_map(|saved| &saved.instances) {
+            self.shared.llama.release_requests(&instance.spec.name);
+        }
+    }
+
+    pub fn phase(&self) -> OrchestratorPhase {
+        lock(&self.shared.state).phase
+    }
+
+    /// The one-click "Restart LLM" after a failed reload: starts the saved servers
+    /// again as they ran, then forgets the saved state. On failure the state stays,
+    /// with the new error.
+    pub async fn restart_saved(&self) -> Result<Vec<InstanceStatus>> {
+        let Some(saved) = self.saved_state() else {
+            return Ok(Vec::new());
+        };
+        let names: Vec<String> = saved
+            .instances
+            .iter()
+            .map(|s| s.spec.name.clone())
+            .collect();
+        self.set_phase(OrchestratorPhase::Reloading);
+        self.emit(OrchestratorEvent::Reloading {
+            instances: names.clone(),
+            attempt: 1,
+        });
+        let began = Instant::now();
+        match self.start_saved(&saved).await {
+            Ok(()) => {
+                self.clear_saved_state();
+                self.emit(OrchestratorEvent::Reloaded {
+                    instances: names.clone(),
+                    paused_ms: self
+                        .shared
+                        .clock
+                        .now_ms()
+                        .saturating_sub(saved.offloaded_at_ms),
+                    memory_wait_ms: 0,
+                    start_ms: millis(began.elapsed()),
+                });
+                Ok(names
+                    .iter()
+                    .filter_map(|name| self.shared.llama.status(name).ok())
+                    .collect())
+            }
+            Err(error) => {
+                {
+                    let mut state = lock(&self.shared.state);
+                    state.phase = OrchestratorPhase::ReloadFailed;
+                    if let Some(saved) = &mut state.saved {
+                        saved.reload_error = Some(error.report());
+                    }
+                }
+                self.emit(OrchestratorEvent::ReloadFailed {
+                    instances: names,
+                    error: error.report(),
+                });
+                Err(error)
+            }
+        }
+    }
+
+    fn set_phase(&self, phase: OrchestratorPhase) {
+        lock(&self.shared.state).phase = phase;
     }
 
     /// Waits until no reload is pending; `false` when `timeout` passed first.
@@ -216,11 +318,10 @@ impl Orchestrator {
 
     /// Whether an image needing `image_ram`/`image_vram` would stop the LLM now.
     pub fn would_need_offload(&self, image_ram: u64, image_vram: u64) -> OffloadPrediction {
-        let running = self.running_instances();
-        let (llm_ram, llm_vram) = running
-            .iter()
-            .map(instance_usage)
-            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        let usage = self.llm_usage();
+        let (llm_ram, llm_vram) = usage.iter().fold((0, 0), |sum, one| {
+            (sum.0 + one.ram_bytes, sum.1 + one.vram_bytes)
+        });
         let sample = self.shared.memory.sample();
         let bottleneck_is_vram = sample.vram_total_bytes > 0 && (llm_vram > 0 || image_vram > 0);
         let (used, total) = if bottleneck_is_vram {
@@ -234,7 +335,7 @@ impl Orchestrator {
         } else {
             used as f64 / total as f64
         };
-        let needs_offload = !running.is_empty() && projected_share > self.policy().threshold;
+        let needs_offload = !usage.is_empty() && projected_share > self.policy().threshold;
         let pause = lock(&self.shared.state)
             .last_pause
             .unwrap_or(Duration::from_secs(2));
@@ -248,6 +349,14 @@ impl Orchestrator {
                 0.0
             },
         }
+    }
+
+    /// What each LLM server holding memory now counts in the decision.
+    pub fn llm_usage(&self) -> Vec<InstanceUsage> {
+        self.running_instances()
+            .iter()
+            .map(InstanceUsage::of)
+            .collect()
     }
 
     /// The LLM servers that hold memory now (also while starting or restarting).
@@ -269,8 +378,16 @@ impl Orchestrator {
         let running = self.running_instances();
         let mut saved = Vec::new();
         let started = Instant::now();
+        for status in &running {
+            // Clients' requests wait from here until the server is healthy again.
+            self.shared.llama.hold_requests(&status.spec.name);
+        }
         for status in running {
-            let (ram_bytes, vram_bytes) = instance_usage(&status);
+            let InstanceUsage {
+                ram_bytes,
+                vram_bytes,
+                ..
+            } = InstanceUsage::of(&status);
             let mut pinned = status.spec.clone();
             if let Some(running) = &status.running {
                 // Back exactly as it ran: same port, same final configuration.
@@ -282,7 +399,10 @@ impl Orchestrator {
                     context: false,
                 };
             }
-            self.shared.llama.stop(&status.spec.name).await?;
+            if let Err(error) = self.shared.llama.pause(&status.spec.name).await {
+                self.shared.llama.release_requests(&status.spec.name);
+                return Err(error);
+            }
             saved.push(SavedInstance {
                 spec: status.spec,
                 pinned,
@@ -291,9 +411,10 @@ impl Orchestrator {
             });
         }
         let names: Vec<String> = saved.iter().map(|s| s.spec.name.clone()).collect();
+        let stop_ms = millis(started.elapsed());
         {
             let mut state = lock(&self.shared.state);
-            state.last_pause = Some(started.elapsed());
+            state.phase = OrchestratorPhase::Offloaded;
             state.saved = Some(SavedState {
                 instances: saved,
                 offloaded_at_ms: self.shared.clock.now_ms(),
@@ -304,6 +425,7 @@ impl Orchestrator {
         self.emit(OrchestratorEvent::Offloaded {
             instances: names,
             reason,
+            stop_ms,
         });
         Ok(())
     }
@@ -325,9 +447,13 @@ impl Orchestrator {
             .instances
             .iter()
             .fold((0, 0), |a, s| (a.0 + s.ram_bytes, a.1 + s.vram_bytes));
+        let waiting_since = Instant::now();
         self.wait_for_memory(need_ram, need_vram, &policy).await;
+        let memory_wait_ms = millis(waiting_since.elapsed());
+        self.set_phase(OrchestratorPhase::Reloading);
 
         let began = Instant::now();
+
         let mut backoff = Duration::from_millis(policy.reload_backoff_ms);
         let mut last_error = None;
         for attempt in 1..=policy.reload_attempts.max(1) {
@@ -345,13 +471,15 @@ impl Orchestrator {
                     {
                         let mut state = lock(&self.shared.state);
                         state.saved = None;
-                        let stop = state.last_pause.unwrap_or_default();
-                        state.last_pause = Some(stop + began.elapsed());
+                        state.phase = OrchestratorPhase::Idle;
+                        state.last_pause = Some(Duration::from_millis(paused_ms));
                     }
                     self.shared.reloading.send_replace(false);
                     self.emit(OrchestratorEvent::Reloaded {
                         instances: names,
                         paused_ms,
+                        memory_wait_ms,
+                        start_ms: millis(began.elapsed()),
                     });
                     return;
                 }
@@ -372,8 +500,16 @@ impl Orchestrator {
             message: "the reload did not run".into(),
             suggestion: String::new(),
         });
-        if let Some(saved) = &mut lock(&self.shared.state).saved {
-            saved.reload_error = Some(error.clone());
+        {
+            let mut state = lock(&self.shared.state);
+            state.phase = OrchestratorPhase::ReloadFailed;
+            if let Some(saved) = &mut state.saved {
+                saved.reload_error = Some(error.clone());
+            }
+        }
+        // Nobody brings them back now: waiting clients get the reason.
+        for name in &names {
+            self.shared.llama.release_requests(name);
         }
         self.shared.reloading.send_replace(false);
         self.emit(OrchestratorEvent::ReloadFailed {
@@ -392,6 +528,46 @@ impl Orchestrator {
             if (ram_ok && vram_ok) || Instant::now() >= deadline {
                 return;
             }
+            tokio::time::sleep(Duration::from_millis(policy.poll_ms.max(1))).await;
+        }
+    }
+
+    fn reload_pending(&self) -> bool {
+        *self.shared.reloading.borrow()
+    }
+
+    /// The longest a reload can take: the memory wait and every attempt's backoff,
+    /// plus a load per attempt.
+    fn reload_bound(&self) -> Duration {
+        let policy = self.policy();
+        let attempts = policy.reload_attempts.max(1);
+        let backoff = policy
+            .reload_backoff_ms
+            .saturating_mul((1u64 << attempts.min(16)).saturating_sub(1));
+        let loads = u64::from(attempts).saturating_mul(
+            self.shared
+                .llama
+                .policy()
+                .health
+                .load_timeout
+                .as_millis()
+                .try_into()
+                .unwrap_or(u64::MAX),
+        );
+        Duration::from_millis(
+            policy
+                .memory_wait_ms
+                .saturating_add(backoff)
+                .saturating_add(loads),
+        )
+    }
+
+    /// After a reload, waits until the requests that waited for the LLM have been
+    /// answered (at most `chat_turn_ms`), so a long image queue cannot starve chat.
+    async fn give_chat_its_turn(&self) {
+        let policy = self.policy();
+        let deadline = Instant::now() + Duration::from_millis(policy.chat_turn_ms);
+        while self.shared.llama.requests_busy() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(policy.poll_ms.max(1))).await;
         }
     }
@@ -417,9 +593,17 @@ impl Orchestrator {
 impl GenerationGate for Orchestrator {
     fn open<'a>(&'a self, first: &'a GateRequest) -> BoxFuture<'a, Result<GateDecision>> {
         Box::pin(async move {
+            if self.reload_pending() {
+                // The LLM is on its way back: let it arrive (and answer the chat
+                // that waited for it) rather than load it beside sd.
+                self.wait_for_reload(self.reload_bound()).await;
+            }
+            if std::mem::take(&mut lock(&self.shared.state).yielded) {
+                self.give_chat_its_turn().await;
+            }
             if self.saved_state().is_some() {
-                // Still offloaded (a reload pending or failed): keep the window shut
-                // for the LLM and release sd's memory afterwards.
+                // Still offloaded (the reload failed): nothing of the LLM holds
+                // memory; release sd's afterwards all the same.
                 return Ok(GateDecision {
                     release_after: true,
                 });
@@ -446,6 +630,29 @@ impl GenerationGate for Orchestrator {
         })
     }
 
+    fn should_yield(&self) -> bool {
+        let Some(saved) = self.saved_state() else {
+            return false;
+        };
+        let window_ms = self
+            .shared
+            .clock
+            .now_ms()
+            .saturating_sub(saved.offloaded_at_ms);
+        let waiting_requests = self.shared.llama.requests_waiting();
+        let yielded = saved.reload_error.is_none()
+            && waiting_requests > 0
+            && window_ms >= self.policy().max_window_ms;
+        if yielded {
+            lock(&self.shared.state).yielded = true;
+            self.emit(OrchestratorEvent::WindowYielded {
+                window_ms,
+                waiting_requests,
+            });
+        }
+        yielded
+    }
+
     fn close<'a>(&'a self, _outcome: &'a GateOutcome) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             if self
@@ -458,4 +665,8 @@ impl GenerationGate for Orchestrator {
             }
         })
     }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

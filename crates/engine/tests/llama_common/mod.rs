@@ -184,3 +184,49 @@ pub fn kill_9(pid: u32) {
         .expect("kill runs");
     assert!(status.success(), "kill -9 {pid}");
 }
+
+/// A short chat sent to `base` (an endpoint or a server): the status and the body.
+pub async fn chat(base: &str, stream: bool) -> (u16, Option<String>, String) {
+    let response = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+        .post(format!("{base}/v1/chat/completions"))
+        .json(&serde_json::json!({
+            "messages": [{"role": "user", "content": "Say hi"}],
+            "max_tokens": 4,
+            "seed": 1,
+            "stream": stream,
+        }))
+        .send()
+        .await
+        .expect("the endpoint answers");
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    (status, retry_after, response.text().await.expect("a body"))
+}
+
+/// The stable error code in an endpoint's refusal.
+pub fn refusal_code(body: &str) -> String {
+    let value: serde_json::Value = serde_json::from_str(body).expect("a JSON refusal");
+    value["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Polls `condition` until it holds; panics at the deadline with `what`.
+pub async fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "not within {DEADLINE:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

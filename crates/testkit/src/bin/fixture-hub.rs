@@ -1,6 +1,10 @@
 //! A stand-in Hugging Face Hub for the end-to-end tests: serves generated models in
 //! the repository `switchyard/tiny-llama-GGUF` and prints its address on the first
 //! line of stdout. Runs until stdin closes or it is killed.
+//!
+//! Each argument `owner/name:file` also serves the tiny F32 model under that name,
+//! so a test can install a model the app knows by a real name (the first-run
+//! wizard's curated list) without reaching Hugging Face.
 
 use switchyard_testkit::gguf::{LlamaSpec, TensorType};
 use switchyard_testkit::{Fault, FixtureServer};
@@ -10,12 +14,15 @@ pub const REPO: &str = "switchyard/tiny-llama-GGUF";
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
     let server = FixtureServer::start().await?;
-    server.add_hub_file(
-        REPO,
-        "tiny-llama-F32.gguf",
-        LlamaSpec::default().to_bytes(),
-        None,
-    );
+    let tiny = LlamaSpec::default().to_bytes();
+    server.add_hub_file(REPO, "tiny-llama-F32.gguf", tiny.clone(), None);
+    for alias in std::env::args().skip(1) {
+        let Some((repo, file)) = alias.split_once(':') else {
+            eprintln!("fixture-hub: `{alias}` is not `owner/name:file`");
+            std::process::exit(2);
+        };
+        server.add_hub_file(repo, file, tiny.clone(), None);
+    }
     let q8 = LlamaSpec {
         tensor_type: TensorType::Q8_0,
         embedding: 256,

@@ -73,6 +73,8 @@ describe('applyEvent', () => {
   it('sends image_server_changed and the window\u2019s own image_job_changed to the diffusion store', async () => {
     const asked: string[] = [];
     mockIPC((command) => {
+      // The monitor store refreshes its status on the same events; not this test's subject.
+      if (command === 'orchestrator_status' || command === 'image_server_status') return null;
       asked.push(command);
       if (command === 'generate_image') return 'img_000001_0a1b2c3d';
       if (command === 'image_job') return { ...fakeJobSummary({ status: 'pending' }), queue_position: 0, result: null };

@@ -5,6 +5,7 @@ import { AppInfoStore } from './app.svelte';
 import { BinariesStore } from './binaries.svelte';
 import { LlamaStore } from './llama.svelte';
 import { DiffusionStore } from './diffusion.svelte';
+import { MonitorStore } from './monitor.svelte';
 import { ModelsStore } from './models.svelte';
 import { NoticesStore } from './notices.svelte';
 import { SettingsStore } from './settings.svelte';
@@ -21,6 +22,7 @@ export interface Stores {
   binaries: BinariesStore;
   llama: LlamaStore;
   diffusion: DiffusionStore;
+  monitor: MonitorStore;
 }
 
 /** One fresh set of stores: main.ts makes the window's, tests make their own. */
@@ -35,11 +37,13 @@ export function createStores(): Stores {
     binaries: new BinariesStore(),
     llama: new LlamaStore(),
     diffusion: new DiffusionStore(),
+    monitor: new MonitorStore(),
   };
 }
 
 /** Routes one engine event to the store that owns its data. */
 export function applyEvent(stores: Stores, event: EngineEvent): void {
+  stores.monitor.apply(event);
   switch (event.type) {
     case 'system_sample':
       stores.system.applySample(untagged(event));
@@ -111,6 +115,7 @@ export async function connect(stores: Stores): Promise<() => void> {
     stores.binaries.load(),
     stores.llama.load(),
     stores.diffusion.load(),
+    stores.monitor.load(),
   ]);
   return unlisten;
 }

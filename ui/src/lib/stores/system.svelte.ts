@@ -5,8 +5,8 @@ import type { SystemInfo } from '../../bindings/SystemInfo';
 import type { SystemSample } from '../../bindings/SystemSample';
 import { ipc, toErrorReport } from '../ipc';
 
-/** How many readings the history keeps (two minutes at one sample per 2 s). */
-export const HISTORY_LENGTH = 60;
+/** How many readings the history keeps (five minutes at one sample per 2 s). */
+export const HISTORY_LENGTH = 150;
 
 /** One reading, kept for the Resource Monitor's charts. */
 export interface HistoryPoint {

@@ -1,0 +1,355 @@
+//! The stable OpenAI-compatible endpoint of each instance: a reverse proxy on its
+//! own port that forwards to llama-server (streaming included) and outlives the
+//! server behind it. While the server is offloaded for an image, starting,
+//! loading or restarting after a crash, requests are held (a bounded number, for a
+//! bounded time) and forwarded once it is healthy again, so clients never see
+//! "connection refused" because of an image. A stopped or failed instance answers
+//! 503 at once with the reason; a hold that times out answers 503 with
+//! `Retry-After`.
+
+mod forward;
+mod refusal;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use ts_rs::TS;
+
+pub use refusal::Refusal;
+
+use super::ports;
+use super::state::InstanceState;
+use crate::errors::{EngineError, ErrorReport, Result};
+use crate::locks::lock;
+
+/// How long answers still being streamed may delay closing an endpoint.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// How long and how many requests an endpoint holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointPolicy {
+    /// Requests waiting at once per instance; more get 503 at once.
+    pub max_held: usize,
+    /// A held request gets 503 with `Retry-After` after this.
+    pub hold_timeout: Duration,
+    /// Request bodies are read whole (so a request can be sent again when the
+    /// server went away under it); larger ones get 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for EndpointPolicy {
+    fn default() -> Self {
+        Self {
+            max_held: 64,
+            // An offload lasts an image or a short queue of them, plus a reload.
+            hold_timeout: Duration::from_secs(300),
+            max_body_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// What the endpoint does with a request now.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Availability {
+    /// Forward to the server at this base URL.
+    Ready(String),
+    /// Wait: the server is coming back (why, in words).
+    Held(String),
+    /// Refuse: nobody is bringing the server back.
+    Down {
+        reason: String,
+        error: Option<ErrorReport>,
+    },
+}
+
+/// Counters of one endpoint, for the Resource Monitor and the orchestrator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, TS)]
+#[ts(export)]
+pub struct EndpointActivity {
+    /// Requests waiting for the server now.
+    #[ts(type = "number")]
+    pub held: u64,
+    /// Requests being forwarded now (until their answer is fully sent).
+    #[ts(type = "number")]
+    pub in_flight: u64,
+    #[ts(type = "number")]
+    pub forwarded: u64,
+    #[ts(type = "number")]
+    pub refused: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    held: AtomicUsize,
+    in_flight: AtomicUsize,
+    forwarded: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> EndpointActivity {
+        let load = |counter: &AtomicUsize| counter.load(Ordering::SeqCst) as u64;
+        EndpointActivity {
+            held: load(&self.held),
+            in_flight: load(&self.in_flight),
+            forwarded: self.forwarded.load(Ordering::SeqCst),
+            refused: self.refused.load(Ordering::SeqCst),
+        }
+    }
+}
+
+/// Decrements a counter when dropped (a request stops waiting or its answer ends).
+#[derive(Debug)]
+struct Counted(Arc<Counters>, fn(&Counters) -> &AtomicUsize);
+
+impl Counted {
+    fn new(counters: &Arc<Counters>, which: fn(&Counters) -> &AtomicUsize) -> Self {
+        which(counters).fetch_add(1, Ordering::SeqCst);
+        Self(counters.clone(), which)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        (self.1)(&self.0).fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What a running endpoint's requests share.
+#[derive(Debug)]
+pub(crate) struct EndpointShared {
+    instance: String,
+    availability: watch::Sender<Availability>,
+    counters: Arc<Counters>,
+    policy: EndpointPolicy,
+    http: reqwest::Client,
+    closed: CancellationToken,
+}
+
+#[derive(Debug)]
+struct Endpoint {
+    shared: Arc<EndpointShared>,
+    address: SocketAddr,
+    /// The server task; it owns the listening socket.
+    serving: tokio::task::JoinHandle<()>,
+    /// The orchestrator stopped the server and will bring it back.
+    held_by_orchestrator: bool,
+    last_state: InstanceState,
+    upstream: Option<String>,
+    last_error: Option<ErrorReport>,
+}
+
+impl Endpoint {
+    fn availability(&self) -> Availability {
+        use InstanceState as S;
+        match (self.last_state, &self.upstream) {
+            (S::Healthy, Some(upstream)) => Availability::Ready(upstream.clone()),
+            (S::Starting | S::Loading, _) => Availability::Held("the model is loading".into()),
+            (S::Unhealthy | S::Crashed | S::Restarting, _) => {
+                Availability::Held("the server is being restarted".into())
+            }
+            _ if self.held_by_orchestrator => {
+                Availability::Held("the LLM is paused for an image".into())
+            }
+            (S::Failed, _) => Availability::Down {
+                reason: "the server failed and waits to be started again".into(),
+                error: self.last_error.clone(),
+            },
+            _ => Availability::Down {
+                reason: "the server is stopped".into(),
+                error: None,
+            },
+        }
+    }
+
+    fn publish(&self) {
+        self.shared.availability.send_replace(self.availability());
+    }
+}
+
+/// Every instance's endpoint; cheap to share.
+#[derive(Debug)]
+pub(crate) struct Endpoints {
+    endpoints: Mutex<BTreeMap<String, Endpoint>>,
+    policy: Mutex<EndpointPolicy>,
+    http: reqwest::Client,
+}
+
+impl Endpoints {
+    pub fn new() -> Self {
+        // Forwarded requests go to local servers: never through a system proxy, and
+        // without a total timeout (a streamed answer may take minutes).
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(2))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
+        Self {
+            endpoints: Mutex::new(BTreeMap::new()),
+            policy: Mutex::new(EndpointPolicy::default()),
+            http,
+        }
+    }
+
+    pub fn set_policy(&self, policy: EndpointPolicy) {
+        *lock(&self.policy) = policy;
+    }
+
+    /// The endpoint's address; binds it first if it does not listen yet
+    /// (`port` fixed, or `None` for a free one). `PORT_IN_USE` when taken.
+    pub fn ensure(&self, instance: &str, host: &str, port: Option<u16>) -> Result<SocketAddr> {
+        let mut endpoints = lock(&self.endpoints);
+        if let Some(endpoint) = endpoints.get(instance) {
+            let same_port = port.is_none_or(|port| port == endpoint.address.port());
+            if same_port && endpoint.address.ip() == ports::address(host, 0)?.ip() {
+                return Ok(endpoint.address);
+            }
+            // The person moved it: the old listener closes, held requests get 503.
+            if let Some(old) = endpoints.remove(instance) {
+                old.shared.closed.cancel();
+            }
+        }
+        let wanted = ports::address(host, port.unwrap_or(0))?;
+        let listener = std::net::TcpListener::bind(wanted).map_err(|_| EngineError::PortInUse {
+            host: host.to_owned(),
+            port: wanted.port(),
+        })?;
+        let address = listener
+            .local_addr()
+            .and_then(|address| listener.set_nonblocking(true).map(|()| address))
+            .map_err(|error| EngineError::Internal {
+                problem: format!("endpoint socket: {error}"),
+            })?;
+        let listener =
+            tokio::net::TcpListener::from_std(listener).map_err(|error| EngineError::Internal {
+                problem: format!("endpoint socket: {error}"),
+            })?;
+        let shared = Arc::new(EndpointShared {
+            instance: instance.to_owned(),
+            availability: watch::channel(Availability::Held("the server is starting".into())).0,
+            counters: Arc::default(),
+            policy: *lock(&self.policy),
+            http: self.http.clone(),
+            closed: CancellationToken::new(),
+        });
+        let endpoint = Endpoint {
+            serving: tokio::spawn(forward::serve(listener, shared.clone())),
+            shared,
+            address,
+            held_by_orchestrator: false,
+            last_state: InstanceState::Starting,
+            upstream: None,
+            last_error: None,
+        };
+        endpoints.insert(instance.to_owned(), endpoint);
+        Ok(address)
+    }
+
+    /// The instance moved to `state`; `upstream` is its server's base URL while one
+    /// runs. Healthy again ends the orchestrator's hold.
+    pub fn on_state(
+        &self,
+        instance: &str,
+        state: InstanceState,
+        upstream: Option<String>,
+        error: Option<ErrorReport>,
+    ) {
+        if let Some(endpoint) = lock(&self.endpoints).get_mut(instance) {
+            endpoint.last_state = state;
+            endpoint.upstream = upstream;
+            if error.is_some() {
+                endpoint.last_error = error;
+            }
+            if state == InstanceState::Healthy {
+                endpoint.held_by_orchestrator = false;
+                endpoint.last_error = None;
+            }
+            endpoint.publish();
+        }
+    }
+
+    /// The orchestrator is about to stop the server and will bring it back:
+    /// requests wait instead of being refused.
+    pub fn hold(&self, instance: &str) {
+        self.set_held(instance, true);
+    }
+
+    /// The orchestrator gave up bringing it back (or the person took over).
+    pub fn release(&self, instance: &str) {
+        self.set_held(instance, false);
+    }
+
+    fn set_held(&self, instance: &str, held: bool) {
+        if let Some(endpoint) = lock(&self.endpoints).get_mut(instance) {
+            endpoint.held_by_orchestrator = held;
+            endpoint.publish();
+        }
+    }
+
+    /// Whether a request sent now would be answered (now, or once the server is
+    /// back) rather than refused.
+    pub fn accepts(&self, instance: &str) -> bool {
+        lock(&self.endpoints)
+            .get(instance)
+            .is_some_and(|endpoint| !matches!(endpoint.availability(), Availability::Down { .. }))
+    }
+
+    pub fn activity(&self, instance: &str) -> Option<EndpointActivity> {
+        lock(&self.endpoints)
+            .get(instance)
+            .map(|endpoint| endpoint.shared.counters.snapshot())
+    }
+
+    /// Requests waiting on any endpoint now.
+    pub fn waiting(&self) -> u64 {
+        lock(&self.endpoints)
+            .values()
+            .map(|endpoint| endpoint.shared.counters.snapshot().held)
+            .sum()
+    }
+
+    /// Requests waiting or being answered on any endpoint now.
+    pub fn busy(&self) -> u64 {
+        lock(&self.endpoints)
+            .values()
+            .map(|endpoint| {
+                let activity = endpoint.shared.counters.snapshot();
+                activity.held + activity.in_flight
+            })
+            .sum()
+    }
+
+    /// Closes the instance's endpoint (it was removed).
+    pub fn remove(&self, instance: &str) {
+        if let Some(endpoint) = lock(&self.endpoints).remove(instance) {
+            endpoint.shared.closed.cancel();
+        }
+    }
+
+    /// Closes every endpoint (the app is closing) and returns once their ports are
+    /// free, so the next launch can listen on them again.
+    pub async fn close_all(&self) {
+        let endpoints = std::mem::take(&mut *lock(&self.endpoints));
+        for endpoint in endpoints.values() {
+            endpoint.shared.closed.cancel();
+        }
+        for (_, endpoint) in endpoints {
+            let mut serving = endpoint.serving;
+            // Answers still streaming get a moment; then the socket goes regardless.
+            if tokio::time::timeout(CLOSE_GRACE, &mut serving)
+                .await
+                .is_err()
+            {
+                serving.abort();
+                let _ = serving.await;
+            }
+        }
+    }
+}

@@ -1,0 +1,131 @@
+// The Resource Monitor's event log: which engine events it keeps, and their words.
+import type { EngineEvent } from '../bindings/EngineEvent';
+import type { OrchestratorPhase } from '../bindings/OrchestratorPhase';
+
+/** How many log lines the monitor keeps. */
+export const LOG_CAPACITY = 300;
+
+export type LogLevel = 'info' | 'ok' | 'warn' | 'error';
+export type LogSource = 'orchestrator' | 'llm' | 'image';
+
+export interface MonitorLogEntry {
+  seq: number;
+  at_ms: number;
+  source: LogSource;
+  /** What happened, for `data-kind`: `offloaded`, `reloaded`, `llm_healthy`, `image_complete`, ... */
+  kind: string;
+  level: LogLevel;
+  text: string;
+}
+
+function names(instances: string[]): string {
+  return instances.length === 0 ? 'the LLM' : instances.join(', ');
+}
+
+/** The log line for an engine event, or `null` for events the log does not show. */
+export function logEntryOf(event: EngineEvent, seq: number, now: number): MonitorLogEntry | null {
+  switch (event.type) {
+    case 'orchestrator': {
+      const base = { seq, at_ms: now, source: 'orchestrator' as const, kind: event.kind };
+      switch (event.kind) {
+        case 'offloaded':
+          return {
+            ...base,
+            level: 'warn',
+            text: `Offloaded ${names(event.instances)} in ${event.stop_ms} ms: ${event.reason}`,
+          };
+        case 'window_yielded':
+          return {
+            ...base,
+            level: 'info',
+            text: `Images paused after ${(event.window_ms / 1000).toFixed(1)} s: ${event.waiting_requests} chat request(s) waiting get the LLM first`,
+          };
+        case 'reloading':
+          return { ...base, level: 'info', text: `Reloading ${names(event.instances)} (attempt ${event.attempt})` };
+        case 'reloaded':
+          return {
+            ...base,
+            level: 'ok',
+            text: `Reloaded ${names(event.instances)} in ${event.start_ms} ms (memory free after ${event.memory_wait_ms} ms); chat was paused ${(event.paused_ms / 1000).toFixed(1)} s`,
+          };
+        case 'reload_failed':
+          return { ...base, level: 'error', text: `Reload of ${names(event.instances)} failed: ${event.error.message}` };
+      }
+      return null;
+    }
+    case 'llama_state': {
+      const level: LogLevel =
+        event.to === 'failed' || event.to === 'crashed' ? 'error' : event.to === 'healthy' ? 'ok' : 'info';
+      const reason = event.reason ? `: ${event.reason}` : '';
+      return {
+        seq,
+        at_ms: event.at_ms || now,
+        source: 'llm',
+        kind: `llm_${event.to}`,
+        level,
+        text: `LLM ${event.name}: ${event.from} → ${event.to}${reason}`,
+      };
+    }
+    case 'image_job_changed': {
+      // Progress is not news; only finished jobs are logged.
+      if (event.status === 'pending' || event.status === 'running') return null;
+      const level: LogLevel = event.status === 'complete' ? 'ok' : event.status === 'error' ? 'error' : 'warn';
+      const detail = event.error ? `: ${event.error.message}` : '';
+      return {
+        seq,
+        at_ms: now,
+        source: 'image',
+        kind: `image_${event.status}`,
+        level,
+        text: `Image job ${event.id} ${event.status}${detail}`,
+      };
+    }
+    case 'image_server_changed':
+      return {
+        seq,
+        at_ms: now,
+        source: 'image',
+        kind: event.server ? 'image_server_started' : 'image_server_stopped',
+        level: 'info',
+        text: event.server ? `Image server started on port ${event.server.port}` : 'Image server stopped',
+      };
+    default:
+      return null;
+  }
+}
+
+/** Appends keeping the last `capacity`. */
+export function appendBounded<T>(list: T[], item: T, capacity: number): T[] {
+  const next = list.length >= capacity ? list.slice(list.length - capacity + 1) : list.slice();
+  next.push(item);
+  return next;
+}
+
+export const PHASE_LABELS: Record<OrchestratorPhase, string> = {
+  idle: 'Idle',
+  offloaded: 'LLM offloaded',
+  reloading: 'Reloading LLM',
+  reload_failed: 'Reload failed',
+};
+
+/** "An image now would pause chat for ~N s" or "No offload needed: X % of RAM". */
+export function predictionText(prediction: {
+  needs_offload: boolean;
+  projected_share: number;
+  bottleneck_is_vram: boolean;
+  predicted_pause_secs: number;
+}): string {
+  const where = prediction.bottleneck_is_vram ? 'VRAM' : 'RAM';
+  const share = Number.isFinite(prediction.projected_share) ? `${Math.round(prediction.projected_share * 100)} %` : '—';
+  if (prediction.needs_offload) {
+    return `An image now would pause chat for ~${Math.max(1, Math.round(prediction.predicted_pause_secs))} s (${share} of ${where})`;
+  }
+  return `No offload needed: ${share} of ${where}`;
+}
+
+/** One line of a monitor chart. */
+export interface ChartSeries {
+  label: string;
+  /** One value per time, `null` for a gap. */
+  values: (number | null)[];
+}
