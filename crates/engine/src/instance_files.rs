@@ -149,15 +149,24 @@ pub fn load_dir(
                 continue;
             }
         };
-        if let Some(port) = file.spec.port {
-            if let Some(first) = ports.get(&port) {
-                loaded.problems.push(problem(
-                    &path,
-                    "llama.port",
-                    format!("port {port} is also fixed by {}", first.display()),
-                ));
-                continue;
-            }
+        // A server's port and its stable endpoint's are one namespace.
+        let fixed = [
+            ("llama.port", file.spec.port),
+            ("llama.endpoint_port", file.spec.endpoint_port),
+        ];
+        let taken = fixed.iter().find_map(|(field, port)| {
+            let port = (*port)?;
+            ports.get(&port).map(|first| (*field, port, first.clone()))
+        });
+        if let Some((field, port, first)) = taken {
+            loaded.problems.push(problem(
+                &path,
+                field,
+                format!("port {port} is also fixed by {}", first.display()),
+            ));
+            continue;
+        }
+        for port in fixed.iter().filter_map(|(_, port)| *port) {
             ports.insert(port, path.clone());
         }
         loaded.files.push(file);
@@ -458,6 +467,10 @@ mod tests {
         write("b.toml", "model = \"tiny.gguf\"\n[llama]\nport = 8100");
         write("c.toml", "model = \"gone.gguf\"");
         write("d.toml", "model_id = \"not-installed\"");
+        write(
+            "e.toml",
+            "model = \"tiny.gguf\"\n[llama]\nendpoint_port = 8100",
+        );
         write("notes.txt", "not an instance");
         let loaded = load_dir(dir.path(), &|_| {
             Err(EngineError::InvalidInput {
@@ -468,10 +481,11 @@ mod tests {
         let names: Vec<_> = loaded.files.iter().map(|f| f.spec.name.as_str()).collect();
         assert_eq!(names, ["a"]);
         let problems: Vec<String> = loaded.problems.iter().map(ToString::to_string).collect();
-        assert_eq!(problems.len(), 3, "{problems:#?}");
+        assert_eq!(problems.len(), 4, "{problems:#?}");
         assert!(problems[0].contains("b.toml: `llama.port`: port 8100 is also fixed by"));
         assert!(problems[1].contains("c.toml: `model`: no file at"));
         assert!(problems[2].contains("d.toml: `model_id`:"), "{problems:#?}");
         assert!(problems[2].contains("not-installed"));
+        assert!(problems[3].contains("e.toml: `llama.endpoint_port`: port 8100 is also fixed by"));
     }
 }
