@@ -14,13 +14,15 @@ export SWITCHYARD_SD_SERVER="${SWITCHYARD_SD_SERVER:-$(bash scripts/build-tool.s
 export SWITCHYARD_SKULK_LLAMA_SERVER="${SWITCHYARD_SKULK_LLAMA_SERVER:-$(bash scripts/build-tool.sh skulk-llama-server)}"
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
-step "The engine has no Tauri in its dependency tree"
-if cargo tree -p switchyard-engine -e normal,build --prefix none | grep -iE '^(tauri|wry|tao|webkit2gtk)'; then
-  echo "crates/engine depends on Tauri: it must stay Tauri-free" >&2
-  exit 1
-fi
+step "The engine and the CLI have no Tauri (nor GTK) in their dependency trees"
+for crate in switchyard-engine switchyard-cli; do
+  if cargo tree -p "$crate" -e normal,build --prefix none | grep -iE '^(tauri|wry|tao|webkit2gtk|gtk)'; then
+    echo "$crate depends on Tauri or GTK: it must stay free of them (headless machines have neither)" >&2
+    exit 1
+  fi
+done
 
-step "Rust tests (engine, test kit, shell)"
+step "Rust tests (engine, test kit, CLI, shell)"
 cargo nextest run --workspace --no-fail-fast
 
 step "TypeScript bindings are current"

@@ -4,6 +4,7 @@
 //! and ends with one line `<suite>: <figure> (goal <goal>)`.
 
 mod binaries;
+mod cli;
 mod estimator;
 mod idle;
 mod images;
@@ -57,6 +58,10 @@ const SUITES: &[(&str, &str)] = &[
         "request latency through the stable endpoint vs llama-server directly, p50 and p99, 4 clients",
     ),
     (
+        "cli",
+        "switchyard-cli ps through a running daemon vs curl on the same route [--cli PATH]",
+    ),
+    (
         "gguf-remote",
         "bytes and requests to read model headers over HTTP vs header size",
     ),
@@ -74,6 +79,7 @@ fn main() -> Result<()> {
         "download" => transfer::download(gib_option(&rest)?),
         "verify" => transfer::verify(gib_option(&rest)?),
         "gguf-remote" => transfer::gguf_remote(),
+        "cli" => cli::run(&rest),
         "estimator" => estimator::run(&estimator::Options::parse(&rest)?),
         "binaries" => binaries::run(&rest),
         "start-overhead" => llama::start_overhead(),

@@ -30,9 +30,11 @@ use crate::settings::{Settings, SettingsUpdate};
 use crate::system::{HostProbe, SystemInfo, SystemMonitor, SystemProbe, SystemSample};
 
 mod first_run;
+mod headless;
 mod images;
 mod monitor;
 mod support;
+pub use headless::HEADLESS_INSTANCES_FILE;
 pub use images::ImageServerConfig;
 pub use monitor::{ImageServerStatus, NextImagePrediction, OrchestratorStatus, NEXT_IMAGE_SIZE};
 

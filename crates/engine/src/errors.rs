@@ -2,12 +2,12 @@
 
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 /// Stable error codes. The UI and scripts match on these, never on message text,
 /// so a variant is never renamed once released.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[ts(export)]
 pub enum ErrorCode {
@@ -65,6 +65,13 @@ pub enum ErrorCode {
     NotFound,
     /// Anything the shell could not map to a more precise code.
     Internal,
+    /// An instance file (`instances/NAME.toml`) has a field that cannot work; the
+    /// message names the file and the field.
+    InvalidInstanceFile,
+    /// Another Switchyard process (the daemon, the app, a CLI) runs this instance.
+    InstanceOwned,
+    /// A `switchyard daemon` is recorded but does not answer (or refused the token).
+    DaemonUnreachable,
 }
 
 /// Everything that can go wrong inside the engine.
@@ -165,6 +172,22 @@ pub enum EngineError {
     QueueFull { capacity: usize },
     #[error("{what} `{id}` does not exist")]
     NotFound { what: &'static str, id: String },
+    #[error("{}: `{field}`: {problem}", file.display())]
+    InvalidInstanceFile {
+        file: PathBuf,
+        /// The field's path in the file, e.g. `llama.port`.
+        field: String,
+        problem: String,
+    },
+    #[error("llama-server `{instance}` is run by {owner} (pid {pid})")]
+    InstanceOwned {
+        instance: String,
+        /// Who: "the Switchyard daemon", "the Switchyard app", "a switchyard command".
+        owner: String,
+        pid: u32,
+    },
+    #[error("The Switchyard daemon at {address} does not answer: {problem}")]
+    DaemonUnreachable { address: String, problem: String },
     #[error("The archive {archive} is unsafe: entry `{entry}` {problem}")]
     UnsafeArchive {
         archive: String,
@@ -202,6 +225,9 @@ impl EngineError {
             Self::TimedOut { .. } => ErrorCode::TimedOut,
             Self::QueueFull { .. } => ErrorCode::QueueFull,
             Self::NotFound { .. } => ErrorCode::NotFound,
+            Self::InvalidInstanceFile { .. } => ErrorCode::InvalidInstanceFile,
+            Self::InstanceOwned { .. } => ErrorCode::InstanceOwned,
+            Self::DaemonUnreachable { .. } => ErrorCode::DaemonUnreachable,
         }
     }
 
@@ -298,7 +324,25 @@ impl EngineError {
                 "Try fewer steps or a smaller image, or raise the time limit.".into()
             }
             Self::QueueFull { .. } => "Wait for the images in progress, then try again.".into(),
+            Self::NotFound {
+                what: "instance", ..
+            } => "Check the name: `switchyard-cli ps` (or the LLM tab) lists the instances.".into(),
+            Self::NotFound { what: "model", .. } => {
+                "Check the id: `switchyard-cli models list` (or the Models tab) lists the installed models."
+                    .into()
+            }
             Self::NotFound { .. } => "Check the id; finished results are kept only for a while.".into(),
+            Self::InvalidInstanceFile { file, field, .. } => format!(
+                "Correct `{field}` in {}, then check with `switchyard config validate`.",
+                file.display()
+            ),
+            Self::DaemonUnreachable { .. } => {
+                "Check it with `switchyard daemon status`; restart it (`systemctl --user restart switchyard`, or run `switchyard daemon`)."
+                    .into()
+            }
+            Self::InstanceOwned { instance, .. } => format!(
+                "One instance has one owner: stop `{instance}` there, or control it through that owner (the CLI talks to a running daemon by itself)."
+            ),
         }
     }
 
@@ -337,7 +381,7 @@ impl EngineError {
 }
 
 /// The serialized form of an error, as the window and scripts receive it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]
 pub struct ErrorReport {
     pub code: ErrorCode,

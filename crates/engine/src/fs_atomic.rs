@@ -5,12 +5,31 @@ use std::io::Write as _;
 use std::path::Path;
 
 pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_with(path, bytes, std::fs::OpenOptions::new())
+}
+
+/// Like [`write`], for secrets: on Unix the file is readable by its user only from
+/// its first byte on (the mode is set when the temporary file is created).
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    write_with(path, bytes, options)
+}
+
+fn write_with(path: &Path, bytes: &[u8], mut options: std::fs::OpenOptions) -> std::io::Result<()> {
     let file_name = path
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
     let temporary = path.with_file_name(format!(".{file_name}.partial"));
-    let mut file = std::fs::File::create(&temporary)?;
+    // A leftover temporary file would keep its old mode.
+    let _ = std::fs::remove_file(&temporary);
+    let mut file = options
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&temporary)?;
     file.write_all(bytes)?;
     file.sync_all()?;
     drop(file);
@@ -67,5 +86,16 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(names, ["state.json"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_files_are_readable_by_their_user_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret.json");
+        super::write_private(&path, b"token").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }

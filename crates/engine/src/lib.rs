@@ -6,6 +6,7 @@
 
 pub mod binaries;
 pub mod clock;
+pub mod control;
 pub mod diffusion;
 pub mod engine;
 pub mod errors;
@@ -14,6 +15,7 @@ pub mod events;
 pub mod first_run;
 pub mod fs_atomic;
 pub mod gguf;
+pub mod instance_files;
 pub mod llama;
 mod locks;
 pub mod models;

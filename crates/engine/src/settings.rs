@@ -138,6 +138,36 @@ impl Settings {
         }
     }
 
+    /// The settings the app saved in `config_dir` (its store keeps them under
+    /// `"settings"` in `settings.json`), read-only, for front ends without the
+    /// store (the `switchyard-cli` command). Missing: the defaults; damaged: the
+    /// defaults and the reason.
+    pub fn read_saved(config_dir: &Path) -> (Self, Option<String>) {
+        let path = config_dir.join("settings.json");
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return (Self::default(), None)
+            }
+            Err(error) => {
+                return (
+                    Self::default(),
+                    Some(format!("{}: {error}", path.display())),
+                )
+            }
+        };
+        match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(mut stored) => match stored.get_mut("settings").map(serde_json::Value::take) {
+                Some(value) => Self::from_stored(value),
+                None => (Self::default(), None),
+            },
+            Err(error) => (
+                Self::default(),
+                Some(format!("{}: {error}", path.display())),
+            ),
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
         for (field, port) in [("llm_port", self.llm_port), ("image_port", self.image_port)] {
             if port < FIRST_UNPRIVILEGED_PORT {

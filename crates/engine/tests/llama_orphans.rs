@@ -221,3 +221,51 @@ async fn a_server_whose_app_still_runs_or_a_reused_pid_is_left_alone() {
     let _ = owner.kill();
     let _ = owner.wait();
 }
+
+/// Two engines on one data folder (the app and the daemon, say) never both run an
+/// instance: the second start is refused naming the first, before anything is
+/// spawned, and succeeds once the first has stopped it.
+#[tokio::test]
+async fn a_second_engine_on_the_same_folder_is_refused_the_running_instance() {
+    use switchyard_engine::llama::OwnerKind;
+    use switchyard_engine::ErrorCode;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let model = dir.path().join("tiny.gguf");
+    LlamaSpec::default().write_to(&model).unwrap();
+    let daemon = engine_at(&data, dir.path()).await;
+    daemon.llama().set_owner_kind(OwnerKind::Daemon);
+    let app = engine_at(&data, dir.path()).await;
+    daemon.llama().create(spec("shared", &model)).unwrap();
+    app.llama().create(spec("shared", &model)).ok();
+
+    let running = daemon.llama().start("shared").await.expect("starts");
+    let refused = app.llama().start("shared").await.unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::InstanceOwned);
+    assert!(
+        refused.to_string().contains(&format!(
+            "the Switchyard daemon (pid {})",
+            std::process::id()
+        )),
+        "{refused}"
+    );
+    assert_eq!(
+        app.llama().owner_of("shared").map(|owner| owner.kind),
+        Some(OwnerKind::Daemon)
+    );
+    assert!(
+        !is_gone(running.pid.unwrap()),
+        "the daemon's server still runs"
+    );
+
+    daemon.llama().stop("shared").await.unwrap();
+    assert_eq!(app.llama().owner_of("shared"), None);
+    let mine = app.llama().start("shared").await.expect("free now");
+    assert_eq!(
+        app.llama().owner_of("shared").map(|owner| owner.kind),
+        Some(OwnerKind::App)
+    );
+    app.llama().stop("shared").await.unwrap();
+    assert!(wait_gone(mine.pid.unwrap(), Duration::from_secs(10)).await);
+}

@@ -17,6 +17,7 @@ use super::environment::LaunchEnvironment;
 use super::flags::SupportedFlags;
 use super::logs::{LogLine, RotatingFile};
 use super::output::InstanceLog;
+use super::ownership::{self, Owner, OwnerKind, Ownership};
 use super::pidfile::{self, EndedLeftover};
 use super::plan::{self, backend_of, Inputs};
 use super::policy::SupervisionPolicy;
@@ -35,11 +36,13 @@ use crate::locks::{lock, read, write};
 /// Extra time a stop may take beyond its signal deadlines (reaping, log drain).
 const STOP_SLACK: Duration = Duration::from_secs(5);
 
-/// A started instance's supervisor.
+/// A started instance's supervisor, and this process's claim on the instance.
 #[derive(Debug)]
 struct Run {
     cancel: CancellationToken,
     task: JoinHandle<()>,
+    /// Released when the run is dropped, after its server is gone.
+    _ownership: Ownership,
 }
 
 #[derive(Debug)]
@@ -48,6 +51,9 @@ struct Instance {
     was_running: bool,
     log: Arc<InstanceLog>,
     run: Option<Run>,
+    /// This process's claim while a start prepares, before its run exists: a
+    /// second start here sees it and waits for nothing.
+    starting: Option<Ownership>,
 }
 
 /// What the manager and its supervisors share.
@@ -73,6 +79,10 @@ pub struct Shared {
     /// Each instance's stable endpoint (a proxy that holds requests while its
     /// server is away).
     endpoints: Endpoints,
+    /// Who this process is when it claims an instance (see `ownership`).
+    owner_kind: RwLock<OwnerKind>,
+    /// Where the instances are kept (`instances.json`, the window's, by default).
+    store_file: RwLock<PathBuf>,
 }
 
 /// A binary is probed again when it changes.
@@ -184,7 +194,7 @@ impl Shared {
                 })
                 .collect(),
         };
-        if let Err(error) = store::save(&self.state_dir, &stored) {
+        if let Err(error) = store::save(&read(&self.store_file), &stored) {
             tracing::warn!(%error, "cannot save the instances");
         }
     }
@@ -223,26 +233,10 @@ impl LlamaManager {
         environment: Arc<dyn LaunchEnvironment>,
     ) -> Opened {
         let leftovers = pidfile::end_leftovers(state_dir);
-        let (stored, warning) = match store::load(state_dir) {
-            Ok(stored) => (stored, None),
-            Err(error) => (StoredInstances::default(), Some(error.report())),
-        };
+        let store_file = store::path(state_dir);
+        let (instances, warning) = load_instances(&store_file);
         let calibration = Calibration::load(state_dir).unwrap_or_default();
         let policy = SupervisionPolicy::default();
-        let instances = stored
-            .instances
-            .into_iter()
-            .filter(|stored| stored.spec.validate().is_ok())
-            .map(|stored| {
-                let instance = Instance {
-                    status: InstanceStatus::stopped(stored.spec.clone()),
-                    was_running: stored.was_running,
-                    log: Arc::new(InstanceLog::new(policy.logs.ring_lines)),
-                    run: None,
-                };
-                (stored.spec.name, instance)
-            })
-            .collect();
         // Health checks and chats go to local servers: never through a proxy.
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -265,6 +259,8 @@ impl LlamaManager {
             leftovers,
             closing: AtomicBool::new(false),
             endpoints: Endpoints::new(),
+            owner_kind: RwLock::new(OwnerKind::default()),
+            store_file: RwLock::new(store_file),
         };
         Opened {
             manager: Self {
@@ -302,6 +298,35 @@ impl LlamaManager {
     ) {
         self.shared
             .record_measurement(model_key, config, backend, measured);
+    }
+
+    /// Keeps the instances in `state/<file_name>` from now on, and loads the ones
+    /// kept there in place of those loaded so far: the `switchyard-cli` command and
+    /// its daemon keep theirs apart from the window's `instances.json`, so neither
+    /// overwrites the other's list. Refused while a server runs.
+    pub fn use_store_file(&self, file_name: &str) -> Result<Option<ErrorReport>> {
+        let path = self.shared.state_dir.join(file_name);
+        let (loaded, warning) = load_instances(&path);
+        let mut instances = lock(&self.shared.instances);
+        if instances.values().any(|instance| instance.run.is_some()) {
+            return Err(EngineError::Internal {
+                problem: "the instance store changes only before any server starts".into(),
+            });
+        }
+        *instances = loaded;
+        *write(&self.shared.store_file) = path;
+        Ok(warning)
+    }
+
+    /// Who this process is when it runs an instance (the app unless told
+    /// otherwise); another process asking for the same instance is told this.
+    pub fn set_owner_kind(&self, kind: OwnerKind) {
+        *write(&self.shared.owner_kind) = kind;
+    }
+
+    /// The process that runs `name` now, if any (this one included).
+    pub fn owner_of(&self, name: &str) -> Option<Owner> {
+        ownership::current_owner(&self.shared.state_dir, name)
     }
 
     pub fn set_policy(&self, policy: SupervisionPolicy) {
@@ -378,6 +403,7 @@ impl LlamaManager {
                     was_running: false,
                     log: Arc::new(InstanceLog::new(self.policy().logs.ring_lines)),
                     run: None,
+                    starting: None,
                 },
             );
             status
@@ -405,6 +431,28 @@ impl LlamaManager {
         Ok(status)
     }
 
+    /// Forgets the instance unless a server of it runs or starts here; whether it
+    /// was forgotten. (Its log files stay.)
+    pub fn remove_if_stopped(&self, name: &str) -> bool {
+        let removed = {
+            let mut instances = lock(&self.shared.instances);
+            let idle = instances.get(name).is_some_and(|instance| {
+                instance.starting.is_none()
+                    && instance
+                        .run
+                        .as_ref()
+                        .is_none_or(|run| run.task.is_finished())
+            });
+            idle && instances.remove(name).is_some()
+        };
+        if removed {
+            let _ = std::fs::remove_file(api_key_path(&self.shared.state_dir, name));
+            self.shared.persist();
+            self.shared.announce_list();
+        }
+        removed
+    }
+
     /// Stops the instance if it runs and forgets it (its log files stay).
     pub async fn remove(&self, name: &str) -> Result<()> {
         self.stop(name).await?;
@@ -427,18 +475,32 @@ impl LlamaManager {
         let spec = {
             let mut instances = lock(&self.shared.instances);
             let instance = instances.get_mut(name).ok_or_else(|| unknown(name))?;
-            if instance
+            let running = instance
                 .run
                 .as_ref()
-                .is_some_and(|run| !run.task.is_finished())
-            {
+                .is_some_and(|run| !run.task.is_finished());
+            if running || instance.starting.is_some() {
                 return Ok(instance.status.clone());
             }
             instance.run = None;
+            // Before anything else: a server another Switchyard runs is not ours
+            // to start (its port check would only say "port in use").
+            let me = Owner::this_process(*read(&self.shared.owner_kind));
+            instance.starting = Some(ownership::claim(&self.shared.state_dir, name, &me)?);
             instance.status.spec.clone()
         };
-        self.open_endpoint(&spec)?;
-        let launch = self.prepare(&spec).await?;
+        // A start that cannot open its endpoint lets its claim go (below).
+        let prepared = match self.open_endpoint(&spec) {
+            Ok(()) => self.prepare(&spec).await,
+            Err(error) => Err(error),
+        };
+        let claimed = lock(&self.shared.instances)
+            .get_mut(name)
+            .and_then(|instance| instance.starting.take());
+        let (launch, Some(claimed)) = (prepared?, claimed) else {
+            // Removed while it prepared.
+            return Err(unknown(name));
+        };
         let cancel = CancellationToken::new();
         let (ready, answer) = oneshot::channel();
         {
@@ -460,7 +522,11 @@ impl LlamaManager {
                 cancel.clone(),
                 ready,
             ));
-            instance.run = Some(Run { cancel, task });
+            instance.run = Some(Run {
+                cancel,
+                task,
+                _ownership: claimed,
+            });
         }
         self.shared.persist();
         match answer.await {
@@ -592,11 +658,17 @@ impl LlamaManager {
             run.cancel.cancel();
             let stop = self.policy().stop;
             let deadline = stop.graceful + stop.after_second_term + STOP_SLACK;
-            let mut task = run.task;
+            let Run {
+                mut task,
+                _ownership: claim,
+                ..
+            } = run;
             if tokio::time::timeout(deadline, &mut task).await.is_err() {
                 task.abort();
                 tracing::error!(instance = name, "the supervisor did not stop in time");
             }
+            // The claim goes only now, with the server gone.
+            drop(claim);
         }
         let mut status = self.status(name)?;
         if status.state != InstanceState::Stopped && status.state != InstanceState::Failed {
@@ -745,10 +817,35 @@ impl LlamaManager {
     }
 }
 
+/// The valid instances kept in `path` (a damaged file: none, and the reason).
+fn load_instances(path: &Path) -> (BTreeMap<String, Instance>, Option<ErrorReport>) {
+    let (stored, warning) = match store::load(path) {
+        Ok(stored) => (stored, None),
+        Err(error) => (StoredInstances::default(), Some(error.report())),
+    };
+    let ring_lines = SupervisionPolicy::default().logs.ring_lines;
+    let instances = stored
+        .instances
+        .into_iter()
+        .filter(|stored| stored.spec.validate().is_ok())
+        .map(|stored| {
+            let instance = Instance {
+                status: InstanceStatus::stopped(stored.spec.clone()),
+                was_running: stored.was_running,
+                log: Arc::new(InstanceLog::new(ring_lines)),
+                run: None,
+                starting: None,
+            };
+            (stored.spec.name, instance)
+        })
+        .collect();
+    (instances, warning)
+}
+
 fn unknown(name: &str) -> EngineError {
-    EngineError::InvalidInput {
-        field: "name",
-        problem: format!("no instance named `{name}`"),
+    EngineError::NotFound {
+        what: "instance",
+        id: name.to_owned(),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Where an instance is in its life, as the UI shows it and events announce it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use crate::errors::ErrorReport;
@@ -10,7 +10,7 @@ use super::spec::InstanceSpec;
 
 /// starting → loading → healthy ⇄ unhealthy; the child's exit → crashed →
 /// restarting → starting …, or failed at the start limit; stopping → stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, Default)]
 #[serde(rename_all = "snake_case")]
 #[ts(export)]
 pub enum InstanceState {
@@ -40,7 +40,7 @@ impl InstanceState {
 }
 
 /// The configuration a server was really started with, after auto-configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[ts(export)]
 pub struct RunningConfig {
     pub config: LlamaConfig,
@@ -57,7 +57,7 @@ pub struct RunningConfig {
 }
 
 /// Everything the LLM tab shows about one instance.
-#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[ts(export)]
 pub struct InstanceStatus {
     pub spec: InstanceSpec,

@@ -22,19 +22,20 @@ pub struct StoredInstance {
     pub was_running: bool,
 }
 
+/// The window's instances.
+pub const APP_FILE: &str = "instances.json";
+
 pub fn path(state_dir: &Path) -> PathBuf {
-    state_dir.join("instances.json")
+    state_dir.join(APP_FILE)
 }
 
-pub fn load(state_dir: &Path) -> Result<StoredInstances> {
-    fs_atomic::read_json(&path(state_dir))
+pub fn load(path: &Path) -> Result<StoredInstances> {
+    fs_atomic::read_json(path)
 }
 
-pub fn save(state_dir: &Path, stored: &StoredInstances) -> Result<()> {
-    fs_atomic::write_json(&path(state_dir), stored).map_err(|source| {
-        EngineError::StorageUnavailable {
-            path: path(state_dir),
-            source,
-        }
+pub fn save(path: &Path, stored: &StoredInstances) -> Result<()> {
+    fs_atomic::write_json(path, stored).map_err(|source| EngineError::StorageUnavailable {
+        path: path.to_path_buf(),
+        source,
     })
 }

@@ -342,9 +342,9 @@ impl ModelStore {
         lock(&self.inner.catalog)
             .get(id)
             .cloned()
-            .ok_or_else(|| EngineError::InvalidInput {
-                field: "id",
-                problem: format!("no installed model `{id}`"),
+            .ok_or_else(|| EngineError::NotFound {
+                what: "model",
+                id: id.to_owned(),
             })
     }
 

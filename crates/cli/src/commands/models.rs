@@ -1,0 +1,197 @@
+//! `models list|pull|rm|verify`: the model store, in this process (it is files on
+//! disk, shared with the app and the daemon).
+
+use switchyard_engine::llama::OwnerKind;
+use switchyard_engine::models::{
+    AddModel, AddModelFile, DownloadState, DownloadStatus, FileRole, ModelKind, ModelLocation,
+};
+use switchyard_engine::{Engine, EngineError, EngineEvent, ErrorReport};
+use tokio::sync::broadcast;
+
+use super::Outcome;
+use crate::args::ModelsCommand;
+use crate::context::Context;
+use crate::render::{self, mib};
+
+pub async fn run(context: &Context, command: ModelsCommand) -> Outcome {
+    let engine = context.local_engine(OwnerKind::Cli)?;
+    match command {
+        ModelsCommand::List => list(context, &engine),
+        ModelsCommand::Rm { id } => {
+            engine.models().delete(&id)?;
+            done(context, "deleted", &id);
+            Ok(0)
+        }
+        ModelsCommand::Verify { id } => {
+            engine.models().verify(&id).await?;
+            done(context, "verified", &id);
+            Ok(0)
+        }
+        ModelsCommand::Pull {
+            source,
+            file,
+            revision,
+            name,
+            kind,
+            sha256,
+        } => {
+            let add = add_request(source, file, revision, name, &kind, sha256)?;
+            pull(context, &engine, add).await
+        }
+    }
+}
+
+fn list(context: &Context, engine: &Engine) -> Outcome {
+    let models = engine.models().models();
+    if context.json {
+        println!("{}", render::json(&models));
+        return Ok(0);
+    }
+    if models.is_empty() {
+        println!("no models installed; add one with `switchyard-cli models pull`");
+        return Ok(0);
+    }
+    println!(
+        "{}",
+        render::table(
+            ["ID", "KIND", "SIZE", "FILES"],
+            models.iter().map(|model| {
+                [
+                    model.id.clone(),
+                    render::word(&model.kind),
+                    mib(model.size_bytes()),
+                    model
+                        .files
+                        .iter()
+                        .map(|file| file.file_name.clone())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ]
+            }),
+        )
+    );
+    Ok(0)
+}
+
+fn done(context: &Context, what: &str, id: &str) {
+    if context.json {
+        println!(
+            "{}",
+            render::json(&serde_json::json!({ "id": id, what: true }))
+        );
+    } else {
+        println!("{id}: {what}");
+    }
+}
+
+fn add_request(
+    source: String,
+    file: Option<String>,
+    revision: String,
+    name: Option<String>,
+    kind: &str,
+    sha256: Option<String>,
+) -> Result<AddModel, ErrorReport> {
+    let kind = match kind {
+        "llm" => ModelKind::Llm,
+        "diffusion" => ModelKind::Diffusion,
+        other => {
+            return Err(EngineError::InvalidInput {
+                field: "--kind",
+                problem: format!("`{other}`: use `llm` or `diffusion`"),
+            }
+            .report())
+        }
+    };
+    let is_url = source.starts_with("http://") || source.starts_with("https://");
+    let (location, file_name) = match (is_url, file) {
+        (true, _) => {
+            let file_name = source.rsplit('/').next().unwrap_or_default().to_owned();
+            (ModelLocation::Url { url: source }, file_name)
+        }
+        (false, Some(path)) => (
+            ModelLocation::Hub {
+                repo: source,
+                revision,
+                path: path.clone(),
+            },
+            path,
+        ),
+        (false, None) => {
+            return Err(EngineError::InvalidInput {
+                field: "--file",
+                problem: "name the file in the repository (`--file model-q4_k_m.gguf`)".into(),
+            }
+            .report())
+        }
+    };
+    let name = name.unwrap_or_else(|| file_name.trim_end_matches(".gguf").to_owned());
+    Ok(AddModel {
+        name,
+        kind,
+        files: vec![AddModelFile {
+            location,
+            role: FileRole::Weights,
+            expected_sha256: sha256,
+        }],
+    })
+}
+
+/// Starts the download and follows it to its end (Ctrl-C pauses it: a later
+/// `pull` or the app resumes it).
+async fn pull(context: &Context, engine: &Engine, add: AddModel) -> Outcome {
+    let mut events = engine.subscribe();
+    let id = engine.add_model(add).await?;
+    let finished = tokio::select! {
+        finished = follow(context, &mut events, &id) => finished,
+        () = crate::signals::terminated() => {
+            let _ = engine.models().pause(&id);
+            return Err(EngineError::Cancelled.report());
+        }
+    };
+    match finished.state {
+        DownloadState::Complete => {
+            done(context, "installed", &id);
+            Ok(0)
+        }
+        _ => Err(finished
+            .error
+            .unwrap_or_else(|| EngineError::Cancelled.report())),
+    }
+}
+
+async fn follow(
+    context: &Context,
+    events: &mut broadcast::Receiver<EngineEvent>,
+    id: &str,
+) -> DownloadStatus {
+    loop {
+        match events.recv().await {
+            Ok(EngineEvent::DownloadChanged(status)) if status.id == id => {
+                if !context.json {
+                    let total = status.total.map_or("?".to_owned(), mib);
+                    eprintln!("{id}: {:?} {} of {total}", status.state, mib(status.bytes));
+                }
+                if matches!(
+                    status.state,
+                    DownloadState::Complete | DownloadState::Failed | DownloadState::Cancelled
+                ) {
+                    return status;
+                }
+            }
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => {
+                return DownloadStatus {
+                    id: id.to_owned(),
+                    name: id.to_owned(),
+                    state: DownloadState::Failed,
+                    bytes: 0,
+                    total: None,
+                    speed_bps: 0,
+                    eta_seconds: None,
+                    error: Some(EngineError::ShuttingDown.report()),
+                };
+            }
+        }
+    }
+}

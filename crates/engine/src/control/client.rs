@@ -1,0 +1,153 @@
+//! The other end of the daemon's routes, for the `switchyard` command (and, later,
+//! the app attaching to a daemon).
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{header, Method, Request};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
+
+use super::daemon_file::DaemonFile;
+use super::rows::{DaemonStatus, InstanceRow};
+use crate::errors::{EngineError, ErrorReport};
+use crate::llama::{is_valid_name, InstanceStatus, LogLine};
+
+/// Starting a large model can take minutes; the daemon answers when it is healthy.
+const START_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+const QUICK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Plain HTTP to loopback. Not reqwest: its TLS set-up loads the system's
+/// certificates at every client, which cost a command 40–80 ms here, more than
+/// the whole call.
+#[derive(Debug, Clone)]
+pub struct ControlClient {
+    base: String,
+    token: String,
+    http: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl ControlClient {
+    pub fn new(daemon: &DaemonFile) -> Self {
+        Self {
+            base: format!("http://127.0.0.1:{}", daemon.port),
+            token: daemon.token.clone(),
+            http: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    pub async fn daemon_status(&self) -> Result<DaemonStatus, ErrorReport> {
+        self.call(Method::GET, "/v1/daemon", QUICK_TIMEOUT).await
+    }
+
+    pub async fn reload(&self) -> Result<DaemonStatus, ErrorReport> {
+        self.call(Method::POST, "/v1/reload", QUICK_TIMEOUT).await
+    }
+
+    pub async fn shutdown(&self) -> Result<(), ErrorReport> {
+        self.send(Method::POST, "/v1/shutdown", QUICK_TIMEOUT)
+            .await
+            .map(drop)
+    }
+
+    pub async fn list(&self) -> Result<Vec<InstanceRow>, ErrorReport> {
+        self.call(Method::GET, "/v1/instances", QUICK_TIMEOUT).await
+    }
+
+    pub async fn describe(&self, name: &str) -> Result<InstanceStatus, ErrorReport> {
+        self.call(Method::GET, &instance(name, ""), QUICK_TIMEOUT)
+            .await
+    }
+
+    pub async fn up(&self, name: &str) -> Result<InstanceStatus, ErrorReport> {
+        self.call(Method::POST, &instance(name, "/up"), START_TIMEOUT)
+            .await
+    }
+
+    pub async fn down(&self, name: &str) -> Result<InstanceStatus, ErrorReport> {
+        self.call(Method::POST, &instance(name, "/down"), QUICK_TIMEOUT)
+            .await
+    }
+
+    pub async fn restart(&self, name: &str) -> Result<InstanceStatus, ErrorReport> {
+        let path = instance(name, "/restart");
+        self.call(Method::POST, &path, START_TIMEOUT).await
+    }
+
+    pub async fn logs(
+        &self,
+        name: &str,
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<LogLine>, ErrorReport> {
+        let path = format!("{}?since={since}&limit={limit}", instance(name, "/logs"));
+        self.call(Method::GET, &path, QUICK_TIMEOUT).await
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<T, ErrorReport> {
+        let body = self.send(method, path, timeout).await?;
+        serde_json::from_slice(&body).map_err(|error| self.unreachable(&error.to_string()))
+    }
+
+    /// The answer's body, or the daemon's own error as the engine reported it.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<Bytes, ErrorReport> {
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .body(Full::new(Bytes::new()))
+            .map_err(|error| self.unreachable(&error.to_string()))?;
+        let exchange = async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|error| error.to_string())?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|error| error.to_string())?
+                .to_bytes();
+            Ok::<_, String>((status, body))
+        };
+        let (status, body) = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| self.unreachable(&format!("no answer within {} s", timeout.as_secs())))?
+            .map_err(|problem| self.unreachable(&problem))?;
+        if status.is_success() {
+            return Ok(body);
+        }
+        Err(serde_json::from_slice::<ErrorReport>(&body)
+            .unwrap_or_else(|_| self.unreachable(&format!("it answered HTTP {status}"))))
+    }
+
+    fn unreachable(&self, problem: &str) -> ErrorReport {
+        EngineError::DaemonUnreachable {
+            address: self.base.clone(),
+            problem: problem.to_owned(),
+        }
+        .report()
+    }
+}
+
+fn instance(name: &str, action: &str) -> String {
+    // Not a name any instance can have: ask for one that surely does not exist,
+    // so the daemon answers NOT_FOUND and nothing else is reached.
+    let name = if is_valid_name(name) { name } else { "-" };
+    format!("/v1/instances/{name}{action}")
+}

@@ -1,0 +1,139 @@
+//! `daemon.json`: where a running daemon listens and the token it wants, readable
+//! by its user only; and `daemon.lock`, which keeps a second daemon off the same
+//! data folder.
+
+use std::fs::{File, TryLockError};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use crate::errors::{EngineError, Result};
+use crate::fs_atomic;
+
+const FILE_NAME: &str = "daemon.json";
+const LOCK_NAME: &str = "daemon.lock";
+
+/// What a client needs to reach the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct DaemonFile {
+    pub pid: u32,
+    pub port: u16,
+    /// Sent as `Authorization: Bearer <token>`.
+    pub token: String,
+    pub version: String,
+}
+
+impl DaemonFile {
+    pub fn path(data_dir: &Path) -> PathBuf {
+        data_dir.join(FILE_NAME)
+    }
+
+    /// The daemon recorded in `data_dir`, if one is (it may have died since: the
+    /// client finds out when it calls).
+    pub fn read(data_dir: &Path) -> Result<Option<Self>> {
+        let path = Self::path(data_dir);
+        match std::fs::read(&path) {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(EngineError::FileUnreadable { path, source }),
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|error| {
+                EngineError::CorruptState {
+                    path,
+                    problem: error.to_string(),
+                }
+            }),
+        }
+    }
+
+    pub fn write(&self, data_dir: &Path) -> Result<()> {
+        let path = Self::path(data_dir);
+        let bytes = serde_json::to_vec_pretty(self).map_err(|error| EngineError::Internal {
+            problem: error.to_string(),
+        })?;
+        fs_atomic::write_private(&path, &bytes)
+            .map_err(|source| EngineError::writing(&path, source))
+    }
+
+    pub fn remove(data_dir: &Path) {
+        let _ = std::fs::remove_file(Self::path(data_dir));
+    }
+
+    /// A new random token: 32 bytes from the operating system, as hex.
+    pub fn new_token() -> Result<String> {
+        let mut bytes = [0_u8; 32];
+        getrandom::fill(&mut bytes).map_err(|error| EngineError::Internal {
+            problem: format!("no random numbers for the daemon's token: {error}"),
+        })?;
+        Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+    }
+}
+
+/// Held by the one daemon of a data folder for its whole life.
+#[derive(Debug)]
+pub struct DaemonLock {
+    _file: File,
+}
+
+impl DaemonLock {
+    /// Takes the data folder's daemon lock, or says that a daemon runs already.
+    pub fn acquire(data_dir: &Path) -> Result<Self> {
+        let path = data_dir.join(LOCK_NAME);
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|source| EngineError::writing(&path, source))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(TryLockError::WouldBlock) => {
+                let pid = DaemonFile::read(data_dir)
+                    .ok()
+                    .flatten()
+                    .map_or(0, |daemon| daemon.pid);
+                Err(EngineError::InstanceOwned {
+                    instance: "(daemon)".into(),
+                    owner: "the Switchyard daemon".into(),
+                    pid,
+                })
+            }
+            Err(TryLockError::Error(source)) => Err(EngineError::writing(&path, source)),
+        }
+    }
+
+    /// Whether a daemon holds the lock of `data_dir` now.
+    pub fn is_held(data_dir: &Path) -> bool {
+        File::open(data_dir.join(LOCK_NAME))
+            .is_ok_and(|file| matches!(file.try_lock_shared(), Err(TryLockError::WouldBlock)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_one_daemon_per_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(DaemonFile::read(dir.path()).unwrap(), None);
+        let file = DaemonFile {
+            pid: 1,
+            port: 2,
+            token: DaemonFile::new_token().unwrap(),
+            version: "0".into(),
+        };
+        assert_eq!(file.token.len(), 64);
+        file.write(dir.path()).unwrap();
+        assert_eq!(DaemonFile::read(dir.path()).unwrap(), Some(file));
+
+        assert!(!DaemonLock::is_held(dir.path()));
+        let lock = DaemonLock::acquire(dir.path()).unwrap();
+        assert!(DaemonLock::is_held(dir.path()));
+        let second = DaemonLock::acquire(dir.path()).unwrap_err();
+        assert_eq!(second.code(), crate::ErrorCode::InstanceOwned);
+        drop(lock);
+        assert!(!DaemonLock::is_held(dir.path()));
+    }
+}

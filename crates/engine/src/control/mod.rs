@@ -1,0 +1,19 @@
+//! The engine's control API, for front ends without a window: `switchyard daemon`
+//! serves it on loopback, the `switchyard` command calls it when a daemon runs, and
+//! uses the engine in its own process when none does.
+//!
+//! The daemon writes `daemon.json` (pid, port, token; mode 0600, atomic) in the data
+//! folder while it serves, and removes it when it ends. Every request carries
+//! `Authorization: Bearer <token>`: the port is open to every local user, the file
+//! only to this one.
+
+mod client;
+mod daemon;
+mod daemon_file;
+mod rows;
+mod server;
+
+pub use client::ControlClient;
+pub use daemon::{run_daemon, DaemonOptions};
+pub use daemon_file::{DaemonFile, DaemonLock};
+pub use rows::{DaemonStatus, InstanceRow};
