@@ -119,7 +119,9 @@ test('an image offloads the LLM and the Resource Monitor shows the offload and t
     DEADLINE_MS, 'the CPU chart never drew its line');
   assert.equal((await driver.findElements(byTestId('chart-failure'))).length, 0, 'no chart failed');
   await driver.wait(async () => (await dataOf(driver, 'monitor-llm-row', 'state')) === 'healthy', DEADLINE_MS);
-  assert.equal(await textOf(driver, 'monitor-image-state'), 'idle');
+  // The tab reads the status again on the image server's event: wait for it.
+  await driver.wait(async () => (await textOf(driver, 'monitor-image-state')) === 'idle', DEADLINE_MS,
+    'the monitor never showed the image server idle');
   assert.equal(await dataOf(driver, 'orchestrator-status', 'state'), 'idle');
   let prediction = '';
   await driver.wait(async () => /pause chat/.test(prediction = await textOf(driver, 'orchestrator-prediction')),

@@ -15,6 +15,7 @@ export class MonitorStore {
   busy = $state(false);
   #seq = 0;
   #refreshing = false;
+  #again = false;
 
   async load(): Promise<void> {
     try {
@@ -26,12 +27,21 @@ export class MonitorStore {
     }
   }
 
-  /** Reloads the status, skipping a refresh while one is in flight. */
+  /**
+   * Reloads the status. Refreshes asked for while one is in flight become one more
+   * after it, so the last event's change is never missed.
+   */
   async refresh(): Promise<void> {
-    if (this.#refreshing) return;
+    if (this.#refreshing) {
+      this.#again = true;
+      return;
+    }
     this.#refreshing = true;
     try {
-      await this.load();
+      do {
+        this.#again = false;
+        await this.load();
+      } while (this.#again);
     } finally {
       this.#refreshing = false;
     }
