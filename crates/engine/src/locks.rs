@@ -1,6 +1,7 @@
 //! Lock access that survives poisoning. Every lock in the engine guards values that
 //! are replaced whole or are caches, so a panic elsewhere cannot leave them
-//! half-written and recovering the guard is safe.
+//! half-written and recovering the guard is safe. Also the file behind an OS lock
+//! between processes.
 
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -14,4 +15,15 @@ pub(crate) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 
 pub(crate) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Opens (creating it, keeping its content) the file an OS lock is taken on.
+pub(crate) fn lock_file(path: &std::path::Path) -> crate::errors::Result<std::fs::File> {
+    std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|source| crate::errors::EngineError::writing(path, source))
 }

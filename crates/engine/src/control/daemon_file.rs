@@ -79,13 +79,7 @@ impl DaemonLock {
     /// Takes the data folder's daemon lock, or says that a daemon runs already.
     pub fn acquire(data_dir: &Path) -> Result<Self> {
         let path = data_dir.join(LOCK_NAME);
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|source| EngineError::writing(&path, source))?;
+        let file = crate::locks::lock_file(&path)?;
         match file.try_lock() {
             Ok(()) => Ok(Self { _file: file }),
             Err(TryLockError::WouldBlock) => {

@@ -88,13 +88,7 @@ fn owner_path(state_dir: &Path, instance: &str) -> PathBuf {
 /// Takes the instance for `me`, or says who has it.
 pub fn claim(state_dir: &Path, instance: &str, me: &Owner) -> Result<Ownership> {
     let path = lock_path(state_dir, instance);
-    let file = File::options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|source| EngineError::writing(&path, source))?;
+    let file = crate::locks::lock_file(&path)?;
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
