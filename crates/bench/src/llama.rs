@@ -14,14 +14,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use switchyard_engine::binaries::{BinaryKind, EnsureBinary};
 use switchyard_engine::clock::SystemClock;
 use switchyard_engine::llama::{InstanceSpec, InstanceState, RestartPolicy, SupervisionPolicy};
 use switchyard_engine::settings::Settings;
 use switchyard_engine::system::{HostProbe, SystemProbe};
 use switchyard_engine::{Engine, EngineDeps, EngineEvent};
 use switchyard_testkit::gguf::LlamaSpec;
-use switchyard_testkit::tools::{free_port, llama_server};
+use switchyard_testkit::tools::{free_port, llama_server, use_real_llama_server};
 use tokio::sync::broadcast;
 
 const START_RUNS: usize = 15;
@@ -49,15 +48,7 @@ pub(crate) async fn engine_on(data: &Path, probe: Arc<dyn SystemProbe>) -> Resul
         probe,
         clock: Arc::new(SystemClock),
     })?;
-    engine
-        .ensure_binary(
-            BinaryKind::LlamaServer,
-            EnsureBinary {
-                custom_path: Some(llama_server()),
-                ..EnsureBinary::default()
-            },
-        )
-        .await?;
+    use_real_llama_server(&engine).await?;
     Ok(engine)
 }
 

@@ -10,14 +10,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use switchyard_engine::binaries::{BinaryKind, EnsureBinary};
 use switchyard_engine::clock::SystemClock;
 use switchyard_engine::control::DaemonFile;
 use switchyard_engine::llama::InstanceSpec;
 use switchyard_engine::settings::Settings;
 use switchyard_engine::{Engine, EngineDeps, ErrorCode};
 use switchyard_testkit::gguf::LlamaSpec;
-use switchyard_testkit::tools::llama_server;
+use switchyard_testkit::tools::{llama_server, use_real_llama_server};
 use switchyard_testkit::FakeProbe;
 
 /// Generous: a loaded CI machine may be slow; a passing test never waits this long.
@@ -145,14 +144,7 @@ impl Home {
             clock: Arc::new(SystemClock),
         })
         .expect("engine");
-        engine
-            .ensure_binary(
-                BinaryKind::LlamaServer,
-                EnsureBinary {
-                    custom_path: Some(llama_server()),
-                    ..EnsureBinary::default()
-                },
-            )
+        use_real_llama_server(&engine)
             .await
             .expect("the real llama-server passes its checks");
         engine

@@ -33,6 +33,7 @@ use switchyard_engine::models::download::hex;
 use switchyard_engine::settings::Settings;
 use switchyard_engine::{Engine, EngineDeps, EngineError, EngineEvent, ErrorCode};
 use switchyard_testkit::gguf::{write_sdxs_512, LlamaSpec};
+use switchyard_testkit::tools::use_real_llama_server;
 use switchyard_testkit::tools::{llama_server, sd_cli, skulk_llama_server};
 use switchyard_testkit::{test_engine, FakeProbe, FixtureServer, ManualClock};
 use tokio::sync::broadcast::error::TryRecvError;
@@ -1150,16 +1151,7 @@ async fn the_engine_validates_a_user_supplied_binary() {
         Arc::new(ManualClock::at(1_700_000_000_000)),
     );
     engine.binaries().set_test_limits(limits());
-    let status = engine
-        .ensure_binary(
-            BinaryKind::LlamaServer,
-            EnsureBinary {
-                custom_path: Some(llama_server()),
-                ..EnsureBinary::default()
-            },
-        )
-        .await
-        .expect("validated");
+    let status = use_real_llama_server(&engine).await.expect("validated");
     assert!(!status.real_tested, "no model installed: basic test only");
     assert!(engine.binary_status(BinaryKind::LlamaServer).is_none());
     engine.shutdown().await;

@@ -8,7 +8,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_engine::binaries::{BinaryKind, EnsureBinary};
 use switchyard_engine::diffusion::{
     DiffusionModelFiles, ImageRequest, ImageServiceOptions, JobStatus, RunnerKind,
 };
@@ -18,7 +17,8 @@ use switchyard_engine::orchestrator::{OrchestratorEvent, OrchestratorPolicy, Usa
 use switchyard_engine::settings::Settings;
 use switchyard_engine::{Engine, EngineDeps, EngineEvent};
 use switchyard_testkit::gguf::{shared_sdxs_512, LlamaSpec};
-use switchyard_testkit::tools::{fake_sd, llama_server, sd_cli};
+use switchyard_testkit::tools::use_real_llama_server;
+use switchyard_testkit::tools::{fake_sd, sd_cli};
 use switchyard_testkit::{FakeProbe, ManualClock, GIB};
 use tokio::sync::broadcast::Receiver;
 
@@ -54,16 +54,7 @@ async fn setup(ram: u64, sd: &Path, model: &Path) -> Setup {
         poll_ms: 10,
         ..OrchestratorPolicy::default()
     });
-    engine
-        .ensure_binary(
-            BinaryKind::LlamaServer,
-            EnsureBinary {
-                custom_path: Some(llama_server()),
-                ..EnsureBinary::default()
-            },
-        )
-        .await
-        .unwrap();
+    use_real_llama_server(&engine).await.unwrap();
     let llm = dir.path().join("tiny.gguf");
     LlamaSpec::default().write_to(&llm).unwrap();
     let mut spec = InstanceSpec::new("chat", &llm);

@@ -131,3 +131,23 @@ pub fn free_port() -> u16 {
         .map(|addr| addr.port())
         .unwrap_or_else(|error| panic!("no free port: {error}"))
 }
+
+/// Makes the real llama-server `engine`'s own (as a person's binary named in
+/// Settings): its checks run, and every start uses it.
+///
+/// # Errors
+/// When the real llama-server fails the engine's checks.
+pub async fn use_real_llama_server(
+    engine: &switchyard_engine::Engine,
+) -> switchyard_engine::errors::Result<switchyard_engine::binaries::BinaryStatus> {
+    use switchyard_engine::binaries::{BinaryKind, EnsureBinary};
+    engine
+        .ensure_binary(
+            BinaryKind::LlamaServer,
+            EnsureBinary {
+                custom_path: Some(llama_server()),
+                ..EnsureBinary::default()
+            },
+        )
+        .await
+}

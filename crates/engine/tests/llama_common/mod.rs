@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchyard_engine::binaries::{BinaryKind, EnsureBinary};
 use switchyard_engine::clock::SystemClock;
 use switchyard_engine::llama::{
     HealthPolicy, InstanceSpec, InstanceState, LogPolicy, RestartPolicy, StateChange, StopPolicy,
@@ -16,7 +15,7 @@ use switchyard_engine::llama::{
 use switchyard_engine::settings::Settings;
 use switchyard_engine::{Engine, EngineDeps, EngineEvent};
 use switchyard_testkit::gguf::LlamaSpec;
-use switchyard_testkit::tools::llama_server;
+use switchyard_testkit::tools::use_real_llama_server;
 use switchyard_testkit::FakeProbe;
 use tokio::sync::broadcast;
 
@@ -90,14 +89,7 @@ pub async fn engine_at(data_dir: &Path, config_parent: &Path) -> Engine {
         clock: Arc::new(SystemClock),
     })
     .expect("engine");
-    engine
-        .ensure_binary(
-            BinaryKind::LlamaServer,
-            EnsureBinary {
-                custom_path: Some(llama_server()),
-                ..EnsureBinary::default()
-            },
-        )
+    use_real_llama_server(&engine)
         .await
         .expect("the real llama-server passes its checks");
     engine.llama().set_policy(fast_policy());
