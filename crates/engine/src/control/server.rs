@@ -11,6 +11,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+use super::images;
 use super::rows::{DaemonStatus, InstanceRow};
 use crate::errors::{EngineError, ErrorCode, ErrorReport};
 use crate::llama::{InstanceStatus, LogLine};
@@ -40,6 +41,8 @@ pub(super) fn router(state: Arc<ServerState>) -> Router {
         .route("/v1/instances/{name}/down", post(down))
         .route("/v1/instances/{name}/restart", post(restart))
         .route("/v1/instances/{name}/logs", get(logs))
+        .route("/v1/images", post(images::generate))
+        .route("/v1/images/{id}", get(images::job).delete(images::cancel))
         .with_state(state)
 }
 
