@@ -661,6 +661,52 @@ async fn an_image_through_the_daemon_pauses_its_llm_server_and_brings_it_back() 
     assert_eq!(daemon.wait().unwrap().code(), Some(0));
 }
 
+/// The app attached to a daemon makes an image in its own process: its orchestrator
+/// asks the daemon to make room, and the daemon stops its LLM server for the image
+/// and starts it again after.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_made_by_the_app_makes_the_daemon_pause_its_llm_server() {
+    use switchyard_engine::diffusion::{ImageRequest, JobStatus};
+
+    let home = Home::new();
+    home.settings(serde_json::json!({ "sd_path": sd_cli(), "offload_threshold": 0 }));
+    let server = FixtureServer::start().await.unwrap();
+    serve_sdxs(&server);
+    let sdxs_id = pull_sdxs(&home, &server);
+    home.instance_file(
+        "tiny",
+        &format!(
+            "model = {:?}\nautostart = true\n[llama]\ncontext = 512\nparallel = 1\nthreads = 2\n",
+            home.model.display().to_string()
+        ),
+    );
+    let mut daemon = start_daemon(&home);
+    wait_until("tiny healthy", || home.row("tiny")["state"] == "healthy");
+    let before = home.row("tiny");
+
+    let app = home.app_engine().await;
+    app.image_server_for(Some(sdxs_id)).await.unwrap();
+    let id = app
+        .generate_image(ImageRequest {
+            width: 64,
+            height: 64,
+            steps: 1,
+            ..serde_json::from_value(serde_json::json!({ "prompt": "a red cube" })).unwrap()
+        })
+        .unwrap();
+    let job = app.wait_image_job(&id, DEADLINE).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete, "{:?}", job.error);
+
+    wait_until("tiny healthy again in a new process", || {
+        let row = home.row("tiny");
+        row["state"] == "healthy" && row["pid"] != before["pid"]
+    });
+    assert_eq!(home.row("tiny")["port"], before["port"]);
+    app.shutdown().await;
+    home.ok(&["daemon", "stop"]);
+    assert_eq!(daemon.wait().unwrap().code(), Some(0));
+}
+
 #[test]
 fn up_in_the_foreground_runs_until_sigterm_and_its_log_is_read_from_the_file() {
     use std::io::{BufRead as _, BufReader};

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 
 use super::daemon_file::DaemonFile;
 use super::images::{self, DaemonImageRequest, QueuedImage};
+use super::room::{RoomAnswer, RoomRequest};
 use super::rows::{DaemonStatus, InstanceRow};
 use crate::diffusion::{JobSummary, JobView};
 use crate::errors::{EngineError, ErrorReport};
@@ -114,6 +115,23 @@ impl ControlClient {
     pub async fn cancel_image(&self, id: &str) -> Result<JobSummary, ErrorReport> {
         let path = format!("/v1/images/{}", image(id));
         self.call(Method::DELETE, &path, QUICK_TIMEOUT).await
+    }
+
+    /// Asks the daemon to stop its LLM servers if an image of this size would not
+    /// fit beside them (see `Orchestrator::make_room`). Offloading takes seconds.
+    pub async fn make_room(&self, request: RoomRequest) -> Result<RoomAnswer, ErrorReport> {
+        let body =
+            serde_json::to_vec(&request).map_err(|error| self.unreachable(&error.to_string()))?;
+        let answer = self
+            .send(Method::POST, "/v1/room", Bytes::from(body), START_TIMEOUT)
+            .await?;
+        self.parse(&answer)
+    }
+
+    pub async fn room_no_longer_needed(&self) -> Result<(), ErrorReport> {
+        self.send(Method::DELETE, "/v1/room", Bytes::new(), QUICK_TIMEOUT)
+            .await
+            .map(drop)
     }
 
     async fn call<T: DeserializeOwned>(

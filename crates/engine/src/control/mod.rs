@@ -11,6 +11,7 @@ mod client;
 mod daemon;
 mod daemon_file;
 mod images;
+mod room;
 mod rows;
 mod server;
 
@@ -18,4 +19,5 @@ pub use client::ControlClient;
 pub use daemon::{run_daemon, DaemonOptions};
 pub use daemon_file::{DaemonFile, DaemonLock};
 pub use images::{DaemonImageRequest, QueuedImage, MAX_WAIT as MAX_IMAGE_WAIT};
+pub use room::{DaemonServers, RoomAnswer, RoomRequest};
 pub use rows::{DaemonStatus, InstanceRow};

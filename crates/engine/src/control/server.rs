@@ -11,8 +11,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use super::images;
 use super::rows::{DaemonStatus, InstanceRow};
+use super::{images, room};
 use crate::errors::{EngineError, ErrorCode, ErrorReport};
 use crate::llama::{InstanceStatus, LogLine};
 use crate::locks::lock;
@@ -43,6 +43,7 @@ pub(super) fn router(state: Arc<ServerState>) -> Router {
         .route("/v1/instances/{name}/logs", get(logs))
         .route("/v1/images", post(images::generate))
         .route("/v1/images/{id}", get(images::job).delete(images::cancel))
+        .route("/v1/room", post(room::make).delete(room::release))
         .with_state(state)
 }
 
