@@ -13,7 +13,7 @@ use crate::instance_files::{self, InstanceFiles};
 use crate::llama::{parse_line, InstanceStatus, LogLine};
 use crate::models::ModelKind;
 
-/// Where the `switchyard-cli` command and its daemon keep their instances (in
+/// Where the `switchyard` command and its daemon keep their instances (in
 /// `state/`), apart from the window's `instances.json`.
 pub const HEADLESS_INSTANCES_FILE: &str = "cli-instances.json";
 
@@ -155,7 +155,7 @@ impl Engine {
             .min()
             .ok_or_else(|| EngineError::InvalidInput {
                 field: "model",
-                problem: "no diffusion model is installed; add one with `switchyard-cli models pull … --kind diffusion`".into(),
+                problem: "no diffusion model is installed; add one with `switchyard models pull … --kind diffusion`".into(),
             })
     }
 
