@@ -656,7 +656,10 @@ async fn an_image_through_the_daemon_pauses_its_llm_server_and_brings_it_back() 
         row["state"] == "healthy" && row["pid"] != before["pid"]
     });
     let after = home.row("tiny");
-    assert_eq!(after["api_endpoint"], before["api_endpoint"], "{before} → {after}");
+    assert_eq!(
+        after["api_endpoint"], before["api_endpoint"],
+        "{before} → {after}"
+    );
     assert_eq!(after["restarts"], 0, "{after}");
 
     home.ok(&["daemon", "stop"]);
@@ -705,6 +708,50 @@ async fn an_image_made_by_the_app_makes_the_daemon_pause_its_llm_server() {
     });
     assert_eq!(home.row("tiny")["api_endpoint"], before["api_endpoint"]);
     app.shutdown().await;
+    home.ok(&["daemon", "stop"]);
+    assert_eq!(daemon.wait().unwrap().code(), Some(0));
+}
+
+/// The daemon made room for a process that then ended without saying its image was
+/// done (a crash): it brings its LLM server back by itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_brings_its_server_back_when_the_process_it_made_room_for_ends() {
+    use switchyard_engine::control::{ControlClient, RoomRequest};
+
+    let home = Home::new();
+    home.settings(serde_json::json!({ "offload_threshold": 0 }));
+    home.instance_file(
+        "tiny",
+        &format!(
+            "model = {:?}\nautostart = true\n[llama]\ncontext = 512\nparallel = 1\nthreads = 2\n",
+            home.model.display().to_string()
+        ),
+    );
+    let mut daemon = start_daemon(&home);
+    wait_until("tiny healthy", || home.row("tiny")["state"] == "healthy");
+    let before = home.row("tiny");
+
+    let mut image_maker = Command::new("sleep").arg("600").spawn().unwrap();
+    let client = ControlClient::new(&DaemonFile::read(&home.data_dir()).unwrap().unwrap());
+    let answer = client
+        .make_room(RoomRequest {
+            ram_bytes: 1 << 30,
+            vram_bytes: 0,
+            pid: image_maker.id(),
+        })
+        .await
+        .unwrap();
+    assert!(answer.made);
+    let paused = home.row("tiny");
+    assert_ne!(paused["state"], "healthy", "{paused}");
+    assert_eq!(paused["pid"], Value::Null, "{paused}");
+
+    image_maker.kill().unwrap();
+    image_maker.wait().unwrap();
+    wait_until("tiny healthy again in a new process", || {
+        let row = home.row("tiny");
+        row["state"] == "healthy" && row["pid"] != before["pid"]
+    });
     home.ok(&["daemon", "stop"]);
     assert_eq!(daemon.wait().unwrap().code(), Some(0));
 }

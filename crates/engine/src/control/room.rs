@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,13 +16,20 @@ use super::daemon_file::{DaemonFile, DaemonLock};
 use super::server::{ApiError, Authorized, ServerState};
 use crate::diffusion::gate::BoxFuture;
 use crate::errors::ErrorReport;
-use crate::orchestrator::ServersElsewhere;
+use crate::llama::start_ticks;
+use crate::orchestrator::{Orchestrator, OrchestratorPhase, ServersElsewhere};
 
-/// What the image about to run needs.
+/// How often the daemon looks whether the process it made room for still runs.
+const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What the image about to run needs, and for whom.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomRequest {
     pub ram_bytes: u64,
     pub vram_bytes: u64,
+    /// The process making the image: should it end without saying the image is
+    /// done (a crash, a kill), the daemon brings its servers back by itself.
+    pub pid: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,12 +43,31 @@ pub(super) async fn make(
     State(state): State<Arc<ServerState>>,
     Json(request): Json<RoomRequest>,
 ) -> std::result::Result<Json<RoomAnswer>, ApiError> {
-    let made = state
-        .engine
-        .orchestrator()
+    let orchestrator = state.engine.orchestrator().clone();
+    let made = orchestrator
         .make_room(request.ram_bytes, request.vram_bytes)
         .await?;
+    if made {
+        tokio::spawn(bring_back_if_it_ends(orchestrator, request.pid));
+    }
     Ok(Json(RoomAnswer { made }))
+}
+
+/// Watches the process the servers were stopped for: once it is gone (or the
+/// servers are on their way back), the room is no longer needed.
+async fn bring_back_if_it_ends(orchestrator: Orchestrator, pid: u32) {
+    let started = start_ticks(pid);
+    loop {
+        tokio::time::sleep(WATCH_INTERVAL).await;
+        if orchestrator.phase() != OrchestratorPhase::Offloaded {
+            return;
+        }
+        if started.is_none() || start_ticks(pid) != started {
+            tracing::warn!(pid, "the process an image was made for ended without saying it was done; bringing the LLM servers back");
+            orchestrator.room_no_longer_needed();
+            return;
+        }
+    }
 }
 
 pub(super) async fn release(_: Authorized, State(state): State<Arc<ServerState>>) -> StatusCode {
@@ -83,6 +110,7 @@ impl ServersElsewhere for DaemonServers {
                 .make_room(RoomRequest {
                     ram_bytes: image_ram,
                     vram_bytes: image_vram,
+                    pid: std::process::id(),
                 })
                 .await
                 .map(|answer| answer.made)

@@ -49,7 +49,19 @@ impl Engine {
     pub fn apply_instance_files(&self) -> InstanceFiles {
         let mut loaded = self.load_instance_files();
         let mut applied = Vec::new();
+        // Paused for an image: the orchestrator starts them again as they ran (it
+        // pins the port and configuration while it does); a changed file counts
+        // at the first (re)load after they are back.
+        let paused: Vec<String> = self
+            .orchestrator()
+            .saved_state()
+            .map(|saved| saved.instances.into_iter().map(|i| i.spec.name).collect())
+            .unwrap_or_default();
         for mut file in std::mem::take(&mut loaded.files) {
+            if paused.contains(&file.spec.name) {
+                applied.push(file);
+                continue;
+            }
             let current = self.llama().status(&file.spec.name).ok();
             // An endpoint port the engine chose (the file leaves it open) is kept:
             // clients keep their address across restarts of the daemon.

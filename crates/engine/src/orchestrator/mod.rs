@@ -253,7 +253,10 @@ impl Orchestrator {
     /// The other process's image is done: what [`Self::make_room`] stopped comes
     /// back, in the background.
     pub fn room_no_longer_needed(&self) {
-        self.reload_in_background();
+        // Said twice (the other process, and the watch on it): one reload.
+        if self.phase() == OrchestratorPhase::Offloaded {
+            self.reload_in_background();
+        }
     }
 
     fn reload_in_background(&self) {
