@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use switchyard_engine::control::{ControlClient, DaemonFile, DaemonLock};
+use switchyard_engine::control::{ControlClient, DaemonFile};
 use switchyard_engine::llama::OwnerKind;
 use switchyard_engine::paths;
 use switchyard_engine::settings::Settings;
@@ -49,17 +49,7 @@ impl Context {
 
     /// The running daemon of this data folder, if one runs.
     pub fn daemon(&self) -> Result<Option<ControlClient>, ErrorReport> {
-        if !DaemonLock::is_held(&self.data_dir) {
-            return Ok(None);
-        }
-        match DaemonFile::read(&self.data_dir)? {
-            Some(file) => Ok(Some(ControlClient::new(&file))),
-            None => Err(EngineError::DaemonUnreachable {
-                address: self.data_dir.display().to_string(),
-                problem: "it runs but has not published its address (daemon.json) yet".into(),
-            }
-            .report()),
-        }
+        Ok(DaemonFile::running(&self.data_dir)?.map(|file| ControlClient::new(&file)))
     }
 
     /// The engine in this process, as `owner`, with the instance files applied

@@ -46,6 +46,22 @@ impl DaemonFile {
         }
     }
 
+    /// The daemon that runs on `data_dir` now (it holds the lock), if one does. One
+    /// that holds the lock but has not published its address yet is an error: it
+    /// is starting, ask again.
+    pub fn running(data_dir: &Path) -> Result<Option<Self>> {
+        if !DaemonLock::is_held(data_dir) {
+            return Ok(None);
+        }
+        match Self::read(data_dir)? {
+            Some(file) => Ok(Some(file)),
+            None => Err(EngineError::DaemonUnreachable {
+                address: data_dir.display().to_string(),
+                problem: "it runs but has not published its address (daemon.json) yet".into(),
+            }),
+        }
+    }
+
     pub fn write(&self, data_dir: &Path) -> Result<()> {
         let path = Self::path(data_dir);
         let bytes = serde_json::to_vec_pretty(self).map_err(|error| EngineError::Internal {

@@ -12,7 +12,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::client::ControlClient;
-use super::daemon_file::{DaemonFile, DaemonLock};
+use super::daemon_file::DaemonFile;
 use super::server::{ApiError, Authorized, ServerState};
 use crate::diffusion::gate::BoxFuture;
 use crate::errors::ErrorReport;
@@ -88,10 +88,7 @@ impl DaemonServers {
     }
 
     fn client(&self) -> Option<ControlClient> {
-        if !DaemonLock::is_held(&self.data_dir) {
-            return None;
-        }
-        let daemon = DaemonFile::read(&self.data_dir).ok().flatten()?;
+        let daemon = DaemonFile::running(&self.data_dir).ok().flatten()?;
         (daemon.pid != std::process::id()).then(|| ControlClient::new(&daemon))
     }
 }
