@@ -96,10 +96,19 @@ impl Home {
 
     /// A small, fast instance of the generated model.
     fn tiny_instance(&self, name: &str) {
+        self.tiny_instance_file(name, "");
+    }
+
+    /// The same, started by the daemon as it starts.
+    fn autostart_tiny(&self, name: &str) {
+        self.tiny_instance_file(name, "autostart = true\n");
+    }
+
+    fn tiny_instance_file(&self, name: &str, top: &str) {
         self.instance_file(
             name,
             &format!(
-                "model = {:?}\n[llama]\ncontext = 512\nparallel = 1\nthreads = 2\n",
+                "model = {:?}\n{top}[llama]\ncontext = 512\nparallel = 1\nthreads = 2\n",
                 self.model.display().to_string()
             ),
         );
@@ -404,13 +413,7 @@ fn invalid_instance_files_name_the_file_and_the_field() {
 #[test]
 fn the_daemon_restarts_a_killed_server() {
     let home = Home::new();
-    home.instance_file(
-        "tiny",
-        &format!(
-            "model = {:?}\nautostart = true\n[llama]\ncontext = 512\nparallel = 1\nthreads = 2\n",
-            home.model.display().to_string()
-        ),
-    );
+    home.autostart_tiny("tiny");
     let mut daemon = start_daemon(&home);
 
     // autostart: healthy without an `up`.
@@ -634,13 +637,7 @@ async fn an_image_through_the_daemon_pauses_its_llm_server_and_brings_it_back() 
     let server = FixtureServer::start().await.unwrap();
     serve_sdxs(&server);
     let sdxs_id = pull_sdxs(&home, &server);
-    home.instance_file(
-        "tiny",
-        &format!(
-            "model = {:?}\nautostart = true\n[llama]\ncontext = 512\nparallel = 1\nthreads = 2\n",
-            home.model.display().to_string()
-        ),
-    );
+    home.autostart_tiny("tiny");
     let mut daemon = start_daemon(&home);
     wait_until("tiny healthy", || home.row("tiny")["state"] == "healthy");
     let before = home.row("tiny");
@@ -678,13 +675,7 @@ async fn an_image_made_by_the_app_makes_the_daemon_pause_its_llm_server() {
     let server = FixtureServer::start().await.unwrap();
     serve_sdxs(&server);
     let sdxs_id = pull_sdxs(&home, &server);
-    home.instance_file(
-        "tiny",
-        &format!(
-            "model = {:?}\nautostart = true\n[llama]\ncontext = 512\nparallel = 1\nthreads = 2\n",
-            home.model.display().to_string()
-        ),
-    );
+    home.autostart_tiny("tiny");
     let mut daemon = start_daemon(&home);
     wait_until("tiny healthy", || home.row("tiny")["state"] == "healthy");
     let before = home.row("tiny");
@@ -720,13 +711,7 @@ async fn the_daemon_brings_its_server_back_when_the_process_it_made_room_for_end
 
     let home = Home::new();
     home.settings(serde_json::json!({ "offload_threshold": 0 }));
-    home.instance_file(
-        "tiny",
-        &format!(
-            "model = {:?}\nautostart = true\n[llama]\ncontext = 512\nparallel = 1\nthreads = 2\n",
-            home.model.display().to_string()
-        ),
-    );
+    home.autostart_tiny("tiny");
     let mut daemon = start_daemon(&home);
     wait_until("tiny healthy", || home.row("tiny")["state"] == "healthy");
     let before = home.row("tiny");
