@@ -489,6 +489,7 @@ export function fakeInstance(
     started_at_ms: running ? 1_700_000_000_000 : null,
     restarts: 0,
     error: null,
+    owned_by: null,
   };
 }
 

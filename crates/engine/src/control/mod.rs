@@ -10,10 +10,12 @@
 mod client;
 mod daemon;
 mod daemon_file;
+mod link;
 mod rows;
 mod server;
 
 pub use client::ControlClient;
 pub use daemon::{run_daemon, DaemonOptions};
 pub use daemon_file::{DaemonFile, DaemonLock};
+pub use link::{AttachedDaemon, DaemonInstance, DaemonLink};
 pub use rows::{DaemonStatus, InstanceRow};
