@@ -68,8 +68,10 @@ export class DaemonStore implements LogSource {
     const since = known.length > 0 ? known[known.length - 1].seq + 1 : 0;
     try {
       const lines = await ipc.daemonLogs(name, since, LOG_LIMIT);
-      const next = appendLog(known, lines);
-      if (next !== known) this.logs[name] = next;
+      // Another poll may have added lines meanwhile: append to what is there now.
+      const current = this.logs[name] ?? [];
+      const next = appendLog(current, lines);
+      if (next !== current) this.logs[name] = next;
     } catch (error) {
       console.warn(`Switchyard: cannot read the daemon's log of ${name}`, error);
     }
