@@ -111,6 +111,7 @@ test('the window shows and drives the daemon, and the app leaves it its instance
   assert.match(await textOf(driver, 'daemon-file'), new RegExp(`instances/${NAME}\\.toml$`));
   await driver.wait(async () => (await driver.findElements(By.css('[data-testid="llm-log-line"]'))).length > 0,
     DEADLINE_MS, "no line of the daemon's log on screen");
+  await driver.executeScript('arguments[0].scrollIntoView({ block: "start" })', await visible(driver, 'llm-instances'));
   await screenshot(driver, 'daemon');
 
   // Stop in the window: the daemon's own `ps` says stopped.
