@@ -119,6 +119,45 @@ impl DaemonLink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::llama::InstanceState;
+
+    fn attached(state: InstanceState, uptime_s: Option<u64>) -> AttachedDaemon {
+        AttachedDaemon {
+            status: DaemonStatus {
+                pid: 7,
+                version: "0".into(),
+                data_dir: "/d".into(),
+                instances_dir: "/c/instances".into(),
+                problems: Vec::new(),
+            },
+            instances: vec![InstanceRow {
+                name: "tiny".into(),
+                state,
+                pid: Some(8),
+                port: Some(9000),
+                backend: None,
+                variant: None,
+                model: "tiny.gguf".into(),
+                uptime_s,
+                endpoint: None,
+                api_endpoint: None,
+                restarts: 0,
+                owner: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_snapshot_differs_by_state_or_presence_not_by_uptime() {
+        let healthy = attached(InstanceState::Healthy, Some(1));
+        let later = attached(InstanceState::Healthy, Some(9));
+        let unhealthy = attached(InstanceState::Unhealthy, Some(9));
+        assert!(!AttachedDaemon::differs(Some(&healthy), Some(&later)));
+        assert!(AttachedDaemon::differs(Some(&healthy), Some(&unhealthy)));
+        assert!(AttachedDaemon::differs(None, Some(&healthy)));
+        assert!(AttachedDaemon::differs(Some(&healthy), None));
+        assert!(!AttachedDaemon::differs(None, None));
+    }
 
     #[test]
     fn no_daemon_file_means_no_daemon_and_a_dead_daemons_file_is_ignored() {

@@ -6,6 +6,10 @@
 //! folder while it serves, and removes it when it ends. Every request carries
 //! `Authorization: Bearer <token>`: the port is open to every local user, the file
 //! only to this one.
+//!
+//! The desktop app attaches to a running daemon through `link` (see
+//! `Engine::daemon_client` and `Engine::run_daemon_watch`): it shows and drives the
+//! daemon's instances instead of running its own servers for them.
 
 mod client;
 mod daemon;
