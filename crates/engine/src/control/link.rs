@@ -80,6 +80,9 @@ impl DaemonLink {
     /// A `daemon.json` left by a daemon that was killed does not count: a live
     /// daemon holds the folder's daemon lock.
     pub fn client(&self) -> Option<ControlClient> {
+        // The file first: it is written once the daemon holds its lock, so the lock
+        // is probed (a shared lock for an instant, which a daemon starting in that
+        // instant would take for another daemon) only when one is recorded.
         let found = match DaemonFile::read(&self.data_dir) {
             Ok(found) => found.filter(|_| DaemonLock::is_held(&self.data_dir)),
             Err(error) => {
