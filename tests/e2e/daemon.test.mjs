@@ -1,6 +1,6 @@
 // The window attached to a running `switchyard daemon` (the real command line, the
 // real llama-server, a generated tiny model): the daemon's group shows its instance
-// healthy; Stop and Start in the window go through the daemon (its own `ps` agrees);
+// healthy and the instance file it could not use; Stop and Start in the window go through the daemon (its own `ps` agrees);
 // the app's own instance of the same name, which ran when the app last closed, is
 // left to the daemon at launch and shows it as owner with Start disabled.
 import assert from 'node:assert/strict';
@@ -56,6 +56,8 @@ function prepare(dir) {
   mkdirSync(join(dir, 'config', 'instances'), { recursive: true });
   writeFileSync(join(dir, 'config', 'instances', `${NAME}.toml`),
     `model = ${JSON.stringify(model)}\n[llama]\ncontext = 512\nparallel = 1\nthreads = 2\n`);
+  // One the daemon cannot use: the window lists it among the daemon's problems.
+  writeFileSync(join(dir, 'config', 'instances', 'broken.toml'), `model = ${JSON.stringify(model)}\n[llama]\nprot = 1\n`);
   mkdirSync(join(dir, 'data', 'state'), { recursive: true });
   writeFileSync(join(dir, 'data', 'state', 'instances.json'), JSON.stringify({
     instances: [{ spec: { name: NAME, model_path: model, config: { context: 512, parallel: 1 } }, was_running: true }],
@@ -101,6 +103,9 @@ test('the window shows and drives the daemon, and the app leaves it its instance
   assert.match(await textOf(driver, 'daemon-title'), new RegExp(`^Switchyard daemon · pid ${pid} · \\d+\\.\\d+\\.\\d+`));
   await driver.wait(async () => (await stateOf(driver, daemonRow)) === 'healthy', DEADLINE_MS,
     "the daemon's instance never showed healthy");
+  const problem = await visible(driver, 'daemon-problem');
+  assert.equal(await problem.getAttribute('data-code'), 'INVALID_INSTANCE_FILE');
+  assert.match(await textOf(driver, 'daemon-problem'), /broken\.toml: `llama\.prot`/);
 
   // The detail, through the daemon.
   await driver.findElement(daemonRow).click();
