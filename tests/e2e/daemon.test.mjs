@@ -25,7 +25,7 @@ let home;
 /** Runs the command line on the test's folders; its parsed `--json` output. */
 function cli(args) {
   const run = spawnSync(CLI, [...args, '--json'], { env: appEnv(home), encoding: 'utf8', timeout: START_DEADLINE_MS });
-  assert.equal(run.status, 0, `switchyard-cli ${args.join(' ')} failed: ${run.stdout}${run.stderr}`);
+  assert.equal(run.status, 0, `switchyard ${args.join(' ')} failed: ${run.stdout}${run.stderr}`);
   return JSON.parse(run.stdout);
 }
 

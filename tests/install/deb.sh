@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The .deb as an end user gets it: builds the bundle (cargo reuses a fresh build),
-# installs it with dpkg, checks the desktop entry and icons, launches the installed
-# /usr/bin/switchyard in a real window under Xvfb (its System tab must show this
+# installs it with dpkg, checks the desktop entry and icons and the `switchyard`
+# command beside the app, launches the installed /usr/bin/switchyard-desktop in a real window under Xvfb (its System tab must show this
 # machine; screenshot in target/e2e/screenshots/installed.png), then removes the
 # package and checks that its files are gone. Needs root (dpkg); skipped otherwise.
 set -euo pipefail
@@ -13,9 +13,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 package=switchyard
-app=/usr/bin/switchyard
+app=/usr/bin/switchyard-desktop
+cli=/usr/bin/switchyard
 desktop=/usr/share/applications/Switchyard.desktop
-icon=/usr/share/icons/hicolor/128x128/apps/switchyard.png
+icon=/usr/share/icons/hicolor/128x128/apps/switchyard-desktop.png
 fail() { echo "tests/install/deb.sh: $*" >&2; exit 1; }
 
 if dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed"; then
@@ -28,7 +29,7 @@ version=$(node -p 'require("./tauri.conf.json").version')
 deb=$(ls "$target_dir"/release/bundle/deb/Switchyard_"${version}"_*.deb)
 rpm=$(ls "$target_dir"/release/bundle/rpm/Switchyard-"${version}"-*.rpm)
 printf 'bundle sizes: deb %s bytes, rpm %s bytes, binary %s bytes\n' \
-  "$(stat -c %s "$deb")" "$(stat -c %s "$rpm")" "$(stat -c %s "$target_dir/release/switchyard")"
+  "$(stat -c %s "$deb")" "$(stat -c %s "$rpm")" "$(stat -c %s "$target_dir/release/switchyard-desktop")"
 dpkg-deb --field "$deb" Package Version Depends Section
 
 # Always leave the machine as it was, also when a check fails.
@@ -42,9 +43,12 @@ fi
 [ -x "$app" ] || fail "$app was not installed"
 [ -f "$desktop" ] || fail "no desktop entry at $desktop"
 [ -f "$icon" ] || fail "no icon at $icon"
-grep -qx 'Exec=switchyard' "$desktop" || fail "the desktop entry does not start switchyard: $(cat "$desktop")"
-grep -qx 'Icon=switchyard' "$desktop" || fail "the desktop entry names no icon"
+grep -qx 'Exec=switchyard-desktop' "$desktop" || fail "the desktop entry does not start switchyard-desktop: $(cat "$desktop")"
+grep -qx 'Icon=switchyard-desktop' "$desktop" || fail "the desktop entry names no icon"
 grep -q '^Categories=Utility;' "$desktop" || fail "the desktop entry has no category"
+[ -x "$cli" ] || fail "the switchyard command was not installed at $cli"
+# The command runs on the installed system: no window, so no Tauri or GTK needed.
+"$cli" --version | grep -q '^switchyard ' || fail "$cli --version: $("$cli" --version 2>&1)"
 if command -v desktop-file-validate >/dev/null 2>&1; then desktop-file-validate "$desktop"; fi
 installed_files=$(dpkg -L "$package")
 

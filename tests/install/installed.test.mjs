@@ -1,4 +1,4 @@
-// The installed app (/usr/bin/switchyard from the .deb, see deb.sh) opens its window
+// The installed app (/usr/bin/switchyard-desktop from the .deb, see deb.sh) opens its window
 // and its System tab shows this machine's own CPU and RAM.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';

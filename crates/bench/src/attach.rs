@@ -106,7 +106,7 @@ async fn with_daemon(app: &Engine, mut alone: Vec<Duration>) -> Result<()> {
 }
 
 /// The daemon's engine: the real llama-server is its Settings' own, as
-/// `switchyard-cli daemon` finds it in `settings.json`.
+/// `switchyard daemon` finds it in `settings.json`.
 async fn daemon_engine(home: &Path) -> Result<Engine> {
     let engine = Engine::new(EngineDeps {
         data_dir_override: Some(home.join("data")),

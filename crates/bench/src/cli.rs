@@ -1,4 +1,4 @@
-//! `cli`: what a script pays for `switchyard-cli ps` against a running daemon,
+//! `cli`: what a script pays for `switchyard ps` against a running daemon,
 //! beside `curl` asking the daemon's same route (a process that only does HTTP).
 
 use std::path::{Path, PathBuf};
@@ -19,7 +19,7 @@ const DEADLINE: Duration = Duration::from_secs(60);
 pub fn run(rest: &[String]) -> Result<()> {
     let cli = match rest.iter().position(|arg| arg == "--cli") {
         Some(at) => PathBuf::from(rest.get(at + 1).context("--cli PATH")?),
-        None => std::env::current_exe()?.with_file_name("switchyard-cli"),
+        None => std::env::current_exe()?.with_file_name("switchyard"),
     };
     if !cli.is_file() {
         bail!(
@@ -79,7 +79,7 @@ fn measure(command: &dyn Fn(&[&str]) -> Command, daemon: &DaemonFile) -> Result<
     let (curl_median, curl_p90) = median_p90(&mut curl_times);
     println!("cli: one running tiny instance, {RUNS} runs each, through the daemon");
     println!("  {:<44} {:>10} {:>10}", "", "median", "p90");
-    row("switchyard-cli ps", cli_median, cli_p90);
+    row("switchyard ps", cli_median, cli_p90);
     row("curl GET /v1/instances (reference)", curl_median, curl_p90);
     println!(
         "cli: ps {:.1} ms, {:.1} ms over curl (goal <= {} ms)",

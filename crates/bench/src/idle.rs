@@ -188,7 +188,7 @@ fn locate_app(explicit: Option<PathBuf>) -> Result<PathBuf> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let app = explicit.unwrap_or_else(|| target.join("release/switchyard"));
+    let app = explicit.unwrap_or_else(|| target.join("release/switchyard-desktop"));
     if !app.is_file() {
         bail!(
             "no release build of the app at {}: run `npm run build:app` first (or pass --app PATH)",

@@ -60,7 +60,7 @@ const SUITES: &[(&str, &str)] = &[
     ),
     (
         "cli",
-        "switchyard-cli ps through a running daemon vs curl on the same route [--cli PATH]",
+        "switchyard ps through a running daemon vs curl on the same route [--cli PATH]",
     ),
     (
         "attach",

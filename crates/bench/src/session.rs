@@ -52,7 +52,9 @@ impl AppSession {
     /// The app's own process, once it exists.
     pub fn app_pid(&self, deadline: Duration) -> Result<u32> {
         wait_for(deadline, || {
-            proc_stats::find_in_tree(self.launcher.id(), "switchyard")
+            // The kernel keeps 15 bytes of a process's name: `switchyard-desktop`
+            // is listed as `switchyard-desk`.
+            proc_stats::find_in_tree(self.launcher.id(), "switchyard-desk")
         })
         .context("the app did not start")
     }

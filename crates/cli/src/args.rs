@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
-    name = "switchyard-cli",
+    name = "switchyard",
     version,
     about = "Switchyard without a window: llama-server instances, models and images from a terminal",
     after_help = "Exit codes: 0 ok, 1 failure, 2 usage, 3 not found, 4 invalid configuration, 5 not healthy, 6 daemon unreachable, 7 run by another Switchyard, 8 could not start. See docs/cli.md."

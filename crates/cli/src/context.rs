@@ -105,7 +105,7 @@ impl Context {
         self.data_dir.join("logs").join("daemon.log")
     }
 
-    /// `switchyard-cli daemon` as a process of its own, in its own process group
+    /// `switchyard daemon` as a process of its own, in its own process group
     /// (a Ctrl-C in this terminal is not for it), output to `logs/daemon.log`.
     fn spawn_daemon(&self) -> Result<(), ErrorReport> {
         let internal = |problem: String| EngineError::Internal { problem }.report();

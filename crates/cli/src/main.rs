@@ -1,4 +1,4 @@
-//! `switchyard-cli`: Switchyard without a window. The same engine as the app: the
+//! `switchyard`: Switchyard without a window. The same engine as the app: the
 //! llama-server instances of the instance files (`ps`, `up`, `down`, `logs`, …),
 //! models, images, and `daemon`, which keeps instances running and serves the
 //! engine's control API on loopback. docs/cli.md describes it all.

@@ -1,4 +1,4 @@
-//! The `switchyard-cli` program end to end, with the real llama-server and a
+//! The `switchyard` program end to end, with the real llama-server and a
 //! generated model: up → ps healthy → logs → down, `--json`, instance files with
 //! problems, the daemon restarting a killed server, and one owner per instance.
 
@@ -15,9 +15,9 @@ use switchyard_engine::control::DaemonFile;
 use switchyard_engine::llama::InstanceSpec;
 use switchyard_engine::settings::Settings;
 use switchyard_engine::{Engine, EngineDeps, ErrorCode};
-use switchyard_testkit::gguf::LlamaSpec;
-use switchyard_testkit::tools::{llama_server, use_real_llama_server};
-use switchyard_testkit::FakeProbe;
+use switchyard_testkit::gguf::{shared_sdxs_512, LlamaSpec};
+use switchyard_testkit::tools::{llama_server, sd_cli, use_real_llama_server};
+use switchyard_testkit::{FakeProbe, FixtureServer};
 
 /// Generous: a loaded CI machine may be slow; a passing test never waits this long.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -40,15 +40,40 @@ impl Home {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("config");
         std::fs::create_dir_all(config.join("instances")).unwrap();
-        let settings = serde_json::json!({
-            "settings": { "llama_server_path": llama_server() }
-        });
-        std::fs::write(config.join("settings.json"), settings.to_string()).unwrap();
         let model = dir.path().join("tiny.gguf");
         LlamaSpec::default()
             .write_to(&model)
             .expect("model written");
-        Self { dir, model }
+        let home = Self { dir, model };
+        home.settings(serde_json::json!({}));
+        home
+    }
+
+    /// Settings beside the real llama-server.
+    fn settings(&self, mut more: Value) {
+        more["llama_server_path"] = serde_json::json!(llama_server());
+        let file = serde_json::json!({ "settings": more });
+        std::fs::write(self.config_dir().join("settings.json"), file.to_string()).unwrap();
+    }
+
+    /// `image --json` of one 64×64 one-step image with seed 42 into `out`.
+    fn small_image(&self, model: &str, out: &Path) -> Value {
+        self.json(&[
+            "image",
+            "a red cube",
+            "--model",
+            model,
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--steps",
+            "1",
+            "--seed",
+            "42",
+            "-o",
+            out.to_str().unwrap(),
+        ])
     }
 
     fn data_dir(&self) -> PathBuf {
@@ -81,7 +106,7 @@ impl Home {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard-cli"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
         command
             .args(args)
             .env("SWITCHYARD_DATA_DIR", self.data_dir())
@@ -92,7 +117,7 @@ impl Home {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("switchyard-cli runs")
+        self.command(args).output().expect("switchyard runs")
     }
 
     /// Runs a command that must succeed; its stdout.
@@ -194,7 +219,7 @@ fn app_instance(app: &Engine, name: &str, model: &Path) {
     app.create_instance(spec).unwrap();
 }
 
-/// `switchyard-cli daemon` as this test's own child.
+/// `switchyard daemon` as this test's own child.
 fn start_daemon(home: &Home) -> Child {
     let child = home
         .command(&["daemon"])
@@ -470,7 +495,7 @@ async fn the_app_and_the_daemon_never_both_own_an_instance() {
 fn the_service_unit_runs_this_program_as_a_daemon() {
     let home = Home::new();
     let unit = home.ok(&["service", "install", "--print"]);
-    let program = Path::new(env!("CARGO_BIN_EXE_switchyard-cli"));
+    let program = Path::new(env!("CARGO_BIN_EXE_switchyard"));
     assert!(
         unit.contains(&format!("ExecStart={} daemon\n", program.display())),
         "{unit}"
@@ -507,28 +532,17 @@ fn a_restarted_daemon_starts_again_what_it_ran_but_not_what_was_stopped() {
 #[tokio::test(flavor = "multi_thread")]
 async fn models_pull_verify_rm_and_an_image_saved_as_png() {
     use sha2::{Digest as _, Sha256};
-    use switchyard_testkit::gguf::shared_sdxs_512;
-    use switchyard_testkit::tools::sd_cli;
-    use switchyard_testkit::FixtureServer;
 
     let home = Home::new();
-    let settings = serde_json::json!({
-        "settings": { "llama_server_path": llama_server(), "sd_path": sd_cli() }
-    });
-    std::fs::write(
-        home.config_dir().join("settings.json"),
-        settings.to_string(),
-    )
-    .unwrap();
+    home.settings(serde_json::json!({ "sd_path": sd_cli() }));
     let server = FixtureServer::start().await.unwrap();
+    serve_sdxs(&server);
     let tiny = std::fs::read(&home.model).unwrap();
     let tiny_sha: String = Sha256::digest(&tiny)
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect();
     server.add_file("tiny.gguf", tiny);
-    let sdxs = shared_sdxs_512();
-    server.add_file("sdxs.gguf", std::fs::read(sdxs.path()).unwrap());
 
     let pulled = home.json(&[
         "models",
@@ -560,39 +574,9 @@ async fn models_pull_verify_rm_and_an_image_saved_as_png() {
     assert_eq!(ids, [tiny_id.as_str()]);
     home.ok(&["models", "verify", &tiny_id]);
 
-    let pulled = home.json(&[
-        "models",
-        "pull",
-        &server.url("sdxs.gguf"),
-        "--kind",
-        "diffusion",
-        "--name",
-        "sdxs",
-    ]);
-    let sdxs_id = pulled["id"].as_str().unwrap().to_owned();
+    let sdxs_id = pull_sdxs(&home, &server);
     let out = home.dir.path().join("images");
-    let saved = home.json(&[
-        "image",
-        "a red cube",
-        "--model",
-        &sdxs_id,
-        "--width",
-        "64",
-        "--height",
-        "64",
-        "--steps",
-        "1",
-        "--seed",
-        "42",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    let saved = saved.as_array().expect("the saved files");
-    assert_eq!(saved.len(), 1);
-    let path = PathBuf::from(saved[0].as_str().unwrap());
-    assert_eq!(path, out.join("switchyard_42_0.png"));
-    let png = std::fs::read(&path).unwrap();
-    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG file");
+    assert_one_png(&home.small_image(&sdxs_id, &out), &out);
 
     home.ok(&["models", "rm", &sdxs_id]);
     home.ok(&["models", "rm", &tiny_id]);
@@ -608,6 +592,168 @@ async fn models_pull_verify_rm_and_an_image_saved_as_png() {
         "{}",
         stderr(&gone)
     );
+}
+
+/// The random-weight SDXS-512 model as `sdxs.gguf` on `server`.
+fn serve_sdxs(server: &FixtureServer) {
+    let sdxs = shared_sdxs_512();
+    server.add_file("sdxs.gguf", std::fs::read(sdxs.path()).unwrap());
+}
+
+/// `models pull` of the served SDXS model; its id.
+fn pull_sdxs(home: &Home, server: &FixtureServer) -> String {
+    let pulled = home.json(&[
+        "models",
+        "pull",
+        &server.url("sdxs.gguf"),
+        "--kind",
+        "diffusion",
+        "--name",
+        "sdxs",
+    ]);
+    pulled["id"].as_str().expect("an id").to_owned()
+}
+
+/// `saved` (what `image --json` printed) is the one PNG of seed 42 in `out`.
+fn assert_one_png(saved: &Value, out: &Path) {
+    let saved = saved.as_array().expect("the saved files");
+    assert_eq!(saved.len(), 1);
+    let path = PathBuf::from(saved[0].as_str().unwrap());
+    assert_eq!(path, out.join("switchyard_42_0.png"));
+    let png = std::fs::read(&path).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG file");
+}
+
+/// With a daemon running, `image` is made by the daemon's image service: its
+/// orchestrator stops the daemon's LLM server for the image (threshold 0: always)
+/// and starts it again after, on the same port.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_through_the_daemon_pauses_its_llm_server_and_brings_it_back() {
+    let home = Home::new();
+    home.settings(serde_json::json!({ "sd_path": sd_cli(), "offload_threshold": 0 }));
+    let server = FixtureServer::start().await.unwrap();
+    serve_sdxs(&server);
+    let sdxs_id = pull_sdxs(&home, &server);
+    home.instance_file(
+        "tiny",
+        &format!(
+            "model = {:?}\nautostart = true\n[llama]\ncontext = 512\nparallel = 1\nthreads = 2\n",
+            home.model.display().to_string()
+        ),
+    );
+    let mut daemon = start_daemon(&home);
+    wait_until("tiny healthy", || home.row("tiny")["state"] == "healthy");
+    let before = home.row("tiny");
+
+    let out = home.dir.path().join("images");
+    assert_one_png(&home.small_image(&sdxs_id, &out), &out);
+
+    // Paused and started again: another process, the same address for clients (the
+    // server's own port may change when another program took it meanwhile), not
+    // counted as a crash.
+    wait_until("tiny healthy again in a new process", || {
+        let row = home.row("tiny");
+        row["state"] == "healthy" && row["pid"] != before["pid"]
+    });
+    let after = home.row("tiny");
+    assert_eq!(
+        after["api_endpoint"], before["api_endpoint"],
+        "{before} → {after}"
+    );
+    assert_eq!(after["restarts"], 0, "{after}");
+
+    home.ok(&["daemon", "stop"]);
+    assert_eq!(daemon.wait().unwrap().code(), Some(0));
+}
+
+/// The app attached to a daemon makes an image in its own process: its orchestrator
+/// asks the daemon to make room, and the daemon stops its LLM server for the image
+/// and starts it again after.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_made_by_the_app_makes_the_daemon_pause_its_llm_server() {
+    use switchyard_engine::diffusion::{ImageRequest, JobStatus};
+
+    let home = Home::new();
+    home.settings(serde_json::json!({ "sd_path": sd_cli(), "offload_threshold": 0 }));
+    let server = FixtureServer::start().await.unwrap();
+    serve_sdxs(&server);
+    let sdxs_id = pull_sdxs(&home, &server);
+    home.instance_file(
+        "tiny",
+        &format!(
+            "model = {:?}\nautostart = true\n[llama]\ncontext = 512\nparallel = 1\nthreads = 2\n",
+            home.model.display().to_string()
+        ),
+    );
+    let mut daemon = start_daemon(&home);
+    wait_until("tiny healthy", || home.row("tiny")["state"] == "healthy");
+    let before = home.row("tiny");
+
+    let app = home.app_engine().await;
+    app.image_server_for(Some(sdxs_id)).await.unwrap();
+    let id = app
+        .generate_image(ImageRequest {
+            width: 64,
+            height: 64,
+            steps: 1,
+            ..serde_json::from_value(serde_json::json!({ "prompt": "a red cube" })).unwrap()
+        })
+        .unwrap();
+    let job = app.wait_image_job(&id, DEADLINE).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete, "{:?}", job.error);
+
+    wait_until("tiny healthy again in a new process", || {
+        let row = home.row("tiny");
+        row["state"] == "healthy" && row["pid"] != before["pid"]
+    });
+    assert_eq!(home.row("tiny")["api_endpoint"], before["api_endpoint"]);
+    app.shutdown().await;
+    home.ok(&["daemon", "stop"]);
+    assert_eq!(daemon.wait().unwrap().code(), Some(0));
+}
+
+/// The daemon made room for a process that then ended without saying its image was
+/// done (a crash): it brings its LLM server back by itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_brings_its_server_back_when_the_process_it_made_room_for_ends() {
+    use switchyard_engine::control::{ControlClient, RoomRequest};
+
+    let home = Home::new();
+    home.settings(serde_json::json!({ "offload_threshold": 0 }));
+    home.instance_file(
+        "tiny",
+        &format!(
+            "model = {:?}\nautostart = true\n[llama]\ncontext = 512\nparallel = 1\nthreads = 2\n",
+            home.model.display().to_string()
+        ),
+    );
+    let mut daemon = start_daemon(&home);
+    wait_until("tiny healthy", || home.row("tiny")["state"] == "healthy");
+    let before = home.row("tiny");
+
+    let mut image_maker = Command::new("sleep").arg("600").spawn().unwrap();
+    let client = ControlClient::new(&DaemonFile::read(&home.data_dir()).unwrap().unwrap());
+    let answer = client
+        .make_room(RoomRequest {
+            ram_bytes: 1 << 30,
+            vram_bytes: 0,
+            pid: image_maker.id(),
+        })
+        .await
+        .unwrap();
+    assert!(answer.made);
+    let paused = home.row("tiny");
+    assert_ne!(paused["state"], "healthy", "{paused}");
+    assert_eq!(paused["pid"], Value::Null, "{paused}");
+
+    image_maker.kill().unwrap();
+    image_maker.wait().unwrap();
+    wait_until("tiny healthy again in a new process", || {
+        let row = home.row("tiny");
+        row["state"] == "healthy" && row["pid"] != before["pid"]
+    });
+    home.ok(&["daemon", "stop"]);
+    assert_eq!(daemon.wait().unwrap().code(), Some(0));
 }
 
 #[test]

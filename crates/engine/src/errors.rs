@@ -331,9 +331,9 @@ impl EngineError {
             Self::QueueFull { .. } => "Wait for the images in progress, then try again.".into(),
             Self::NotFound {
                 what: "instance", ..
-            } => "Check the name: `switchyard-cli ps` (or the LLM tab) lists the instances.".into(),
+            } => "Check the name: `switchyard ps` (or the LLM tab) lists the instances.".into(),
             Self::NotFound { what: "model", .. } => {
-                "Check the id: `switchyard-cli models list` (or the Models tab) lists the installed models."
+                "Check the id: `switchyard models list` (or the Models tab) lists the installed models."
                     .into()
             }
             Self::NotFound { .. } => "Check the id; finished results are kept only for a while.".into(),

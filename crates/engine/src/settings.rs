@@ -140,7 +140,7 @@ impl Settings {
 
     /// The settings the app saved in `config_dir` (its store keeps them under
     /// `"settings"` in `settings.json`), read-only, for front ends without the
-    /// store (the `switchyard-cli` command). Missing: the defaults; damaged: the
+    /// store (the `switchyard` command). Missing: the defaults; damaged: the
     /// defaults and the reason.
     pub fn read_saved(config_dir: &Path) -> (Self, Option<String>) {
         let path = config_dir.join("settings.json");

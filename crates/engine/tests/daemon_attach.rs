@@ -1,5 +1,5 @@
 //! The app attached to a running daemon of its data folder, both real: a daemon
-//! (`run_daemon` on its own engine, as `switchyard-cli daemon` runs it) with an
+//! (`run_daemon` on its own engine, as `switchyard daemon` runs it) with an
 //! instance file for a generated model and the real llama-server, and the app's
 //! engine beside it on the same folders. The app's watcher sees the daemon come,
 //! its instance change and the daemon go; starts and stops go through the daemon;
@@ -64,7 +64,7 @@ fn instance_file(config_dir: &Path, name: &str, model: &Path) {
 }
 
 /// The daemon's engine: the real llama-server is its Settings' own, as
-/// `switchyard-cli daemon` finds it in `settings.json`.
+/// `switchyard daemon` finds it in `settings.json`.
 async fn daemon_engine(data_dir: &Path, config_parent: &Path) -> Engine {
     let engine = Engine::new(EngineDeps {
         data_dir_override: Some(data_dir.to_path_buf()),

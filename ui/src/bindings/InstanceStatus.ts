@@ -36,7 +36,7 @@ restarts: number,
  */
 error: ErrorReport | null, 
 /**
- * Another Switchyard process (the daemon, a `switchyard-cli up --foreground`)
+ * Another Switchyard process (the daemon, a `switchyard up --foreground`)
  * that holds this instance's lock now, so this one cannot start it.
  */
 owned_by: Owner | null, };

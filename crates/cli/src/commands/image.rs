@@ -1,15 +1,14 @@
-//! `image "prompt" …`: runs the image server in this process on an installed
-//! diffusion model, generates, saves the PNGs, stops it.
+//! `image "prompt" …`: generates on an installed diffusion model and saves the
+//! PNGs, through the running daemon (whose orchestrator pauses its LLM servers for
+//! the image) or, without one, with the image server in this process.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine as _;
-use switchyard_engine::binaries::{BinaryKind, EnsureBinary};
+use switchyard_engine::control::{ControlClient, DaemonImageRequest, MAX_IMAGE_WAIT as MAX_WAIT};
 use switchyard_engine::diffusion::{ImageRequest, JobStatus, JobView};
-use switchyard_engine::engine::ImageServerConfig;
 use switchyard_engine::llama::OwnerKind;
-use switchyard_engine::models::ModelKind;
 use switchyard_engine::{Engine, EngineError, ErrorReport};
 
 use super::Outcome;
@@ -21,10 +20,35 @@ use crate::render;
 const GENERATION_TIMEOUT: Duration = Duration::from_secs(6 * 60 * 60);
 
 pub async fn run(context: &Context, args: ImageArgs) -> Outcome {
-    let engine = context.local_engine(OwnerKind::Cli)?;
-    let outcome = generate(&engine, args).await;
-    engine.shutdown().await;
-    let saved = outcome?;
+    let out = args.out.clone();
+    let order = DaemonImageRequest {
+        model: args.model,
+        request: ImageRequest {
+            prompt: args.prompt,
+            negative_prompt: args.negative,
+            width: args.width,
+            height: args.height,
+            steps: args.steps,
+            cfg_scale: args.cfg_scale,
+            sampler: args.sampler,
+            scheduler: None,
+            seed: args.seed,
+            count: args.count,
+            overrides: Default::default(),
+        },
+    };
+    // Through a running daemon, its orchestrator pauses the LLM servers it runs for
+    // the image; without one, nothing else runs here to be paused.
+    let job = match context.daemon()? {
+        Some(daemon) => through_daemon(&daemon, &order).await?,
+        None => {
+            let engine = context.local_engine(OwnerKind::Cli)?;
+            let job = in_this_process(&engine, order).await;
+            engine.shutdown().await;
+            job?
+        }
+    };
+    let saved = save(job, &out)?;
     if context.json {
         println!("{}", render::json(&saved));
     } else {
@@ -35,65 +59,42 @@ pub async fn run(context: &Context, args: ImageArgs) -> Outcome {
     Ok(0)
 }
 
-async fn generate(engine: &Engine, args: ImageArgs) -> Result<Vec<PathBuf>, ErrorReport> {
-    let model_id = match args.model {
-        Some(model) => model,
-        None => first_diffusion_model(engine)?,
-    };
-    if engine.binary_status(BinaryKind::Diffusion).is_none() {
-        engine
-            .ensure_binary(BinaryKind::Diffusion, EnsureBinary::default())
-            .await?;
-    }
-    engine
-        .start_image_server(ImageServerConfig {
-            model_id: Some(model_id),
-            files: None,
-            // Any free port: this server is for this command only.
-            port: Some(0),
-            api_key: None,
-            sd_binary: None,
-            options: Default::default(),
-        })
-        .await?;
-    let id = engine.generate_image(ImageRequest {
-        prompt: args.prompt,
-        negative_prompt: args.negative,
-        width: args.width,
-        height: args.height,
-        steps: args.steps,
-        cfg_scale: args.cfg_scale,
-        sampler: args.sampler,
-        scheduler: None,
-        seed: args.seed,
-        count: args.count,
-        overrides: Default::default(),
-    })?;
-    let job = tokio::select! {
-        job = engine.wait_image_job(&id, GENERATION_TIMEOUT) => job?,
+async fn in_this_process(
+    engine: &Engine,
+    order: DaemonImageRequest,
+) -> Result<JobView, ErrorReport> {
+    engine.image_server_for(order.model).await?;
+    let id = engine.generate_image(order.request)?;
+    tokio::select! {
+        job = engine.wait_image_job(&id, GENERATION_TIMEOUT) => Ok(job?),
         () = crate::signals::terminated() => {
             let _ = engine.cancel_image_job(&id);
-            return Err(EngineError::Cancelled.report());
+            Err(EngineError::Cancelled.report())
         }
-    };
-    save(job, &args.out)
+    }
 }
 
-fn first_diffusion_model(engine: &Engine) -> Result<String, ErrorReport> {
-    engine
-        .models()
-        .models()
-        .into_iter()
-        .filter(|model| model.kind == ModelKind::Diffusion)
-        .map(|model| model.id)
-        .min()
-        .ok_or_else(|| {
-            EngineError::InvalidInput {
-                field: "--model",
-                problem: "no diffusion model is installed; add one with `switchyard-cli models pull … --kind diffusion`".into(),
+async fn through_daemon(
+    daemon: &ControlClient,
+    order: &DaemonImageRequest,
+) -> Result<JobView, ErrorReport> {
+    let queued = daemon.generate_image(order).await?;
+    let waiting = async {
+        loop {
+            let job = daemon.image_job(&queued.id, MAX_WAIT).await?;
+            if job.status.is_finished() {
+                return Ok(job);
             }
-            .report()
-        })
+        }
+    };
+    tokio::select! {
+        job = waiting => job,
+        () = crate::signals::terminated() => {
+            // The daemon would otherwise go on making images nobody saves.
+            let _ = daemon.cancel_image(&queued.id).await;
+            Err(EngineError::Cancelled.report())
+        }
+    }
 }
 
 fn save(job: JobView, out: &std::path::Path) -> Result<Vec<PathBuf>, ErrorReport> {

@@ -48,7 +48,7 @@ fn list(context: &Context, engine: &Engine) -> Outcome {
         return Ok(0);
     }
     if models.is_empty() {
-        println!("no models installed; add one with `switchyard-cli models pull`");
+        println!("no models installed; add one with `switchyard models pull`");
         return Ok(0);
     }
     println!(

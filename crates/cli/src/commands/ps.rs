@@ -21,7 +21,7 @@ pub async fn run(context: &Context) -> Outcome {
     if context.json {
         println!("{}", render::json(&rows));
     } else if rows.is_empty() {
-        println!("no instances; add one as a TOML file (see `switchyard-cli config validate`)");
+        println!("no instances; add one as a TOML file (see `switchyard config validate`)");
     } else {
         println!("{}", render::instances(&rows));
     }

@@ -169,11 +169,11 @@ mod tests {
     #[test]
     fn the_unit_runs_the_daemon_with_the_folders_of_the_install() {
         let unit = unit_file(
-            Path::new("/opt/switchyard/switchyard-cli"),
+            Path::new("/opt/switchyard/switchyard"),
             &[(DATA_DIR_ENV, "/srv/switchyard data".to_owned())],
         );
         assert!(
-            unit.contains("\nExecStart=/opt/switchyard/switchyard-cli daemon\n"),
+            unit.contains("\nExecStart=/opt/switchyard/switchyard daemon\n"),
             "{unit}"
         );
         assert!(unit.contains("\nEnvironment=\"SWITCHYARD_DATA_DIR=/srv/switchyard data\"\n"));
@@ -184,9 +184,9 @@ mod tests {
 
     #[test]
     fn a_program_path_with_spaces_is_quoted() {
-        let unit = unit_file(Path::new("/home/a b/switchyard-cli"), &[]);
+        let unit = unit_file(Path::new("/home/a b/switchyard"), &[]);
         assert!(
-            unit.contains("ExecStart=\"/home/a b/switchyard-cli\" daemon\n"),
+            unit.contains("ExecStart=\"/home/a b/switchyard\" daemon\n"),
             "{unit}"
         );
     }

@@ -1,5 +1,5 @@
-//! The other end of the daemon's routes, for the `switchyard` command (and, later,
-//! the app attaching to a daemon).
+//! The other end of the daemon's routes, for the `switchyard` command and the app
+//! attaching to a daemon.
 
 use std::time::Duration;
 
@@ -12,7 +12,10 @@ use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 
 use super::daemon_file::DaemonFile;
+use super::images::{self, DaemonImageRequest, QueuedImage};
+use super::room::{RoomAnswer, RoomRequest};
 use super::rows::{DaemonStatus, InstanceRow};
+use crate::diffusion::{JobSummary, JobView};
 use crate::errors::{EngineError, ErrorReport};
 use crate::llama::{is_valid_name, InstanceStatus, LogLine};
 
@@ -48,7 +51,7 @@ impl ControlClient {
     }
 
     pub async fn shutdown(&self) -> Result<(), ErrorReport> {
-        self.send(Method::POST, "/v1/shutdown", QUICK_TIMEOUT)
+        self.send(Method::POST, "/v1/shutdown", Bytes::new(), QUICK_TIMEOUT)
             .await
             .map(drop)
     }
@@ -87,14 +90,62 @@ impl ControlClient {
         self.call(Method::GET, &path, QUICK_TIMEOUT).await
     }
 
+    /// Queues a generation on the daemon's image service (started on the model
+    /// first when it does not run it; sd may be set up first).
+    pub async fn generate_image(
+        &self,
+        order: &DaemonImageRequest,
+    ) -> Result<QueuedImage, ErrorReport> {
+        let body =
+            serde_json::to_vec(order).map_err(|error| self.unreachable(&error.to_string()))?;
+        let answer = self
+            .send(Method::POST, "/v1/images", Bytes::from(body), START_TIMEOUT)
+            .await?;
+        self.parse(&answer)
+    }
+
+    /// The job, once finished or after `wait` (at most [`images::MAX_WAIT`]) with
+    /// its progress.
+    pub async fn image_job(&self, id: &str, wait: Duration) -> Result<JobView, ErrorReport> {
+        let path = format!("/v1/images/{}?wait_s={}", image(id), wait.as_secs());
+        self.call(Method::GET, &path, QUICK_TIMEOUT + images::MAX_WAIT)
+            .await
+    }
+
+    pub async fn cancel_image(&self, id: &str) -> Result<JobSummary, ErrorReport> {
+        let path = format!("/v1/images/{}", image(id));
+        self.call(Method::DELETE, &path, QUICK_TIMEOUT).await
+    }
+
+    /// Asks the daemon to stop its LLM servers if an image of this size would not
+    /// fit beside them (see `Orchestrator::make_room`). Offloading takes seconds.
+    pub async fn make_room(&self, request: RoomRequest) -> Result<RoomAnswer, ErrorReport> {
+        let body =
+            serde_json::to_vec(&request).map_err(|error| self.unreachable(&error.to_string()))?;
+        let answer = self
+            .send(Method::POST, "/v1/room", Bytes::from(body), START_TIMEOUT)
+            .await?;
+        self.parse(&answer)
+    }
+
+    pub async fn room_no_longer_needed(&self) -> Result<(), ErrorReport> {
+        self.send(Method::DELETE, "/v1/room", Bytes::new(), QUICK_TIMEOUT)
+            .await
+            .map(drop)
+    }
+
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         timeout: Duration,
     ) -> Result<T, ErrorReport> {
-        let body = self.send(method, path, timeout).await?;
-        serde_json::from_slice(&body).map_err(|error| self.unreachable(&error.to_string()))
+        let body = self.send(method, path, Bytes::new(), timeout).await?;
+        self.parse(&body)
+    }
+
+    fn parse<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, ErrorReport> {
+        serde_json::from_slice(body).map_err(|error| self.unreachable(&error.to_string()))
     }
 
     /// The answer's body, or the daemon's own error as the engine reported it.
@@ -102,13 +153,15 @@ impl ControlClient {
         &self,
         method: Method,
         path: &str,
+        body: Bytes,
         timeout: Duration,
     ) -> Result<Bytes, ErrorReport> {
         let request = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
             .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
-            .body(Full::new(Bytes::new()))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body))
             .map_err(|error| self.unreachable(&error.to_string()))?;
         let exchange = async {
             let response = self
@@ -142,6 +195,16 @@ impl ControlClient {
             problem: problem.to_owned(),
         }
         .report()
+    }
+}
+
+/// A job id as a path segment (ids are like `img_000001_1a2b3c4d`): anything else
+/// cannot be one, and asks for a job that surely does not exist.
+fn image(id: &str) -> &str {
+    if !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        id
+    } else {
+        "-"
     }
 }
 

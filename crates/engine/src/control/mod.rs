@@ -14,12 +14,16 @@
 mod client;
 mod daemon;
 mod daemon_file;
+mod images;
 mod link;
+mod room;
 mod rows;
 mod server;
 
 pub use client::ControlClient;
 pub use daemon::{run_daemon, DaemonOptions};
 pub use daemon_file::{DaemonFile, DaemonLock};
+pub use images::{DaemonImageRequest, QueuedImage, MAX_WAIT as MAX_IMAGE_WAIT};
 pub use link::{AttachedDaemon, DaemonInstance, DaemonLink};
+pub use room::{DaemonServers, RoomAnswer, RoomRequest};
 pub use rows::{DaemonStatus, InstanceRow};

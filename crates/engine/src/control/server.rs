@@ -12,6 +12,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use super::rows::{DaemonStatus, InstanceRow};
+use super::{images, room};
 use crate::errors::{EngineError, ErrorCode, ErrorReport};
 use crate::llama::{InstanceStatus, LogLine};
 use crate::locks::lock;
@@ -40,6 +41,9 @@ pub(super) fn router(state: Arc<ServerState>) -> Router {
         .route("/v1/instances/{name}/down", post(down))
         .route("/v1/instances/{name}/restart", post(restart))
         .route("/v1/instances/{name}/logs", get(logs))
+        .route("/v1/images", post(images::generate))
+        .route("/v1/images/{id}", get(images::job).delete(images::cancel))
+        .route("/v1/room", post(room::make).delete(room::release))
         .with_state(state)
 }
 

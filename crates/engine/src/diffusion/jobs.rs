@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use ts_rs::TS;
 
@@ -14,7 +14,7 @@ use super::request::ImageRequest;
 use super::runner::GeneratedImage;
 use crate::errors::{EngineError, ErrorCode, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 #[ts(export)]
 pub enum JobStatus {
@@ -32,7 +32,7 @@ impl JobStatus {
 }
 
 /// One image of a result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]
 pub struct JobImage {
     /// Base64 of the PNG file.
@@ -43,7 +43,7 @@ pub struct JobImage {
     pub height: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]
 pub struct JobResult {
     pub images: Vec<JobImage>,
@@ -53,7 +53,7 @@ pub struct JobResult {
 }
 
 /// How sd ended, for a failed job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]
 pub struct FailureDetails {
     pub exit: String,
@@ -63,7 +63,7 @@ pub struct FailureDetails {
     pub out_of_memory: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]
 pub struct JobError {
     pub code: ErrorCode,
@@ -98,7 +98,7 @@ impl From<&EngineError> for JobError {
 }
 
 /// A job as the API returns it.
-#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[ts(export)]
 pub struct JobView {
     pub id: String,
@@ -113,7 +113,7 @@ pub struct JobView {
 }
 
 /// A job's state without its images, for events.
-#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[ts(export)]
 pub struct JobSummary {
     pub id: String,

@@ -4,14 +4,16 @@
 
 use std::path::PathBuf;
 
-use super::Engine;
+use super::{Engine, ImageServerConfig};
 use crate::binaries::{BinaryKind, EnsureBinary};
 use crate::control::InstanceRow;
+use crate::diffusion::ImageServerInfo;
 use crate::errors::{EngineError, Result};
 use crate::instance_files::{self, InstanceFiles};
 use crate::llama::{parse_line, InstanceStatus, LogLine};
+use crate::models::ModelKind;
 
-/// Where the `switchyard-cli` command and its daemon keep their instances (in
+/// Where the `switchyard` command and its daemon keep their instances (in
 /// `state/`), apart from the window's `instances.json`.
 pub const HEADLESS_INSTANCES_FILE: &str = "cli-instances.json";
 
@@ -47,7 +49,19 @@ impl Engine {
     pub fn apply_instance_files(&self) -> InstanceFiles {
         let mut loaded = self.load_instance_files();
         let mut applied = Vec::new();
+        // Paused for an image: the orchestrator starts them again as they ran (it
+        // pins the port and configuration while it does); a changed file counts
+        // at the first (re)load after they are back.
+        let paused: Vec<String> = self
+            .orchestrator()
+            .saved_state()
+            .map(|saved| saved.instances.into_iter().map(|i| i.spec.name).collect())
+            .unwrap_or_default();
         for mut file in std::mem::take(&mut loaded.files) {
+            if paused.contains(&file.spec.name) {
+                applied.push(file);
+                continue;
+            }
             let current = self.llama().status(&file.spec.name).ok();
             // An endpoint port the engine chose (the file leaves it open) is kept:
             // clients keep their address across restarts of the daemon.
@@ -119,6 +133,42 @@ impl Engine {
                 .await?;
         }
         self.llama().start(name).await
+    }
+
+    /// The image server on `model` (else the first installed diffusion model),
+    /// started (on any free port, with sd set up first when needed) unless it
+    /// already runs that model: `switchyard image`, in the daemon or in the command.
+    pub async fn image_server_for(&self, model: Option<String>) -> Result<ImageServerInfo> {
+        let model_id = match model {
+            Some(model) => model,
+            None => self.first_diffusion_model()?,
+        };
+        if let Some(running) = self.image_server().filter(|info| info.model == model_id) {
+            return Ok(running);
+        }
+        if self.binary_status(BinaryKind::Diffusion).is_none() {
+            self.ensure_binary(BinaryKind::Diffusion, EnsureBinary::default())
+                .await?;
+        }
+        self.start_image_server(ImageServerConfig {
+            model_id: Some(model_id),
+            port: Some(0),
+            ..ImageServerConfig::default()
+        })
+        .await
+    }
+
+    fn first_diffusion_model(&self) -> Result<String> {
+        self.models()
+            .models()
+            .into_iter()
+            .filter(|model| model.kind == ModelKind::Diffusion)
+            .map(|model| model.id)
+            .min()
+            .ok_or_else(|| EngineError::InvalidInput {
+                field: "model",
+                problem: "no diffusion model is installed; add one with `switchyard models pull … --kind diffusion`".into(),
+            })
     }
 
     /// The complete lines written to the instance's log file after its first

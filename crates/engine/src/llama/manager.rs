@@ -301,7 +301,7 @@ impl LlamaManager {
     }
 
     /// Keeps the instances in `state/<file_name>` from now on, and loads the ones
-    /// kept there in place of those loaded so far: the `switchyard-cli` command and
+    /// kept there in place of those loaded so far: the `switchyard` command and
     /// its daemon keep theirs apart from the window's `instances.json`, so neither
     /// overwrites the other's list. Refused while a server runs.
     pub fn use_store_file(&self, file_name: &str) -> Result<Option<ErrorReport>> {

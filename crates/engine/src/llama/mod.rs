@@ -44,6 +44,7 @@ pub use flags::SupportedFlags;
 pub use logs::{parse_line, LogLine, ServerLogLevel};
 pub use manager::{LlamaManager, Opened};
 pub use ownership::{Owner, OwnerKind};
+pub(crate) use pidfile::start_ticks;
 pub use pidfile::{EndedLeftover, PidRecord};
 pub use plan::{plan_memory, Memory};
 pub use policy::{HealthPolicy, LogPolicy, RestartPolicy, StopPolicy, SupervisionPolicy};

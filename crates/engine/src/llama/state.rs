@@ -80,7 +80,7 @@ pub struct InstanceStatus {
     pub restarts: u32,
     /// The error behind a crashed or failed state.
     pub error: Option<ErrorReport>,
-    /// Another Switchyard process (the daemon, a `switchyard-cli up --foreground`)
+    /// Another Switchyard process (the daemon, a `switchyard up --foreground`)
     /// that holds this instance's lock now, so this one cannot start it.
     #[serde(default)]
     pub owned_by: Option<Owner>,

@@ -7,16 +7,18 @@
 //! with retries on `INSUFFICIENT_RESOURCES`, keeping the saved state (and saying so)
 //! when the reload finally fails.
 
+mod elsewhere;
 mod memory;
 mod usage;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use ts_rs::TS;
 
+pub use elsewhere::ServersElsewhere;
 pub use memory::{MemorySample, MemorySource};
 pub use usage::{InstanceUsage, UsageBasis};
 
@@ -171,6 +173,8 @@ struct State {
     last_pause: Option<Duration>,
     /// The last window closed early for waiting chat requests.
     yielded: bool,
+    /// Another process stopped its servers for the open window.
+    room_made_elsewhere: bool,
 }
 
 #[derive(Debug)]
@@ -183,6 +187,7 @@ struct Shared {
     /// `true` while a reload is pending or running.
     reloading: watch::Sender<bool>,
     clock: Arc<dyn crate::clock::Clock>,
+    elsewhere: RwLock<Option<Arc<dyn ServersElsewhere>>>,
 }
 
 /// The orchestrator; cheap to clone.
@@ -218,8 +223,71 @@ impl Orchestrator {
                 state: Mutex::new(State::default()),
                 reloading: watch::channel(false).0,
                 clock,
+                elsewhere: RwLock::new(None),
             }),
         }
+    }
+
+    /// The LLM servers of another process (the daemon) this one asks to make room.
+    pub fn set_servers_elsewhere(&self, elsewhere: Arc<dyn ServersElsewhere>) {
+        *crate::locks::write(&self.shared.elsewhere) = Some(elsewhere);
+    }
+
+    fn servers_elsewhere(&self) -> Option<Arc<dyn ServersElsewhere>> {
+        crate::locks::read(&self.shared.elsewhere).clone()
+    }
+
+    /// Another process is about to make an image needing this much memory: stops
+    /// this process's servers when it would not fit beside them, by the same rule
+    /// as for its own images. Whether they were stopped.
+    pub async fn make_room(&self, image_ram: u64, image_vram: u64) -> Result<bool> {
+        if self.reload_pending() {
+            self.wait_for_reload(self.reload_bound()).await;
+        }
+        if self.saved_state().is_some() {
+            return Ok(false);
+        }
+        self.offload_if_needed(image_ram, image_vram).await
+    }
+
+    /// The other process's image is done: what [`Self::make_room`] stopped comes
+    /// back, in the background.
+    pub fn room_no_longer_needed(&self) {
+        // Said twice (the other process, and the watch on it): one reload.
+        if self.phase() == OrchestratorPhase::Offloaded {
+            self.reload_in_background();
+        }
+    }
+
+    fn reload_in_background(&self) {
+        if self
+            .saved_state()
+            .is_some_and(|saved| saved.reload_error.is_none())
+        {
+            let me = self.clone();
+            tokio::spawn(async move { me.reload().await });
+        }
+    }
+
+    /// Offloads when the servers and an image of this size would pass the
+    /// threshold; whether it did.
+    async fn offload_if_needed(&self, image_ram: u64, image_vram: u64) -> Result<bool> {
+        let prediction = self.would_need_offload(image_ram, image_vram);
+        if !prediction.needs_offload {
+            return Ok(false);
+        }
+        let reason = format!(
+            "LLM and image together would use {:.0} % of {} (threshold {:.0} %)",
+            prediction.projected_share * 100.0,
+            if prediction.bottleneck_is_vram {
+                "VRAM"
+            } else {
+                "RAM"
+            },
+            self.policy().threshold * 100.0
+        );
+        self.offload(reason).await?;
+        Ok(true)
     }
 
     pub fn policy(&self) -> OrchestratorPolicy {
@@ -601,31 +669,17 @@ impl GenerationGate for Orchestrator {
             if std::mem::take(&mut lock(&self.shared.state).yielded) {
                 self.give_chat_its_turn().await;
             }
-            if self.saved_state().is_some() {
+            let (ram, vram) = (first.estimate.ram_bytes, first.estimate.vram_bytes);
+            let made_room_elsewhere = self.ask_elsewhere_for_room(ram, vram).await;
+            let offloaded_here = if self.saved_state().is_some() {
                 // Still offloaded (the reload failed): nothing of the LLM holds
                 // memory; release sd's afterwards all the same.
-                return Ok(GateDecision {
-                    release_after: true,
-                });
-            }
-            let prediction =
-                self.would_need_offload(first.estimate.ram_bytes, first.estimate.vram_bytes);
-            if !prediction.needs_offload {
-                return Ok(GateDecision::default());
-            }
-            let reason = format!(
-                "LLM and image together would use {:.0} % of {} (threshold {:.0} %)",
-                prediction.projected_share * 100.0,
-                if prediction.bottleneck_is_vram {
-                    "VRAM"
-                } else {
-                    "RAM"
-                },
-                self.policy().threshold * 100.0
-            );
-            self.offload(reason).await?;
+                true
+            } else {
+                self.offload_if_needed(ram, vram).await?
+            };
             Ok(GateDecision {
-                release_after: true,
+                release_after: offloaded_here || made_room_elsewhere,
             })
         })
     }
@@ -655,15 +709,33 @@ impl GenerationGate for Orchestrator {
 
     fn close<'a>(&'a self, _outcome: &'a GateOutcome) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            if self
-                .saved_state()
-                .is_some_and(|saved| saved.reload_error.is_none())
-            {
-                // Back in the background: the image is already with its caller.
-                let me = self.clone();
-                tokio::spawn(async move { me.reload().await });
+            // Back in the background: the image is already with its caller.
+            self.reload_in_background();
+            let made_room = std::mem::take(&mut lock(&self.shared.state).room_made_elsewhere);
+            if let Some(elsewhere) = self.servers_elsewhere().filter(|_| made_room) {
+                elsewhere.room_no_longer_needed().await;
             }
         })
+    }
+}
+
+impl Orchestrator {
+    /// Asks the other process (if any) to stop its servers for this image; an
+    /// unreachable one is said in the log and otherwise ignored (it may have just
+    /// ended; its servers then ended with it).
+    async fn ask_elsewhere_for_room(&self, image_ram: u64, image_vram: u64) -> bool {
+        let Some(elsewhere) = self.servers_elsewhere() else {
+            return false;
+        };
+        let made = match elsewhere.make_room(image_ram, image_vram).await {
+            Ok(made) => made,
+            Err(error) => {
+                tracing::warn!(problem = %error.message, "could not ask the other Switchyard process to make room for an image");
+                false
+            }
+        };
+        lock(&self.shared.state).room_made_elsewhere = made;
+        made
     }
 }
 
