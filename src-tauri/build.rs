@@ -51,6 +51,13 @@ const COMMANDS: &[&str] = &[
     "finish_first_run",
     "open_logs_folder",
     "report_problem",
+    "attached_daemon",
+    "daemon_instance",
+    "daemon_up",
+    "daemon_down",
+    "daemon_restart",
+    "daemon_logs",
+    "daemon_reload",
 ];
 
 fn main() {

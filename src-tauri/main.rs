@@ -7,6 +7,7 @@
 mod binary_commands;
 mod bridge;
 mod commands;
+mod daemon_commands;
 mod help_commands;
 mod image_commands;
 mod ipc_error;
@@ -28,6 +29,9 @@ use crate::settings_store::StartupWarnings;
 
 /// How often the System tab's figures refresh.
 const MONITOR_INTERVAL: Duration = Duration::from_secs(2);
+/// How often the app looks for a `switchyard daemon` on its data folder (cheap
+/// without one: a file that does not exist).
+const DAEMON_WATCH_INTERVAL: Duration = Duration::from_secs(2);
 /// Passed by the login item: start in the tray without showing the window.
 const MINIMIZED_FLAG: &str = "--minimized";
 
@@ -102,6 +106,13 @@ fn main() -> anyhow::Result<()> {
             help_commands::finish_first_run,
             help_commands::open_logs_folder,
             help_commands::report_problem,
+            daemon_commands::attached_daemon,
+            daemon_commands::daemon_instance,
+            daemon_commands::daemon_up,
+            daemon_commands::daemon_down,
+            daemon_commands::daemon_restart,
+            daemon_commands::daemon_logs,
+            daemon_commands::daemon_reload,
         ])
         .build(tauri::generate_context!())?;
 
@@ -156,6 +167,10 @@ fn setup(app: &mut App) -> anyhow::Result<()> {
     tauri::async_runtime::spawn({
         let engine = engine.clone();
         async move { engine.run_monitor(MONITOR_INTERVAL).await }
+    });
+    tauri::async_runtime::spawn({
+        let engine = engine.clone();
+        async move { engine.run_daemon_watch(DAEMON_WATCH_INTERVAL).await }
     });
     // Servers that ran when the app last closed, if Settings say so; each start
     // reports through events, so the window shows them come up.

@@ -6,12 +6,16 @@ cd "$(dirname "$0")/../.."
 
 npm run build:app-debug
 cargo build --quiet -p switchyard-testkit --bin fixture-hub --bin gen-model
+cargo build --quiet -p switchyard-cli
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 app="$target_dir/debug/switchyard-desktop"
 [ -x "$app" ] || { echo "e2e: the app was not built at $app" >&2; exit 1; }
 export SWITCHYARD_E2E_FIXTURE_HUB="$target_dir/debug/fixture-hub"
 # Writes the random SDXS-512 model for the Diffusion test (cached after the first run).
 export SWITCHYARD_E2E_GEN_MODEL="$target_dir/debug/gen-model"
+# The command line with its daemon, for the daemon test: the one place its file
+# name is written.
+export SWITCHYARD_E2E_CLI="$target_dir/debug/switchyard"
 
 rm -rf target/e2e/screenshots
 mkdir -p target/e2e/screenshots

@@ -3,6 +3,7 @@
 //! Each suite measures Switchyard and a reference in the same run, prints a table,
 //! and ends with one line `<suite>: <figure> (goal <goal>)`.
 
+mod attach;
 mod binaries;
 mod cli;
 mod estimator;
@@ -62,6 +63,10 @@ const SUITES: &[(&str, &str)] = &[
         "switchyard ps through a running daemon vs curl on the same route [--cli PATH]",
     ),
     (
+        "attach",
+        "the app's daemon watcher: a tick without and with a daemon; stop/start through it → announced",
+    ),
+    (
         "gguf-remote",
         "bytes and requests to read model headers over HTTP vs header size",
     ),
@@ -80,6 +85,7 @@ fn main() -> Result<()> {
         "verify" => transfer::verify(gib_option(&rest)?),
         "gguf-remote" => transfer::gguf_remote(),
         "cli" => cli::run(&rest),
+        "attach" => attach::run(),
         "estimator" => estimator::run(&estimator::Options::parse(&rest)?),
         "binaries" => binaries::run(&rest),
         "start-overhead" => llama::start_overhead(),

@@ -29,6 +29,7 @@ use crate::services::EngineStatus;
 use crate::settings::{Settings, SettingsUpdate};
 use crate::system::{HostProbe, SystemInfo, SystemMonitor, SystemProbe, SystemSample};
 
+mod attached;
 mod first_run;
 mod headless;
 mod images;
@@ -116,6 +117,8 @@ struct Inner {
     startup_warnings: Vec<crate::errors::ErrorReport>,
     images: images::ImageSlot,
     orchestrator: Orchestrator,
+    /// The daemon of this data folder, when the app attaches to one.
+    daemon: attached::Attachment,
 }
 
 impl Engine {
@@ -162,6 +165,7 @@ impl Engine {
         };
         let binaries = BinaryManager::new(layout.binaries(), http.clone(), events.clone());
         apply_binaries_mirror(&binaries, &deps.settings);
+        let daemon = attached::Attachment::new(layout.root());
         let inner = Arc::new_cyclic(|engine| {
             // The manager asks the engine for the binary and free memory at each
             // start; a weak link, so the engine still drops when its last handle goes.
@@ -200,6 +204,7 @@ impl Engine {
                 // Every image passes the orchestrator: there is no unsafe path.
                 images: images::ImageSlot::with_gate(Arc::new(orchestrator.clone())),
                 orchestrator,
+                daemon,
                 settings: RwLock::new(deps.settings),
                 data_dir_override: deps.data_dir_override,
                 config_dir: deps.config_dir,
@@ -499,6 +504,11 @@ impl Engine {
         for (name, outcome) in self.llama().restore().await {
             match outcome {
                 Ok(_) => tracing::info!(instance = %name, "llama-server restored"),
+                // The daemon (or a foreground command) runs it now: the window
+                // shows that owner; nothing failed.
+                Err(error @ EngineError::InstanceOwned { .. }) => {
+                    tracing::info!(instance = %name, %error, "llama-server left to its owner");
+                }
                 Err(error) => tracing::warn!(instance = %name, %error, "llama-server not restored"),
             }
         }

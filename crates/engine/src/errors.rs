@@ -194,6 +194,10 @@ pub enum EngineError {
         entry: String,
         problem: String,
     },
+    /// An error the daemon reported for a call the app made through it, passed on
+    /// with the daemon's own code and suggestion.
+    #[error("{}", report.message)]
+    FromDaemon { report: ErrorReport },
 }
 
 impl EngineError {
@@ -228,6 +232,7 @@ impl EngineError {
             Self::InvalidInstanceFile { .. } => ErrorCode::InvalidInstanceFile,
             Self::InstanceOwned { .. } => ErrorCode::InstanceOwned,
             Self::DaemonUnreachable { .. } => ErrorCode::DaemonUnreachable,
+            Self::FromDaemon { report } => report.code,
         }
     }
 
@@ -340,6 +345,7 @@ impl EngineError {
                 "Check it with `switchyard daemon status`; restart it (`systemctl --user restart switchyard`, or run `switchyard daemon`)."
                     .into()
             }
+            Self::FromDaemon { report } => report.suggestion.clone(),
             Self::InstanceOwned { instance, .. } => format!(
                 "One instance has one owner: stop `{instance}` there, or control it through that owner (the CLI talks to a running daemon by itself)."
             ),
@@ -392,6 +398,13 @@ pub struct ErrorReport {
 impl From<EngineError> for ErrorReport {
     fn from(error: EngineError) -> Self {
         error.report()
+    }
+}
+
+impl From<ErrorReport> for EngineError {
+    /// A report that came back from the daemon.
+    fn from(report: ErrorReport) -> Self {
+        Self::FromDaemon { report }
     }
 }
 

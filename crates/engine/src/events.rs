@@ -6,6 +6,7 @@ use tokio::sync::broadcast;
 use ts_rs::TS;
 
 use crate::binaries::{BinaryKind, BinaryLog, Variant};
+use crate::control::AttachedDaemon;
 use crate::diffusion::{ImageServerInfo, JobSummary};
 use crate::llama::{ChatDelta, ChatOutcome, InstanceStatus, LogLine, StateChange};
 use crate::models::{DownloadStatus, InstalledModel};
@@ -69,6 +70,11 @@ pub enum EngineEvent {
     Orchestrator(OrchestratorEvent),
     /// The engine is stopping its servers; nothing new will start.
     ShuttingDown,
+    /// A `switchyard daemon` on this data folder started or ended (`None`), or one
+    /// of its instances changed state, health, pid or port.
+    DaemonChanged {
+        daemon: Option<AttachedDaemon>,
+    },
 }
 
 /// How many events a slow subscriber may fall behind before it misses some. A

@@ -32,6 +32,11 @@ pub fn instances_dir(config_dir: &Path) -> PathBuf {
 }
 
 const EXTENSION: &str = "toml";
+
+/// The file that configures instance `name` in `instances_dir`.
+pub fn file_of(instances_dir: &Path, name: &str) -> PathBuf {
+    instances_dir.join(format!("{name}.{EXTENSION}"))
+}
 /// Ports below this need administrator rights on Linux and macOS.
 const FIRST_UNPRIVILEGED_PORT: u16 = 1024;
 const CONTEXT_RANGE: (u32, u32) = (128, 4 * 1024 * 1024);

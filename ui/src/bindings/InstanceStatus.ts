@@ -3,6 +3,7 @@ import type { ErrorReport } from "./ErrorReport";
 import type { InstanceSpec } from "./InstanceSpec";
 import type { InstanceState } from "./InstanceState";
 import type { MeasuredMemory } from "./MeasuredMemory";
+import type { Owner } from "./Owner";
 import type { RunningConfig } from "./RunningConfig";
 
 /**
@@ -33,4 +34,9 @@ restarts: number,
 /**
  * The error behind a crashed or failed state.
  */
-error: ErrorReport | null, };
+error: ErrorReport | null, 
+/**
+ * Another Switchyard process (the daemon, a `switchyard up --foreground`)
+ * that holds this instance's lock now, so this one cannot start it.
+ */
+owned_by: Owner | null, };

@@ -489,6 +489,56 @@ export function fakeInstance(
     started_at_ms: running ? 1_700_000_000_000 : null,
     restarts: 0,
     error: null,
+    owned_by: null,
+  };
+}
+
+/** A daemon with one healthy instance (`chat`) and one instance file it could not use. */
+export function fakeAttachedDaemon(
+  state: import('../bindings/InstanceState').InstanceState = 'healthy',
+): import('../bindings/AttachedDaemon').AttachedDaemon {
+  const running = state === 'healthy';
+  return {
+    status: {
+      pid: 4100,
+      version: '0.1.0',
+      data_dir: '/home/me/.local/share/switchyard',
+      instances_dir: '/home/me/.config/switchyard/instances',
+      problems: [
+        {
+          code: 'INVALID_INSTANCE_FILE',
+          message: '/home/me/.config/switchyard/instances/big.toml: `llama.prot`: unknown field `prot`',
+          suggestion: 'Correct `llama.prot` in /home/me/.config/switchyard/instances/big.toml, then check with `switchyard config validate`.',
+        },
+      ],
+    },
+    instances: [
+      {
+        name: 'chat',
+        state,
+        pid: running ? 4242 : null,
+        port: running ? 41234 : null,
+        backend: running ? 'cpu' : null,
+        variant: running ? 'cpu' : null,
+        model: 'tiny.gguf',
+        uptime_s: running ? 65 : null,
+        endpoint: running ? 'http://127.0.0.1:41234' : null,
+        api_endpoint: 'http://127.0.0.1:41300',
+        restarts: 0,
+        owner: running ? { kind: 'daemon', pid: 4100 } : null,
+      },
+    ],
+  };
+}
+
+/** The daemon's `chat` as `daemon_instance` describes it. */
+export function fakeDaemonInstance(
+  state: import('../bindings/InstanceState').InstanceState = 'healthy',
+): import('../bindings/DaemonInstance').DaemonInstance {
+  const status = fakeInstance('chat', state, 'tiny');
+  return {
+    status: { ...status, spec: { ...status.spec, model_id: null, model_path: '/srv/models/tiny.gguf' } },
+    file: '/home/me/.config/switchyard/instances/chat.toml',
   };
 }
 

@@ -120,3 +120,29 @@ describe('untagged', () => {
     expect(untagged(event)).toEqual(fakeSettings('light'));
   });
 });
+
+describe('daemon commands', () => {
+  it('pass their arguments under the Rust parameter names', async () => {
+    const calls: Array<[string, unknown]> = [];
+    mockIPC((command, args) => {
+      calls.push([command, args]);
+      return command === 'daemon_logs' ? [] : null;
+    });
+    await ipc.attachedDaemon();
+    await ipc.daemonInstance('chat');
+    await ipc.daemonUp('chat');
+    await ipc.daemonDown('chat');
+    await ipc.daemonRestart('chat');
+    await ipc.daemonLogs('chat', 5, 100);
+    await ipc.daemonReload();
+    expect(calls).toEqual([
+      ['attached_daemon', {}],
+      ['daemon_instance', { name: 'chat' }],
+      ['daemon_up', { name: 'chat' }],
+      ['daemon_down', { name: 'chat' }],
+      ['daemon_restart', { name: 'chat' }],
+      ['daemon_logs', { name: 'chat', since: 5, limit: 100 }],
+      ['daemon_reload', {}],
+    ]);
+  });
+});

@@ -4,6 +4,9 @@ import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type { AddModel } from '../bindings/AddModel';
 import type { AppInfo } from '../bindings/AppInfo';
+import type { AttachedDaemon } from '../bindings/AttachedDaemon';
+import type { DaemonInstance } from '../bindings/DaemonInstance';
+import type { DaemonStatus } from '../bindings/DaemonStatus';
 import type { AutoFields } from '../bindings/AutoFields';
 import type { ChatOutcome } from '../bindings/ChatOutcome';
 import type { ChatRequest } from '../bindings/ChatRequest';
@@ -166,6 +169,22 @@ export const ipc = {
   openLogsFolder: () => call<null>('open_logs_folder'),
   /** Writes the problem report zip, shows it in the file manager; resolves to its path. */
   reportProblem: () => call<string>('report_problem'),
+
+  // The `switchyard daemon` of this data folder, when one runs: its instances are
+  // its own (from its instance files); the window drives them through it.
+  /** What the daemon runs now, or null without one; later changes come as `daemon_changed`. */
+  attachedDaemon: () => call<AttachedDaemon | null>('attached_daemon'),
+  /** One daemon instance as the daemon describes it, with its instance file. */
+  daemonInstance: (name: string) => call<DaemonInstance>('daemon_instance', { name }),
+  /** Resolves once the daemon says it is healthy; rejects with the daemon's own code. */
+  daemonUp: (name: string) => call<InstanceStatus>('daemon_up', { name }),
+  daemonDown: (name: string) => call<InstanceStatus>('daemon_down', { name }),
+  daemonRestart: (name: string) => call<InstanceStatus>('daemon_restart', { name }),
+  /** The daemon's log lines with `seq >= since`, at most the last `limit`. */
+  daemonLogs: (name: string, since: number, limit: number) =>
+    call<LogLine[]>('daemon_logs', { name, since, limit }),
+  /** The daemon reads its instance files again. */
+  daemonReload: () => call<DaemonStatus>('daemon_reload'),
 
   /** Calls `handler` for every engine event until the returned function is called. */
   onEngineEvent: async (handler: (event: EngineEvent) => void): Promise<UnlistenFn> => {

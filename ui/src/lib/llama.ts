@@ -3,6 +3,8 @@
 import type { Breakdown } from '../bindings/Breakdown';
 import type { InstanceState } from '../bindings/InstanceState';
 import type { LogLine } from '../bindings/LogLine';
+import type { Owner } from '../bindings/Owner';
+import type { OwnerKind } from '../bindings/OwnerKind';
 import type { ServerLogLevel } from '../bindings/ServerLogLevel';
 import type { Tone } from './components/Badge.svelte';
 
@@ -38,6 +40,18 @@ export const STATE_TONES: Record<InstanceState, Tone> = {
   failed: 'danger',
   stopping: 'accent',
 };
+
+/** Who runs an instance, in the words the engine's messages use. */
+export const OWNER_LABELS: Record<OwnerKind, string> = {
+  app: 'the Switchyard app',
+  daemon: 'the Switchyard daemon',
+  cli: 'a switchyard command',
+};
+
+/** "Run by the Switchyard daemon (pid 4242)". */
+export function ownerText(owner: Owner): string {
+  return `Run by ${OWNER_LABELS[owner.kind]} (pid ${owner.pid})`;
+}
 
 /** A process exists (or is about to) in this state: stop applies, start does not. */
 export function isActive(state: InstanceState): boolean {

@@ -4,7 +4,7 @@
 // ?models=none (empty library), ?download=failed (the sample download has failed),
 // ?verify=fail (verification finds a damaged file), ?fast=1 (added downloads finish in seconds),
 // ?binary=none (no binary set up yet), ?binary=fail (every build fails its tests),
-// ?firstrun=1 (the first-run wizard opens; its choice step only: downloads and starts
+// ?daemon=1 (a `switchyard daemon` runs beside the app), ?firstrun=1 (the first-run wizard opens; its choice step only: downloads and starts
 // need the real engine).
 import { mockIPC } from '@tauri-apps/api/mocks';
 import { emit } from '@tauri-apps/api/event';
@@ -25,6 +25,8 @@ import type { SettingsUpdate } from '../bindings/SettingsUpdate';
 import { ENGINE_EVENT } from './ipc';
 import {
   fakeAppInfo,
+  fakeAttachedDaemon,
+  fakeDaemonInstance,
   fakeBinaryStatus,
   fakeCpuOnlySystemInfo,
   fakeDiskUsage,
@@ -329,6 +331,13 @@ export function installMock(): void {
     return id;
   };
 
+  let daemon = params.get('daemon') === '1' ? fakeAttachedDaemon() : null;
+  const daemonState = (state: 'healthy' | 'stopped') => {
+    daemon = fakeAttachedDaemon(state);
+    send({ type: 'daemon_changed', daemon });
+    return fakeDaemonInstance(state).status;
+  };
+
   mockIPC(
     async (command, args) => {
       await sleep(delayMs);
@@ -541,6 +550,19 @@ export function installMock(): void {
           send({ type: 'settings_changed', ...settings });
           return { settings, restart_required: false } satisfies SettingsUpdate;
         }
+        case 'attached_daemon':
+          return daemon;
+        case 'daemon_instance':
+          return fakeDaemonInstance(daemon?.instances[0]?.state ?? 'stopped');
+        case 'daemon_up':
+        case 'daemon_restart':
+          return daemonState('healthy');
+        case 'daemon_down':
+          return daemonState('stopped');
+        case 'daemon_logs':
+          return [];
+        case 'daemon_reload':
+          return daemon?.status;
         case 'open_logs_folder':
           return null;
         case 'report_problem':

@@ -6,11 +6,16 @@
 //! folder while it serves, and removes it when it ends. Every request carries
 //! `Authorization: Bearer <token>`: the port is open to every local user, the file
 //! only to this one.
+//!
+//! The desktop app attaches to a running daemon through `link` (see
+//! `Engine::daemon_client` and `Engine::run_daemon_watch`): it shows and drives the
+//! daemon's instances instead of running its own servers for them.
 
 mod client;
 mod daemon;
 mod daemon_file;
 mod images;
+mod link;
 mod room;
 mod rows;
 mod server;
@@ -19,5 +24,6 @@ pub use client::ControlClient;
 pub use daemon::{run_daemon, DaemonOptions};
 pub use daemon_file::{DaemonFile, DaemonLock};
 pub use images::{DaemonImageRequest, QueuedImage, MAX_WAIT as MAX_IMAGE_WAIT};
+pub use link::{AttachedDaemon, DaemonInstance, DaemonLink};
 pub use room::{DaemonServers, RoomAnswer, RoomRequest};
 pub use rows::{DaemonStatus, InstanceRow};

@@ -51,6 +51,20 @@ pub fn llm_control(instances: &[InstanceStatus], first_llm_model: Option<&str>) 
             } else {
                 (LlmAction::Start(name), "Start")
             };
+            // Another process (the daemon) runs it: a start here would be refused.
+            if let (false, Some(owner)) = (running, &instance.owned_by) {
+                return LlmControl {
+                    label: format!(
+                        "LLM ({}) run by {} (pid {})",
+                        instance.spec.name,
+                        owner.kind.describe(),
+                        owner.pid
+                    ),
+                    enabled: false,
+                    summary: format!("LLM run by {}", owner.kind.describe()),
+                    action,
+                };
+            }
             LlmControl {
                 label: format!("{verb} LLM ({})", instance.spec.name),
                 // A stop in progress finishes by itself; nothing to do until then.
@@ -185,6 +199,26 @@ mod tests {
         assert_eq!(control.action, LlmAction::Stop("a".into()));
         let control = llm_control(&[instance("a", InstanceState::Stopping, Some(1))], None);
         assert!(!control.enabled);
+    }
+
+    #[test]
+    fn a_default_another_process_runs_is_not_offered_to_start() {
+        use crate::llama::{Owner, OwnerKind};
+        let mut owned = instance("default", InstanceState::Stopped, None);
+        owned.owned_by = Some(Owner {
+            kind: OwnerKind::Daemon,
+            pid: 4242,
+        });
+        let control = llm_control(&[owned], Some("tiny"));
+        assert!(!control.enabled);
+        assert_eq!(
+            control.label,
+            "LLM (default) run by the Switchyard daemon (pid 4242)"
+        );
+        assert_eq!(
+            tooltip(&control),
+            "Switchyard \u{2014} LLM run by the Switchyard daemon"
+        );
     }
 
     #[test]

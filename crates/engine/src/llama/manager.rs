@@ -465,10 +465,50 @@ impl LlamaManager {
     }
 
     /// Starts the instance and returns once it is healthy, or with the reason it
-    /// could not start (`PORT_IN_USE` before anything is spawned, llama-server's
-    /// own message when it exits while loading, `INSUFFICIENT_RESOURCES`).
-    /// Starting a running instance returns its status.
+    /// could not start (`INSTANCE_OWNED` when another Switchyard process runs it,
+    /// `PORT_IN_USE` before anything is spawned, llama-server's own message when it
+    /// exits while loading, `INSUFFICIENT_RESOURCES`). Starting a running instance
+    /// returns its status.
     pub async fn start(&self, name: &str) -> Result<InstanceStatus> {
+        let outcome = self.start_owned(name).await;
+        if matches!(outcome, Err(EngineError::InstanceOwned { .. })) {
+            // The window shows the owner from now on, not only this error.
+            self.refresh_owners();
+        }
+        outcome
+    }
+
+    /// Sets each instance's `owned_by` to the other process that holds its lock
+    /// now (none for those this process runs), and announces the list when that
+    /// changed. The app calls it while it watches for a daemon.
+    pub fn refresh_owners(&self) {
+        let changed = {
+            let mut instances = lock(&self.shared.instances);
+            let mut changed = false;
+            for (name, instance) in instances.iter_mut() {
+                let mine = instance.starting.is_some()
+                    || instance
+                        .run
+                        .as_ref()
+                        .is_some_and(|run| !run.task.is_finished());
+                let owner = if mine {
+                    None
+                } else {
+                    ownership::current_owner(&self.shared.state_dir, name)
+                };
+                if instance.status.owned_by != owner {
+                    instance.status.owned_by = owner;
+                    changed = true;
+                }
+            }
+            changed
+        };
+        if changed {
+            self.shared.announce_list();
+        }
+    }
+
+    async fn start_owned(&self, name: &str) -> Result<InstanceStatus> {
         if self.shared.closing.load(Ordering::SeqCst) {
             return Err(EngineError::ShuttingDown);
         }
@@ -487,6 +527,7 @@ impl LlamaManager {
             // to start (its port check would only say "port in use").
             let me = Owner::this_process(*read(&self.shared.owner_kind));
             instance.starting = Some(ownership::claim(&self.shared.state_dir, name, &me)?);
+            instance.status.owned_by = None;
             instance.status.spec.clone()
         };
         // A start that cannot open its endpoint lets its claim go (below).

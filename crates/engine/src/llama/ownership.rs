@@ -114,15 +114,18 @@ pub fn claim(state_dir: &Path, instance: &str, me: &Owner) -> Result<Ownership> 
 }
 
 /// Who runs `instance` now, if any process holds its lock (this one included).
+///
+/// The owner file is looked at first: it exists only while the lock is held (or
+/// after an owner crashed). Probing the lock itself takes a shared lock for an
+/// instant, and a claim landing in that instant would be refused, so the window's
+/// polling probes only when an owner is written.
 pub fn current_owner(state_dir: &Path, instance: &str) -> Option<Owner> {
+    let recorded = read_owner(state_dir, instance)?;
     let file = File::open(lock_path(state_dir, instance)).ok()?;
     match file.try_lock_shared() {
         // Nobody holds it (this probe's own shared lock ends with `file`).
         Ok(()) => None,
-        Err(TryLockError::WouldBlock) => read_owner(state_dir, instance).or(Some(Owner {
-            kind: OwnerKind::App,
-            pid: 0,
-        })),
+        Err(TryLockError::WouldBlock) => Some(recorded),
         Err(TryLockError::Error(_)) => None,
     }
 }

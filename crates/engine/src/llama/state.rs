@@ -6,6 +6,7 @@ use ts_rs::TS;
 use crate::errors::ErrorReport;
 use crate::estimate::{LlamaConfig, LlamaEstimate, MeasuredMemory};
 
+use super::ownership::Owner;
 use super::spec::InstanceSpec;
 
 /// starting → loading → healthy ⇄ unhealthy; the child's exit → crashed →
@@ -79,6 +80,10 @@ pub struct InstanceStatus {
     pub restarts: u32,
     /// The error behind a crashed or failed state.
     pub error: Option<ErrorReport>,
+    /// Another Switchyard process (the daemon, a `switchyard up --foreground`)
+    /// that holds this instance's lock now, so this one cannot start it.
+    #[serde(default)]
+    pub owned_by: Option<Owner>,
 }
 
 impl InstanceStatus {
@@ -95,6 +100,7 @@ impl InstanceStatus {
             started_at_ms: None,
             restarts: 0,
             error: None,
+            owned_by: None,
         }
     }
 }

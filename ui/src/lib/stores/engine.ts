@@ -3,6 +3,7 @@ import type { EngineEvent } from '../../bindings/EngineEvent';
 import { ipc, untagged } from '../ipc';
 import { AppInfoStore } from './app.svelte';
 import { BinariesStore } from './binaries.svelte';
+import { DaemonStore } from './daemon.svelte';
 import { LlamaStore } from './llama.svelte';
 import { DiffusionStore } from './diffusion.svelte';
 import { MonitorStore } from './monitor.svelte';
@@ -21,6 +22,7 @@ export interface Stores {
   models: ModelsStore;
   binaries: BinariesStore;
   llama: LlamaStore;
+  daemon: DaemonStore;
   diffusion: DiffusionStore;
   monitor: MonitorStore;
 }
@@ -36,6 +38,7 @@ export function createStores(): Stores {
     models: new ModelsStore(),
     binaries: new BinariesStore(),
     llama: new LlamaStore(),
+    daemon: new DaemonStore(),
     diffusion: new DiffusionStore(),
     monitor: new MonitorStore(),
   };
@@ -90,6 +93,9 @@ export function applyEvent(stores: Stores, event: EngineEvent): void {
       // Progress only: a complete job's images are fetched by the store, once.
       stores.diffusion.applyJob(untagged(event));
       break;
+    case 'daemon_changed':
+      stores.daemon.set(event.daemon);
+      break;
     case 'shutting_down':
       stores.status.shuttingDown = true;
       break;
@@ -114,6 +120,7 @@ export async function connect(stores: Stores): Promise<() => void> {
     stores.models.load(),
     stores.binaries.load(),
     stores.llama.load(),
+    stores.daemon.load(),
     stores.diffusion.load(),
     stores.monitor.load(),
   ]);

@@ -15,6 +15,21 @@ import { ipc, toErrorReport } from '../ipc';
 /** Log lines kept per instance in the window (the engine keeps 2000 and the files). */
 export const LOG_LIMIT = 1000;
 
+/** `known` with the lines of `lines` it does not have yet; at most LOG_LIMIT kept. */
+export function appendLog(known: LogLine[], lines: LogLine[]): LogLine[] {
+  const lastSeq = known.length > 0 ? known[known.length - 1].seq : -1;
+  const fresh = lines.filter((line) => line.seq > lastSeq);
+  if (fresh.length === 0) return known;
+  const next = known.concat(fresh);
+  return next.length > LOG_LIMIT ? next.slice(next.length - LOG_LIMIT) : next;
+}
+
+/** Where a log viewer reads an instance's lines: the app's own, or the daemon's. */
+export interface LogSource {
+  logs: Record<string, LogLine[]>;
+  loadLogs(name: string): Promise<void>;
+}
+
 export type Busy = 'start' | 'stop' | 'restart' | 'save' | 'remove' | null;
 
 export interface ChatEntry {
@@ -76,7 +91,7 @@ export class ChatSession {
   }
 }
 
-export class LlamaStore {
+export class LlamaStore implements LogSource {
   instances = $state<InstanceStatus[]>([]);
   loaded = $state(false);
   /** Why the list could not be read. */
@@ -138,11 +153,8 @@ export class LlamaStore {
   /** `llama_log`: new lines, oldest first; at most LOG_LIMIT kept. */
   applyLog(instance: string, lines: LogLine[]): void {
     const known = this.logs[instance] ?? [];
-    const lastSeq = known.length > 0 ? known[known.length - 1].seq : -1;
-    const fresh = lines.filter((line) => line.seq > lastSeq);
-    if (fresh.length === 0) return;
-    const next = known.concat(fresh);
-    this.logs[instance] = next.length > LOG_LIMIT ? next.slice(next.length - LOG_LIMIT) : next;
+    const next = appendLog(known, lines);
+    if (next !== known) this.logs[instance] = next;
   }
 
   /** The lines the engine kept from before the window listened. */
