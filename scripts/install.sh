@@ -14,8 +14,9 @@ apt_packages=(build-essential curl file pkg-config libssl-dev libwebkit2gtk-4.1-
   libayatana-appindicator3-dev librsvg2-dev libxdo-dev)
 if [ "$purpose" = test ]; then
   # A virtual display, a session bus and the WebKit WebDriver for the window tests;
-  # CMake for the real llama-server; venv for the PyPI gguf package.
-  apt_packages+=(xvfb xauth webkit2gtk-driver dbus-x11 cmake python3-venv)
+  # CMake for the real llama-server; venv for the PyPI gguf package; gdb for the
+  # stacks of an app that does not end when its window closes.
+  apt_packages+=(xvfb xauth webkit2gtk-driver dbus-x11 cmake python3-venv gdb)
 fi
 
 missing=()

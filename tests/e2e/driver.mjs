@@ -1,10 +1,11 @@
 // Starts tauri-driver and opens a WebDriver session on the built app, with its data
 // and config folders in a fresh temporary folder.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Builder, By, until } from 'selenium-webdriver';
 
 // Overridable so two runs on one machine do not take each other's driver.
@@ -49,18 +50,48 @@ function appPids(path) {
     });
 }
 
+/** Every thread's stack of a process that should have ended (gdb, when installed). */
+function whereItWaits(pid) {
+  const traced = spawnSync(
+    'gdb',
+    ['-p', String(pid), '-batch', '-nx', '-ex', 'thread apply all bt 25'],
+    { encoding: 'utf8', timeout: 60_000 },
+  );
+  if (traced.error) return `(no stacks: ${traced.error.message})`;
+  return traced.stdout.split('\n').filter((line) => /^(Thread|#)/.test(line)).join('\n');
+}
+
 /**
- * Waits for the app to exit after its window closed; ends it if it does not.
- * Returns whether it had to be killed.
+ * Closes the app's windows as a person does (the window manager's close button),
+ * so the app's own exit path runs: WebDriver cannot, since WebKitWebDriver ends the
+ * browser it launched with SIGKILL when its session ends. Returns whether a window
+ * was asked to close.
  */
-async function endApp(path) {
-  const deadline = Date.now() + 10_000;
+function closeWindows(path) {
+  const script = fileURLToPath(new URL('./close-window.py', import.meta.url));
+  return appPids(path)
+    .map((pid) => spawnSync('python3', [script, pid], { stdio: 'inherit' }).status === 0)
+    .includes(true);
+}
+
+async function waitForExit(path, ms) {
+  const deadline = Date.now() + ms;
   while (appPids(path).length > 0 && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/**
+ * Ends what is left of the app; whether anything was. Where its window had been
+ * asked to close, it should have ended by itself: its stacks say where it waits.
+ */
+function killLeftovers(path, windowClosed) {
   const leftovers = appPids(path);
   for (const pid of leftovers) {
-    console.error(`e2e: the app (pid ${pid}) outlived its window; killing it`);
+    if (windowClosed) {
+      console.error(`e2e: the app (pid ${pid}) outlived its window; killing it`);
+      console.error(whereItWaits(pid));
+    }
     process.kill(Number(pid), 'SIGKILL');
   }
   return leftovers.length > 0;
@@ -113,16 +144,22 @@ export async function launchApp({ settings = {}, prepare, firstRun = false } = {
     .usingServer(`http://127.0.0.1:${DRIVER_PORT}/`)
     .withCapabilities({ browserName: 'wry', 'tauri:options': { application: app } })
     .build();
-  /** Closes the window; resolves to { killed } (the app had to be killed). */
+  /**
+   * Closes the window and waits for the app to end; resolves to { killed } (it had
+   * to be killed). A window hidden to the tray is not asked: that app is killed.
+   */
   const stop = async () => {
+    const windowClosed = closeWindows(app);
+    if (windowClosed) await waitForExit(app, DEADLINE_MS);
     try {
-      await driver.quit();
+      // The browser is gone by now; the session only has to end.
+      await Promise.race([driver.quit().catch(() => {}), new Promise((r) => setTimeout(r, 10_000))]);
     } finally {
       const exited = new Promise((resolve) => tauriDriver.once('exit', resolve));
       tauriDriver.kill();
       await exited;
     }
-    return { killed: await endApp(app) };
+    return { killed: killLeftovers(app, windowClosed) };
   };
   return { driver, home, stop };
 }
