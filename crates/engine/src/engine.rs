@@ -189,9 +189,8 @@ impl Engine {
             apply_offload_threshold(&orchestrator, &deps.settings);
             // The daemon's servers, when one runs on this data folder: an image made
             // here asks it to make room (the daemon itself finds no other).
-            orchestrator.set_servers_elsewhere(Arc::new(crate::control::DaemonServers::new(
-                layout.root().to_path_buf(),
-            )));
+            orchestrator
+                .set_servers_elsewhere(Arc::new(crate::control::DaemonServers::new(daemon.link())));
             Inner {
                 system: SystemMonitor::new(deps.probe, deps.clock.clone()),
                 events,

@@ -80,6 +80,18 @@ impl DaemonLink {
     /// A `daemon.json` left by a daemon that was killed does not count: a live
     /// daemon holds the folder's daemon lock.
     pub fn client(&self) -> Option<ControlClient> {
+        self.found().map(|(_, client)| client)
+    }
+
+    /// The same, unless the daemon is this very process (its own orchestrator asks
+    /// no one else for room).
+    pub fn other_process_client(&self) -> Option<ControlClient> {
+        self.found()
+            .filter(|(daemon, _)| daemon.pid != std::process::id())
+            .map(|(_, client)| client)
+    }
+
+    fn found(&self) -> Option<(DaemonFile, ControlClient)> {
         // The file first: it is written once the daemon holds its lock, so the lock
         // is probed (a shared lock for an instant, which a daemon starting in that
         // instant would take for another daemon) only when one is recorded.
@@ -97,12 +109,12 @@ impl DaemonLink {
         };
         if let Some((known, client)) = cached.as_ref() {
             if *known == found {
-                return Some(client.clone());
+                return Some((found, client.clone()));
             }
         }
         let client = ControlClient::new(&found);
-        *cached = Some((found, client.clone()));
-        Some(client)
+        *cached = Some((found.clone(), client.clone()));
+        Some((found, client))
     }
 
     /// What the daemon runs now; `None` when no daemon runs or it does not answer.

@@ -2,7 +2,6 @@
 //! app attached to the daemon): the daemon's orchestrator stops the daemon's LLM
 //! servers when the image would not fit beside them, and brings them back after.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::client::ControlClient;
-use super::daemon_file::DaemonFile;
+use super::link::DaemonLink;
 use super::server::{ApiError, Authorized, ServerState};
 use crate::diffusion::gate::BoxFuture;
 use crate::errors::ErrorReport;
@@ -79,17 +78,16 @@ pub(super) async fn release(_: Authorized, State(state): State<Arc<ServerState>>
 /// when no daemon runs there, or when this process is that daemon.
 #[derive(Debug)]
 pub struct DaemonServers {
-    data_dir: PathBuf,
+    link: Arc<DaemonLink>,
 }
 
 impl DaemonServers {
-    pub fn new(data_dir: PathBuf) -> Self {
-        Self { data_dir }
+    pub fn new(link: Arc<DaemonLink>) -> Self {
+        Self { link }
     }
 
     fn client(&self) -> Option<ControlClient> {
-        let daemon = DaemonFile::running(&self.data_dir).ok().flatten()?;
-        (daemon.pid != std::process::id()).then(|| ControlClient::new(&daemon))
+        self.link.other_process_client()
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::Engine;
@@ -17,7 +18,7 @@ use crate::llama::{InstanceStatus, LogLine};
 /// The link and what the window was last told about the daemon.
 #[derive(Debug)]
 pub(super) struct Attachment {
-    link: DaemonLink,
+    link: Arc<DaemonLink>,
     /// Held across a whole poll, so polls end in the order they started and an
     /// older snapshot never replaces a newer one.
     last: tokio::sync::Mutex<Option<AttachedDaemon>>,
@@ -26,9 +27,14 @@ pub(super) struct Attachment {
 impl Attachment {
     pub(super) fn new(data_dir: &Path) -> Self {
         Self {
-            link: DaemonLink::new(data_dir),
+            link: Arc::new(DaemonLink::new(data_dir)),
             last: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// The link, shared with the orchestrator (which asks the daemon for room).
+    pub(super) fn link(&self) -> Arc<DaemonLink> {
+        Arc::clone(&self.link)
     }
 }
 
