@@ -103,6 +103,9 @@ test('the window shows and drives the daemon, and the app leaves it its instance
   assert.match(await textOf(driver, 'daemon-title'), new RegExp(`^Switchyard daemon · pid ${pid} · \\d+\\.\\d+\\.\\d+`));
   await driver.wait(async () => (await stateOf(driver, daemonRow)) === 'healthy', DEADLINE_MS,
     "the daemon's instance never showed healthy");
+  // The header: the app's own LLM stopped, the daemon's running.
+  assert.equal(await (await visible(driver, 'status-daemon')).getAttribute('data-state'), 'running');
+  assert.equal(await (await visible(driver, 'status-llm')).getAttribute('data-state'), 'stopped');
   const problem = await visible(driver, 'daemon-problem');
   assert.equal(await problem.getAttribute('data-code'), 'INVALID_INSTANCE_FILE');
   assert.match(await textOf(driver, 'daemon-problem'), /broken\.toml: `llama\.prot`/);
@@ -124,6 +127,7 @@ test('the window shows and drives the daemon, and the app leaves it its instance
   await driver.wait(async () => (await stateOf(driver, daemonRow)) === 'stopped', START_DEADLINE_MS,
     'the window never showed it stopped');
   assert.equal(daemonState(), 'stopped');
+  assert.equal(await (await visible(driver, 'status-daemon')).getAttribute('data-state'), 'stopped');
 
   // Start: healthy again, in the window and for the daemon.
   await click(driver, 'daemon-start');

@@ -7,6 +7,7 @@ import type { ErrorReport } from './bindings/ErrorReport';
 import type { Settings } from './bindings/Settings';
 import {
   fakeAppInfo,
+  fakeAttachedDaemon,
   fakeDiskUsage,
   fakeDownload,
   fakeInstalledModels,
@@ -153,6 +154,18 @@ describe('App', () => {
     await emit(ENGINE_EVENT, { type: 'status_changed', llm: 'running', diffusion: 'starting' });
     await waitFor(() => expect(screen.getByTestId('status-llm').dataset.state).toBe('running'));
     expect(screen.getByTestId('status-images').dataset.state).toBe('starting');
+  });
+
+  it('shows a daemon chip beside its own while a daemon is attached', async () => {
+    await renderReady();
+    expect(screen.queryByTestId('status-daemon')).toBeNull();
+    await emit(ENGINE_EVENT, { type: 'daemon_changed', daemon: fakeAttachedDaemon() });
+    const chip = await screen.findByTestId('status-daemon');
+    expect(chip.dataset.state).toBe('running');
+    expect(chip.title).toContain('pid 4100');
+    expect(screen.getByTestId('status-llm').dataset.state).toBe('stopped');
+    await emit(ENGINE_EVENT, { type: 'daemon_changed', daemon: null });
+    await waitFor(() => expect(screen.queryByTestId('status-daemon')).toBeNull());
   });
 
   it('cycles the theme through save_settings and puts it on <html>', async () => {

@@ -528,6 +528,7 @@ export function fakeAttachedDaemon(
         owner: running ? { kind: 'daemon', pid: 4100 } : null,
       },
     ],
+    llm: running ? 'running' : 'stopped',
   };
 }
 

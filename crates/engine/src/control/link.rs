@@ -13,6 +13,7 @@ use super::daemon_file::{DaemonFile, DaemonLock};
 use super::rows::{DaemonStatus, InstanceRow};
 use crate::llama::InstanceStatus;
 use crate::locks::lock;
+use crate::services::{llm_service_state, ServiceState};
 
 /// The daemon the app is attached to, as the window shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -20,9 +21,21 @@ use crate::locks::lock;
 pub struct AttachedDaemon {
     pub status: DaemonStatus,
     pub instances: Vec<InstanceRow>,
+    /// Its LLM service as a whole, by the rule of the app's own (the header's
+    /// daemon chip).
+    pub llm: ServiceState,
 }
 
 impl AttachedDaemon {
+    pub fn new(status: DaemonStatus, instances: Vec<InstanceRow>) -> Self {
+        let llm = llm_service_state(instances.iter().map(|row| row.state));
+        Self {
+            status,
+            instances,
+            llm,
+        }
+    }
+
     /// Whether `other` shows something else: a daemon came or went, or an
     /// instance's state, health, pid, port or owner changed. Uptime alone is no
     /// change (it moves every second; the window counts it from the start time).
@@ -122,7 +135,7 @@ impl DaemonLink {
         let client = self.client()?;
         let (status, instances) = tokio::join!(client.daemon_status(), client.list());
         match (status, instances) {
-            (Ok(status), Ok(instances)) => Some(AttachedDaemon { status, instances }),
+            (Ok(status), Ok(instances)) => Some(AttachedDaemon::new(status, instances)),
             (Err(error), _) | (_, Err(error)) => {
                 tracing::debug!(problem = %error.message, "the daemon did not answer");
                 None
@@ -137,15 +150,15 @@ mod tests {
     use crate::llama::InstanceState;
 
     fn attached(state: InstanceState, uptime_s: Option<u64>) -> AttachedDaemon {
-        AttachedDaemon {
-            status: DaemonStatus {
+        AttachedDaemon::new(
+            DaemonStatus {
                 pid: 7,
                 version: "0".into(),
                 data_dir: "/d".into(),
                 instances_dir: "/c/instances".into(),
                 problems: Vec::new(),
             },
-            instances: vec![InstanceRow {
+            vec![InstanceRow {
                 name: "tiny".into(),
                 state,
                 pid: Some(8),
@@ -159,7 +172,7 @@ mod tests {
                 restarts: 0,
                 owner: None,
             }],
-        }
+        )
     }
 
     #[test]
@@ -172,6 +185,22 @@ mod tests {
         assert!(AttachedDaemon::differs(None, Some(&healthy)));
         assert!(AttachedDaemon::differs(Some(&healthy), None));
         assert!(!AttachedDaemon::differs(None, None));
+    }
+
+    #[test]
+    fn the_daemon_chip_follows_its_liveliest_instance() {
+        assert_eq!(
+            attached(InstanceState::Healthy, None).llm,
+            ServiceState::Running
+        );
+        assert_eq!(
+            attached(InstanceState::Loading, None).llm,
+            ServiceState::Starting
+        );
+        assert_eq!(
+            attached(InstanceState::Stopped, None).llm,
+            ServiceState::Stopped
+        );
     }
 
     #[test]
