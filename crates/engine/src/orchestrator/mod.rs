@@ -11,6 +11,7 @@ mod elsewhere;
 mod memory;
 mod usage;
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -175,6 +176,11 @@ struct State {
     yielded: bool,
     /// Another process stopped its servers for the open window.
     room_made_elsewhere: bool,
+    /// This process's own image window is open.
+    own_window_open: bool,
+    /// Other processes (pids) making images that this one's servers are stopped
+    /// for: they come back once none is left and no own window is open.
+    rooms_for: BTreeSet<u32>,
 }
 
 #[derive(Debug)]
@@ -188,6 +194,10 @@ struct Shared {
     reloading: watch::Sender<bool>,
     clock: Arc<dyn crate::clock::Clock>,
     elsewhere: RwLock<Option<Arc<dyn ServersElsewhere>>>,
+    /// One decision (and offload) at a time: this process's image windows and other
+    /// processes' requests for room may come together; two offloads would save the
+    /// second's empty list over the first's.
+    deciding: tokio::sync::Mutex<()>,
 }
 
 /// The orchestrator; cheap to clone.
@@ -224,6 +234,7 @@ impl Orchestrator {
                 reloading: watch::channel(false).0,
                 clock,
                 elsewhere: RwLock::new(None),
+                deciding: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -237,32 +248,44 @@ impl Orchestrator {
         crate::locks::read(&self.shared.elsewhere).clone()
     }
 
-    /// Another process is about to make an image needing this much memory: stops
-    /// this process's servers when it would not fit beside them, by the same rule
-    /// as for its own images. Whether they were stopped.
-    pub async fn make_room(&self, image_ram: u64, image_vram: u64) -> Result<bool> {
+    /// Process `pid` is about to make an image needing this much memory: stops this
+    /// process's servers when it would not fit beside them, by the same rule as for
+    /// its own images. Whether they are stopped for it (also when they already
+    /// were): then they stay stopped until it says it is done.
+    pub async fn make_room(&self, pid: u32, image_ram: u64, image_vram: u64) -> Result<bool> {
         if self.reload_pending() {
             self.wait_for_reload(self.reload_bound()).await;
         }
-        if self.saved_state().is_some() {
-            return Ok(false);
+        let made = self.offload_if_needed(image_ram, image_vram).await?;
+        if made {
+            lock(&self.shared.state).rooms_for.insert(pid);
         }
-        self.offload_if_needed(image_ram, image_vram).await
+        Ok(made)
     }
 
-    /// The other process's image is done: what [`Self::make_room`] stopped comes
-    /// back, in the background.
-    pub fn room_no_longer_needed(&self) {
-        // Said twice (the other process, and the watch on it): one reload.
-        if self.phase() == OrchestratorPhase::Offloaded {
+    /// Whether this process's servers are stopped for process `pid`'s image.
+    pub fn holds_room_for(&self, pid: u32) -> bool {
+        lock(&self.shared.state).rooms_for.contains(&pid)
+    }
+
+    /// Process `pid`'s image is done: the servers come back (in the background)
+    /// once nobody else needs them stopped. Said twice (by it, and by the watch on
+    /// it), the second does nothing.
+    pub fn room_no_longer_needed(&self, pid: u32) {
+        let last = {
+            let mut state = lock(&self.shared.state);
+            state.rooms_for.remove(&pid) && state.rooms_for.is_empty() && !state.own_window_open
+        };
+        if last {
             self.reload_in_background();
         }
     }
 
     fn reload_in_background(&self) {
-        if self
-            .saved_state()
-            .is_some_and(|saved| saved.reload_error.is_none())
+        if self.phase() == OrchestratorPhase::Offloaded
+            && self
+                .saved_state()
+                .is_some_and(|saved| saved.reload_error.is_none())
         {
             let me = self.clone();
             tokio::spawn(async move { me.reload().await });
@@ -270,8 +293,14 @@ impl Orchestrator {
     }
 
     /// Offloads when the servers and an image of this size would pass the
-    /// threshold; whether it did.
+    /// threshold; whether they are stopped now (by this call or before it).
     async fn offload_if_needed(&self, image_ram: u64, image_vram: u64) -> Result<bool> {
+        let _one_decision = self.shared.deciding.lock().await;
+        if self.saved_state().is_some() {
+            // Already offloaded (for another image, or the reload failed):
+            // nothing of the LLM holds memory.
+            return Ok(true);
+        }
         let prediction = self.would_need_offload(image_ram, image_vram);
         if !prediction.needs_offload {
             return Ok(false);
@@ -669,18 +698,19 @@ impl GenerationGate for Orchestrator {
             if std::mem::take(&mut lock(&self.shared.state).yielded) {
                 self.give_chat_its_turn().await;
             }
+            lock(&self.shared.state).own_window_open = true;
             let (ram, vram) = (first.estimate.ram_bytes, first.estimate.vram_bytes);
             let made_room_elsewhere = self.ask_elsewhere_for_room(ram, vram).await;
-            let offloaded_here = if self.saved_state().is_some() {
-                // Still offloaded (the reload failed): nothing of the LLM holds
-                // memory; release sd's afterwards all the same.
-                true
-            } else {
-                self.offload_if_needed(ram, vram).await?
-            };
-            Ok(GateDecision {
-                release_after: offloaded_here || made_room_elsewhere,
-            })
+            match self.offload_if_needed(ram, vram).await {
+                Ok(offloaded_here) => Ok(GateDecision {
+                    release_after: offloaded_here || made_room_elsewhere,
+                }),
+                Err(error) => {
+                    // No window after all, and `close` comes only after one.
+                    self.close(&GateOutcome::default()).await;
+                    Err(error)
+                }
+            }
         })
     }
 
@@ -709,9 +739,18 @@ impl GenerationGate for Orchestrator {
 
     fn close<'a>(&'a self, _outcome: &'a GateOutcome) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            // Back in the background: the image is already with its caller.
-            self.reload_in_background();
-            let made_room = std::mem::take(&mut lock(&self.shared.state).room_made_elsewhere);
+            let (made_room, nobody_else) = {
+                let mut state = lock(&self.shared.state);
+                state.own_window_open = false;
+                (
+                    std::mem::take(&mut state.room_made_elsewhere),
+                    state.rooms_for.is_empty(),
+                )
+            };
+            if nobody_else {
+                // Back in the background: the image is already with its caller.
+                self.reload_in_background();
+            }
             if let Some(elsewhere) = self.servers_elsewhere().filter(|_| made_room) {
                 elsewhere.room_no_longer_needed().await;
             }
