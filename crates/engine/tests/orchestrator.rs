@@ -13,7 +13,9 @@ use switchyard_engine::diffusion::{
 };
 use switchyard_engine::engine::ImageServerConfig;
 use switchyard_engine::llama::{InstanceSpec, InstanceState, InstanceStatus};
-use switchyard_engine::orchestrator::{OrchestratorEvent, OrchestratorPolicy, UsageBasis};
+use switchyard_engine::orchestrator::{
+    OrchestratorEvent, OrchestratorPhase, OrchestratorPolicy, UsageBasis,
+};
 use switchyard_engine::settings::Settings;
 use switchyard_engine::{Engine, EngineDeps, EngineEvent};
 use switchyard_testkit::gguf::{shared_sdxs_512, LlamaSpec};
@@ -484,5 +486,50 @@ async fn a_long_queue_lets_the_waiting_chat_in_between_two_offloads() {
             JobStatus::Complete
         );
     }
+    setup.engine.shutdown().await;
+}
+
+/// Room made for other processes' images (the app beside the daemon): the servers
+/// stay stopped until the last of them is done; a second "done" from the same
+/// process changes nothing.
+#[tokio::test]
+async fn servers_stopped_for_other_processes_come_back_after_the_last_is_done() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mut setup = setup(80 * MIB, &fake_sd(), &fake_model(scratch.path())).await;
+    let orchestrator = setup.engine.orchestrator().clone();
+    let (first, second) = (4_000_001, 4_000_002);
+
+    // Both at once: one offloads, the other finds the servers stopped and holds
+    // them too, without a second offload (which would save an empty list).
+    let (for_first, for_second) = tokio::join!(
+        orchestrator.make_room(first, 64 * MIB, 0),
+        orchestrator.make_room(second, 64 * MIB, 0)
+    );
+    assert!(for_first.unwrap() && for_second.unwrap());
+    let offloads = record_until(&mut setup.events, |e| {
+        matches!(
+            e,
+            EngineEvent::Orchestrator(OrchestratorEvent::Offloaded { .. })
+        )
+    })
+    .await;
+    assert_eq!(offloads.len(), 1, "{offloads:#?}");
+    assert!(orchestrator.holds_room_for(first) && orchestrator.holds_room_for(second));
+
+    orchestrator.room_no_longer_needed(first);
+    orchestrator.room_no_longer_needed(first);
+    assert_eq!(orchestrator.phase(), OrchestratorPhase::Offloaded);
+    assert_eq!(
+        setup.engine.llama().status("chat").unwrap().state,
+        InstanceState::Stopped
+    );
+
+    orchestrator.room_no_longer_needed(second);
+    record_until(&mut setup.events, is_reloaded).await;
+    assert!(!orchestrator.holds_room_for(second));
+    assert_eq!(
+        setup.engine.llama().status("chat").unwrap().state,
+        InstanceState::Healthy
+    );
     setup.engine.shutdown().await;
 }

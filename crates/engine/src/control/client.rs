@@ -22,6 +22,9 @@ use crate::llama::{is_valid_name, InstanceStatus, LogLine};
 /// Starting a large model can take minutes; the daemon answers when it is healthy.
 const START_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 const QUICK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Stopping servers gracefully takes seconds; a daemon still busy after this is
+/// not waited for (the image goes ahead, and the log says so).
+const ROOM_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Plain HTTP to loopback. Not reqwest: its TLS set-up loads the system's
 /// certificates at every client, which cost a command 40–80 ms here, more than
@@ -123,13 +126,15 @@ impl ControlClient {
         let body =
             serde_json::to_vec(&request).map_err(|error| self.unreachable(&error.to_string()))?;
         let answer = self
-            .send(Method::POST, "/v1/room", Bytes::from(body), START_TIMEOUT)
+            .send(Method::POST, "/v1/room", Bytes::from(body), ROOM_TIMEOUT)
             .await?;
         self.parse(&answer)
     }
 
-    pub async fn room_no_longer_needed(&self) -> Result<(), ErrorReport> {
-        self.send(Method::DELETE, "/v1/room", Bytes::new(), QUICK_TIMEOUT)
+    /// Process `pid`'s image is done.
+    pub async fn room_no_longer_needed(&self, pid: u32) -> Result<(), ErrorReport> {
+        let path = format!("/v1/room?pid={pid}");
+        self.send(Method::DELETE, &path, Bytes::new(), QUICK_TIMEOUT)
             .await
             .map(drop)
     }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -16,7 +16,7 @@ use super::server::{ApiError, Authorized, ServerState};
 use crate::diffusion::gate::BoxFuture;
 use crate::errors::ErrorReport;
 use crate::llama::start_ticks;
-use crate::orchestrator::{Orchestrator, OrchestratorPhase, ServersElsewhere};
+use crate::orchestrator::{Orchestrator, ServersElsewhere};
 
 /// How often the daemon looks whether the process it made room for still runs.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
@@ -44,7 +44,7 @@ pub(super) async fn make(
 ) -> std::result::Result<Json<RoomAnswer>, ApiError> {
     let orchestrator = state.engine.orchestrator().clone();
     let made = orchestrator
-        .make_room(request.ram_bytes, request.vram_bytes)
+        .make_room(request.pid, request.ram_bytes, request.vram_bytes)
         .await?;
     if made {
         tokio::spawn(bring_back_if_it_ends(orchestrator, request.pid));
@@ -52,25 +52,35 @@ pub(super) async fn make(
     Ok(Json(RoomAnswer { made }))
 }
 
-/// Watches the process the servers were stopped for: once it is gone (or the
-/// servers are on their way back), the room is no longer needed.
+/// Watches the process the servers were stopped for: once it is gone without
+/// having said its image is done, the room is no longer needed.
 async fn bring_back_if_it_ends(orchestrator: Orchestrator, pid: u32) {
     let started = start_ticks(pid);
     loop {
         tokio::time::sleep(WATCH_INTERVAL).await;
-        if orchestrator.phase() != OrchestratorPhase::Offloaded {
+        if !orchestrator.holds_room_for(pid) {
             return;
         }
         if started.is_none() || start_ticks(pid) != started {
             tracing::warn!(pid, "the process an image was made for ended without saying it was done; bringing the LLM servers back");
-            orchestrator.room_no_longer_needed();
+            orchestrator.room_no_longer_needed(pid);
             return;
         }
     }
 }
 
-pub(super) async fn release(_: Authorized, State(state): State<Arc<ServerState>>) -> StatusCode {
-    state.engine.orchestrator().room_no_longer_needed();
+#[derive(Debug, Deserialize)]
+pub(super) struct ReleaseQuery {
+    /// The process whose image is done.
+    pid: u32,
+}
+
+pub(super) async fn release(
+    _: Authorized,
+    State(state): State<Arc<ServerState>>,
+    Query(query): Query<ReleaseQuery>,
+) -> StatusCode {
+    state.engine.orchestrator().room_no_longer_needed(query.pid);
     StatusCode::ACCEPTED
 }
 
@@ -115,7 +125,7 @@ impl ServersElsewhere for DaemonServers {
     fn room_no_longer_needed(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             if let Some(client) = self.client() {
-                if let Err(error) = client.room_no_longer_needed().await {
+                if let Err(error) = client.room_no_longer_needed(std::process::id()).await {
                     tracing::warn!(problem = %error.message, "could not tell the daemon the image is done");
                 }
             }

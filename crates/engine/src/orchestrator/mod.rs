@@ -3,7 +3,9 @@
 //! servers and the next image would together pass a share (75 % by default) of the
 //! bottleneck — VRAM when a GPU is used, else RAM — it saves the servers' running
 //! configuration and stops them, lets the queued images run in one window, then
-//! reloads them in the background: after waiting until the memory is really free,
+//! reloads them in the background once nobody holds them stopped any more (its own
+//! window, and other processes' images it made room for, each until it is done):
+//! after waiting until the memory is really free,
 //! with retries on `INSUFFICIENT_RESOURCES`, keeping the saved state (and saying so)
 //! when the reload finally fails.
 
@@ -11,6 +13,7 @@ mod elsewhere;
 mod memory;
 mod usage;
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -175,6 +178,18 @@ struct State {
     yielded: bool,
     /// Another process stopped its servers for the open window.
     room_made_elsewhere: bool,
+    /// Whom the servers are kept stopped for: they come back once none is left.
+    holders: BTreeSet<RoomHolder>,
+}
+
+/// Who needs the LLM servers kept stopped (or, for this process's window, kept
+/// from coming back beside its image).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum RoomHolder {
+    /// This process's own image window, while it is open.
+    OwnWindow,
+    /// Another process (by pid) making an image, until it says it is done.
+    Process(u32),
 }
 
 #[derive(Debug)]
@@ -184,10 +199,17 @@ struct Shared {
     events: EventBus,
     policy: Mutex<OrchestratorPolicy>,
     state: Mutex<State>,
-    /// `true` while a reload is pending or running.
+    /// `true` from the decision to reload (the last holder gone) until the reload
+    /// has ended. Set and read with `state` locked, so a new holder either joins
+    /// the stopped servers before that decision or waits for the reload.
     reloading: watch::Sender<bool>,
     clock: Arc<dyn crate::clock::Clock>,
     elsewhere: RwLock<Option<Arc<dyn ServersElsewhere>>>,
+    /// One decision (and offload) at a time: this process's image windows and other
+    /// processes' requests for room may come together; two offloads would save the
+    /// second's empty list over the first's. Only [`Orchestrator::hold_room`] takes
+    /// it, and nothing it waits for (a reload, stopping servers) takes it again.
+    deciding: tokio::sync::Mutex<()>,
 }
 
 /// The orchestrator; cheap to clone.
@@ -224,6 +246,7 @@ impl Orchestrator {
                 reloading: watch::channel(false).0,
                 clock,
                 elsewhere: RwLock::new(None),
+                deciding: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -237,41 +260,64 @@ impl Orchestrator {
         crate::locks::read(&self.shared.elsewhere).clone()
     }
 
-    /// Another process is about to make an image needing this much memory: stops
-    /// this process's servers when it would not fit beside them, by the same rule
-    /// as for its own images. Whether they were stopped.
-    pub async fn make_room(&self, image_ram: u64, image_vram: u64) -> Result<bool> {
-        if self.reload_pending() {
-            self.wait_for_reload(self.reload_bound()).await;
-        }
-        if self.saved_state().is_some() {
-            return Ok(false);
-        }
-        self.offload_if_needed(image_ram, image_vram).await
+    /// Process `pid` is about to make an image needing this much memory: stops this
+    /// process's servers when it would not fit beside them, by the same rule as for
+    /// its own images. Whether they are stopped for it (also when they already
+    /// were): then they stay stopped until it says it is done.
+    pub async fn make_room(&self, pid: u32, image_ram: u64, image_vram: u64) -> Result<bool> {
+        self.hold_room(RoomHolder::Process(pid), image_ram, image_vram)
+            .await
     }
 
-    /// The other process's image is done: what [`Self::make_room`] stopped comes
-    /// back, in the background.
-    pub fn room_no_longer_needed(&self) {
-        // Said twice (the other process, and the watch on it): one reload.
-        if self.phase() == OrchestratorPhase::Offloaded {
-            self.reload_in_background();
-        }
+    /// Whether this process's servers are stopped for process `pid`'s image.
+    pub fn holds_room_for(&self, pid: u32) -> bool {
+        lock(&self.shared.state)
+            .holders
+            .contains(&RoomHolder::Process(pid))
     }
 
-    fn reload_in_background(&self) {
-        if self
-            .saved_state()
-            .is_some_and(|saved| saved.reload_error.is_none())
-        {
-            let me = self.clone();
-            tokio::spawn(async move { me.reload().await });
-        }
+    /// Process `pid`'s image is done: the servers come back (in the background)
+    /// once nobody else needs them stopped. Said twice (by it, and by the watch on
+    /// it), the second does nothing.
+    pub fn room_no_longer_needed(&self, pid: u32) {
+        self.release_room(RoomHolder::Process(pid));
     }
 
-    /// Offloads when the servers and an image of this size would pass the
-    /// threshold; whether it did.
-    async fn offload_if_needed(&self, image_ram: u64, image_vram: u64) -> Result<bool> {
+    /// Decides for `holder`'s image: offloads when the servers and an image of this
+    /// size would pass the threshold. Whether the servers are stopped now (by this
+    /// call or before it); then `holder` holds them stopped until it releases them.
+    /// This process's window holds even when nothing was stopped, so that servers
+    /// stopped meanwhile for another process do not come back beside its image.
+    async fn hold_room(&self, holder: RoomHolder, image_ram: u64, image_vram: u64) -> Result<bool> {
+        let _one_decision = self.shared.deciding.lock().await;
+        loop {
+            // The LLM is on its way back: let it arrive (and answer the chat that
+            // waited for it) rather than load the image beside it.
+            let reload_over =
+                !self.reload_pending() || self.wait_for_reload(self.reload_bound()).await;
+            let already_stopped = {
+                let mut state = lock(&self.shared.state);
+                if reload_over && self.reload_pending() {
+                    // The last holder left after the wait: wait for that reload too.
+                    continue;
+                }
+                if holder == RoomHolder::OwnWindow {
+                    state.holders.insert(holder);
+                }
+                let stopped = state.saved.is_some();
+                if stopped {
+                    // Offloaded for another image, or the reload failed: nothing of
+                    // the LLM holds memory.
+                    state.holders.insert(holder);
+                }
+                stopped
+            };
+            if already_stopped {
+                return Ok(true);
+            }
+            break;
+        }
+        // Nothing is saved, and only an offload (under `deciding`, held here) saves.
         let prediction = self.would_need_offload(image_ram, image_vram);
         if !prediction.needs_offload {
             return Ok(false);
@@ -286,8 +332,29 @@ impl Orchestrator {
             },
             self.policy().threshold * 100.0
         );
-        self.offload(reason).await?;
+        self.offload(reason, holder).await?;
         Ok(true)
+    }
+
+    /// `holder` no longer needs the servers stopped: the last one to leave starts
+    /// the reload, in the background (an image is already with its caller).
+    fn release_room(&self, holder: RoomHolder) {
+        let reload = {
+            let mut state = lock(&self.shared.state);
+            state.holders.remove(&holder)
+                && state.holders.is_empty()
+                && state.phase == OrchestratorPhase::Offloaded
+                && state
+                    .saved
+                    .as_ref()
+                    .is_some_and(|saved| saved.reload_error.is_none())
+                // Decided under `state`, once: a second caller finds it pending.
+                && !self.shared.reloading.send_replace(true)
+        };
+        if reload {
+            let me = self.clone();
+            tokio::spawn(async move { me.reload().await });
+        }
     }
 
     pub fn policy(&self) -> OrchestratorPolicy {
@@ -441,8 +508,8 @@ impl Orchestrator {
         self.shared.events.emit(EngineEvent::Orchestrator(event));
     }
 
-    /// Saves and stops every running server.
-    async fn offload(&self, reason: String) -> Result<()> {
+    /// Saves and stops every running server, held stopped for `holder`.
+    async fn offload(&self, reason: String, holder: RoomHolder) -> Result<()> {
         let running = self.running_instances();
         let mut saved = Vec::new();
         let started = Instant::now();
@@ -488,8 +555,8 @@ impl Orchestrator {
                 offloaded_at_ms: self.shared.clock.now_ms(),
                 reload_error: None,
             });
+            state.holders.insert(holder);
         }
-        self.shared.reloading.send_replace(true);
         self.emit(OrchestratorEvent::Offloaded {
             instances: names,
             reason,
@@ -662,8 +729,8 @@ impl GenerationGate for Orchestrator {
     fn open<'a>(&'a self, first: &'a GateRequest) -> BoxFuture<'a, Result<GateDecision>> {
         Box::pin(async move {
             if self.reload_pending() {
-                // The LLM is on its way back: let it arrive (and answer the chat
-                // that waited for it) rather than load it beside sd.
+                // The LLM is on its way back (after a yielded window, say): let it
+                // arrive before the chat that waited for it gets its turn.
                 self.wait_for_reload(self.reload_bound()).await;
             }
             if std::mem::take(&mut lock(&self.shared.state).yielded) {
@@ -671,16 +738,16 @@ impl GenerationGate for Orchestrator {
             }
             let (ram, vram) = (first.estimate.ram_bytes, first.estimate.vram_bytes);
             let made_room_elsewhere = self.ask_elsewhere_for_room(ram, vram).await;
-            let offloaded_here = if self.saved_state().is_some() {
-                // Still offloaded (the reload failed): nothing of the LLM holds
-                // memory; release sd's afterwards all the same.
-                true
-            } else {
-                self.offload_if_needed(ram, vram).await?
-            };
-            Ok(GateDecision {
-                release_after: offloaded_here || made_room_elsewhere,
-            })
+            match self.hold_room(RoomHolder::OwnWindow, ram, vram).await {
+                Ok(offloaded_here) => Ok(GateDecision {
+                    release_after: offloaded_here || made_room_elsewhere,
+                }),
+                Err(error) => {
+                    // No window after all, and `close` comes only after one.
+                    self.close(&GateOutcome::default()).await;
+                    Err(error)
+                }
+            }
         })
     }
 
@@ -709,8 +776,7 @@ impl GenerationGate for Orchestrator {
 
     fn close<'a>(&'a self, _outcome: &'a GateOutcome) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            // Back in the background: the image is already with its caller.
-            self.reload_in_background();
+            self.release_room(RoomHolder::OwnWindow);
             let made_room = std::mem::take(&mut lock(&self.shared.state).room_made_elsewhere);
             if let Some(elsewhere) = self.servers_elsewhere().filter(|_| made_room) {
                 elsewhere.room_no_longer_needed().await;
