@@ -533,3 +533,81 @@ async fn servers_stopped_for_other_processes_come_back_after_the_last_is_done() 
     );
     setup.engine.shutdown().await;
 }
+
+/// This process's own images while another process holds the servers stopped: they
+/// join that room (no second offload); a waiting chat request does not break the
+/// window (the servers could not come back for it); the servers stay stopped until
+/// the other process is done too.
+#[tokio::test]
+async fn own_images_join_the_room_another_process_holds() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mut setup = setup(80 * MIB, &fake_sd(), &fake_model(scratch.path())).await;
+    let orchestrator = setup.engine.orchestrator().clone();
+    orchestrator.set_policy(OrchestratorPolicy {
+        max_window_ms: 0,
+        ..orchestrator.policy()
+    });
+    let other = 4_000_003;
+    assert!(orchestrator.make_room(other, 64 * MIB, 0).await.unwrap());
+    let llama = setup.engine.llama().clone();
+    let endpoint = llama.status("chat").unwrap().api_endpoint.unwrap();
+    let answer = tokio::spawn(async move { chat(&endpoint, false).await });
+    let waiting = llama.clone();
+    wait_until("the chat request is held", move || {
+        waiting.requests_waiting() == 1
+    })
+    .await;
+
+    // One window of two images (the first runs until cancelled, so the second
+    // surely waits behind it), then a third in a window of its own: it opens only
+    // once the first window has closed, so a reload wrongly started by that close
+    // would come before it.
+    let first = setup
+        .engine
+        .generate_image(ImageRequest {
+            steps: 4, // the fake hangs at its second step
+            ..small("[hang] a cat")
+        })
+        .unwrap();
+    let second = setup.engine.generate_image(small("a dog")).unwrap();
+    let engine = setup.engine.clone();
+    let running = first.clone();
+    wait_until("the first image runs", move || {
+        engine.image_job(&running).unwrap().status == JobStatus::Running
+    })
+    .await;
+    setup.engine.cancel_image_job(&first).unwrap();
+    let mut seen = Vec::new();
+    for id in [
+        second,
+        setup.engine.generate_image(small("a bird")).unwrap(),
+    ] {
+        seen.extend(
+            record_until(&mut setup.events, |event| {
+                matches!(event, EngineEvent::ImageJobChanged(job) if job.id == id && job.status == JobStatus::Complete)
+            })
+            .await,
+        );
+    }
+    assert_eq!(
+        seen.iter().filter(|e| is_offloaded(e)).count(),
+        1,
+        "{seen:#?}"
+    );
+    let broke_or_reloaded = |event: &EngineEvent| {
+        is_reloaded(event)
+            || matches!(
+                event,
+                EngineEvent::Orchestrator(OrchestratorEvent::WindowYielded { .. })
+            )
+    };
+    assert!(!seen.iter().any(broke_or_reloaded), "{seen:#?}");
+    assert_eq!(llama.status("chat").unwrap().state, InstanceState::Stopped);
+    assert_eq!(llama.requests_waiting(), 1);
+
+    orchestrator.room_no_longer_needed(other);
+    record_until(&mut setup.events, is_reloaded).await;
+    let (code, _, body) = answer.await.unwrap();
+    assert_eq!(code, 200, "{body}");
+    setup.engine.shutdown().await;
+}

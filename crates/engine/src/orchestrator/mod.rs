@@ -269,6 +269,15 @@ impl Orchestrator {
             .await
     }
 
+    /// Whether another process's image holds the servers stopped: a break in this
+    /// process's window would not bring them back for the waiting chat.
+    fn held_for_other_processes(&self) -> bool {
+        lock(&self.shared.state)
+            .holders
+            .iter()
+            .any(|holder| matches!(holder, RoomHolder::Process(_)))
+    }
+
     /// Whether this process's servers are stopped for process `pid`'s image.
     pub fn holds_room_for(&self, pid: u32) -> bool {
         lock(&self.shared.state)
@@ -763,7 +772,8 @@ impl GenerationGate for Orchestrator {
         let waiting_requests = self.shared.llama.requests_waiting();
         let yielded = saved.reload_error.is_none()
             && waiting_requests > 0
-            && window_ms >= self.policy().max_window_ms;
+            && window_ms >= self.policy().max_window_ms
+            && !self.held_for_other_processes();
         if yielded {
             lock(&self.shared.state).yielded = true;
             self.emit(OrchestratorEvent::WindowYielded {
