@@ -121,7 +121,8 @@ fn save(job: JobView, out: &std::path::Path) -> Result<Vec<PathBuf>, ErrorReport
                 .report()
             })?;
         let path = out.join(format!("switchyard_{}_{index}.png", image.seed));
-        std::fs::write(&path, png)
+        // Atomic: a full disk leaves no cut-off PNG under the final name.
+        switchyard_engine::fs_atomic::write(&path, &png)
             .map_err(|source| EngineError::writing(&path, source).report())?;
         saved.push(path);
     }
