@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use switchyard_engine::clock::SystemClock;
-use switchyard_engine::control::DaemonFile;
+use switchyard_engine::control::{DaemonFile, DaemonLock};
 use switchyard_engine::llama::InstanceSpec;
 use switchyard_engine::settings::Settings;
 use switchyard_engine::{Engine, EngineDeps, ErrorCode};
@@ -315,12 +315,19 @@ fn up_ps_logs_down_through_a_daemon_started_on_demand() {
     let health = home.run(&["health", "tiny"]);
     assert_eq!(health.status.code(), Some(EXIT_NOT_HEALTHY));
 
-    home.ok(&["daemon", "stop"]);
-    wait_until("the daemon to exit", || !is_running(daemon));
+    // `daemon stop` returns once the daemon has let go: the next command meets none.
+    let stopped = home.ok(&["daemon", "stop"]);
+    assert!(
+        stopped.contains("stopped its servers and exited"),
+        "{stopped}"
+    );
+    assert!(!DaemonLock::is_held(&home.data_dir()));
     assert!(
         !DaemonFile::path(&home.data_dir()).exists(),
         "daemon.json is removed"
     );
+    assert_eq!(home.row("tiny")["state"], "stopped");
+    wait_until("the daemon to exit", || !is_running(daemon));
 }
 
 #[test]

@@ -286,7 +286,7 @@ impl EngineError {
             Self::ShuttingDown => "Start Switchyard again.".into(),
             Self::InsufficientResources { suggestion, .. } => suggestion.clone(),
             Self::BinaryUnavailable { .. } => {
-                "The Binary setup log says why each build failed; you can also choose your own llama-server or sd in Settings."
+                "The Binary setup log says why each build failed; you can also choose your own llama-server or sd in Settings (`llama_server_path`, `sd_path` in settings.json without the app)."
                     .into()
             }
             Self::BinaryRejected { .. } => {

@@ -1,6 +1,8 @@
 //! `daemon` (run it here), `daemon status|reload|stop` (ask the running one).
 
-use switchyard_engine::control::{run_daemon, DaemonOptions, DaemonStatus};
+use std::time::{Duration, Instant};
+
+use switchyard_engine::control::{run_daemon, DaemonLock, DaemonOptions, DaemonStatus};
 use switchyard_engine::llama::OwnerKind;
 use switchyard_engine::{EngineError, ErrorReport};
 
@@ -23,9 +25,14 @@ pub async fn run(context: &Context, action: Option<DaemonCommand>, port: u16) ->
             Ok(0)
         }
         DaemonCommand::Stop => {
-            running(context)?.shutdown().await?;
+            let daemon = running(context)?;
+            let pid = daemon.daemon_status().await?.pid;
+            daemon.shutdown().await?;
+            // Returns once it has gone, so that what a script runs next (`up
+            // --foreground`, a new daemon, `ps`) does not meet it on its way out.
+            wait_until_gone(context, pid).await?;
             if !context.json {
-                println!("the daemon is stopping its servers and exiting");
+                println!("the daemon (pid {pid}) stopped its servers and exited");
             }
             Ok(0)
         }
@@ -44,6 +51,31 @@ async fn serve(context: &Context, port: u16) -> Outcome {
     )
     .await?;
     Ok(0)
+}
+
+/// Stopping every server gracefully: each gets SIGTERM, a second one, then SIGKILL
+/// within about 10 s; a few at once stay well within this.
+const STOP_DEADLINE: Duration = Duration::from_secs(120);
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// Until the daemon has let go of the data folder's lock (its process has ended, or
+/// is past removing `daemon.json`).
+async fn wait_until_gone(context: &Context, pid: u32) -> Result<(), ErrorReport> {
+    let started = Instant::now();
+    while DaemonLock::is_held(&context.data_dir) {
+        if started.elapsed() > STOP_DEADLINE {
+            return Err(EngineError::DaemonUnreachable {
+                address: context.data_dir.display().to_string(),
+                problem: format!(
+                    "the daemon (pid {pid}) was asked to stop but still runs after {} s",
+                    STOP_DEADLINE.as_secs()
+                ),
+            }
+            .report());
+        }
+        tokio::time::sleep(STOP_POLL).await;
+    }
+    Ok(())
 }
 
 fn running(context: &Context) -> Result<switchyard_engine::control::ControlClient, ErrorReport> {
