@@ -22,9 +22,10 @@ pub fn code_for(report: &ErrorReport) -> u8 {
         ErrorCode::InvalidInstanceFile | ErrorCode::InvalidInput | ErrorCode::InvalidSetting => {
             INVALID_CONFIG
         }
-        ErrorCode::ServerNotRunning | ErrorCode::ServerCrashed | ErrorCode::ServerFailed => {
-            NOT_HEALTHY
-        }
+        ErrorCode::ServerNotRunning
+        | ErrorCode::ServerCrashed
+        | ErrorCode::ServerFailed
+        | ErrorCode::DaemonNotRunning => NOT_HEALTHY,
         ErrorCode::DaemonUnreachable => DAEMON_UNREACHABLE,
         ErrorCode::InstanceOwned => OWNED_ELSEWHERE,
         ErrorCode::ServerStartFailed

@@ -359,6 +359,15 @@ fn json_output_parses_and_errors_have_codes_and_exit_codes() {
         .as_str()
         .is_some_and(|s| !s.is_empty()));
 
+    // No daemon: its status says so (not "does not answer"), and stopping it is
+    // done already.
+    let status = home.run(&["daemon", "status", "--json"]);
+    assert_eq!(status.status.code(), Some(EXIT_NOT_HEALTHY));
+    let error: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(error["error"]["code"], "DAEMON_NOT_RUNNING");
+    let stopped = home.ok(&["daemon", "stop"]);
+    assert!(stopped.contains("no daemon runs"), "{stopped}");
+
     let usage = home.run(&["up"]);
     assert_eq!(usage.status.code(), Some(2), "clap's usage error");
 }

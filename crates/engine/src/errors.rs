@@ -72,6 +72,8 @@ pub enum ErrorCode {
     InstanceOwned,
     /// A `switchyard daemon` is recorded but does not answer (or refused the token).
     DaemonUnreachable,
+    /// No `switchyard daemon` runs on this data folder.
+    DaemonNotRunning,
 }
 
 /// Everything that can go wrong inside the engine.
@@ -188,6 +190,8 @@ pub enum EngineError {
     },
     #[error("The Switchyard daemon at {address} does not answer: {problem}")]
     DaemonUnreachable { address: String, problem: String },
+    #[error("No Switchyard daemon runs on the data folder {}", data_dir.display())]
+    DaemonNotRunning { data_dir: PathBuf },
     #[error("The archive {archive} is unsafe: entry `{entry}` {problem}")]
     UnsafeArchive {
         archive: String,
@@ -232,6 +236,7 @@ impl EngineError {
             Self::InvalidInstanceFile { .. } => ErrorCode::InvalidInstanceFile,
             Self::InstanceOwned { .. } => ErrorCode::InstanceOwned,
             Self::DaemonUnreachable { .. } => ErrorCode::DaemonUnreachable,
+            Self::DaemonNotRunning { .. } => ErrorCode::DaemonNotRunning,
             Self::FromDaemon { report } => report.code,
         }
     }
@@ -343,6 +348,10 @@ impl EngineError {
             ),
             Self::DaemonUnreachable { .. } => {
                 "Check it with `switchyard daemon status`; restart it (`systemctl --user restart switchyard`, or run `switchyard daemon`)."
+                    .into()
+            }
+            Self::DaemonNotRunning { .. } => {
+                "Start one: `switchyard daemon` in a terminal, `switchyard service install` to run it as a service, or `switchyard up NAME`, which starts one in the background."
                     .into()
             }
             Self::FromDaemon { report } => report.suggestion.clone(),

@@ -211,7 +211,7 @@ async fn the_app_attaches_to_the_daemon_and_drives_its_instances() {
     })
     .await;
     let gone = app.daemon_up("tiny").await.unwrap_err();
-    assert_eq!(gone.code(), ErrorCode::DaemonUnreachable);
+    assert_eq!(gone.code(), ErrorCode::DaemonNotRunning);
     assert!(!gone.report().suggestion.is_empty());
 
     app.shutdown().await;

@@ -25,7 +25,13 @@ pub async fn run(context: &Context, action: Option<DaemonCommand>, port: u16) ->
             Ok(0)
         }
         DaemonCommand::Stop => {
-            let daemon = running(context)?;
+            // Like `systemctl stop`: stopping what is not running is done already.
+            let Some(daemon) = context.daemon()? else {
+                if !context.json {
+                    println!("no daemon runs on {}", context.data_dir.display());
+                }
+                return Ok(0);
+            };
             let pid = daemon.daemon_status().await?.pid;
             daemon.shutdown().await?;
             // Returns once it has gone, so that what a script runs next (`up
@@ -80,9 +86,8 @@ async fn wait_until_gone(context: &Context, pid: u32) -> Result<(), ErrorReport>
 
 fn running(context: &Context) -> Result<switchyard_engine::control::ControlClient, ErrorReport> {
     context.daemon()?.ok_or_else(|| {
-        EngineError::DaemonUnreachable {
-            address: context.data_dir.display().to_string(),
-            problem: "no daemon runs on this data folder".into(),
+        EngineError::DaemonNotRunning {
+            data_dir: context.data_dir.clone(),
         }
         .report()
     })

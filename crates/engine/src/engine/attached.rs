@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Engine;
-use crate::control::{
-    AttachedDaemon, ControlClient, DaemonFile, DaemonInstance, DaemonLink, DaemonStatus,
-};
+use crate::control::{AttachedDaemon, ControlClient, DaemonInstance, DaemonLink, DaemonStatus};
 use crate::errors::{EngineError, ErrorReport, Result};
 use crate::events::EngineEvent;
 use crate::llama::{InstanceStatus, LogLine};
@@ -83,9 +81,8 @@ impl Engine {
 
     fn attached_client(&self) -> Result<ControlClient> {
         self.daemon_client()
-            .ok_or_else(|| EngineError::DaemonUnreachable {
-                address: DaemonFile::path(self.layout().root()).display().to_string(),
-                problem: "no Switchyard daemon runs on this data folder".into(),
+            .ok_or_else(|| EngineError::DaemonNotRunning {
+                data_dir: self.layout().root().to_path_buf(),
             })
     }
 
