@@ -342,6 +342,14 @@ impl EngineError {
                     .into()
             }
             Self::NotFound { .. } => "Check the id; finished results are kept only for a while.".into(),
+            Self::InvalidInstanceFile { file, field, .. }
+                if field == crate::instance_files::WHOLE_FILE =>
+            {
+                format!(
+                    "Correct the TOML syntax in {} (the line is named above), then check with `switchyard config validate`.",
+                    file.display()
+                )
+            }
             Self::InvalidInstanceFile { file, field, .. } => format!(
                 "Correct `{field}` in {}, then check with `switchyard config validate`.",
                 file.display()

@@ -279,6 +279,9 @@ pub fn parse(path: &Path, text: &str) -> Result<InstanceFile> {
     })
 }
 
+/// The "field" of a problem with the file as a whole (its TOML syntax).
+pub(crate) const WHOLE_FILE: &str = "(file)";
+
 /// TOML into [`FileContents`], with the failing field's path (`llama.port`).
 fn deserialize(path: &Path, text: &str) -> Result<FileContents> {
     let syntax = |error: toml::de::Error| {
@@ -291,7 +294,7 @@ fn deserialize(path: &Path, text: &str) -> Result<FileContents> {
             .unwrap_or_default();
         problem(
             path,
-            "(file)",
+            WHOLE_FILE,
             format!("not valid TOML{at}: {}", error.message().trim()),
         )
     };
@@ -441,6 +444,13 @@ mod tests {
             assert_eq!(error.code(), crate::ErrorCode::InvalidInstanceFile);
             let message = error.to_string();
             assert!(message.contains("chat.toml"), "{message}");
+            let suggestion = error.suggestion();
+            let names_what = if field == WHOLE_FILE {
+                "TOML syntax".to_owned()
+            } else {
+                format!("`{field}`")
+            };
+            assert!(suggestion.contains(&names_what), "{suggestion}");
             assert_eq!(field_of(error), field, "{text}");
         }
     }
