@@ -98,6 +98,17 @@ fn small(prompt: &str) -> ImageRequest {
     }
 }
 
+/// An image the fake sd never finishes (it hangs at its second step): it runs until
+/// cancelled.
+fn generate_hanging_image(engine: &Engine) -> String {
+    engine
+        .generate_image(ImageRequest {
+            steps: 4,
+            ..small("[hang] a cat")
+        })
+        .unwrap()
+}
+
 /// The orchestrator's events and image completions, in order, until `last` matches.
 async fn record_until(
     events: &mut Receiver<EngineEvent>,
@@ -421,13 +432,7 @@ async fn a_long_queue_lets_the_waiting_chat_in_between_two_offloads() {
     let endpoint = llama.status("chat").unwrap().api_endpoint.unwrap();
     // The first image runs until cancelled, so the chat request is surely held
     // while it runs; two more wait behind it.
-    let first = setup
-        .engine
-        .generate_image(ImageRequest {
-            steps: 4, // the fake hangs at its second step
-            ..small("[hang] a cat")
-        })
-        .unwrap();
+    let first = generate_hanging_image(&setup.engine);
     let rest: Vec<String> = (0..2)
         .map(|i| {
             setup
@@ -562,13 +567,7 @@ async fn own_images_join_the_room_another_process_holds() {
     // surely waits behind it), then a third in a window of its own: it opens only
     // once the first window has closed, so a reload wrongly started by that close
     // would come before it.
-    let first = setup
-        .engine
-        .generate_image(ImageRequest {
-            steps: 4, // the fake hangs at its second step
-            ..small("[hang] a cat")
-        })
-        .unwrap();
+    let first = generate_hanging_image(&setup.engine);
     let second = setup.engine.generate_image(small("a dog")).unwrap();
     let engine = setup.engine.clone();
     let running = first.clone();
