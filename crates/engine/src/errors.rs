@@ -74,6 +74,8 @@ pub enum ErrorCode {
     DaemonUnreachable,
     /// No `switchyard daemon` runs on this data folder.
     DaemonNotRunning,
+    /// Another Switchyard process downloads this model right now.
+    DownloadBusy,
 }
 
 /// Everything that can go wrong inside the engine.
@@ -192,6 +194,8 @@ pub enum EngineError {
     DaemonUnreachable { address: String, problem: String },
     #[error("No Switchyard daemon runs on the data folder {}", data_dir.display())]
     DaemonNotRunning { data_dir: PathBuf },
+    #[error("Another Switchyard process (the app or a `switchyard models pull`) is downloading `{id}` right now")]
+    DownloadBusy { id: String },
     #[error("The archive {archive} is unsafe: entry `{entry}` {problem}")]
     UnsafeArchive {
         archive: String,
@@ -237,6 +241,7 @@ impl EngineError {
             Self::InstanceOwned { .. } => ErrorCode::InstanceOwned,
             Self::DaemonUnreachable { .. } => ErrorCode::DaemonUnreachable,
             Self::DaemonNotRunning { .. } => ErrorCode::DaemonNotRunning,
+            Self::DownloadBusy { .. } => ErrorCode::DownloadBusy,
             Self::FromDaemon { report } => report.code,
         }
     }
@@ -363,6 +368,10 @@ impl EngineError {
                     .into()
             }
             Self::FromDaemon { report } => report.suggestion.clone(),
+            Self::DownloadBusy { .. } => {
+                "Let that download finish (it is installed for every Switchyard process), or pause it there and resume it here."
+                    .into()
+            }
             Self::InstanceOwned { instance, .. } => format!(
                 "One instance has one owner: stop `{instance}` there, or control it through that owner (the CLI talks to a running daemon by itself)."
             ),

@@ -473,3 +473,82 @@ async fn an_installed_model_is_estimated_then_calibrated_across_restarts() {
         .expect_err("unknown");
     assert_eq!(missing.code(), ErrorCode::InvalidInput);
 }
+
+/// Two processes on one data folder (the app and `switchyard models`): what one
+/// installs survives the other's install and delete, and one download is written by
+/// one process at a time.
+#[tokio::test]
+async fn two_engines_on_one_folder_keep_each_others_models_and_never_share_a_download() {
+    let small = LlamaSpec::default().to_bytes();
+    let large = LlamaSpec {
+        embedding: 256,
+        vocab: 4096,
+        ..LlamaSpec::default()
+    }
+    .to_bytes();
+    let server = hub_with(&[
+        ("a.gguf", small.clone()),
+        ("b.gguf", small),
+        ("c.gguf", large),
+    ])
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    let app = engine_in(dir.path(), server.hub_url());
+    let cli = engine_in(dir.path(), server.hub_url());
+    let (mut app_events, mut cli_events) = (app.subscribe(), cli.subscribe());
+
+    let a = app
+        .add_model(add("A", vec![hub_file("a.gguf")]))
+        .await
+        .expect("a");
+    wait_for_state(&mut app_events, &a, DownloadState::Complete).await;
+    let b = cli
+        .add_model(add("B", vec![hub_file("b.gguf")]))
+        .await
+        .expect("b");
+    wait_for_state(&mut cli_events, &b, DownloadState::Complete).await;
+    let ids = |engine: &Engine| -> Vec<String> {
+        engine.models().models().into_iter().map(|m| m.id).collect()
+    };
+    assert_eq!(ids(&cli), ["a", "b"], "the cli's install kept the app's");
+
+    app.models().delete(&a).expect("delete a");
+    assert_eq!(ids(&app), ["b"], "the app's delete kept the cli's install");
+    assert_eq!(ids(&engine_in(dir.path(), server.hub_url())), ["b"]);
+
+    // A download the app is writing: the other process's resume of it is refused
+    // and keeps its own record resumable; once the app has paused, it resumes there.
+    server.set_fault(
+        &format!("{REPO}/c.gguf"),
+        Some(Fault::Slow {
+            bytes_per_second: 2_000_000,
+        }),
+    );
+    let c = app
+        .add_model(add("C", vec![hub_file("c.gguf")]))
+        .await
+        .expect("c");
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let Ok(EngineEvent::DownloadChanged(status)) = app_events.recv().await {
+                if status.id == c && status.bytes > 0 {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the app's download runs");
+    let late = engine_in(dir.path(), server.hub_url());
+    let mut late_events = late.subscribe();
+    late.models().resume(&c).expect("resume asked");
+    let refused = wait_for_state(&mut late_events, &c, DownloadState::Failed).await;
+    assert_eq!(refused.error.map(|e| e.code), Some(ErrorCode::DownloadBusy));
+
+    app.models().pause(&c).expect("pause");
+    wait_for_state(&mut app_events, &c, DownloadState::Paused).await;
+    server.set_fault(&format!("{REPO}/c.gguf"), None);
+    late.models().resume(&c).expect("resume");
+    wait_for_state(&mut late_events, &c, DownloadState::Complete).await;
+    late.models().verify(&c).await.expect("intact");
+}

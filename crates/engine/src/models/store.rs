@@ -310,13 +310,7 @@ impl ModelStore {
 
     pub fn delete(&self, id: &str) -> Result<()> {
         self.installed(id)?;
-        {
-            let mut catalog = lock(&self.inner.catalog);
-            let mut next = catalog.clone();
-            next.models.retain(|model| model.id != id);
-            next.save(&self.inner.dir)?;
-            *catalog = next;
-        }
+        self.change_catalog(|catalog| catalog.models.retain(|model| model.id != id))?;
         // The catalog no longer names it; removing the files can fail harmlessly.
         if let Err(error) = std::fs::remove_dir_all(self.model_dir(id)) {
             tracing::warn!(%error, id, "model files could not all be removed");
@@ -355,6 +349,27 @@ impl ModelStore {
             problem: format!("no download `{id}`"),
         })?;
         Ok(change(job))
+    }
+
+    /// A file beside `downloads.json` (in the state folder, not among the models).
+    fn state_file(&self, name: &str) -> PathBuf {
+        let state_dir = self.inner.pending_file.parent().unwrap_or(&self.inner.dir);
+        state_dir.join(name)
+    }
+
+    /// An OS lock on `state/download-<id>.lock`, held while this process writes
+    /// the model's parts (released by the kernel however the process ends): two
+    /// processes resuming one download would write the same part file.
+    fn claim_download(&self, id: &str) -> Result<std::fs::File> {
+        let path = self.state_file(&format!("download-{id}.lock"));
+        let file = crate::locks::lock_file(&path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(EngineError::DownloadBusy { id: id.to_owned() })
+            }
+            Err(std::fs::TryLockError::Error(source)) => Err(EngineError::writing(&path, source)),
+        }
     }
 
     fn part_bytes(&self, id: &str, request: &DownloadRequest) -> u64 {
@@ -438,6 +453,7 @@ impl ModelStore {
             path: folder.clone(),
             source,
         })?;
+        let _only_here = self.claim_download(id)?;
 
         let total = total_expected(&request);
         let mut done_before = 0u64;
@@ -528,9 +544,24 @@ impl ModelStore {
             facts,
             added_at_ms: self.inner.clock.now_ms(),
         };
+        self.change_catalog(|catalog| {
+            catalog.models.retain(|other| other.id != model.id);
+            catalog.models.push(model);
+        })
+    }
+
+    /// Changes the catalog on disk as it is now, under an OS lock: the app, the
+    /// daemon and `switchyard models` each keep a copy, and saving one's copy whole
+    /// would drop what another installed meanwhile. This copy is the result.
+    fn change_catalog(&self, change: impl FnOnce(&mut Catalog)) -> Result<()> {
+        let lock_path = self.state_file("models-catalog.lock");
+        let file = crate::locks::lock_file(&lock_path)?;
+        file.lock()
+            .map_err(|source| EngineError::writing(&lock_path, source))?;
         let mut catalog = lock(&self.inner.catalog);
-        let mut next = catalog.clone();
-        next.models.push(model);
+        // A damaged file was kept aside by `load`; this copy replaces it.
+        let mut next = Catalog::load(&self.inner.dir).unwrap_or_else(|_| catalog.clone());
+        change(&mut next);
         next.save(&self.inner.dir)?;
         *catalog = next;
         Ok(())
