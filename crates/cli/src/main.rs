@@ -10,6 +10,7 @@ mod exit;
 mod render;
 mod signals;
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::Parser as _;
@@ -22,6 +23,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| default_log_filter(&cli.command).into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person's terminal, not in a journal or a file.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -51,13 +54,18 @@ fn main() -> ExitCode {
     }
 }
 
-/// The daemon logs what it does; a one-shot command only its warnings.
+/// The daemon and `up --foreground` log what they do (a crash, a restart); a
+/// one-shot command's failure is its error, said once (`SWITCHYARD_LOG=warn`
+/// shows the engine's log lines too).
 fn default_log_filter(command: &args::Command) -> &'static str {
     match command {
         args::Command::Daemon {
             action: None | Some(args::DaemonCommand::Run),
             ..
+        }
+        | args::Command::Up {
+            foreground: true, ..
         } => "info",
-        _ => "warn",
+        _ => "off",
     }
 }
