@@ -27,7 +27,7 @@ pub fn code_for(report: &ErrorReport) -> u8 {
         | ErrorCode::ServerFailed
         | ErrorCode::DaemonNotRunning => NOT_HEALTHY,
         ErrorCode::DaemonUnreachable => DAEMON_UNREACHABLE,
-        ErrorCode::InstanceOwned => OWNED_ELSEWHERE,
+        ErrorCode::InstanceOwned | ErrorCode::DownloadBusy => OWNED_ELSEWHERE,
         ErrorCode::ServerStartFailed
         | ErrorCode::PortInUse
         | ErrorCode::InsufficientResources

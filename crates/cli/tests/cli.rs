@@ -17,7 +17,7 @@ use switchyard_engine::settings::Settings;
 use switchyard_engine::{Engine, EngineDeps, ErrorCode};
 use switchyard_testkit::gguf::{shared_sdxs_512, LlamaSpec};
 use switchyard_testkit::tools::{llama_server, sd_cli, use_real_llama_server};
-use switchyard_testkit::{FakeProbe, FixtureServer};
+use switchyard_testkit::{FakeProbe, Fault, FixtureServer};
 
 /// Generous: a loaded CI machine may be slow; a passing test never waits this long.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -611,6 +611,81 @@ async fn models_pull_verify_rm_and_an_image_saved_as_png() {
         "{}",
         stderr(&gone)
     );
+}
+
+/// Ctrl-C pauses a pull; `models list` shows it unfinished; the same pull again
+/// asks only for the rest; `rm` discards an unfinished one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pull_paused_by_ctrl_c_is_listed_and_resumed_by_the_same_pull() {
+    let home = Home::new();
+    let server = FixtureServer::start().await.unwrap();
+    let model = LlamaSpec {
+        embedding: 256,
+        vocab: 4096,
+        ..LlamaSpec::default()
+    }
+    .to_bytes();
+    server.add_file("big.gguf", model.clone());
+    server.add_file("other.gguf", model.clone());
+    for name in ["big.gguf", "other.gguf"] {
+        server.set_fault(
+            name,
+            Some(Fault::Slow {
+                bytes_per_second: 1_000_000,
+            }),
+        );
+    }
+    let pull = |name: &str| {
+        home.command(&["models", "pull", &server.url(name)])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let interrupt = |mut pulling: Child, id: &str| {
+        let part = home.data_dir().join(format!("models/{id}/{id}.gguf.part"));
+        wait_until("some bytes arrived", || {
+            std::fs::metadata(&part).is_ok_and(|m| m.len() > 100_000)
+        });
+        let sent = Command::new("kill")
+            .args(["-INT", &pulling.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let ended = pulling.wait().unwrap();
+        assert!(!ended.success(), "a paused pull is not a finished one");
+    };
+    interrupt(pull("big.gguf"), "big");
+    interrupt(pull("other.gguf"), "other");
+
+    let listed = home.ok(&["models", "list"]);
+    let row = listed
+        .lines()
+        .find(|line| line.trim_start().starts_with("big"))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert!(row.contains("paused"), "{listed}");
+
+    server.set_fault("big.gguf", None);
+    server.reset_traffic();
+    let resumed = home.run(&["models", "pull", &server.url("big.gguf")]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        stderr(&resumed).contains("big: resuming"),
+        "{}",
+        stderr(&resumed)
+    );
+    let ranges = server.traffic().ranges;
+    assert!(
+        ranges.iter().flatten().any(|range| range != "bytes=0-"),
+        "only the rest was asked for: {ranges:?}"
+    );
+    home.ok(&["models", "verify", "big"]);
+
+    let discarded = home.ok(&["models", "rm", "other"]);
+    assert!(discarded.contains("other: discarded"), "{discarded}");
+    assert!(!home.data_dir().join("models/other").exists());
+    let listed = home.ok(&["models", "list"]);
+    assert!(!listed.contains("UNFINISHED"), "{listed}");
 }
 
 /// The random-weight SDXS-512 model as `sdxs.gguf` on `server`.

@@ -2,6 +2,7 @@
 //! disk, shared with the app and the daemon).
 
 use switchyard_engine::llama::OwnerKind;
+use switchyard_engine::models::names::model_id;
 use switchyard_engine::models::{
     AddModel, AddModelFile, DownloadState, DownloadStatus, FileRole, ModelKind, ModelLocation,
 };
@@ -18,8 +19,13 @@ pub async fn run(context: &Context, command: ModelsCommand) -> Outcome {
     match command {
         ModelsCommand::List => list(context, &engine),
         ModelsCommand::Rm { id } => {
-            engine.models().delete(&id)?;
-            done(context, "deleted", &id);
+            if unfinished(&engine, &id).is_some() {
+                engine.models().cancel(&id)?;
+                done(context, "discarded", &id);
+            } else {
+                engine.models().delete(&id)?;
+                done(context, "deleted", &id);
+            }
             Ok(0)
         }
         ModelsCommand::Verify { id } => {
@@ -41,11 +47,39 @@ pub async fn run(context: &Context, command: ModelsCommand) -> Outcome {
     }
 }
 
+/// A download of `id` left paused or failed (by this command, the app or the
+/// daemon), which `pull` resumes and `rm` discards.
+fn unfinished(engine: &Engine, id: &str) -> Option<DownloadStatus> {
+    engine
+        .models()
+        .downloads()
+        .into_iter()
+        .find(|download| download.id == id)
+}
+
 fn list(context: &Context, engine: &Engine) -> Outcome {
     let models = engine.models().models();
     if context.json {
         println!("{}", render::json(&models));
         return Ok(0);
+    }
+    let downloads = engine.models().downloads();
+    if !downloads.is_empty() {
+        println!(
+            "{}",
+            render::table(
+                ["UNFINISHED", "STATE", "SO FAR", "SIZE"],
+                downloads.iter().map(|download| {
+                    [
+                        download.id.clone(),
+                        render::word(&download.state),
+                        mib(download.bytes),
+                        download.total.map_or("?".to_owned(), mib),
+                    ]
+                }),
+            )
+        );
+        println!("(`switchyard models pull` again resumes one, `models rm ID` discards it)\n");
     }
     if models.is_empty() {
         println!("no models installed; add one with `switchyard models pull`");
@@ -141,7 +175,18 @@ fn add_request(
 /// `pull` or the app resumes it).
 async fn pull(context: &Context, engine: &Engine, add: AddModel) -> Outcome {
     let mut events = engine.subscribe();
-    let id = engine.add_model(add).await?;
+    let left = unfinished(engine, &model_id(&add.name));
+    let id = match left {
+        // The same pull again: go on from the bytes already here.
+        Some(left) => {
+            if !context.json {
+                eprintln!("{}: resuming ({} already here)", left.id, mib(left.bytes));
+            }
+            engine.models().resume(&left.id)?;
+            left.id
+        }
+        None => engine.add_model(add).await?,
+    };
     let finished = tokio::select! {
         finished = follow(context, &mut events, &id) => finished,
         () = crate::signals::terminated() => {
