@@ -511,6 +511,7 @@ async fn two_engines_on_one_folder_keep_each_others_models_and_never_share_a_dow
         engine.models().models().into_iter().map(|m| m.id).collect()
     };
     assert_eq!(ids(&cli), ["a", "b"], "the cli's install kept the app's");
+    assert_eq!(ids(&app), ["a", "b"], "the app sees the cli's install");
 
     app.models().delete(&a).expect("delete a");
     assert_eq!(ids(&app), ["b"], "the app's delete kept the cli's install");

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -111,6 +111,9 @@ struct Inner {
     events: EventBus,
     clock: Arc<dyn Clock>,
     catalog: Mutex<Catalog>,
+    /// When `catalog.json` was last read or written here: another process (the app,
+    /// the daemon, `switchyard models`) changing it is seen at the next look.
+    catalog_modified: Mutex<Option<SystemTime>>,
     jobs: Mutex<HashMap<String, Job>>,
 }
 
@@ -155,6 +158,7 @@ impl ModelStore {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let pending_file = state_dir.join("downloads.json");
+        let catalog_modified = modified_at(&Catalog::path(&dir));
         let pending: Vec<Pending> = std::fs::read(&pending_file)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
@@ -167,6 +171,7 @@ impl ModelStore {
                 events,
                 clock,
                 catalog: Mutex::new(catalog),
+                catalog_modified: Mutex::new(catalog_modified),
                 jobs: Mutex::new(HashMap::new()),
             }),
         };
@@ -196,7 +201,7 @@ impl ModelStore {
     }
 
     pub fn models(&self) -> Vec<InstalledModel> {
-        lock(&self.inner.catalog).models.clone()
+        self.catalog().models.clone()
     }
 
     pub fn downloads(&self) -> Vec<DownloadStatus> {
@@ -217,7 +222,7 @@ impl ModelStore {
         let request = validated(request)?;
         let id = model_id(&request.name);
         {
-            let catalog = lock(&self.inner.catalog);
+            let catalog = self.catalog();
             let mut jobs = lock(&self.inner.jobs);
             if catalog.get(&id).is_some() || jobs.contains_key(&id) {
                 return Err(EngineError::InvalidInput {
@@ -333,7 +338,7 @@ impl ModelStore {
     }
 
     fn installed(&self, id: &str) -> Result<InstalledModel> {
-        lock(&self.inner.catalog)
+        self.catalog()
             .get(id)
             .cloned()
             .ok_or_else(|| EngineError::NotFound {
@@ -564,7 +569,31 @@ impl ModelStore {
         change(&mut next);
         next.save(&self.inner.dir)?;
         *catalog = next;
+        *lock(&self.inner.catalog_modified) = self.catalog_file_modified();
         Ok(())
+    }
+
+    /// This process's copy of the catalog, read again first when another process
+    /// has changed the file since.
+    fn catalog(&self) -> std::sync::MutexGuard<'_, Catalog> {
+        let modified = self.catalog_file_modified();
+        let mut catalog = lock(&self.inner.catalog);
+        let mut seen = lock(&self.inner.catalog_modified);
+        if modified.is_some() && modified != *seen {
+            // A damaged file is kept aside by `load` and this copy stays.
+            match Catalog::load(&self.inner.dir) {
+                Ok(fresh) => *catalog = fresh,
+                Err(error) => {
+                    tracing::warn!(%error, "the model catalog changed and could not be read")
+                }
+            }
+            *seen = modified;
+        }
+        catalog
+    }
+
+    fn catalog_file_modified(&self) -> Option<SystemTime> {
+        modified_at(&Catalog::path(&self.inner.dir))
     }
 
     /// Records how a run ended.
@@ -617,10 +646,16 @@ impl ModelStore {
     }
 
     fn remove_files(&self, id: &str) {
-        if lock(&self.inner.catalog).get(id).is_none() {
+        if self.catalog().get(id).is_none() {
             let _ = std::fs::remove_dir_all(self.model_dir(id));
         }
     }
+}
+
+fn modified_at(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path)
+        .and_then(|metadata| metadata.modified())
+        .ok()
 }
 
 fn total_expected(request: &DownloadRequest) -> Option<u64> {
