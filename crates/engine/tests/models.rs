@@ -517,8 +517,8 @@ async fn two_engines_on_one_folder_keep_each_others_models_and_never_share_a_dow
     assert_eq!(ids(&app), ["b"], "the app's delete kept the cli's install");
     assert_eq!(ids(&engine_in(dir.path(), server.hub_url())), ["b"]);
 
-    // A download the app is writing: the other process's resume of it is refused
-    // and keeps its own record resumable; once the app has paused, it resumes there.
+    // A download the app is writing: the other process can neither discard it nor
+    // resume it (its record stays resumable); once the app has paused, it resumes.
     server.set_fault(
         &format!("{REPO}/c.gguf"),
         Some(Fault::Slow {
@@ -541,6 +541,11 @@ async fn two_engines_on_one_folder_keep_each_others_models_and_never_share_a_dow
     .await
     .expect("the app's download runs");
     let late = engine_in(dir.path(), server.hub_url());
+    let refused = late
+        .models()
+        .cancel(&c)
+        .expect_err("not discarded under the app");
+    assert_eq!(refused.code(), ErrorCode::DownloadBusy);
     let mut late_events = late.subscribe();
     late.models().resume(&c).expect("resume asked");
     let refused = wait_for_state(&mut late_events, &c, DownloadState::Failed).await;

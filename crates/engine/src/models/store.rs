@@ -290,7 +290,11 @@ impl ModelStore {
             job.status.state == DownloadState::Downloading
         })?;
         if !running {
-            // Paused or failed: nothing will notice the token, so clean up here.
+            // Paused or failed here: nothing will notice the token, so clean up here,
+            // unless another process is writing it now.
+            let _only_here = self.claim_download(id).inspect_err(|_| {
+                let _ = self.with_job(id, |job| job.discard = false);
+            })?;
             self.finish_cancel(id);
         }
         Ok(())
