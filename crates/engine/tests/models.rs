@@ -511,7 +511,20 @@ async fn two_engines_on_one_folder_keep_each_others_models_and_never_share_a_dow
         engine.models().models().into_iter().map(|m| m.id).collect()
     };
     assert_eq!(ids(&cli), ["a", "b"], "the cli's install kept the app's");
-    assert_eq!(ids(&app), ["a", "b"], "the app sees the cli's install");
+    // The app's window follows events: the app's watch announces the change.
+    app.models().announce_changes_elsewhere();
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let Ok(EngineEvent::ModelsChanged { models }) = app_events.recv().await {
+                if models.iter().any(|model| model.id == "b") {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+    .expect("models_changed with the cli's model");
+    assert_eq!(ids(&app), ["a", "b"]);
 
     app.models().delete(&a).expect("delete a");
     assert_eq!(ids(&app), ["b"], "the app's delete kept the cli's install");

@@ -49,7 +49,8 @@ impl Engine {
 
     /// Watches for a daemon every `interval` until shutdown, announcing
     /// [`EngineEvent::DaemonChanged`] when it comes, goes or its instances change,
-    /// and keeping the owner of this app's instances current. The app runs this;
+    /// keeping the owner of this app's instances current, and announcing models
+    /// other processes installed or deleted. The app runs this;
     /// the daemon and the command line do not.
     pub async fn run_daemon_watch(&self, interval: Duration) {
         let mut ticker = tokio::time::interval(interval);
@@ -70,6 +71,8 @@ impl Engine {
         // The daemon (or a foreground command) may have taken or let go of an
         // instance this app also lists.
         self.llama().refresh_owners();
+        // …or installed or deleted a model.
+        self.models().announce_changes_elsewhere();
         if AttachedDaemon::differs(last.as_ref(), current.as_ref()) {
             last.clone_from(&current);
             self.inner.events.emit(EngineEvent::DaemonChanged {

@@ -577,6 +577,16 @@ impl ModelStore {
         Ok(())
     }
 
+    /// Announces `models_changed` when another process (the daemon, `switchyard
+    /// models`) has changed the catalog since this one last looked: the window
+    /// follows events and would not ask again. The app calls this on its watch.
+    pub fn announce_changes_elsewhere(&self) {
+        if self.catalog_file_modified() != *lock(&self.inner.catalog_modified) {
+            // `models()` reads the file again.
+            self.announce_models();
+        }
+    }
+
     /// This process's copy of the catalog, read again first when another process
     /// has changed the file since.
     fn catalog(&self) -> std::sync::MutexGuard<'_, Catalog> {
