@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use llama_common::{port_is_free, rig, spec, states, wait_for_state, wait_gone};
 use switchyard_engine::llama::{ChatRequest, InstanceState, ServerLogLevel, SupportedFlags};
+use switchyard_engine::settings::Settings;
 use switchyard_engine::EngineEvent;
 use switchyard_testkit::gguf::{LlamaSpec, THINKING_CHAT_TEMPLATE};
+use switchyard_testkit::tools::llama_server;
 
 #[tokio::test]
 async fn starts_healthy_answers_a_streaming_chat_and_stops() {
@@ -168,6 +170,29 @@ async fn two_instances_run_at_once_on_their_own_ports() {
     for status in llama.list() {
         assert_eq!(status.state, InstanceState::Stopped, "{}", status.spec.name);
     }
+}
+
+/// `up` returns once the instance serves, also when another start of it was already
+/// on its way (the daemon's autostart and a person's `up` at once; before, the second
+/// returned at once with the instance still stopped): both see one healthy server.
+#[tokio::test]
+async fn two_ups_at_once_both_return_once_it_serves() {
+    let rig = rig().await;
+    let model = rig.model("tiny.gguf", &LlamaSpec::default());
+    rig.engine.llama().create(spec("tiny", &model)).unwrap();
+    // `up` sets up the llama-server Settings name (as the daemon does).
+    rig.engine
+        .update_settings(Settings {
+            llama_server_path: Some(llama_server()),
+            ..rig.engine.settings()
+        })
+        .unwrap();
+    let (first, second) = tokio::join!(rig.engine.up("tiny"), rig.engine.up("tiny"));
+    let (first, second) = (first.expect("first"), second.expect("second"));
+    assert_eq!(first.state, InstanceState::Healthy);
+    assert_eq!(second.state, InstanceState::Healthy);
+    assert_eq!(first.pid, second.pid);
+    rig.engine.shutdown().await;
 }
 
 #[tokio::test]

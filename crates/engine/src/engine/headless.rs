@@ -10,7 +10,7 @@ use crate::control::InstanceRow;
 use crate::diffusion::ImageServerInfo;
 use crate::errors::{EngineError, Result};
 use crate::instance_files::{self, InstanceFiles};
-use crate::llama::{parse_line, InstanceStatus, LogLine};
+use crate::llama::{parse_line, InstanceState, InstanceStatus, LogLine};
 use crate::models::ModelKind;
 
 /// Where the `switchyard` command and its daemon keep their instances (in
@@ -124,7 +124,8 @@ impl Engine {
     }
 
     /// Starts an instance, first setting up llama-server when none has passed its
-    /// tests yet (the one Settings name, else a download).
+    /// tests yet (the one Settings name, else a download), and returns once it
+    /// serves, also when another start of it was already on its way.
     pub async fn up(&self, name: &str) -> Result<InstanceStatus> {
         // An unknown name is the answer, before any setup.
         self.llama().status(name)?;
@@ -132,7 +133,13 @@ impl Engine {
             self.ensure_binary(BinaryKind::LlamaServer, EnsureBinary::default())
                 .await?;
         }
-        self.llama().start(name).await
+        let status = self.llama().start(name).await?;
+        if status.state == InstanceState::Healthy {
+            return Ok(status);
+        }
+        // Another start was already on its way (the daemon's autostart of what ran
+        // when it last ended, a second `up`): `up` returns with its outcome.
+        self.llama().wait_for_start(name).await
     }
 
     /// The image server on `model` (else the first installed diffusion model),

@@ -35,6 +35,9 @@ use crate::locks::{lock, read, write};
 
 /// Extra time a stop may take beyond its signal deadlines (reaping, log drain).
 const STOP_SLACK: Duration = Duration::from_secs(5);
+/// Beyond the load timeout, for the restarts a start may go through.
+const START_WAIT_SLACK: Duration = Duration::from_secs(60);
+const START_WAIT_POLL: Duration = Duration::from_millis(50);
 
 /// A started instance's supervisor, and this process's claim on the instance.
 #[derive(Debug)]
@@ -54,6 +57,13 @@ struct Instance {
     /// This process's claim while a start prepares, before its run exists: a
     /// second start here sees it and waits for nothing.
     starting: Option<Ownership>,
+}
+
+impl Instance {
+    /// A start is on its way here, or its supervisor still runs.
+    fn runs_here(&self) -> bool {
+        self.starting.is_some() || self.run.as_ref().is_some_and(|run| !run.task.is_finished())
+    }
 }
 
 /// What the manager and its supervisors share.
@@ -478,6 +488,46 @@ impl LlamaManager {
         outcome
     }
 
+    /// Waits for the start already on its way in this process (another caller's:
+    /// the daemon's autostart, a second `up`), which [`Self::start`] does not: its
+    /// status once it served, or why it is not running.
+    pub async fn wait_for_start(&self, name: &str) -> Result<InstanceStatus> {
+        let waited = self.policy().health.load_timeout + START_WAIT_SLACK;
+        let deadline = tokio::time::Instant::now() + waited;
+        loop {
+            let (status, runs_here) = {
+                let instances = lock(&self.shared.instances);
+                let instance = instances.get(name).ok_or_else(|| unknown(name))?;
+                (instance.status.clone(), instance.runs_here())
+            };
+            // Unhealthy comes only after healthy: that start has ended too.
+            if matches!(
+                status.state,
+                InstanceState::Healthy | InstanceState::Unhealthy
+            ) {
+                return Ok(status);
+            }
+            if !runs_here {
+                return Err(match status.error {
+                    Some(error) => EngineError::ServerFailed {
+                        instance: name.to_owned(),
+                        problem: error.message,
+                    },
+                    None => EngineError::ServerNotRunning {
+                        instance: name.to_owned(),
+                    },
+                });
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(EngineError::TimedOut {
+                    what: format!("starting llama-server `{name}`"),
+                    seconds: waited.as_secs(),
+                });
+            }
+            tokio::time::sleep(START_WAIT_POLL).await;
+        }
+    }
+
     /// Sets each instance's `owned_by` to the other process that holds its lock
     /// now (none for those this process runs), and announces the list when that
     /// changed. The app calls it while it watches for a daemon.
@@ -486,12 +536,7 @@ impl LlamaManager {
             let mut instances = lock(&self.shared.instances);
             let mut changed = false;
             for (name, instance) in instances.iter_mut() {
-                let mine = instance.starting.is_some()
-                    || instance
-                        .run
-                        .as_ref()
-                        .is_some_and(|run| !run.task.is_finished());
-                let owner = if mine {
+                let owner = if instance.runs_here() {
                     None
                 } else {
                     ownership::current_owner(&self.shared.state_dir, name)
