@@ -129,8 +129,9 @@ fn text(status: &InstanceStatus) -> String {
         row("weights", |b| b.weights + b.output_layer),
         row("kv cache", |b| b.kv_cache),
         row("compute", |b| b.compute),
-        // Runtime and driver context: estimated, never reported as a buffer.
-        row("overhead", |b| b.overhead),
+        // Estimated: the logits buffer and the runtime/driver context; measured:
+        // the logits buffer only (nothing logs the rest).
+        row("output + runtime", |b| b.overhead),
         row("total", Breakdown::total),
     ];
     rows.push([
@@ -139,5 +140,12 @@ fn text(status: &InstanceStatus) -> String {
         dash(measured.and_then(|m| m.rss_bytes).map(mib)),
     ]);
     out.push(render::table(["", "ESTIMATE", "MEASURED"], rows));
+    if measured.is_some() {
+        out.push(
+            "  (measured: the buffers llama-server logged; the runtime it does not log \
+             is in the resident size)"
+                .to_owned(),
+        );
+    }
     out.join("\n")
 }
