@@ -581,7 +581,9 @@ impl ModelStore {
     /// models`) has changed the catalog since this one last looked: the window
     /// follows events and would not ask again. The app calls this on its watch.
     pub fn announce_changes_elsewhere(&self) {
-        if self.catalog_file_modified() != *lock(&self.inner.catalog_modified) {
+        let modified = self.catalog_file_modified();
+        // A file gone is no change to read (the copy here stays, as in `catalog`).
+        if modified.is_some() && modified != *lock(&self.inner.catalog_modified) {
             // `models()` reads the file again.
             self.announce_models();
         }
