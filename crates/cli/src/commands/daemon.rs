@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use switchyard_engine::control::{run_daemon, DaemonLock, DaemonOptions, DaemonStatus};
+use switchyard_engine::control::{
+    run_daemon, ControlClient, DaemonFile, DaemonLock, DaemonOptions, DaemonStatus,
+};
 use switchyard_engine::llama::OwnerKind;
 use switchyard_engine::{EngineError, ErrorReport};
 
@@ -26,14 +28,14 @@ pub async fn run(context: &Context, action: Option<DaemonCommand>, port: u16) ->
         }
         DaemonCommand::Stop => {
             // Like `systemctl stop`: stopping what is not running is done already.
-            let Some(daemon) = context.daemon()? else {
+            let Some(daemon) = DaemonFile::running(&context.data_dir)? else {
                 if !context.json {
                     println!("no daemon runs on {}", context.data_dir.display());
                 }
                 return Ok(0);
             };
-            let pid = daemon.daemon_status().await?.pid;
-            daemon.shutdown().await?;
+            let pid = daemon.pid;
+            ControlClient::new(&daemon).shutdown().await?;
             // Returns once it has gone, so that what a script runs next (`up
             // --foreground`, a new daemon, `ps`) does not meet it on its way out.
             wait_until_gone(context, pid).await?;
@@ -84,7 +86,7 @@ async fn wait_until_gone(context: &Context, pid: u32) -> Result<(), ErrorReport>
     Ok(())
 }
 
-fn running(context: &Context) -> Result<switchyard_engine::control::ControlClient, ErrorReport> {
+fn running(context: &Context) -> Result<ControlClient, ErrorReport> {
     context.daemon()?.ok_or_else(|| {
         EngineError::DaemonNotRunning {
             data_dir: context.data_dir.clone(),
