@@ -48,6 +48,7 @@ async fn measure() -> Result<()> {
         daemon_engine(home.path()).await?,
         DaemonOptions {
             port: 0,
+            image_port: Some(0),
             version: "bench".into(),
         },
         async move {

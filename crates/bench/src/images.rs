@@ -160,6 +160,7 @@ async fn through_service(
         events: EventBus::default(),
         stop_grace: Duration::from_secs(5),
         load_timeout: Duration::from_secs(300),
+        pid_dir: None,
     })
     .await?;
     let mut seconds = Vec::new();

@@ -19,6 +19,7 @@ use switchyard_engine::diffusion::{
 use switchyard_engine::engine::ImageServerConfig;
 use switchyard_engine::orchestrator::{OrchestratorEvent, OrchestratorPolicy};
 use switchyard_engine::{Engine, EngineEvent};
+use switchyard_testkit::chat_clients::{ChatTally, ChattingClients, ClientPlan};
 use switchyard_testkit::gguf::{write_sdxs_512, LlamaSpec};
 use switchyard_testkit::tools::sd_cli;
 use switchyard_testkit::{FakeProbe, GIB};
@@ -52,6 +53,10 @@ fn small_image(seed: i64) -> ImageRequest {
 /// One offloaded image's phases, from the orchestrator's own events.
 #[derive(Debug, Default, Clone, Copy)]
 struct Phases {
+    /// Requests in flight finished (or cut at the drain time), before the stop.
+    drain: Duration,
+    /// Requests cut at the drain time (sent again or ended with an error event).
+    cut: u64,
     stop: Duration,
     generate: Duration,
     memory_wait: Duration,
@@ -112,6 +117,7 @@ async fn measure_offload() -> Result<()> {
         engine.generate_image(small_image(seed))?;
         phases.push(follow_offload(&mut events, started).await?);
     }
+    let clients = offload_with_clients(&engine, &llm).await?;
     engine.shutdown().await;
 
     // Per run: what the offload took beyond its own image and the same run's stop
@@ -164,11 +170,119 @@ async fn measure_offload() -> Result<()> {
         "  {:<44} {overhead_median:>7.1} ms {overhead_worst:>7.1} ms (median, worst)",
         "overhead: total - image - stop - start"
     );
+    clients.print();
     println!(
         "offload: {overhead_median:+.1} ms beyond stop + start of the server (goal <= {} ms)",
         OFFLOAD_GOAL.as_millis()
     );
+    println!(
+        "offload-clients: {} failed requests (goal 0)",
+        clients.tally.failures.len()
+    );
     Ok(())
+}
+
+/// Requests per client's answer: long enough that every offload meets requests in
+/// flight (a client that is always talking is always in flight).
+const CLIENT_MAX_TOKENS: u32 = 200;
+const CLIENT_PLANS: [ClientPlan; 3] = [
+    ClientPlan {
+        stream: false,
+        max_tokens: CLIENT_MAX_TOKENS,
+    },
+    ClientPlan {
+        stream: false,
+        max_tokens: CLIENT_MAX_TOKENS,
+    },
+    ClientPlan {
+        stream: true,
+        max_tokens: CLIENT_MAX_TOKENS,
+    },
+];
+
+/// The offload cycle again with three clients (one streaming) chatting through
+/// the endpoint all along.
+struct WithClients {
+    tally: ChatTally,
+    /// The longest request while nothing was offloaded.
+    quiet_longest: Duration,
+    /// Per offload: requests in flight drained, and the stop of the server after it.
+    drains: Vec<Duration>,
+    stops: Vec<Duration>,
+    cut: u64,
+}
+
+impl WithClients {
+    fn print(&self) {
+        println!(
+            "offload with 3 clients chatting through the endpoint (2 plain, 1 streamed, {CLIENT_MAX_TOKENS} tokens each), {OFFLOAD_RUNS} images:"
+        );
+        let tally = &self.tally;
+        println!(
+            "  requests: {} complete, {} failed, {} streams ended with an error event {:?}, {} cut and sent again",
+            tally.complete,
+            tally.failures.len(),
+            tally.ended_with_error_event.values().sum::<u64>(),
+            tally.ended_with_error_event,
+            self.cut
+        );
+        for failure in tally.failures.iter().take(5) {
+            println!("    failed: {failure}");
+        }
+        let (mut drains, mut stops) = (self.drains.clone(), self.stops.clone());
+        let (drain_median, drain_p90) = median_p90(&mut drains);
+        let (stop_median, stop_p90) = median_p90(&mut stops);
+        println!("  {:<44} {:>10} {:>10}", "", "median", "p90");
+        row("drain: requests in flight finished", drain_median, drain_p90);
+        row("stop of the busy server", stop_median, stop_p90);
+        row(
+            "longest request: quiet vs through offloads",
+            self.quiet_longest,
+            tally.longest,
+        );
+        println!(
+            "  {:<44} {:>7.1} ms",
+            "longest request's extra wait",
+            ms(tally.longest.saturating_sub(self.quiet_longest))
+        );
+    }
+}
+
+async fn offload_with_clients(engine: &Engine, llm: &std::path::Path) -> Result<WithClients> {
+    let llama = engine.llama();
+    llama.stop("bench").await?;
+    let mut spec = instance(llm);
+    spec.config.parallel = 3;
+    llama.update(spec)?;
+    let status = llama.start("bench").await?;
+    let endpoint = status.api_endpoint.context("the endpoint's address")?;
+    let clients = ChattingClients::start(&endpoint, &CLIENT_PLANS);
+    if !clients.wait_for_requests(9, DEADLINE).await {
+        bail!("the clients got no answers: {:?}", clients.finish().await);
+    }
+    let quiet_longest = clients.tally().longest;
+    let (mut drains, mut stops, mut cut) = (Vec::new(), Vec::new(), 0);
+    for run in 0..OFFLOAD_RUNS {
+        let mut events = engine.subscribe();
+        let started = Instant::now();
+        engine.generate_image(small_image(i64::try_from(run)?))?;
+        let phases = follow_offload(&mut events, started).await?;
+        drains.push(phases.drain);
+        stops.push(phases.stop);
+        cut += phases.cut;
+        // The clients are answered again before the next image.
+        if !clients.wait_for_requests(3, DEADLINE).await {
+            bail!("no answers after the reload: {:?}", clients.finish().await);
+        }
+    }
+    let tally = clients.finish().await;
+    Ok(WithClients {
+        tally,
+        quiet_longest,
+        drains,
+        stops,
+        cut,
+    })
 }
 
 async fn wait_image(engine: &Engine, id: &str) -> Result<()> {

@@ -63,6 +63,10 @@ pub enum Command {
         /// The control API's port on 127.0.0.1 (0: any free one).
         #[arg(long, default_value_t = 0)]
         port: u16,
+        /// The image API's port on 127.0.0.1 (default: the `image_port` setting,
+        /// 8081; 0: any free one).
+        #[arg(long)]
+        image_port: Option<u16>,
     },
     /// Run the daemon at login: a systemd user unit on Linux.
     #[command(subcommand)]

@@ -186,7 +186,7 @@ impl Engine {
                 events.clone(),
                 deps.clock.clone(),
             );
-            apply_offload_threshold(&orchestrator, &deps.settings);
+            apply_orchestrator_settings(&orchestrator, &deps.settings);
             // The daemon's servers, when one runs on this data folder: an image made
             // here asks it to make room (the daemon itself finds no other).
             orchestrator
@@ -656,7 +656,7 @@ impl Engine {
         );
         let restart_required = next_data_dir != self.inner.layout.root();
         apply_binaries_mirror(&self.inner.binaries, &settings);
-        apply_offload_threshold(&self.inner.orchestrator, &settings);
+        apply_orchestrator_settings(&self.inner.orchestrator, &settings);
         *write(&self.inner.settings) = settings.clone();
         self.inner
             .events
@@ -696,6 +696,7 @@ impl Engine {
         self.inner.shutdown.cancel();
         self.inner.llama.shutdown().await;
         self.stop_image_server().await;
+        self.stop_standing_image_api().await;
         *write(&self.inner.status) = EngineStatus::default();
     }
 
@@ -704,16 +705,18 @@ impl Engine {
     }
 }
 
-/// Settings own the download base: a mirror when one is set, else GitHub (so clearing
-/// the mirror goes back to GitHub at once, without a restart).
-/// The `offload_threshold` setting (percent) becomes the orchestrator's share.
-fn apply_offload_threshold(orchestrator: &Orchestrator, settings: &Settings) {
+/// The `offload_threshold` setting (percent) becomes the orchestrator's share, and
+/// `drain_seconds` its drain time.
+fn apply_orchestrator_settings(orchestrator: &Orchestrator, settings: &Settings) {
     orchestrator.set_policy(crate::orchestrator::OrchestratorPolicy {
         threshold: f64::from(settings.offload_threshold) / 100.0,
+        drain_ms: u64::from(settings.drain_seconds) * 1000,
         ..orchestrator.policy()
     });
 }
 
+/// Settings own the download base: a mirror when one is set, else GitHub (so clearing
+/// the mirror goes back to GitHub at once, without a restart).
 fn apply_binaries_mirror(binaries: &BinaryManager, settings: &Settings) {
     binaries.set_download_base(
         settings

@@ -72,6 +72,11 @@ pub struct Settings {
     /// 0 pauses the LLM for every image (nothing measures below it).
     #[serde(default = "default_offload_threshold")]
     pub offload_threshold: u8,
+    /// Before the LLM is paused for an image, the answers it is writing get this
+    /// many seconds to finish (new requests wait meanwhile); what is left then is
+    /// sent again once it is back (a stream under way ends with an error event).
+    #[serde(default = "default_drain_seconds")]
+    pub drain_seconds: u16,
     /// The first-run wizard was finished or skipped; it opens by itself only while
     /// this is false (Settings can open it again).
     #[serde(default)]
@@ -97,6 +102,13 @@ fn default_restore_llm_servers() -> bool {
 fn default_offload_threshold() -> u8 {
     75
 }
+fn default_drain_seconds() -> u16 {
+    u16::try_from(crate::orchestrator::DEFAULT_DRAIN_MS / 1000).unwrap_or(30)
+}
+
+/// The drain time's range, in seconds: up to ten minutes (an image waits that long
+/// at most for the answers under way).
+pub const DRAIN_SECONDS_RANGE: std::ops::RangeInclusive<u16> = 0..=600;
 
 /// The offload threshold's range, in percent.
 pub const OFFLOAD_THRESHOLD_RANGE: std::ops::RangeInclusive<u8> = 0..=100;
@@ -116,6 +128,7 @@ impl Default for Settings {
             binaries_mirror: None,
             restore_llm_servers: default_restore_llm_servers(),
             offload_threshold: default_offload_threshold(),
+            drain_seconds: default_drain_seconds(),
             first_run_done: false,
         }
     }
@@ -208,6 +221,17 @@ impl Settings {
                     self.offload_threshold,
                     OFFLOAD_THRESHOLD_RANGE.start(),
                     OFFLOAD_THRESHOLD_RANGE.end()
+                ),
+            });
+        }
+        if !DRAIN_SECONDS_RANGE.contains(&self.drain_seconds) {
+            return Err(EngineError::InvalidSetting {
+                field: "drain_seconds",
+                problem: format!(
+                    "{} s is outside {} to {} s",
+                    self.drain_seconds,
+                    DRAIN_SECONDS_RANGE.start(),
+                    DRAIN_SECONDS_RANGE.end()
                 ),
             });
         }
@@ -305,6 +329,7 @@ mod tests {
                 "binaries_mirror",
                 "close_to_tray",
                 "data_dir",
+                "drain_seconds",
                 "first_run_done",
                 "hub_url",
                 "image_port",

@@ -90,6 +90,7 @@ fn spawn_daemon(engine: Engine) -> (oneshot::Sender<()>, tokio::task::JoinHandle
     let task = tokio::spawn(async move {
         let options = DaemonOptions {
             port: 0,
+            image_port: Some(0),
             version: "test".into(),
         };
         run_daemon(engine, options, async move {

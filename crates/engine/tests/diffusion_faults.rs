@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use switchyard_engine::diffusion::http::ImageHttp;
+use switchyard_engine::diffusion::http::{FixedService, ImageHttp};
 use switchyard_engine::diffusion::service::ImageServiceSetup;
 use switchyard_engine::diffusion::{
     gate::BoxFuture, DiffusionModelFiles, GateDecision, GateOutcome, GateRequest, GenerationGate,
@@ -47,6 +47,7 @@ async fn service(options: ImageServiceOptions, stop_grace: Duration) -> Fixture 
         events: events.clone(),
         stop_grace,
         load_timeout: Duration::from_secs(30),
+        pid_dir: None,
     })
     .await
     .unwrap();
@@ -198,7 +199,7 @@ async fn fifty_concurrent_requests_are_served_in_order_or_refused_none_lost() {
         Duration::from_secs(2),
     )
     .await;
-    let http = ImageHttp::serve(fixture.service.clone(), 0, None)
+    let http = ImageHttp::serve(Arc::new(FixedService(fixture.service.clone())), 0, None)
         .await
         .unwrap();
     let base = format!("http://{}", http.address());
@@ -322,7 +323,7 @@ where
 #[tokio::test]
 async fn foreign_hosts_and_origins_are_refused_and_the_api_key_is_checked() {
     let fixture = service(ImageServiceOptions::default(), Duration::from_secs(2)).await;
-    let http = ImageHttp::serve(fixture.service.clone(), 0, Some("sekret".into()))
+    let http = ImageHttp::serve(Arc::new(FixedService(fixture.service.clone())), 0, Some("sekret".into()))
         .await
         .unwrap();
     let base = format!("http://{}", http.address());

@@ -4,8 +4,10 @@
 //! - [`ManualClock`]: time that moves only when a test moves it.
 //! - [`gguf`]: a GGUF writer and generated llama models the real llama-server runs.
 //! - [`FixtureServer`]: local HTTP with ranges, ETags, redirects and faults.
+//! - [`chat_clients`]: clients that are always talking to an LLM endpoint.
 //! - [`test_engine`]: a real [`Engine`] in a temporary folder with both of the above.
 
+pub mod chat_clients;
 mod clock;
 mod fixture_server;
 pub mod gguf;

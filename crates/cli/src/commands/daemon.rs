@@ -13,9 +13,14 @@ use crate::args::DaemonCommand;
 use crate::context::Context;
 use crate::render;
 
-pub async fn run(context: &Context, action: Option<DaemonCommand>, port: u16) -> Outcome {
+pub async fn run(
+    context: &Context,
+    action: Option<DaemonCommand>,
+    port: u16,
+    image_port: Option<u16>,
+) -> Outcome {
     match action.unwrap_or(DaemonCommand::Run) {
-        DaemonCommand::Run => serve(context, port).await,
+        DaemonCommand::Run => serve(context, port, image_port).await,
         DaemonCommand::Status => {
             let status = running(context)?.daemon_status().await?;
             print_status(context, &status);
@@ -47,12 +52,13 @@ pub async fn run(context: &Context, action: Option<DaemonCommand>, port: u16) ->
     }
 }
 
-async fn serve(context: &Context, port: u16) -> Outcome {
+async fn serve(context: &Context, port: u16, image_port: Option<u16>) -> Outcome {
     let engine = context.local_engine(OwnerKind::Daemon)?;
     run_daemon(
         engine,
         DaemonOptions {
             port,
+            image_port,
             version: env!("CARGO_PKG_VERSION").to_owned(),
         },
         crate::signals::terminated(),

@@ -30,7 +30,11 @@ pub async fn run(command: Command, context: &Context) -> Outcome {
         Command::Models(models) => models::run(context, models).await,
         Command::Image(image) => image::run(context, image).await,
         Command::Config(config) => config::run(context, config),
-        Command::Daemon { action, port } => daemon::run(context, action, port).await,
+        Command::Daemon {
+            action,
+            port,
+            image_port,
+        } => daemon::run(context, action, port, image_port).await,
         Command::Service(service) => service::run(context, service),
     }
 }

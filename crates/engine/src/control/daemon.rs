@@ -1,6 +1,7 @@
 //! `switchyard daemon`: one engine that owns the instances of the instance files,
 //! starts those marked `autostart`, supervises them with the engine's health and
-//! restart rules, and serves the control API on loopback until it is told to stop.
+//! restart rules, and serves the control API and the image API on loopback until
+//! it is told to stop.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -18,6 +19,9 @@ pub struct DaemonOptions {
     /// The control API's port on 127.0.0.1; 0 for a free one (clients read it
     /// from `daemon.json`).
     pub port: u16,
+    /// The image API's port on 127.0.0.1; `None`: the `image_port` setting; 0: any
+    /// free one (clients read it from `daemon.json`).
+    pub image_port: Option<u16>,
     pub version: String,
 }
 
@@ -63,6 +67,19 @@ pub async fn run_daemon(
             problem: error.to_string(),
         })?
         .port();
+    // The image API, for programs that make images over HTTP as they chat. A taken
+    // port (the app's image server, say) is said in the log, not fatal: the
+    // control API still makes images.
+    let image_port = options
+        .image_port
+        .unwrap_or_else(|| engine.settings().image_port);
+    let image_port = match engine.serve_standing_image_api(image_port, None).await {
+        Ok(address) => Some(address.port()),
+        Err(error) => {
+            tracing::warn!(port = image_port, %error, "the daemon's image API is not served");
+            None
+        }
+    };
     let stop_requested = CancellationToken::new();
     let state = Arc::new(ServerState {
         engine: engine.clone(),
@@ -74,6 +91,7 @@ pub async fn run_daemon(
     DaemonFile {
         pid: std::process::id(),
         port,
+        image_port,
         token: state.token.clone(),
         version: options.version,
     }

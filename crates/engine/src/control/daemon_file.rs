@@ -20,6 +20,9 @@ const LOCK_NAME: &str = "daemon.lock";
 pub struct DaemonFile {
     pub pid: u32,
     pub port: u16,
+    /// The image API's port, when it is served (its port may be taken).
+    #[serde(default)]
+    pub image_port: Option<u16>,
     /// Sent as `Authorization: Bearer <token>`.
     pub token: String,
     pub version: String,
@@ -131,6 +134,7 @@ mod tests {
         let file = DaemonFile {
             pid: 1,
             port: 2,
+            image_port: None,
             token: DaemonFile::new_token().unwrap(),
             version: "0".into(),
         };

@@ -211,6 +211,7 @@ mod tests {
         DaemonFile {
             pid: 1,
             port: 9,
+            image_port: None,
             token: "t".into(),
             version: "0".into(),
         }

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -17,6 +17,8 @@ use tokio::sync::mpsc;
 use super::progress::LineSplitter;
 use crate::binaries::process::describe_exit;
 use crate::errors::EngineError;
+use crate::llama::pidfile;
+use crate::llama::process::spawn_guarded;
 
 /// Standard-error lines an error carries.
 pub const STDERR_TAIL_LINES: usize = 20;
@@ -36,28 +38,40 @@ pub struct SdChild {
     child: Child,
     pid: Option<u32>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    /// Its pid file, removed once it has ended.
+    pid_file: Option<PathBuf>,
 }
 
 /// Every line of both streams, in arrival order per stream.
 pub type OutputLines = mpsc::Receiver<(Stream, String)>;
 
 impl SdChild {
-    pub fn spawn(program: &Path, args: &[OsString]) -> Result<(Self, OutputLines), EngineError> {
+    /// Starts `program` tied to this process's life like llama-server (its own
+    /// group, the parent-death signal, the Job Object on Windows) with a pid file
+    /// in `pid_dir`, so the next start ends one that a crash on another platform
+    /// left behind.
+    pub async fn spawn(
+        program: &Path,
+        args: &[OsString],
+        pid_dir: Option<&Path>,
+    ) -> Result<(Self, OutputLines), EngineError> {
         let mut command = Command::new(program);
         command
             .args(args)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        #[cfg(unix)]
-        command.process_group(0);
-        let mut child = command
-            .spawn()
-            .map_err(|error| EngineError::BinaryUnavailable {
-                kind: "sd".into(),
-                problem: format!("{} cannot be started: {error}", program.display()),
-            })?;
+            .stderr(std::process::Stdio::piped());
+        let mut child =
+            spawn_guarded(command)
+                .await
+                .map_err(|error| EngineError::BinaryUnavailable {
+                    kind: "sd".into(),
+                    problem: format!("{} cannot be started: {error}", program.display()),
+                })?;
+        let pid_file = match (pid_dir, child.id()) {
+            (Some(dir), Some(pid)) => pidfile::write_sd(dir, pid, program),
+            _ => None,
+        };
         let (sender, lines) = mpsc::channel(LINE_BACKLOG);
         let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
         if let Some(stdout) = child.stdout.take() {
@@ -75,6 +89,7 @@ impl SdChild {
             pid: child.id(),
             child,
             stderr_tail,
+            pid_file,
         };
         Ok((child, lines))
     }
@@ -84,11 +99,23 @@ impl SdChild {
     }
 
     pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
-        self.child.wait().await
+        let status = self.child.wait().await;
+        self.forget_pid_file();
+        status
     }
 
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().ok().flatten()
+        let status = self.child.try_wait().ok().flatten();
+        if status.is_some() {
+            self.forget_pid_file();
+        }
+        status
+    }
+
+    fn forget_pid_file(&mut self) {
+        if let Some(path) = self.pid_file.take() {
+            let _ = std::fs::remove_file(path);
+        }
     }
 
     /// Its last standard-error lines, oldest first.
@@ -108,14 +135,14 @@ impl SdChild {
             return Some(status);
         }
         self.signal(false);
-        if let Ok(Ok(status)) = tokio::time::timeout(grace, self.child.wait()).await {
+        if let Ok(Ok(status)) = tokio::time::timeout(grace, self.wait()).await {
             // sd may have left helpers in its group; they go with it.
             self.signal(true);
             return Some(status);
         }
         self.signal(true);
         let _ = self.child.start_kill();
-        self.child.wait().await.ok()
+        self.wait().await.ok()
     }
 
     #[cfg(unix)]
@@ -141,6 +168,13 @@ impl SdChild {
             stderr_tail,
             out_of_memory,
         }
+    }
+}
+
+impl Drop for SdChild {
+    fn drop(&mut self) {
+        // Killed on drop (tokio's kill_on_drop): its record goes with it.
+        self.forget_pid_file();
     }
 }
 

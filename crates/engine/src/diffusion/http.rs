@@ -3,6 +3,7 @@
 //! evil.example resolving to 127.0.0.1 must not drive the GPU); an optional API key.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
@@ -14,15 +15,50 @@ use axum::{Json, Router};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::gate::BoxFuture;
 use super::jobs::JobError;
 use super::request::ImageRequest;
 use super::service::ImageService;
 use crate::errors::{EngineError, ErrorCode, Result};
 
+/// Where the API finds the image service: the one the app started, or (in the
+/// daemon) one started on demand for the model a request names.
+pub trait ImageSource: Send + Sync + std::fmt::Debug {
+    /// The running service, for health, jobs and cancel.
+    fn running(&self) -> Option<ImageService>;
+    /// The service a new job goes to; `model` is the request's `model` field.
+    fn for_new_job<'a>(&'a self, model: Option<String>) -> BoxFuture<'a, Result<ImageService>>;
+}
+
+/// The app's image API: the service it serves, fixed (the API starts and stops with
+/// it).
+#[derive(Debug)]
+pub struct FixedService(pub ImageService);
+
+impl ImageSource for FixedService {
+    fn running(&self) -> Option<ImageService> {
+        Some(self.0.clone())
+    }
+
+    fn for_new_job<'a>(&'a self, _model: Option<String>) -> BoxFuture<'a, Result<ImageService>> {
+        Box::pin(async move { Ok(self.0.clone()) })
+    }
+}
+
 #[derive(Debug, Clone)]
 struct ApiState {
-    service: ImageService,
+    source: Arc<dyn ImageSource>,
     api_key: Option<String>,
+}
+
+/// A generation as the API takes it: the request, and which installed model
+/// (where the server picks one: the daemon's).
+#[derive(Debug, serde::Deserialize)]
+struct Order {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(flatten)]
+    request: ImageRequest,
 }
 
 /// The listening HTTP server; stops when [`ImageHttp::stop`] is called.
@@ -35,7 +71,11 @@ pub struct ImageHttp {
 
 impl ImageHttp {
     /// Listens on `127.0.0.1:port` (0: any free port).
-    pub async fn serve(service: ImageService, port: u16, api_key: Option<String>) -> Result<Self> {
+    pub async fn serve(
+        source: Arc<dyn ImageSource>,
+        port: u16,
+        api_key: Option<String>,
+    ) -> Result<Self> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .map_err(|error| match error.kind() {
@@ -54,7 +94,7 @@ impl ImageHttp {
             })?;
         let shutdown = CancellationToken::new();
         let app = router(ApiState {
-            service,
+            source,
             api_key: api_key.filter(|key| !key.is_empty()),
         });
         let stopping = shutdown.clone();
@@ -204,10 +244,11 @@ fn error_response(error: &EngineError) -> Response {
 }
 
 async fn health(State(state): State<ApiState>) -> Response {
+    let service = state.source.running();
     Json(json!({
         "status": "ok",
-        "busy": state.service.busy(),
-        "runner": state.service.runner_kind(),
+        "busy": service.as_ref().is_some_and(ImageService::busy),
+        "runner": service.as_ref().map(ImageService::runner_kind),
     }))
     .into_response()
 }
@@ -217,8 +258,8 @@ async fn openapi() -> Response {
 }
 
 async fn create(State(state): State<ApiState>, body: Bytes) -> Response {
-    let request: ImageRequest = match serde_json::from_slice(&body) {
-        Ok(request) => request,
+    let order: Order = match serde_json::from_slice(&body) {
+        Ok(order) => order,
         Err(error) => {
             return error_response(&EngineError::InvalidInput {
                 field: "body",
@@ -226,21 +267,33 @@ async fn create(State(state): State<ApiState>, body: Bytes) -> Response {
             })
         }
     };
-    match state.service.submit(request) {
+    let submitted = match state.source.for_new_job(order.model).await {
+        Ok(service) => service.submit(order.request),
+        Err(error) => Err(error),
+    };
+    match submitted {
         Ok(id) => (StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response(),
         Err(error) => error_response(&error),
     }
 }
 
+/// The running service, or why there is none (so its jobs are gone too).
+fn running(state: &ApiState, id: &str) -> Result<ImageService> {
+    state.source.running().ok_or_else(|| EngineError::NotFound {
+        what: "Job",
+        id: id.to_owned(),
+    })
+}
+
 async fn status(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
-    match state.service.job(&id) {
+    match running(&state, &id).and_then(|service| service.job(&id)) {
         Ok(view) => Json(view).into_response(),
         Err(error) => error_response(&error),
     }
 }
 
 async fn cancel(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
-    match state.service.cancel(&id) {
+    match running(&state, &id).and_then(|service| service.cancel(&id)) {
         Ok(summary) => Json(summary).into_response(),
         Err(error) => error_response(&error),
     }

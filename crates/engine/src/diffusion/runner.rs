@@ -69,6 +69,8 @@ pub struct RunnerConfig {
     /// How long a persistent server may take to load the model.
     pub load_timeout: Duration,
     pub active_pid: ActivePid,
+    /// Where each sd's pid file goes (the engine's state folder).
+    pub pid_dir: Option<PathBuf>,
 }
 
 #[derive(Debug)]

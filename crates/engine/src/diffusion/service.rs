@@ -90,6 +90,8 @@ pub struct ImageServiceSetup {
     /// How long sd gets after SIGTERM before it is killed.
     pub stop_grace: Duration,
     pub load_timeout: Duration,
+    /// Where each sd's pid file goes, so the next start ends one left behind.
+    pub pid_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for ImageServiceSetup {
@@ -152,6 +154,7 @@ impl ImageService {
                 work_dir: setup.work_dir.clone(),
                 load_timeout: setup.load_timeout,
                 active_pid: active_pid.clone(),
+                pid_dir: setup.pid_dir.clone(),
             },
         )?;
         capabilities.has_server = matches!(runner, Runner::Server(_)) || capabilities.has_server;

@@ -10,7 +10,8 @@ use ts_rs::TS;
 
 use super::Engine;
 use crate::binaries::BinaryKind;
-use crate::diffusion::http::ImageHttp;
+use crate::diffusion::gate::BoxFuture;
+use crate::diffusion::http::{FixedService, ImageHttp, ImageSource};
 use crate::diffusion::service::{FreeVramProbe, ImageServiceSetup};
 use crate::diffusion::{
     DiffusionAction, DiffusionControl, DiffusionModelFiles, GenerationGate, ImageRequest,
@@ -54,7 +55,9 @@ pub struct ImageServerConfig {
 #[derive(Debug)]
 struct Running {
     service: ImageService,
-    http: ImageHttp,
+    /// The API of this server alone (the app's); `None` where the standing API
+    /// serves it (the daemon's).
+    http: Option<ImageHttp>,
     info: ImageServerInfo,
 }
 
@@ -65,6 +68,37 @@ pub(super) struct ImageSlot {
     lifecycle: tokio::sync::Mutex<()>,
     running: RwLock<Option<Arc<Running>>>,
     gate: RwLock<Option<Arc<dyn GenerationGate>>>,
+    /// The daemon's image API: it listens as long as the engine runs and starts
+    /// the image server for the first request.
+    standing_api: tokio::sync::Mutex<Option<ImageHttp>>,
+}
+
+/// The standing API's view of the engine: the image server now, or one started
+/// for a request (with the model it names, else the first installed one).
+#[derive(Debug)]
+struct OnDemand(std::sync::Weak<super::Inner>);
+
+impl OnDemand {
+    fn engine(&self) -> Result<Engine> {
+        self.0
+            .upgrade()
+            .map(|inner| Engine { inner })
+            .ok_or(EngineError::ShuttingDown)
+    }
+}
+
+impl ImageSource for OnDemand {
+    fn running(&self) -> Option<ImageService> {
+        self.engine().ok()?.image_service()
+    }
+
+    fn for_new_job<'a>(&'a self, model: Option<String>) -> BoxFuture<'a, Result<ImageService>> {
+        Box::pin(async move {
+            let engine = self.engine()?;
+            engine.image_server_for(model).await?;
+            engine.image_service().ok_or(EngineError::ShuttingDown)
+        })
+    }
 }
 
 impl ImageSlot {
@@ -77,6 +111,44 @@ impl ImageSlot {
 }
 
 impl Engine {
+    /// The daemon's image API on `127.0.0.1:port` (0: any free port), for the
+    /// engine's whole life: the image server starts with the first request (with
+    /// the model it names, else the first installed diffusion model) and the
+    /// orchestrator makes room for it like for any image. Clients send
+    /// `Authorization: Bearer <key>` when `api_key` is set. Returns its address.
+    pub async fn serve_standing_image_api(
+        &self,
+        port: u16,
+        api_key: Option<String>,
+    ) -> Result<std::net::SocketAddr> {
+        let mut standing = self.inner.images.standing_api.lock().await;
+        if let Some(old) = standing.take() {
+            old.stop().await;
+        }
+        let source = Arc::new(OnDemand(Arc::downgrade(&self.inner)));
+        let http = ImageHttp::serve(source, port, api_key).await?;
+        let address = http.address();
+        *standing = Some(http);
+        Ok(address)
+    }
+
+    /// Where the standing image API listens, if it does.
+    pub async fn standing_image_api(&self) -> Option<std::net::SocketAddr> {
+        self.inner
+            .images
+            .standing_api
+            .lock()
+            .await
+            .as_ref()
+            .map(ImageHttp::address)
+    }
+
+    pub(super) async fn stop_standing_image_api(&self) {
+        if let Some(http) = self.inner.images.standing_api.lock().await.take() {
+            http.stop().await;
+        }
+    }
+
     /// Starts the image server (stopping one already running) and returns where it
     /// listens.
     pub async fn start_image_server(&self, config: ImageServerConfig) -> Result<ImageServerInfo> {
@@ -263,7 +335,10 @@ impl Engine {
         };
         running.service.stop().await;
         match Arc::try_unwrap(running) {
-            Ok(running) => running.http.stop().await,
+            Ok(Running {
+                http: Some(http), ..
+            }) => http.stop().await,
+            Ok(_) => {}
             // A request in flight holds it; the listener ends with the engine.
             Err(_) => tracing::debug!("image API handle still shared at stop"),
         }
@@ -302,6 +377,7 @@ impl Engine {
             events: self.inner.events.clone(),
             stop_grace: SD_STOP_GRACE,
             load_timeout: SD_LOAD_TIMEOUT,
+            pid_dir: Some(self.inner.layout.state()),
         })
         .await?;
         if let Some(gate) = self
@@ -314,15 +390,23 @@ impl Engine {
         {
             service.set_gate(gate);
         }
-        let port = config.port.unwrap_or_else(|| self.settings().image_port);
-        let http = match ImageHttp::serve(service.clone(), port, config.api_key.clone()).await {
-            Ok(http) => http,
-            Err(error) => {
-                service.stop().await;
-                return Err(error);
+        let (http, port) = match self.standing_image_api().await {
+            Some(standing) => (None, standing.port()),
+            None => {
+                let port = config.port.unwrap_or_else(|| self.settings().image_port);
+                let source = Arc::new(FixedService(service.clone()));
+                match ImageHttp::serve(source, port, config.api_key.clone()).await {
+                    Ok(http) => {
+                        let port = http.address().port();
+                        (Some(http), port)
+                    }
+                    Err(error) => {
+                        service.stop().await;
+                        return Err(error);
+                    }
+                }
             }
         };
-        let port = http.address().port();
         let info = ImageServerInfo {
             url: format!("http://127.0.0.1:{port}"),
             port,

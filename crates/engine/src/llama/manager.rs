@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use super::chat::{apply_payload, ChatDelta, ChatOutcome, ChatRequest, SseDecoder};
-use super::endpoint::{EndpointActivity, EndpointPolicy, Endpoints};
+use super::endpoint::{CutReason, EndpointActivity, EndpointPolicy, Endpoints};
 use super::environment::LaunchEnvironment;
 use super::flags::SupportedFlags;
 use super::logs::{LogLine, RotatingFile};
@@ -25,7 +24,7 @@ use super::ports;
 use super::spec::InstanceSpec;
 use super::state::{InstanceState, InstanceStatus, StateChange};
 use super::store::{self, StoredInstance, StoredInstances};
-use super::supervisor::{supervise, Launch};
+use super::supervisor::{supervise, Launch, StopSignal};
 use crate::binaries::{BinaryKind, BinaryStatus};
 use crate::clock::Clock;
 use crate::errors::{EngineError, ErrorReport, Result};
@@ -42,7 +41,7 @@ const START_WAIT_POLL: Duration = Duration::from_millis(50);
 /// A started instance's supervisor, and this process's claim on the instance.
 #[derive(Debug)]
 struct Run {
-    cancel: CancellationToken,
+    cancel: StopSignal,
     task: JoinHandle<()>,
     /// Released when the run is dropped, after its server is gone.
     _ownership: Ownership,
@@ -352,7 +351,18 @@ impl LlamaManager {
     /// The orchestrator is about to stop `name` and will bring it back: its
     /// endpoint holds requests instead of refusing them until it is healthy.
     pub fn hold_requests(&self, name: &str) {
-        self.shared.endpoints.hold(name);
+        self.shared.endpoints.hold(name, "the LLM is paused for an image");
+    }
+
+    /// The orchestrator's hold began: waits until the requests being forwarded to
+    /// `name` have been answered, at most until `deadline`, then cuts those left
+    /// (they are sent again once the server is back, or a stream under way ends
+    /// with an error event). Returns how many were cut.
+    pub async fn drain_requests(&self, name: &str, deadline: tokio::time::Instant) -> u64 {
+        self.shared
+            .endpoints
+            .drain(name, deadline, CutReason::PausedForImage)
+            .await
     }
 
     /// Ends a hold without the server coming back (the reload failed, or the
@@ -369,6 +379,11 @@ impl LlamaManager {
     /// Requests held on any endpoint now (clients waiting for a paused LLM).
     pub fn requests_waiting(&self) -> u64 {
         self.shared.endpoints.waiting()
+    }
+
+    /// Requests being answered on any endpoint now.
+    pub fn requests_in_flight(&self) -> u64 {
+        self.shared.endpoints.in_flight()
     }
 
     /// Requests held or being answered on any endpoint now.
@@ -587,7 +602,7 @@ impl LlamaManager {
             // Removed while it prepared.
             return Err(unknown(name));
         };
-        let cancel = CancellationToken::new();
+        let cancel = StopSignal::default();
         let (ready, answer) = oneshot::channel();
         {
             let mut instances = lock(&self.shared.instances);
@@ -718,17 +733,25 @@ impl LlamaManager {
     /// Stops the instance (SIGTERM, a second SIGTERM, SIGKILL, each after its
     /// deadline) and returns once the process is gone and its port free.
     pub async fn stop(&self, name: &str) -> Result<InstanceStatus> {
-        self.end_run(name, false).await
+        self.end_run(name, false, CutReason::Stopping).await
     }
 
     /// Stops the server like [`Self::stop`] but keeps the person's intent to run it:
     /// the orchestrator pauses it for an image, and an app closed meanwhile starts
     /// it again at the next launch.
     pub async fn pause(&self, name: &str) -> Result<InstanceStatus> {
-        self.end_run(name, true).await
+        self.end_run(name, true, CutReason::PausedForImage).await
     }
 
-    async fn end_run(&self, name: &str, keep_intent: bool) -> Result<InstanceStatus> {
+    /// Ends the running server. Requests still being answered are cut first (see
+    /// `Endpoints::cut`): llama-server then has nothing to finish and ends on the
+    /// first SIGTERM at once, instead of after the deadline for a second one.
+    async fn end_run(
+        &self,
+        name: &str,
+        keep_intent: bool,
+        cut: CutReason,
+    ) -> Result<InstanceStatus> {
         let run = {
             let mut instances = lock(&self.shared.instances);
             let instance = instances.get_mut(name).ok_or_else(|| unknown(name))?;
@@ -741,7 +764,8 @@ impl LlamaManager {
             self.shared.persist();
         }
         if let Some(run) = run {
-            run.cancel.cancel();
+            let answers_cut = self.shared.endpoints.cut(name, cut) > 0;
+            run.cancel.stop(answers_cut);
             let stop = self.policy().stop;
             let deadline = stop.graceful + stop.after_second_term + STOP_SLACK;
             let Run {
@@ -770,9 +794,20 @@ impl LlamaManager {
         Ok(status)
     }
 
+    /// Stops and starts the server; requests wait for the new one meanwhile (a
+    /// stream under way ends with an error event).
     pub async fn restart(&self, name: &str) -> Result<InstanceStatus> {
-        self.stop(name).await?;
-        self.start(name).await
+        let endpoints = &self.shared.endpoints;
+        endpoints.hold(name, "the server is restarting");
+        let restarted = async {
+            self.end_run(name, false, CutReason::Restarting).await?;
+            self.start(name).await
+        }
+        .await;
+        if restarted.is_err() {
+            endpoints.release(name);
+        }
+        restarted
     }
 
     /// Stops every server for the app's exit, remembering which ran so that
@@ -781,7 +816,7 @@ impl LlamaManager {
         self.shared.closing.store(true, Ordering::SeqCst);
         let names: Vec<String> = lock(&self.shared.instances).keys().cloned().collect();
         for name in names {
-            let _ = self.end_run(&name, true).await;
+            let _ = self.end_run(&name, true, CutReason::Closing).await;
         }
         self.shared.endpoints.close_all().await;
         self.shared.persist();

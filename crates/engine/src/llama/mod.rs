@@ -21,7 +21,7 @@ mod logs;
 mod manager;
 mod output;
 mod ownership;
-mod pidfile;
+pub(crate) mod pidfile;
 mod plan;
 mod policy;
 mod ports;

@@ -1,5 +1,5 @@
-//! A pid file per running server in `state/`, so that the next launch can end a
-//! server the app left behind (a crash on a platform without a parent-death
+//! A pid file per running server in `state/` (llama-server by instance, sd by
+//! pid), so that the next launch can end a server the app left behind (a crash on a platform without a parent-death
 //! signal, a power-user's `kill -9` of the app on macOS).
 //!
 //! Leftovers are ended, never re-adopted: the app would not know the server's
@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use crate::fs_atomic;
 
 const PREFIX: &str = "llama-";
+/// The pid files of sd processes (`sd-<pid>.pid.json`).
+const SD_PREFIX: &str = "sd-";
 const SUFFIX: &str = ".pid.json";
 /// How long an ended leftover may take to disappear.
 const LEFTOVER_DEADLINE: Duration = Duration::from_secs(3);
@@ -42,6 +44,31 @@ pub fn path_for(state_dir: &Path, instance: &str) -> PathBuf {
 pub fn write(state_dir: &Path, record: &PidRecord) {
     if let Err(error) = fs_atomic::write_json(&path_for(state_dir, &record.instance), record) {
         tracing::warn!(%error, "cannot write the pid file");
+    }
+}
+
+/// Records a running sd (`sd-cli` per image, or `sd-server`); returns the file,
+/// which its owner removes once the process has ended.
+pub fn write_sd(state_dir: &Path, pid: u32, binary: &Path) -> Option<PathBuf> {
+    let (owner_pid, owner_start_ticks) = this_process();
+    let record = PidRecord {
+        instance: binary
+            .file_name()
+            .map_or_else(|| "sd".into(), |name| name.to_string_lossy().into_owned()),
+        pid,
+        start_ticks: start_ticks(pid),
+        binary: binary.to_path_buf(),
+        port: 0,
+        owner_pid,
+        owner_start_ticks,
+    };
+    let path = state_dir.join(format!("{SD_PREFIX}{pid}{SUFFIX}"));
+    match fs_atomic::write_json(&path, &record) {
+        Ok(()) => Some(path),
+        Err(error) => {
+            tracing::warn!(%error, "cannot write sd's pid file");
+            None
+        }
     }
 }
 
@@ -170,7 +197,7 @@ pub fn end_leftovers(state_dir: &Path) -> Vec<EndedLeftover> {
     let mut ended = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !(name.starts_with(PREFIX) && name.ends_with(SUFFIX)) {
+        if !((name.starts_with(PREFIX) || name.starts_with(SD_PREFIX)) && name.ends_with(SUFFIX)) {
             continue;
         }
         let path = entry.path();
@@ -188,7 +215,7 @@ pub fn end_leftovers(state_dir: &Path) -> Vec<EndedLeftover> {
             tracing::warn!(
                 instance = record.instance,
                 pid = record.pid,
-                "ending a llama-server left behind by an earlier run"
+                "ending a server (llama-server or sd) left behind by an earlier run"
             );
             end_process(record.pid);
             ended.push(EndedLeftover {

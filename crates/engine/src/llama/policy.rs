@@ -67,6 +67,9 @@ impl Default for HealthPolicy {
 pub struct StopPolicy {
     pub graceful: Duration,
     pub after_second_term: Duration,
+    /// The grace of the first SIGTERM when Switchyard cut the server's answers
+    /// under way itself (nothing is lost by ending it at once).
+    pub after_cut: Duration,
 }
 
 impl Default for StopPolicy {
@@ -74,6 +77,7 @@ impl Default for StopPolicy {
         Self {
             graceful: Duration::from_secs(5),
             after_second_term: Duration::from_secs(2),
+            after_cut: Duration::from_millis(100),
         }
     }
 }

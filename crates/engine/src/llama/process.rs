@@ -207,6 +207,7 @@ while :; do sleep 0.01; done
         StopPolicy {
             graceful: Duration::from_millis(300),
             after_second_term: Duration::from_millis(300),
+            after_cut: Duration::from_millis(100),
         }
     }
 

@@ -2,6 +2,7 @@
 //! its exit the moment it happens (it awaits the child, it does not poll), restarts
 //! it with backoff up to the start limit, and stops it in steps when asked.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,7 @@ use super::flags::SupportedFlags;
 use super::manager::Shared;
 use super::output::{pump, OutputSink};
 use super::pidfile::{self, PidRecord};
-use super::policy::StartHistory;
+use super::policy::{StartHistory, StopPolicy};
 use super::ports;
 use super::process::{describe_exit, spawn_guarded, stop_child, StopOutcome};
 use super::state::{InstanceState, RunningConfig};
@@ -55,10 +56,48 @@ enum Probe {
     Down,
 }
 
+/// How the manager tells a supervisor to stop its server.
+#[derive(Debug, Clone, Default)]
+pub struct StopSignal {
+    token: CancellationToken,
+    /// The endpoint cut the answers under way: the server has nothing left to
+    /// finish, so the second SIGTERM (which ends it at once) need not wait.
+    answers_cut: Arc<AtomicBool>,
+}
+
+impl StopSignal {
+    pub fn stop(&self, answers_cut: bool) {
+        self.answers_cut.store(answers_cut, Ordering::SeqCst);
+        self.token.cancel();
+    }
+
+    async fn cancelled(&self) {
+        self.token.cancelled().await;
+    }
+
+    fn answers_were_cut(&self) -> bool {
+        self.answers_cut.load(Ordering::SeqCst)
+    }
+
+    /// The stop's steps: llama-server whose requests were cut still waits up to a
+    /// second on its first SIGTERM (its request threads poll their closed
+    /// connections once a second), so the second comes after a moment only.
+    fn policy(&self, stop: &StopPolicy) -> StopPolicy {
+        if self.answers_were_cut() {
+            StopPolicy {
+                graceful: stop.graceful.min(stop.after_cut),
+                ..stop.clone()
+            }
+        } else {
+            stop.clone()
+        }
+    }
+}
+
 pub async fn supervise(
     shared: Arc<Shared>,
     mut launch: Launch,
-    cancel: CancellationToken,
+    cancel: StopSignal,
     ready: oneshot::Sender<Result<()>>,
 ) {
     let mut ready = Some(ready);
@@ -71,6 +110,9 @@ pub async fn supervise(
             RunEnd::Stopped(outcome) => {
                 let reason = match outcome {
                     StopOutcome::Graceful => "stopped",
+                    StopOutcome::SecondTerm if cancel.answers_were_cut() => {
+                        "stopped (its answers under way were cut: a second SIGTERM ended it at once)"
+                    }
                     StopOutcome::SecondTerm => "stopped (it was busy: a second SIGTERM ended it)",
                     StopOutcome::Killed => "stopped (it did not end on SIGTERM and was killed)",
                 };
@@ -171,7 +213,7 @@ pub async fn supervise(
 async fn run_once(
     shared: &Arc<Shared>,
     launch: &mut Launch,
-    cancel: &CancellationToken,
+    cancel: &StopSignal,
     ready: &mut Option<oneshot::Sender<Result<()>>>,
 ) -> RunEnd {
     let name = launch.name.clone();
@@ -295,7 +337,7 @@ async fn run_once(
             biased;
             () = cancel.cancelled() => {
                 shared.transition(&name, InstanceState::Stopping, "stop requested", None, |_| {});
-                let (outcome, status) = stop_child(&mut child, &policy.stop).await;
+                let (outcome, status) = stop_child(&mut child, &cancel.policy(&policy.stop)).await;
                 sink.note(&format!("stopped: {}", describe_exit(status)));
                 drain(readers).await;
                 pidfile::remove(&shared.state_dir, &name);

@@ -56,6 +56,11 @@ pub struct OrchestratorPolicy {
     /// requests to be answered before it offloads the LLM again.
     #[ts(type = "number")]
     pub chat_turn_ms: u64,
+    /// Before an offload stops a server, requests it is answering get this long
+    /// to finish (new ones wait meanwhile); what is left then is cut and sent
+    /// again once the server is back (a stream under way ends with an error event).
+    #[ts(type = "number")]
+    pub drain_ms: u64,
 }
 
 impl Default for OrchestratorPolicy {
@@ -68,9 +73,13 @@ impl Default for OrchestratorPolicy {
             poll_ms: 100,
             max_window_ms: 60_000,
             chat_turn_ms: 30_000,
+            drain_ms: DEFAULT_DRAIN_MS,
         }
     }
 }
+
+/// Long enough for a typical answer to finish before its server is paused.
+pub const DEFAULT_DRAIN_MS: u64 = 30_000;
 
 /// A server the orchestrator stopped, and how to bring it back exactly as it ran.
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -105,9 +114,15 @@ pub struct OffloadPrediction {
     /// LLM + image over the bottleneck's total.
     pub projected_share: f64,
     pub bottleneck_is_vram: bool,
-    /// How long chat would pause: the last whole pause seen (offload, the images,
-    /// reload), or 2 s before any.
+    /// How long chat would pause: the last whole pause seen (the drain of the
+    /// answers under way, offload, the images, reload), or 2 s before any.
     pub predicted_pause_secs: f64,
+    /// Answers being written now, which the image waits for (up to the drain
+    /// time) before the LLM stops.
+    #[ts(type = "number")]
+    pub answers_in_progress: u64,
+    /// The longest the image would wait for them.
+    pub drain_wait_secs: f64,
 }
 
 /// What the orchestrator did, for the Resource Monitor's log.
@@ -118,7 +133,15 @@ pub enum OrchestratorEvent {
     Offloaded {
         instances: Vec<String>,
         reason: String,
-        /// Stopping the servers took this long.
+        /// The requests being answered took this long to finish (new ones waited
+        /// from the decision on).
+        #[ts(type = "number")]
+        drain_ms: u64,
+        /// Requests still being answered at the drain time, cut: sent again once
+        /// the servers are back (a stream under way ended with an error event).
+        #[ts(type = "number")]
+        cut_requests: u64,
+        /// Stopping the servers after the drain took this long.
         #[ts(type = "number")]
         stop_ms: u64,
     },
@@ -483,6 +506,17 @@ impl Orchestrator {
         let pause = lock(&self.shared.state)
             .last_pause
             .unwrap_or(Duration::from_secs(2));
+        let answers_in_progress = if needs_offload {
+            self.shared.llama.requests_in_flight()
+        } else {
+            0
+        };
+        #[allow(clippy::cast_precision_loss)]
+        let drain_wait_secs = if answers_in_progress > 0 {
+            self.policy().drain_ms as f64 / 1000.0
+        } else {
+            0.0
+        };
         OffloadPrediction {
             needs_offload,
             projected_share,
@@ -492,6 +526,8 @@ impl Orchestrator {
             } else {
                 0.0
             },
+            answers_in_progress,
+            drain_wait_secs,
         }
     }
 
@@ -521,11 +557,27 @@ impl Orchestrator {
     async fn offload(&self, reason: String, holder: RoomHolder) -> Result<()> {
         let running = self.running_instances();
         let mut saved = Vec::new();
-        let started = Instant::now();
+        let llama = &self.shared.llama;
+        let decided = Instant::now();
+        // Chat waits from here: the pause a client sees begins with the drain.
+        let decided_at_ms = self.shared.clock.now_ms();
         for status in &running {
             // Clients' requests wait from here until the server is healthy again.
-            self.shared.llama.hold_requests(&status.spec.name);
+            llama.hold_requests(&status.spec.name);
         }
+        // The requests being answered finish first (all servers drain at once).
+        let drain_deadline =
+            tokio::time::Instant::now() + Duration::from_millis(self.policy().drain_ms);
+        let cut_requests = futures_util::future::join_all(
+            running
+                .iter()
+                .map(|status| llama.drain_requests(&status.spec.name, drain_deadline)),
+        )
+        .await
+        .into_iter()
+        .sum();
+        let drain_ms = millis(decided.elapsed());
+        let started = Instant::now();
         for status in running {
             let InstanceUsage {
                 ram_bytes,
@@ -561,7 +613,7 @@ impl Orchestrator {
             state.phase = OrchestratorPhase::Offloaded;
             state.saved = Some(SavedState {
                 instances: saved,
-                offloaded_at_ms: self.shared.clock.now_ms(),
+                offloaded_at_ms: decided_at_ms,
                 reload_error: None,
             });
             state.holders.insert(holder);
@@ -569,6 +621,8 @@ impl Orchestrator {
         self.emit(OrchestratorEvent::Offloaded {
             instances: names,
             reason,
+            drain_ms,
+            cut_requests,
             stop_ms,
         });
         Ok(())

@@ -43,6 +43,7 @@ pub fn fast_policy() -> SupervisionPolicy {
         stop: StopPolicy {
             graceful: Duration::from_millis(800),
             after_second_term: Duration::from_secs(2),
+            ..StopPolicy::default()
         },
         logs: LogPolicy::default(),
     }
@@ -220,5 +221,73 @@ pub async fn wait_until(what: &str, condition: impl Fn() -> bool) {
             "not within {DEADLINE:?}: {what}"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A generated model slow enough here (milliseconds per token) that a long answer
+/// is surely still being written when a test acts on its server; 4,096 tokens of
+/// context.
+pub fn slow_model_spec() -> LlamaSpec {
+    LlamaSpec {
+        layers: 4,
+        embedding: 512,
+        heads: 8,
+        kv_heads: 4,
+        feed_forward: 1024,
+        context: 4096,
+        ..LlamaSpec::default()
+    }
+}
+
+/// A chat completion of `max_tokens` sent to `base`, plain or streamed: the status
+/// and the whole body as the client read it (a cut body reads as an error).
+pub async fn long_chat(base: &str, stream: bool, max_tokens: u32) -> (u16, Result<String, String>) {
+    let response = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+        .post(format!("{base}/v1/chat/completions"))
+        .json(&serde_json::json!({
+            "messages": [{"role": "user", "content": "Tell me a long story."}],
+            "max_tokens": max_tokens,
+            "seed": 7,
+            "stream": stream,
+        }))
+        .send()
+        .await
+        .expect("the endpoint answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.map_err(|error| error.to_string()))
+}
+
+/// Waits until `slots` of the server at `direct` (its own address) are each
+/// generating with at least `tokens` tokens written.
+pub async fn wait_for_generation(direct: &str, slots: usize, tokens: u64) {
+    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let started = Instant::now();
+    loop {
+        let busy = match client.get(format!("{direct}/slots")).send().await {
+            Ok(answer) => answer
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .and_then(|slots| slots.as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter(|slot| {
+                    slot["is_processing"].as_bool() == Some(true)
+                        && slot["next_token"][0]["n_decoded"].as_u64().unwrap_or(0) >= tokens
+                })
+                .count(),
+            Err(_) => 0,
+        };
+        if busy >= slots {
+            return;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{slots} slots never generated {tokens} tokens"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

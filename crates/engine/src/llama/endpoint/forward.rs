@@ -13,7 +13,10 @@ use axum::Router;
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
-use super::{Availability, Counted, EndpointShared, Refusal};
+use tokio::sync::watch;
+
+use super::sse::{error_end, EventFramer};
+use super::{Availability, Counted, CutReason, CutSignal, EndpointShared, Refusal};
 
 pub(super) async fn serve(listener: tokio::net::TcpListener, endpoint: Arc<EndpointShared>) {
     let closed = endpoint.closed.clone();
@@ -52,15 +55,15 @@ async fn answer(endpoint: &EndpointShared, request: Request) -> Result<Response,
         let reason = match now {
             Availability::Ready(upstream) => {
                 drop(waiting.take());
-                match send(endpoint, &upstream, &parts, body.clone()).await {
-                    Ok(response) => return Ok(response),
-                    // The server went away between its last health check and this
-                    // request: wait for the next state like a held request.
-                    Err(error) if error.is_connect() => "the server is not answering".to_owned(),
-                    Err(error) => {
+                match forward(endpoint, &upstream, &parts, body.clone()).await {
+                    Forwarded::Answer(response) => return Ok(response),
+                    // Nothing reached the client yet: it waits for the server's
+                    // next state like a held request, then is sent again.
+                    Forwarded::Again(reason) => reason,
+                    Forwarded::Failed(problem) => {
                         return Err(Refusal::UpstreamFailed {
                             instance: instance.clone(),
-                            problem: error.to_string(),
+                            problem,
                         })
                     }
                 }
@@ -101,6 +104,16 @@ async fn answer(endpoint: &EndpointShared, request: Request) -> Result<Response,
     }
 }
 
+/// How one attempt to forward a request ended.
+enum Forwarded {
+    /// The answer is on its way to the client.
+    Answer(Response),
+    /// Nothing was sent to the client: the request can be sent again later.
+    Again(String),
+    /// The server failed the request.
+    Failed(String),
+}
+
 /// Headers that belong to one connection, not to the request or the answer.
 fn hop_by_hop(name: &HeaderName) -> bool {
     matches!(
@@ -125,21 +138,42 @@ fn end_to_end(headers: &HeaderMap) -> HeaderMap {
         .collect()
 }
 
-async fn send(
+/// Sends the request to the server and starts the answer back to the client.
+/// A request the endpoint cuts (its server is about to stop) before the client got
+/// anything is to be sent again; a stream under way then ends with an error event.
+async fn forward(
     endpoint: &EndpointShared,
     upstream: &str,
     parts: &Parts,
     body: Bytes,
-) -> reqwest::Result<Response> {
-    let path = parts.uri.path_and_query().map_or("/", |path| path.as_str());
+) -> Forwarded {
     let in_flight = Counted::new(&endpoint.counters, |counters| &counters.in_flight);
-    let answer = endpoint
+    let mut cut = endpoint.cut.subscribe();
+    cut.borrow_and_update();
+    // Looked at again with the request counted: a drain that began meanwhile either
+    // sees it in flight, or this sees the hold.
+    if !matches!(*endpoint.availability.borrow(), Availability::Ready(_)) {
+        return Forwarded::Again("the server is about to stop".into());
+    }
+    let path = parts.uri.path_and_query().map_or("/", |path| path.as_str());
+    let send = endpoint
         .http
         .request(parts.method.clone(), format!("{upstream}{path}"))
         .headers(end_to_end(&parts.headers))
         .body(body)
-        .send()
-        .await?;
+        .send();
+    let answer = tokio::select! {
+        answer = send => answer,
+        _ = cut.changed() => return Forwarded::Again(cut_words(&cut)),
+    };
+    let answer = match answer {
+        Ok(answer) => answer,
+        // The server went away between its last health check and this request.
+        Err(error) if error.is_connect() => {
+            return Forwarded::Again("the server is not answering".into())
+        }
+        Err(error) => return Forwarded::Failed(error.to_string()),
+    };
     endpoint
         .counters
         .forwarded
@@ -147,11 +181,140 @@ async fn send(
     let mut response = Response::new(Body::empty());
     *response.status_mut() = answer.status();
     *response.headers_mut() = end_to_end(answer.headers());
-    // The count drops when the answer has been streamed out (or the client left).
-    let stream = answer.bytes_stream().map(move |chunk| {
-        let _answering = &in_flight;
-        chunk
-    });
-    *response.body_mut() = Body::from_stream(stream);
-    Ok(response)
+    if !is_event_stream(answer.headers()) {
+        // llama-server sends a plain answer once all of it exists: it is passed
+        // on as it comes, and the count drops when it has been sent (or the
+        // client left).
+        let stream = answer.bytes_stream().map(move |chunk| {
+            let _answering = &in_flight;
+            chunk
+        });
+        *response.body_mut() = Body::from_stream(stream);
+        return Forwarded::Answer(response);
+    }
+    // A stream: its headers go out with its first event, so that a cut before
+    // then can still send the request again.
+    let mut events = EventStream {
+        source: EventSource {
+            upstream: Box::pin(answer.bytes_stream()),
+            framer: EventFramer::default(),
+            ended: false,
+        },
+        cut,
+        instance: endpoint.instance.clone(),
+        _in_flight: in_flight,
+    };
+    let first = tokio::select! {
+        first = events.source.next_events() => first,
+        _ = events.cut.changed() => return Forwarded::Again(cut_words(&events.cut)),
+    };
+    let first = match first {
+        Ok(first) => first,
+        Err(problem) => return Forwarded::Failed(problem),
+    };
+    let body = futures_util::stream::unfold(
+        (Some(first), events),
+        |(first, mut events)| async move {
+            if let Some(first) = first.filter(|bytes| !bytes.is_empty()) {
+                return Some((Ok::<_, std::convert::Infallible>(first), (None, events)));
+            }
+            let next = events.next_or_end().await?;
+            Some((Ok(next), (None, events)))
+        },
+    );
+    *response.body_mut() = Body::from_stream(body);
+    Forwarded::Answer(response)
+}
+
+/// Why a cut request is sent again, in words (it waits for the server meanwhile).
+fn cut_words(cut: &watch::Receiver<CutSignal>) -> String {
+    match cut.borrow().1 {
+        Some(CutReason::PausedForImage) | None => "the LLM is paused for an image".into(),
+        Some(CutReason::Stopping) => "the server is stopping".into(),
+        Some(CutReason::Restarting) => "the server is restarting".into(),
+        Some(CutReason::Closing) => "the endpoint is closing".into(),
+    }
+}
+
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.trim_start().starts_with("text/event-stream"))
+}
+
+/// A server's stream of events on its way to the client.
+struct EventStream {
+    source: EventSource,
+    cut: watch::Receiver<CutSignal>,
+    instance: String,
+    /// The request counts as in flight until its stream has ended.
+    _in_flight: Counted,
+}
+
+/// The server's side of a stream, whole events at a time.
+struct EventSource {
+    upstream: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    framer: EventFramer,
+    ended: bool,
+}
+
+impl EventSource {
+    /// The next complete events; at the end of the stream, whatever is left.
+    /// `Err` when the server failed meanwhile.
+    async fn next_events(&mut self) -> Result<Bytes, String> {
+        loop {
+            match self.upstream.next().await {
+                Some(Ok(bytes)) => {
+                    let events = self.framer.push(&bytes);
+                    if !events.is_empty() {
+                        return Ok(events);
+                    }
+                }
+                Some(Err(error)) => return Err(error.to_string()),
+                None => {
+                    self.ended = true;
+                    return Ok(self.framer.rest());
+                }
+            }
+        }
+    }
+}
+
+impl EventStream {
+    /// The next bytes for the client, `None` after the last. A cut, or a server
+    /// that fails mid-stream, ends the stream on an event boundary with an error
+    /// event and `[DONE]`.
+    async fn next_or_end(&mut self) -> Option<Bytes> {
+        if self.source.ended {
+            return None;
+        }
+        let next = tokio::select! {
+            next = self.source.next_events() => next,
+            changed = self.cut.changed() => {
+                self.source.ended = true;
+                let reason = match changed {
+                    Ok(()) => self.cut.borrow().1.unwrap_or(CutReason::PausedForImage),
+                    Err(_) => CutReason::Closing,
+                };
+                return Some(error_end(
+                    reason.code(),
+                    &reason.message(&self.instance),
+                    reason.suggestion(),
+                ));
+            }
+        };
+        match next {
+            Ok(bytes) if bytes.is_empty() && self.source.ended => None,
+            Ok(bytes) => Some(bytes),
+            Err(problem) => {
+                self.source.ended = true;
+                Some(error_end(
+                    "LLM_UPSTREAM_FAILED",
+                    &format!("llama-server `{}` failed while answering: {problem}", self.instance),
+                    "See the instance's log in Switchyard's LLM tab; send the request again.",
+                ))
+            }
+        }
+    }
 }

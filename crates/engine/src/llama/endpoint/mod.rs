@@ -9,6 +9,7 @@
 
 mod forward;
 mod refusal;
+mod sse;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -17,7 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use ts_rs::TS;
 
@@ -53,6 +55,56 @@ impl Default for EndpointPolicy {
         }
     }
 }
+
+/// Why the requests being forwarded to a server were cut: it is about to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CutReason {
+    /// The orchestrator pauses it for an image; it comes back.
+    PausedForImage,
+    /// The person (or a command) stops it.
+    Stopping,
+    /// The person (or a command) restarts it.
+    Restarting,
+    /// The app or the daemon is closing.
+    Closing,
+}
+
+impl CutReason {
+    /// The code a stream cut for this reason ends with.
+    fn code(self) -> &'static str {
+        match self {
+            Self::PausedForImage => "LLM_PAUSED_FOR_IMAGE",
+            Self::Stopping => "LLM_STOPPED",
+            Self::Restarting => "LLM_RESTARTING",
+            Self::Closing => "LLM_ENDPOINT_CLOSED",
+        }
+    }
+
+    fn message(self, instance: &str) -> String {
+        match self {
+            Self::PausedForImage => format!(
+                "llama-server `{instance}` was paused for an image before this answer was complete"
+            ),
+            Self::Stopping => format!("llama-server `{instance}` was stopped before this answer was complete"),
+            Self::Restarting => format!("llama-server `{instance}` was restarted before this answer was complete"),
+            Self::Closing => format!("Switchyard closed before the answer of `{instance}` was complete"),
+        }
+    }
+
+    fn suggestion(self) -> &'static str {
+        match self {
+            Self::PausedForImage => {
+                "Send the request again: it waits until the LLM is back (a few seconds)."
+            }
+            Self::Stopping => "Start the instance in Switchyard's LLM tab and send the request again.",
+            Self::Restarting => "Send the request again: it waits until the server is back.",
+            Self::Closing => "Start Switchyard again and send the request again.",
+        }
+    }
+}
+
+/// Cuts so far (a counter, so every cut is seen) and the last one's reason.
+pub(crate) type CutSignal = (u64, Option<CutReason>);
 
 /// What the endpoint does with a request now.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,6 +142,9 @@ struct Counters {
     in_flight: AtomicUsize,
     forwarded: AtomicU64,
     refused: AtomicU64,
+    /// Woken whenever a request stops waiting or its answer ends (a drain waits
+    /// for `in_flight` to reach zero).
+    changed: Notify,
 }
 
 impl Counters {
@@ -118,6 +173,7 @@ impl Counted {
 impl Drop for Counted {
     fn drop(&mut self) {
         (self.1)(&self.0).fetch_sub(1, Ordering::SeqCst);
+        self.0.changed.notify_waiters();
     }
 }
 
@@ -130,6 +186,9 @@ pub(crate) struct EndpointShared {
     policy: EndpointPolicy,
     http: reqwest::Client,
     closed: CancellationToken,
+    /// Sent when the requests being forwarded are cut (the server is about to
+    /// stop): each ends as well as it can (see `forward`).
+    cut: watch::Sender<CutSignal>,
 }
 
 #[derive(Debug)]
@@ -138,8 +197,15 @@ struct Endpoint {
     address: SocketAddr,
     /// The server task; it owns the listening socket.
     serving: tokio::task::JoinHandle<()>,
-    /// The orchestrator stopped the server and will bring it back.
-    held_by_orchestrator: bool,
+    /// Why requests wait while the orchestrator (or a restart) stops the server,
+    /// or is about to, and will bring it back.
+    hold: Option<&'static str>,
+    /// The server went down since the orchestrator's hold began: it is healthy
+    /// again only after that (a hold set while it was still loading must not end
+    /// when that load finishes).
+    hold_saw_stop: bool,
+    /// Its requests were cut for a stop: nothing more is forwarded to this run.
+    stopping: bool,
     last_state: InstanceState,
     upstream: Option<String>,
     last_error: Option<ErrorReport>,
@@ -148,14 +214,20 @@ struct Endpoint {
 impl Endpoint {
     fn availability(&self) -> Availability {
         use InstanceState as S;
+        if let Some(reason) = self.hold {
+            // Also while the server still runs: the drain before the stop lets the
+            // requests in flight finish and forwards nothing new.
+            return Availability::Held(reason.into());
+        }
         match (self.last_state, &self.upstream) {
+            _ if self.stopping => Availability::Down {
+                reason: "the server is stopping".into(),
+                error: None,
+            },
             (S::Healthy, Some(upstream)) => Availability::Ready(upstream.clone()),
             (S::Starting | S::Loading, _) => Availability::Held("the model is loading".into()),
             (S::Unhealthy | S::Crashed | S::Restarting, _) => {
                 Availability::Held("the server is being restarted".into())
-            }
-            _ if self.held_by_orchestrator => {
-                Availability::Held("the LLM is paused for an image".into())
             }
             (S::Failed, _) => Availability::Down {
                 reason: "the server failed and waits to be started again".into(),
@@ -238,12 +310,15 @@ impl Endpoints {
             policy: *lock(&self.policy),
             http: self.http.clone(),
             closed: CancellationToken::new(),
+            cut: watch::channel((0, None)).0,
         });
         let endpoint = Endpoint {
             serving: tokio::spawn(forward::serve(listener, shared.clone())),
             shared,
             address,
-            held_by_orchestrator: false,
+            hold: None,
+            hold_saw_stop: false,
+            stopping: false,
             last_state: InstanceState::Starting,
             upstream: None,
             last_error: None,
@@ -267,30 +342,100 @@ impl Endpoints {
             if error.is_some() {
                 endpoint.last_error = error;
             }
-            if state == InstanceState::Healthy {
-                endpoint.held_by_orchestrator = false;
-                endpoint.last_error = None;
+            match state {
+                InstanceState::Starting => endpoint.stopping = false,
+                InstanceState::Stopping => endpoint.hold_saw_stop = true,
+                InstanceState::Stopped | InstanceState::Failed => {
+                    endpoint.hold_saw_stop = true;
+                    // That run is over: the state says the rest.
+                    endpoint.stopping = false;
+                }
+                InstanceState::Healthy => {
+                    if endpoint.hold_saw_stop {
+                        endpoint.hold = None;
+                    }
+                    endpoint.last_error = None;
+                }
+                _ => {}
             }
             endpoint.publish();
         }
     }
 
-    /// The orchestrator is about to stop the server and will bring it back:
-    /// requests wait instead of being refused.
-    pub fn hold(&self, instance: &str) {
-        self.set_held(instance, true);
+    /// The orchestrator is about to stop the server and will bring it back: from
+    /// now on requests wait instead of being forwarded or refused, until the server
+    /// is healthy again after its stop.
+    pub fn hold(&self, instance: &str, reason: &'static str) {
+        if let Some(endpoint) = lock(&self.endpoints).get_mut(instance) {
+            endpoint.hold = Some(reason);
+            endpoint.hold_saw_stop = false;
+            endpoint.publish();
+        }
     }
 
     /// The orchestrator gave up bringing it back (or the person took over).
     pub fn release(&self, instance: &str) {
-        self.set_held(instance, false);
-    }
-
-    fn set_held(&self, instance: &str, held: bool) {
         if let Some(endpoint) = lock(&self.endpoints).get_mut(instance) {
-            endpoint.held_by_orchestrator = held;
+            endpoint.hold = None;
             endpoint.publish();
         }
+    }
+
+    /// Waits until no request is being forwarded to the server (they were held
+    /// from the moment of [`Self::hold`]), at most until `deadline`; then cuts what
+    /// is still in flight for `reason` (see [`Self::cut`]). Returns how many were
+    /// cut.
+    pub async fn drain(&self, instance: &str, deadline: Instant, reason: CutReason) -> u64 {
+        let Some(shared) = self.shared(instance) else {
+            return 0;
+        };
+        let counters = &shared.counters;
+        loop {
+            let changed = counters.changed.notified();
+            tokio::pin!(changed);
+            // Registered before the count is read, so an answer ending in between
+            // still wakes this wait.
+            changed.as_mut().enable();
+            if counters.in_flight.load(Ordering::SeqCst) == 0 {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                break;
+            }
+        }
+        self.cut(instance, reason)
+    }
+
+    /// The server is about to stop: nothing new is forwarded to this run, and the
+    /// requests being forwarded are cut now rather than left for the server to end
+    /// (llama-server cancels a task whose client left, so it then stops at once).
+    /// A request that had sent nothing to its client yet is sent again once the
+    /// server is back (or refused, when nobody brings it back); a stream already
+    /// under way ends with an error event. Returns how many were in flight.
+    pub fn cut(&self, instance: &str, reason: CutReason) -> u64 {
+        let shared = {
+            let mut endpoints = lock(&self.endpoints);
+            let Some(endpoint) = endpoints.get_mut(instance) else {
+                return 0;
+            };
+            endpoint.stopping = !matches!(
+                endpoint.last_state,
+                InstanceState::Stopped | InstanceState::Failed
+            );
+            endpoint.publish();
+            endpoint.shared.clone()
+        };
+        let in_flight = shared.counters.in_flight.load(Ordering::SeqCst) as u64;
+        shared
+            .cut
+            .send_modify(|(cuts, last)| (*cuts, *last) = (*cuts + 1, Some(reason)));
+        in_flight
+    }
+
+    fn shared(&self, instance: &str) -> Option<Arc<EndpointShared>> {
+        lock(&self.endpoints)
+            .get(instance)
+            .map(|endpoint| endpoint.shared.clone())
     }
 
     /// Whether a request sent now would be answered (now, or once the server is
@@ -312,6 +457,14 @@ impl Endpoints {
         lock(&self.endpoints)
             .values()
             .map(|endpoint| endpoint.shared.counters.snapshot().held)
+            .sum()
+    }
+
+    /// Requests being answered on any endpoint now.
+    pub fn in_flight(&self) -> u64 {
+        lock(&self.endpoints)
+            .values()
+            .map(|endpoint| endpoint.shared.counters.snapshot().in_flight)
             .sum()
     }
 
