@@ -177,14 +177,15 @@ async fn measure_offload() -> Result<()> {
     );
     println!(
         "offload-clients: {} failed requests (goal 0)",
-        clients.tally.failures.len()
+        clients.tally.failures.len() + clients.busy_tally.failures.len()
     );
     Ok(())
 }
 
-/// Requests per client's answer: long enough that every offload meets requests in
-/// flight (a client that is always talking is always in flight).
-const CLIENT_MAX_TOKENS: u32 = 200;
+/// Tokens per client's answer: a client that is always talking is always in flight,
+/// so every offload meets answers being written. Three slots of 512 tokens of
+/// context hold about 170 each, the prompt included.
+const CLIENT_MAX_TOKENS: u32 = 100;
 const CLIENT_PLANS: [ClientPlan; 3] = [
     ClientPlan {
         stream: false,
@@ -210,12 +211,16 @@ struct WithClients {
     drains: Vec<Duration>,
     stops: Vec<Duration>,
     cut: u64,
+    /// The same with no drain time: every offload cuts answers under way.
+    busy_tally: ChatTally,
+    busy_stops: Vec<Duration>,
+    busy_cut: u64,
 }
 
 impl WithClients {
     fn print(&self) {
         println!(
-            "offload with 3 clients chatting through the endpoint (2 plain, 1 streamed, {CLIENT_MAX_TOKENS} tokens each), {OFFLOAD_RUNS} images:"
+            "offload with 3 clients chatting through the endpoint (2 plain, 1 streamed, {CLIENT_MAX_TOKENS} tokens each), {OFFLOAD_RUNS} images, default drain time:"
         );
         let tally = &self.tally;
         println!(
@@ -229,12 +234,26 @@ impl WithClients {
         for failure in tally.failures.iter().take(5) {
             println!("    failed: {failure}");
         }
+        let busy = &self.busy_tally;
+        println!(
+            "  with no drain time: {} complete, {} failed, {} streams ended with an error event {:?}, {} cut",
+            busy.complete,
+            busy.failures.len(),
+            busy.ended_with_error_event.values().sum::<u64>(),
+            busy.ended_with_error_event,
+            self.busy_cut
+        );
+        for failure in busy.failures.iter().take(5) {
+            println!("    failed: {failure}");
+        }
         let (mut drains, mut stops) = (self.drains.clone(), self.stops.clone());
         let (drain_median, drain_p90) = median_p90(&mut drains);
         let (stop_median, stop_p90) = median_p90(&mut stops);
+        let (busy_median, busy_p90) = median_p90(&mut self.busy_stops.clone());
         println!("  {:<44} {:>10} {:>10}", "", "median", "p90");
         row("drain: requests in flight finished", drain_median, drain_p90);
-        row("stop of the busy server", stop_median, stop_p90);
+        row("stop after the drain", stop_median, stop_p90);
+        row("stop of the busy server (no drain, cut)", busy_median, busy_p90);
         row(
             "longest request: quiet vs through offloads",
             self.quiet_longest,
@@ -263,26 +282,55 @@ async fn offload_with_clients(engine: &Engine, llm: &std::path::Path) -> Result<
     let quiet_longest = clients.tally().longest;
     let (mut drains, mut stops, mut cut) = (Vec::new(), Vec::new(), 0);
     for run in 0..OFFLOAD_RUNS {
-        let mut events = engine.subscribe();
-        let started = Instant::now();
-        engine.generate_image(small_image(i64::try_from(run)?))?;
-        let phases = follow_offload(&mut events, started).await?;
+        let phases = offload_between_answers(engine, &clients, run).await?;
         drains.push(phases.drain);
         stops.push(phases.stop);
         cut += phases.cut;
-        // The clients are answered again before the next image.
-        if !clients.wait_for_requests(3, DEADLINE).await {
-            bail!("no answers after the reload: {:?}", clients.finish().await);
-        }
     }
     let tally = clients.finish().await;
+    // Then with no drain time: the answers under way are cut, and the stop is that
+    // of a server still busy with them.
+    let policy = engine.orchestrator().policy();
+    engine.orchestrator().set_policy(OrchestratorPolicy {
+        drain_ms: 0,
+        ..policy
+    });
+    let clients = ChattingClients::start(&endpoint, &CLIENT_PLANS);
+    let (mut busy_stops, mut busy_cut) = (Vec::new(), 0);
+    for run in 0..OFFLOAD_RUNS {
+        let phases = offload_between_answers(engine, &clients, run).await?;
+        busy_stops.push(phases.stop);
+        busy_cut += phases.cut;
+    }
+    let busy_tally = clients.finish().await;
+    engine.orchestrator().set_policy(policy);
     Ok(WithClients {
         tally,
         quiet_longest,
         drains,
         stops,
         cut,
+        busy_tally,
+        busy_stops,
+        busy_cut,
     })
+}
+
+/// One image while the clients talk, then (before the next) answers from the
+/// reloaded server.
+async fn offload_between_answers(
+    engine: &Engine,
+    clients: &ChattingClients,
+    run: usize,
+) -> Result<Phases> {
+    let mut events = engine.subscribe();
+    let started = Instant::now();
+    engine.generate_image(small_image(i64::try_from(run)?))?;
+    let phases = follow_offload(&mut events, started).await?;
+    if !clients.wait_for_requests(3, DEADLINE).await {
+        bail!("no answers after the reload: {:?}", clients.tally());
+    }
+    Ok(phases)
 }
 
 async fn wait_image(engine: &Engine, id: &str) -> Result<()> {
@@ -307,7 +355,14 @@ async fn follow_offload(
             .await
             .context("no reload within the deadline")?;
         match event {
-            Ok(EngineEvent::Orchestrator(OrchestratorEvent::Offloaded { stop_ms, .. })) => {
+            Ok(EngineEvent::Orchestrator(OrchestratorEvent::Offloaded {
+                drain_ms,
+                cut_requests,
+                stop_ms,
+                ..
+            })) => {
+                phases.drain = Duration::from_millis(drain_ms);
+                phases.cut = cut_requests;
                 phases.stop = Duration::from_millis(stop_ms);
                 offloaded_at = Some(started.elapsed());
             }

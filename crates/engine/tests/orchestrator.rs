@@ -25,7 +25,8 @@ use switchyard_testkit::{FakeProbe, ManualClock, GIB};
 use tokio::sync::broadcast::Receiver;
 
 mod llama_common;
-use llama_common::{chat, wait_until};
+use llama_common::{chat, long_chat, slow_model_spec, wait_for_generation, wait_until};
+use switchyard_testkit::chat_clients::{judge_plain, judge_stream, ChattingClients, ClientPlan};
 
 const DEADLINE: Duration = Duration::from_secs(90);
 const MIB: u64 = 1024 * 1024;
@@ -40,6 +41,17 @@ struct Setup {
 /// An engine on a machine with `ram` bytes, a running tiny LLM named "chat", and
 /// the image server with `sd` and `model`.
 async fn setup(ram: u64, sd: &Path, model: &Path) -> Setup {
+    setup_with(ram, sd, model, &LlamaSpec::default(), |_| {}).await
+}
+
+/// The same with the LLM `llm` and its instance as `configure` leaves it.
+async fn setup_with(
+    ram: u64,
+    sd: &Path,
+    model: &Path,
+    llm: &LlamaSpec,
+    configure: impl FnOnce(&mut InstanceSpec),
+) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let probe = Arc::new(FakeProbe::cpu_only(16).with_ram_bytes(ram));
     let engine = Engine::new(EngineDeps {
@@ -57,11 +69,12 @@ async fn setup(ram: u64, sd: &Path, model: &Path) -> Setup {
         ..OrchestratorPolicy::default()
     });
     use_real_llama_server(&engine).await.unwrap();
-    let llm = dir.path().join("tiny.gguf");
-    LlamaSpec::default().write_to(&llm).unwrap();
-    let mut spec = InstanceSpec::new("chat", &llm);
+    let llm_path = dir.path().join("llm.gguf");
+    llm.write_to(&llm_path).unwrap();
+    let mut spec = InstanceSpec::new("chat", &llm_path);
     spec.config.context = 512;
     spec.threads = Some(2);
+    configure(&mut spec);
     engine.llama().create(spec).unwrap();
     engine.llama().start("chat").await.unwrap();
     let events = engine.subscribe();
@@ -608,5 +621,111 @@ async fn own_images_join_the_room_another_process_holds() {
     record_until(&mut setup.events, is_reloaded).await;
     let (code, _, body) = answer.await.unwrap();
     assert_eq!(code, 200, "{body}");
+    setup.engine.shutdown().await;
+}
+
+fn offloads(seen: &[EngineEvent]) -> Vec<(u64, u64)> {
+    seen.iter()
+        .filter_map(|event| match event {
+            EngineEvent::Orchestrator(OrchestratorEvent::Offloaded {
+                drain_ms,
+                cut_requests,
+                ..
+            }) => Some((*drain_ms, *cut_requests)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The promise as clients live it: programs that are always talking (plain and
+/// streamed, several at once) while images offload and reload the LLM again and
+/// again. Each answer under way when an image comes finishes first (the drain);
+/// requests sent meanwhile wait; none fails, none is cut.
+#[tokio::test]
+async fn clients_always_talking_through_offloads_and_reloads_see_no_failure() {
+    let model = shared_sdxs_512();
+    let mut setup = setup_with(GIB, &sd_cli(), &model.path(), &LlamaSpec::default(), |spec| {
+        spec.config.parallel = 2;
+    })
+    .await;
+    let endpoint = setup.engine.llama().status("chat").unwrap().api_endpoint.unwrap();
+    let plan = |stream| ClientPlan {
+        stream,
+        max_tokens: 48,
+    };
+    let clients = ChattingClients::start(&endpoint, &[plan(false), plan(true), plan(false), plan(true)]);
+    assert!(clients.wait_for_requests(8, DEADLINE).await, "{:?}", clients.tally());
+    let mut seen = Vec::new();
+    for round in 0..3 {
+        for image in 0..2 {
+            setup
+                .engine
+                .generate_image(small(&format!("round {round}, image {image}")))
+                .unwrap();
+        }
+        seen.extend(record_until(&mut setup.events, is_reloaded).await);
+        // Answered again by the reloaded server before the next round.
+        assert!(clients.wait_for_requests(4, DEADLINE).await, "{:?}", clients.tally());
+    }
+    let tally = clients.finish().await;
+    assert!(tally.failures.is_empty(), "{:#?}", tally.failures);
+    assert!(
+        tally.ended_with_error_event.is_empty(),
+        "every answer under way finished within the drain time: {tally:?}"
+    );
+    let offloads = offloads(&seen);
+    assert_eq!(offloads.len(), 3, "{seen:#?}");
+    assert!(offloads.iter().all(|(_, cut)| *cut == 0), "{offloads:?}");
+    assert!(tally.complete >= 8 + 3 * 4, "{tally:?}");
+    setup.engine.shutdown().await;
+}
+
+/// What the drain time could not save is not lost: with a drain time far shorter
+/// than the answers, a plain request and a stream that had sent nothing yet are sent
+/// again to the reloaded server and answered whole; a stream already under way
+/// ends with an `LLM_PAUSED_FOR_IMAGE` error event and `[DONE]`.
+#[tokio::test]
+async fn answers_left_at_the_drain_time_are_sent_again_or_end_with_an_error_event() {
+    let model = shared_sdxs_512();
+    let mut setup = setup_with(GIB, &sd_cli(), &model.path(), &slow_model_spec(), |spec| {
+        spec.config.context = 4096;
+        // Two answers being written, and a stream waiting in the server's queue.
+        spec.config.parallel = 2;
+    })
+    .await;
+    setup.engine.orchestrator().set_policy(OrchestratorPolicy {
+        drain_ms: 100,
+        ..setup.engine.orchestrator().policy()
+    });
+    let status = setup.engine.llama().status("chat").unwrap();
+    let endpoint = status.api_endpoint.unwrap();
+    let send = |stream| {
+        let endpoint = endpoint.clone();
+        tokio::spawn(async move { long_chat(&endpoint, stream, 1500).await })
+    };
+    let (plain, under_way) = (send(false), send(true));
+    wait_for_generation(&status.endpoint.unwrap(), 2, 5).await;
+    let queued = send(true);
+    let llama = setup.engine.llama().clone();
+    wait_until("the third request is in the server's queue", move || {
+        llama.endpoint_activity("chat").unwrap().in_flight == 3
+    })
+    .await;
+
+    setup.engine.generate_image(small("a switch yard")).unwrap();
+    let seen = record_until(&mut setup.events, is_reloaded).await;
+    assert_eq!(offloads(&seen).first().map(|(_, cut)| *cut), Some(3), "{seen:#?}");
+
+    let (code, body) = under_way.await.unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(
+        judge_stream(&body.unwrap()),
+        Ok(Some("LLM_PAUSED_FOR_IMAGE".into()))
+    );
+    let (code, body) = plain.await.unwrap();
+    let body = body.unwrap();
+    assert_eq!((code, judge_plain(&body)), (200, Ok(())), "{body}");
+    let (code, body) = queued.await.unwrap();
+    assert_eq!((code, judge_stream(&body.unwrap())), (200, Ok(None)));
     setup.engine.shutdown().await;
 }

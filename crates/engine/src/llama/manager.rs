@@ -764,8 +764,9 @@ impl LlamaManager {
             self.shared.persist();
         }
         if let Some(run) = run {
-            let answers_cut = self.shared.endpoints.cut(name, cut) > 0;
-            run.cancel.stop(answers_cut);
+            let endpoints = &self.shared.endpoints;
+            endpoints.cut(name, cut);
+            run.cancel.stop(endpoints.answers_were_cut(name));
             let stop = self.policy().stop;
             let deadline = stop.graceful + stop.after_second_term + STOP_SLACK;
             let Run {

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tokio::sync::watch;
 
 use super::sse::{error_end, EventFramer};
-use super::{Availability, Counted, CutReason, CutSignal, EndpointShared, Refusal};
+use super::{Availability, Counted, CutReason, CutSignal, EndpointShared, Refusal, Upstream};
 
 pub(super) async fn serve(listener: tokio::net::TcpListener, endpoint: Arc<EndpointShared>) {
     let closed = endpoint.closed.clone();
@@ -50,6 +50,7 @@ async fn answer(endpoint: &EndpointShared, request: Request) -> Result<Response,
     let deadline = Instant::now() + endpoint.policy.hold_timeout;
     let mut availability = endpoint.availability.subscribe();
     let mut waiting: Option<Counted> = None;
+    let mut failed_sends = 0;
     loop {
         let now = availability.borrow_and_update().clone();
         let reason = match now {
@@ -60,7 +61,14 @@ async fn answer(endpoint: &EndpointShared, request: Request) -> Result<Response,
                     // Nothing reached the client yet: it waits for the server's
                     // next state like a held request, then is sent again.
                     Forwarded::Again(reason) => reason,
-                    Forwarded::Failed(problem) => {
+                    // The connection went as the request was sent (a kept-alive
+                    // one the server was closing, or a server going down): nothing
+                    // was answered, so it is sent again, a few times at most.
+                    Forwarded::SendFailed(_) if failed_sends < MAX_FAILED_SENDS => {
+                        failed_sends += 1;
+                        continue;
+                    }
+                    Forwarded::SendFailed(problem) | Forwarded::Failed(problem) => {
                         return Err(Refusal::UpstreamFailed {
                             instance: instance.clone(),
                             problem,
@@ -104,12 +112,17 @@ async fn answer(endpoint: &EndpointShared, request: Request) -> Result<Response,
     }
 }
 
+/// How often a request is sent again right away when sending it failed.
+const MAX_FAILED_SENDS: u32 = 2;
+
 /// How one attempt to forward a request ended.
 enum Forwarded {
     /// The answer is on its way to the client.
     Answer(Response),
     /// Nothing was sent to the client: the request can be sent again later.
     Again(String),
+    /// Sending it failed before the server answered anything.
+    SendFailed(String),
     /// The server failed the request.
     Failed(String),
 }
@@ -143,7 +156,7 @@ fn end_to_end(headers: &HeaderMap) -> HeaderMap {
 /// anything is to be sent again; a stream under way then ends with an error event.
 async fn forward(
     endpoint: &EndpointShared,
-    upstream: &str,
+    upstream: &Upstream,
     parts: &Parts,
     body: Bytes,
 ) -> Forwarded {
@@ -156,9 +169,9 @@ async fn forward(
         return Forwarded::Again("the server is about to stop".into());
     }
     let path = parts.uri.path_and_query().map_or("/", |path| path.as_str());
-    let send = endpoint
+    let send = upstream
         .http
-        .request(parts.method.clone(), format!("{upstream}{path}"))
+        .request(parts.method.clone(), format!("{}{path}", upstream.base))
         .headers(end_to_end(&parts.headers))
         .body(body)
         .send();
@@ -172,7 +185,7 @@ async fn forward(
         Err(error) if error.is_connect() => {
             return Forwarded::Again("the server is not answering".into())
         }
-        Err(error) => return Forwarded::Failed(error.to_string()),
+        Err(error) => return Forwarded::SendFailed(error.to_string()),
     };
     endpoint
         .counters

@@ -106,11 +106,18 @@ impl CutReason {
 /// Cuts so far (a counter, so every cut is seen) and the last one's reason.
 pub(crate) type CutSignal = (u64, Option<CutReason>);
 
+/// The server a request is forwarded to, and the client that reaches it.
+#[derive(Debug, Clone)]
+pub(crate) struct Upstream {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
 /// What the endpoint does with a request now.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub(crate) enum Availability {
-    /// Forward to the server at this base URL.
-    Ready(String),
+    /// Forward to this server.
+    Ready(Upstream),
     /// Wait: the server is coming back (why, in words).
     Held(String),
     /// Refuse: nobody is bringing the server back.
@@ -184,7 +191,6 @@ pub(crate) struct EndpointShared {
     availability: watch::Sender<Availability>,
     counters: Arc<Counters>,
     policy: EndpointPolicy,
-    http: reqwest::Client,
     closed: CancellationToken,
     /// Sent when the requests being forwarded are cut (the server is about to
     /// stop): each ends as well as it can (see `forward`).
@@ -200,12 +206,16 @@ struct Endpoint {
     /// Why requests wait while the orchestrator (or a restart) stops the server,
     /// or is about to, and will bring it back.
     hold: Option<&'static str>,
+    http: reqwest::Client,
     /// The server went down since the orchestrator's hold began: it is healthy
     /// again only after that (a hold set while it was still loading must not end
     /// when that load finishes).
     hold_saw_stop: bool,
     /// Its requests were cut for a stop: nothing more is forwarded to this run.
     stopping: bool,
+    /// Answers under way were cut in this run (the server may still be winding
+    /// them down: nothing is lost by ending it at once).
+    answers_cut: bool,
     last_state: InstanceState,
     upstream: Option<String>,
     last_error: Option<ErrorReport>,
@@ -224,7 +234,10 @@ impl Endpoint {
                 reason: "the server is stopping".into(),
                 error: None,
             },
-            (S::Healthy, Some(upstream)) => Availability::Ready(upstream.clone()),
+            (S::Healthy, Some(base)) => Availability::Ready(Upstream {
+                base: base.clone(),
+                http: self.http.clone(),
+            }),
             (S::Starting | S::Loading, _) => Availability::Held("the model is loading".into()),
             (S::Unhealthy | S::Crashed | S::Restarting, _) => {
                 Availability::Held("the server is being restarted".into())
@@ -250,17 +263,21 @@ impl Endpoint {
 pub(crate) struct Endpoints {
     endpoints: Mutex<BTreeMap<String, Endpoint>>,
     policy: Mutex<EndpointPolicy>,
+    /// Built once: a client costs tens of milliseconds (its TLS set-up).
     http: reqwest::Client,
 }
 
 impl Endpoints {
     pub fn new() -> Self {
         // Forwarded requests go to local servers: never through a system proxy, and
-        // without a total timeout (a streamed answer may take minutes).
+        // without a total timeout (a streamed answer may take minutes). A new
+        // connection per request (a local one costs well under a millisecond): a
+        // kept-alive one may be closing as a request goes out on it (llama-server
+        // closes them after a few requests), or lead to a server that has gone.
         let http = reqwest::Client::builder()
             .no_proxy()
             .connect_timeout(Duration::from_secs(2))
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(0)
             .build()
             .unwrap_or_default();
         Self {
@@ -308,7 +325,6 @@ impl Endpoints {
             availability: watch::channel(Availability::Held("the server is starting".into())).0,
             counters: Arc::default(),
             policy: *lock(&self.policy),
-            http: self.http.clone(),
             closed: CancellationToken::new(),
             cut: watch::channel((0, None)).0,
         });
@@ -317,8 +333,10 @@ impl Endpoints {
             shared,
             address,
             hold: None,
+            http: self.http.clone(),
             hold_saw_stop: false,
             stopping: false,
+            answers_cut: false,
             last_state: InstanceState::Starting,
             upstream: None,
             last_error: None,
@@ -343,7 +361,10 @@ impl Endpoints {
                 endpoint.last_error = error;
             }
             match state {
-                InstanceState::Starting => endpoint.stopping = false,
+                InstanceState::Starting => {
+                    endpoint.stopping = false;
+                    endpoint.answers_cut = false;
+                }
                 InstanceState::Stopping => endpoint.hold_saw_stop = true,
                 InstanceState::Stopped | InstanceState::Failed => {
                     endpoint.hold_saw_stop = true;
@@ -413,23 +434,29 @@ impl Endpoints {
     /// server is back (or refused, when nobody brings it back); a stream already
     /// under way ends with an error event. Returns how many were in flight.
     pub fn cut(&self, instance: &str, reason: CutReason) -> u64 {
-        let shared = {
-            let mut endpoints = lock(&self.endpoints);
-            let Some(endpoint) = endpoints.get_mut(instance) else {
-                return 0;
-            };
-            endpoint.stopping = !matches!(
-                endpoint.last_state,
-                InstanceState::Stopped | InstanceState::Failed
-            );
-            endpoint.publish();
-            endpoint.shared.clone()
+        let mut endpoints = lock(&self.endpoints);
+        let Some(endpoint) = endpoints.get_mut(instance) else {
+            return 0;
         };
-        let in_flight = shared.counters.in_flight.load(Ordering::SeqCst) as u64;
-        shared
+        endpoint.stopping = !matches!(
+            endpoint.last_state,
+            InstanceState::Stopped | InstanceState::Failed
+        );
+        endpoint.publish();
+        let in_flight = endpoint.shared.counters.in_flight.load(Ordering::SeqCst) as u64;
+        endpoint.answers_cut |= in_flight > 0;
+        endpoint
+            .shared
             .cut
             .send_modify(|(cuts, last)| (*cuts, *last) = (*cuts + 1, Some(reason)));
         in_flight
+    }
+
+    /// Whether answers under way were cut since the server's run began.
+    pub fn answers_were_cut(&self, instance: &str) -> bool {
+        lock(&self.endpoints)
+            .get(instance)
+            .is_some_and(|endpoint| endpoint.answers_cut)
     }
 
     fn shared(&self, instance: &str) -> Option<Arc<EndpointShared>> {
