@@ -230,8 +230,9 @@ fn app_instance(app: &Engine, name: &str, model: &Path) {
 
 /// `switchyard daemon` as this test's own child.
 fn start_daemon(home: &Home) -> Child {
+    // Its image API on a free port: tests run side by side.
     let child = home
-        .command(&["daemon"])
+        .command(&["daemon", "--image-port", "0"])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -888,4 +889,123 @@ fn up_in_the_foreground_runs_until_sigterm_and_its_log_is_read_from_the_file() {
         std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
         "the server ended with the command"
     );
+}
+
+/// The pids of the processes whose parent is `parent` and whose name starts with
+/// `sd` (sd-cli, sd-server).
+fn sd_children(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                let Some((name, rest)) = stat.split_once(" (").and_then(|(_, rest)| rest.rsplit_once(')')) else {
+                    return false;
+                };
+                let ppid = rest.split_whitespace().nth(1).and_then(|ppid| ppid.parse::<u32>().ok());
+                name.starts_with("sd") && ppid == Some(parent)
+            })
+        })
+        .collect()
+}
+
+/// A program on a headless box makes images over HTTP as it chats: the daemon
+/// serves the image API (with the app's guard), its orchestrator pauses the LLM for
+/// each image (threshold 0) while chat requests are held and answered after, and
+/// the daemon killed with SIGKILL during an image leaves no sd behind, whichever
+/// runner it uses.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_serves_the_image_api_and_no_sd_outlives_it() {
+    use base64::Engine as _;
+    use switchyard_testkit::chat_clients::{ChattingClients, ClientPlan};
+
+    // sd-cli alone in a folder: no sd-server beside it, so every image runs sd-cli.
+    let cli_only = tempfile::tempdir().unwrap();
+    let lone_cli = cli_only.path().join("sd-cli");
+    std::os::unix::fs::symlink(sd_cli(), &lone_cli).unwrap();
+    for (runner, sd) in [("sd-cli", lone_cli), ("sd-server", sd_cli())] {
+        let home = Home::new();
+        home.settings(serde_json::json!({ "sd_path": sd, "offload_threshold": 0 }));
+        let server = FixtureServer::start().await.unwrap();
+        serve_sdxs(&server);
+        pull_sdxs(&home, &server);
+        home.autostart_tiny("tiny");
+        let mut daemon = start_daemon(&home);
+        wait_until("tiny healthy", || home.row("tiny")["state"] == "healthy");
+        let endpoint = home.row("tiny")["api_endpoint"].as_str().unwrap().to_owned();
+        let image_port = DaemonFile::read(&home.data_dir())
+            .unwrap()
+            .unwrap()
+            .image_port
+            .expect("the image API listens");
+        let api = format!("http://127.0.0.1:{image_port}/v1/images/generations");
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+
+        let plan = |stream| ClientPlan { stream, max_tokens: 32 };
+        let clients = ChattingClients::start(&endpoint, &[plan(false), plan(true), plan(false)]);
+        let small = serde_json::json!({
+            "prompt": "a red cube", "width": 64, "height": 64, "steps": 1, "seed": 42
+        });
+        for _ in 0..2 {
+            let queued: Value = http.post(&api).json(&small).send().await.unwrap().json().await.unwrap();
+            let id = queued["id"].as_str().unwrap_or_else(|| panic!("{runner}: {queued}"));
+            let job = poll_image_job(&http, &format!("{api}/{id}")).await;
+            assert_eq!(job["status"], "complete", "{runner}: {job}");
+            let png = base64::engine::general_purpose::STANDARD
+                .decode(job["result"]["images"][0]["image"].as_str().unwrap())
+                .unwrap();
+            assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{runner}");
+        }
+        assert!(clients.wait_for_requests(3, DEADLINE).await);
+        let tally = clients.finish().await;
+        assert!(tally.failures.is_empty(), "{runner}: {:#?}", tally.failures);
+        // The same guard as the app's: a page elsewhere gets nothing.
+        let foreign = http
+            .post(&api)
+            .header("Origin", "https://evil.example")
+            .json(&small)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(foreign.status(), 403, "{runner}");
+
+        // SIGKILL during a larger image: sd goes with the daemon.
+        let large = serde_json::json!({
+            "prompt": "a red cube", "width": 512, "height": 512, "steps": 4, "seed": 1
+        });
+        let queued: Value = http.post(&api).json(&large).send().await.unwrap().json().await.unwrap();
+        let id = queued["id"].as_str().unwrap().to_owned();
+        let job_url = format!("{api}/{id}");
+        let daemon_pid = daemon.id();
+        let mut sd = Vec::new();
+        let http_poll = http.clone();
+        let started = Instant::now();
+        while sd.is_empty() {
+            let job: Value = http_poll.get(&job_url).send().await.unwrap().json().await.unwrap();
+            assert!(job["status"] != "complete" && started.elapsed() < DEADLINE, "{runner}: the image ended before sd was seen: {job}");
+            if job["status"] == "running" {
+                sd = sd_children(daemon_pid);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        daemon.kill().unwrap();
+        daemon.wait().unwrap();
+        for pid in sd {
+            wait_until(&format!("{runner} (pid {pid}) to end with the daemon"), || !is_running(pid));
+        }
+    }
+}
+
+/// Polls an image job until it has finished; its last view.
+async fn poll_image_job(http: &reqwest::Client, url: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let job: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+        if !matches!(job["status"].as_str(), Some("pending" | "running")) {
+            return job;
+        }
+        assert!(started.elapsed() < DEADLINE, "{job}");
+        tokio::time::sleep(POLL).await;
+    }
 }

@@ -289,6 +289,22 @@ mod tests {
     }
 
     #[test]
+    fn an_sd_left_behind_is_ended_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sd = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let file = write_sd(dir.path(), sd.id(), Path::new("/usr/bin/sleep")).unwrap();
+        assert!(file.ends_with(format!("sd-{}.pid.json", sd.id())));
+        let ended = end_leftovers(dir.path());
+        assert_eq!(ended.len(), 1, "{ended:?}");
+        assert_eq!(ended[0].instance, "sleep");
+        assert!(sd.wait().unwrap().code().is_none(), "killed");
+        assert!(!file.exists());
+    }
+
+    #[test]
     fn a_pid_file_for_another_program_is_removed_but_nothing_is_signalled() {
         let dir = tempfile::tempdir().unwrap();
         let mut sleeper = std::process::Command::new("sleep")
