@@ -5,6 +5,10 @@
  */
 export type DaemonFile = { pid: number, port: number, 
 /**
+ * The image API's port, when it is served (its port may be taken).
+ */
+image_port: number | null, 
+/**
  * Sent as `Authorization: Bearer <token>`.
  */
 token: string, version: string, };

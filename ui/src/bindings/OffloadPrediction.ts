@@ -9,7 +9,16 @@ export type OffloadPrediction = { needs_offload: boolean,
  */
 projected_share: number, bottleneck_is_vram: boolean, 
 /**
- * How long chat would pause: the last whole pause seen (offload, the images,
- * reload), or 2 s before any.
+ * How long chat would pause: the last whole pause seen (the drain of the
+ * answers under way, offload, the images, reload), or 2 s before any.
  */
-predicted_pause_secs: number, };
+predicted_pause_secs: number, 
+/**
+ * Answers being written now, which the image waits for (up to the drain
+ * time) before the LLM stops.
+ */
+answers_in_progress: number, 
+/**
+ * The longest the image would wait for them.
+ */
+drain_wait_secs: number, };

@@ -6,7 +6,17 @@ import type { ErrorReport } from "./ErrorReport";
  */
 export type OrchestratorEvent = { "kind": "offloaded", instances: Array<string>, reason: string, 
 /**
- * Stopping the servers took this long.
+ * The requests being answered took this long to finish (new ones waited
+ * from the decision on).
+ */
+drain_ms: number, 
+/**
+ * Requests still being answered at the drain time, cut: sent again once
+ * the servers are back (a stream under way ended with an error event).
+ */
+cut_requests: number, 
+/**
+ * Stopping the servers after the drain took this long.
  */
 stop_ms: number, } | { "kind": "window_yielded", window_ms: number, waiting_requests: number, } | { "kind": "reloading", instances: Array<string>, attempt: number, } | { "kind": "reloaded", instances: Array<string>, 
 /**

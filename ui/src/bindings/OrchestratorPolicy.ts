@@ -25,4 +25,10 @@ max_window_ms: number,
  * After such a break, how long the next image waits for the waiting chat
  * requests to be answered before it offloads the LLM again.
  */
-chat_turn_ms: number, };
+chat_turn_ms: number, 
+/**
+ * Before an offload stops a server, requests it is answering get this long
+ * to finish (new ones wait meanwhile); what is left then is cut and sent
+ * again once the server is back (a stream under way ends with an error event).
+ */
+drain_ms: number, };

@@ -62,6 +62,12 @@ restore_llm_servers: boolean,
  */
 offload_threshold: number, 
 /**
+ * Before the LLM is paused for an image, the answers it is writing get this
+ * many seconds to finish (new requests wait meanwhile); what is left then is
+ * sent again once it is back (a stream under way ends with an error event).
+ */
+drain_seconds: number, 
+/**
  * The first-run wizard was finished or skipped; it opens by itself only while
  * this is false (Settings can open it again).
  */

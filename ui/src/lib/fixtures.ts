@@ -140,6 +140,7 @@ export function fakeSettings(theme: Settings['theme'] = 'system'): Settings {
     binaries_mirror: null,
     restore_llm_servers: true,
     offload_threshold: 75,
+    drain_seconds: 30,
     first_run_done: true,
   };
 }

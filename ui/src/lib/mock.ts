@@ -526,7 +526,7 @@ export function installMock(): void {
         case 'orchestrator_status':
           return {
             phase: 'idle',
-            policy: { threshold: settings.offload_threshold / 100, memory_wait_ms: 30_000, reload_attempts: 4, reload_backoff_ms: 1000, poll_ms: 100, max_window_ms: 60_000, chat_turn_ms: 30_000 },
+            policy: { threshold: settings.offload_threshold / 100, memory_wait_ms: 30_000, reload_attempts: 4, reload_backoff_ms: 1000, poll_ms: 100, max_window_ms: 60_000, chat_turn_ms: 30_000, drain_ms: settings.drain_seconds * 1000 },
             saved: null,
             llm: [],
             next_image: null,

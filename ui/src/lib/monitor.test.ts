@@ -4,12 +4,18 @@ import { appendBounded, logEntryOf, predictionText } from './monitor';
 describe('monitor log', () => {
   it('logs orchestrator events with their level', () => {
     const offloaded = logEntryOf(
-      { type: 'orchestrator', kind: 'offloaded', instances: ['default'], reason: 'too big', stop_ms: 21 },
+      { type: 'orchestrator', kind: 'offloaded', instances: ['default'], reason: 'too big', drain_ms: 1200, cut_requests: 0, stop_ms: 21 },
       1,
       5,
     );
     expect(offloaded).toMatchObject({ kind: 'offloaded', level: 'warn', source: 'orchestrator' });
-    expect(offloaded?.text).toContain('default in 21 ms');
+    expect(offloaded?.text).toBe('Offloaded default: answers under way finished in 1200 ms, stopped in 21 ms: too big');
+    const cut = logEntryOf(
+      { type: 'orchestrator', kind: 'offloaded', instances: ['default'], reason: 'too big', drain_ms: 30000, cut_requests: 2, stop_ms: 104 },
+      1,
+      5,
+    );
+    expect(cut?.text).toContain('2 answer(s) still being written were cut (sent again when it is back)');
     const reloaded = logEntryOf(
       { type: 'orchestrator', kind: 'reloaded', instances: ['default'], paused_ms: 2500, memory_wait_ms: 40, start_ms: 900 },
       2,
@@ -50,10 +56,21 @@ describe('monitor log', () => {
   });
 
   it('words the prediction', () => {
-    expect(predictionText({ needs_offload: true, projected_share: 0.9, bottleneck_is_vram: false, predicted_pause_secs: 3.4 })).toBe(
+    const quiet = { answers_in_progress: 0, drain_wait_secs: 0 };
+    expect(predictionText({ needs_offload: true, projected_share: 0.9, bottleneck_is_vram: false, predicted_pause_secs: 3.4, ...quiet })).toBe(
       'An image now would pause chat for ~3 s (90 % of RAM)',
     );
-    expect(predictionText({ needs_offload: false, projected_share: 0.2, bottleneck_is_vram: true, predicted_pause_secs: 0 })).toBe(
+    expect(
+      predictionText({
+        needs_offload: true,
+        projected_share: 0.9,
+        bottleneck_is_vram: false,
+        predicted_pause_secs: 3.4,
+        answers_in_progress: 2,
+        drain_wait_secs: 30,
+      }),
+    ).toBe('An image now would pause chat for ~3 s (90 % of RAM), after the 2 answer(s) being written (up to 30 s)');
+    expect(predictionText({ needs_offload: false, projected_share: 0.2, bottleneck_is_vram: true, predicted_pause_secs: 0, ...quiet })).toBe(
       'No offload needed: 20 % of VRAM',
     );
   });

@@ -28,12 +28,17 @@ export function logEntryOf(event: EngineEvent, seq: number, now: number): Monito
     case 'orchestrator': {
       const base = { seq, at_ms: now, source: 'orchestrator' as const, kind: event.kind };
       switch (event.kind) {
-        case 'offloaded':
+        case 'offloaded': {
+          const cut =
+            event.cut_requests > 0
+              ? `; ${event.cut_requests} answer(s) still being written were cut (sent again when it is back)`
+              : '';
           return {
             ...base,
             level: 'warn',
-            text: `Offloaded ${names(event.instances)} in ${event.stop_ms} ms: ${event.reason}`,
+            text: `Offloaded ${names(event.instances)}: answers under way finished in ${event.drain_ms} ms${cut}, stopped in ${event.stop_ms} ms: ${event.reason}`,
           };
+        }
         case 'window_yielded':
           return {
             ...base,
@@ -108,17 +113,24 @@ export const PHASE_LABELS: Record<OrchestratorPhase, string> = {
   reload_failed: 'Reload failed',
 };
 
-/** "An image now would pause chat for ~N s" or "No offload needed: X % of RAM". */
+/** "An image now would pause chat for ~N s" (after the answers under way, up to M s)
+ *  or "No offload needed: X % of RAM". */
 export function predictionText(prediction: {
   needs_offload: boolean;
   projected_share: number;
   bottleneck_is_vram: boolean;
   predicted_pause_secs: number;
+  answers_in_progress: number;
+  drain_wait_secs: number;
 }): string {
   const where = prediction.bottleneck_is_vram ? 'VRAM' : 'RAM';
   const share = Number.isFinite(prediction.projected_share) ? `${Math.round(prediction.projected_share * 100)} %` : '—';
   if (prediction.needs_offload) {
-    return `An image now would pause chat for ~${Math.max(1, Math.round(prediction.predicted_pause_secs))} s (${share} of ${where})`;
+    const pause = `An image now would pause chat for ~${Math.max(1, Math.round(prediction.predicted_pause_secs))} s (${share} of ${where})`;
+    if (prediction.answers_in_progress > 0) {
+      return `${pause}, after the ${prediction.answers_in_progress} answer(s) being written (up to ${Math.round(prediction.drain_wait_secs)} s)`;
+    }
+    return pause;
   }
   return `No offload needed: ${share} of ${where}`;
 }

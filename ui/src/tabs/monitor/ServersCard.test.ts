@@ -8,7 +8,7 @@ import ServersCard from './ServersCard.svelte';
 function orchestrator(llm: OrchestratorStatus['llm']): OrchestratorStatus {
   return {
     phase: 'idle',
-    policy: { threshold: 0.75, memory_wait_ms: 30_000, reload_attempts: 4, reload_backoff_ms: 1000, poll_ms: 100, max_window_ms: 60_000, chat_turn_ms: 30_000 },
+    policy: { threshold: 0.75, memory_wait_ms: 30_000, reload_attempts: 4, reload_backoff_ms: 1000, poll_ms: 100, max_window_ms: 60_000, chat_turn_ms: 30_000, drain_ms: 30_000 },
     saved: null,
     llm,
     next_image: null,
