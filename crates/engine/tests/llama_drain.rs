@@ -21,7 +21,7 @@ use switchyard_testkit::chat_clients::{judge_plain, judge_stream};
 /// A busy server's first SIGTERM gets this long before the second (which ends it
 /// at once): a stop that takes less did not wait for it.
 const FIRST_SIGTERM_GRACE: Duration = Duration::from_secs(20);
-const LONG_ANSWER: u32 = 4000;
+const LONG_ANSWER: u32 = 2000;
 
 /// Two slots of the slow model, a plain answer and a stream each being written.
 async fn busy_server(name: &str) -> (Rig, String, Vec<tokio::task::JoinHandle<(u16, Result<String, String>)>>) {
