@@ -251,9 +251,17 @@ impl WithClients {
         let (stop_median, stop_p90) = median_p90(&mut stops);
         let (busy_median, busy_p90) = median_p90(&mut self.busy_stops.clone());
         println!("  {:<44} {:>10} {:>10}", "", "median", "p90");
-        row("drain: requests in flight finished", drain_median, drain_p90);
+        row(
+            "drain: requests in flight finished",
+            drain_median,
+            drain_p90,
+        );
         row("stop after the drain", stop_median, stop_p90);
-        row("stop of the busy server (no drain, cut)", busy_median, busy_p90);
+        row(
+            "stop of the busy server (no drain, cut)",
+            busy_median,
+            busy_p90,
+        );
         row(
             "longest request: quiet vs through offloads",
             self.quiet_longest,

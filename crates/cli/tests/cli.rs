@@ -900,10 +900,16 @@ fn sd_children(parent: u32) -> Vec<u32> {
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                let Some((name, rest)) = stat.split_once(" (").and_then(|(_, rest)| rest.rsplit_once(')')) else {
+                let Some((name, rest)) = stat
+                    .split_once(" (")
+                    .and_then(|(_, rest)| rest.rsplit_once(')'))
+                else {
                     return false;
                 };
-                let ppid = rest.split_whitespace().nth(1).and_then(|ppid| ppid.parse::<u32>().ok());
+                let ppid = rest
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|ppid| ppid.parse::<u32>().ok());
                 name.starts_with("sd") && ppid == Some(parent)
             })
         })
@@ -933,7 +939,10 @@ async fn the_daemon_serves_the_image_api_and_no_sd_outlives_it() {
         home.autostart_tiny("tiny");
         let mut daemon = start_daemon(&home);
         wait_until("tiny healthy", || home.row("tiny")["state"] == "healthy");
-        let endpoint = home.row("tiny")["api_endpoint"].as_str().unwrap().to_owned();
+        let endpoint = home.row("tiny")["api_endpoint"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let image_port = DaemonFile::read(&home.data_dir())
             .unwrap()
             .unwrap()
@@ -942,14 +951,27 @@ async fn the_daemon_serves_the_image_api_and_no_sd_outlives_it() {
         let api = format!("http://127.0.0.1:{image_port}/v1/images/generations");
         let http = reqwest::Client::builder().no_proxy().build().unwrap();
 
-        let plan = |stream| ClientPlan { stream, max_tokens: 32 };
+        let plan = |stream| ClientPlan {
+            stream,
+            max_tokens: 32,
+        };
         let clients = ChattingClients::start(&endpoint, &[plan(false), plan(true), plan(false)]);
         let small = serde_json::json!({
             "prompt": "a red cube", "width": 64, "height": 64, "steps": 1, "seed": 42
         });
         for _ in 0..2 {
-            let queued: Value = http.post(&api).json(&small).send().await.unwrap().json().await.unwrap();
-            let id = queued["id"].as_str().unwrap_or_else(|| panic!("{runner}: {queued}"));
+            let queued: Value = http
+                .post(&api)
+                .json(&small)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let id = queued["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{runner}: {queued}"));
             let job = poll_image_job(&http, &format!("{api}/{id}")).await;
             assert_eq!(job["status"], "complete", "{runner}: {job}");
             let png = base64::engine::general_purpose::STANDARD
@@ -974,7 +996,15 @@ async fn the_daemon_serves_the_image_api_and_no_sd_outlives_it() {
         let large = serde_json::json!({
             "prompt": "a red cube", "width": 512, "height": 512, "steps": 4, "seed": 1
         });
-        let queued: Value = http.post(&api).json(&large).send().await.unwrap().json().await.unwrap();
+        let queued: Value = http
+            .post(&api)
+            .json(&large)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let id = queued["id"].as_str().unwrap().to_owned();
         let job_url = format!("{api}/{id}");
         let daemon_pid = daemon.id();
@@ -982,8 +1012,18 @@ async fn the_daemon_serves_the_image_api_and_no_sd_outlives_it() {
         let http_poll = http.clone();
         let started = Instant::now();
         while sd.is_empty() {
-            let job: Value = http_poll.get(&job_url).send().await.unwrap().json().await.unwrap();
-            assert!(job["status"] != "complete" && started.elapsed() < DEADLINE, "{runner}: the image ended before sd was seen: {job}");
+            let job: Value = http_poll
+                .get(&job_url)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert!(
+                job["status"] != "complete" && started.elapsed() < DEADLINE,
+                "{runner}: the image ended before sd was seen: {job}"
+            );
             if job["status"] == "running" {
                 sd = sd_children(daemon_pid);
             }
@@ -992,7 +1032,10 @@ async fn the_daemon_serves_the_image_api_and_no_sd_outlives_it() {
         daemon.kill().unwrap();
         daemon.wait().unwrap();
         for pid in sd {
-            wait_until(&format!("{runner} (pid {pid}) to end with the daemon"), || !is_running(pid));
+            wait_until(
+                &format!("{runner} (pid {pid}) to end with the daemon"),
+                || !is_running(pid),
+            );
         }
     }
 }

@@ -323,9 +323,13 @@ where
 #[tokio::test]
 async fn foreign_hosts_and_origins_are_refused_and_the_api_key_is_checked() {
     let fixture = service(ImageServiceOptions::default(), Duration::from_secs(2)).await;
-    let http = ImageHttp::serve(Arc::new(FixedService(fixture.service.clone())), 0, Some("sekret".into()))
-        .await
-        .unwrap();
+    let http = ImageHttp::serve(
+        Arc::new(FixedService(fixture.service.clone())),
+        0,
+        Some("sekret".into()),
+    )
+    .await
+    .unwrap();
     let base = format!("http://{}", http.address());
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let health = client.get(format!("{base}/health")).send().await.unwrap();

@@ -24,7 +24,13 @@ const FIRST_SIGTERM_GRACE: Duration = Duration::from_secs(20);
 const LONG_ANSWER: u32 = 2000;
 
 /// Two slots of the slow model, a plain answer and a stream each being written.
-async fn busy_server(name: &str) -> (Rig, String, Vec<tokio::task::JoinHandle<(u16, Result<String, String>)>>) {
+async fn busy_server(
+    name: &str,
+) -> (
+    Rig,
+    String,
+    Vec<tokio::task::JoinHandle<(u16, Result<String, String>)>>,
+) {
     let rig = rig().await;
     rig.engine.llama().set_policy(SupervisionPolicy {
         stop: StopPolicy {
@@ -73,7 +79,11 @@ async fn a_busy_server_stops_at_once_and_its_clients_hear_why() {
     let [plain, streamed]: [_; 2] = clients.try_into().unwrap();
     let (code, body) = plain.await.unwrap();
     let body = body.unwrap();
-    assert_eq!((code, refusal_code(&body).as_str()), (503, "LLM_STOPPED"), "{body}");
+    assert_eq!(
+        (code, refusal_code(&body).as_str()),
+        (503, "LLM_STOPPED"),
+        "{body}"
+    );
     let (code, body) = streamed.await.unwrap();
     assert_eq!(code, 200);
     assert_eq!(
@@ -94,13 +104,24 @@ async fn a_restart_sends_the_plain_request_again_and_ends_the_stream_with_its_re
     let [plain, streamed]: [_; 2] = clients.try_into().unwrap();
     let (code, body) = streamed.await.unwrap();
     assert_eq!(code, 200);
-    assert_eq!(judge_stream(&body.unwrap()), Ok(Some("LLM_RESTARTING".into())));
+    assert_eq!(
+        judge_stream(&body.unwrap()),
+        Ok(Some("LLM_RESTARTING".into()))
+    );
     let (code, body) = plain.await.unwrap();
     let body = body.unwrap();
     assert_eq!(code, 200, "{body}");
-    assert_eq!(judge_plain(&body), Ok(()), "answered whole by the new server");
+    assert_eq!(
+        judge_plain(&body),
+        Ok(()),
+        "answered whole by the new server"
+    );
     assert_ne!(llama.status("again").unwrap().pid, first_pid);
     let activity = llama.endpoint_activity("again").unwrap();
-    assert_eq!((activity.in_flight, activity.held, activity.refused), (0, 0, 0), "{endpoint}: {activity:?}");
+    assert_eq!(
+        (activity.in_flight, activity.held, activity.refused),
+        (0, 0, 0),
+        "{endpoint}: {activity:?}"
+    );
     rig.engine.shutdown().await;
 }

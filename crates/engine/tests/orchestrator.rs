@@ -644,17 +644,36 @@ fn offloads(seen: &[EngineEvent]) -> Vec<(u64, u64)> {
 #[tokio::test]
 async fn clients_always_talking_through_offloads_and_reloads_see_no_failure() {
     let model = shared_sdxs_512();
-    let mut setup = setup_with(GIB, &sd_cli(), &model.path(), &LlamaSpec::default(), |spec| {
-        spec.config.parallel = 2;
-    })
+    let mut setup = setup_with(
+        GIB,
+        &sd_cli(),
+        &model.path(),
+        &LlamaSpec::default(),
+        |spec| {
+            spec.config.parallel = 2;
+        },
+    )
     .await;
-    let endpoint = setup.engine.llama().status("chat").unwrap().api_endpoint.unwrap();
+    let endpoint = setup
+        .engine
+        .llama()
+        .status("chat")
+        .unwrap()
+        .api_endpoint
+        .unwrap();
     let plan = |stream| ClientPlan {
         stream,
         max_tokens: 48,
     };
-    let clients = ChattingClients::start(&endpoint, &[plan(false), plan(true), plan(false), plan(true)]);
-    assert!(clients.wait_for_requests(8, DEADLINE).await, "{:?}", clients.tally());
+    let clients = ChattingClients::start(
+        &endpoint,
+        &[plan(false), plan(true), plan(false), plan(true)],
+    );
+    assert!(
+        clients.wait_for_requests(8, DEADLINE).await,
+        "{:?}",
+        clients.tally()
+    );
     let mut seen = Vec::new();
     for round in 0..3 {
         for image in 0..2 {
@@ -665,7 +684,11 @@ async fn clients_always_talking_through_offloads_and_reloads_see_no_failure() {
         }
         seen.extend(record_until(&mut setup.events, is_reloaded).await);
         // Answered again by the reloaded server before the next round.
-        assert!(clients.wait_for_requests(4, DEADLINE).await, "{:?}", clients.tally());
+        assert!(
+            clients.wait_for_requests(4, DEADLINE).await,
+            "{:?}",
+            clients.tally()
+        );
     }
     let tally = clients.finish().await;
     assert!(tally.failures.is_empty(), "{:#?}", tally.failures);
@@ -714,7 +737,11 @@ async fn answers_left_at_the_drain_time_are_sent_again_or_end_with_an_error_even
 
     setup.engine.generate_image(small("a switch yard")).unwrap();
     let seen = record_until(&mut setup.events, is_reloaded).await;
-    assert_eq!(offloads(&seen).first().map(|(_, cut)| *cut), Some(3), "{seen:#?}");
+    assert_eq!(
+        offloads(&seen).first().map(|(_, cut)| *cut),
+        Some(3),
+        "{seen:#?}"
+    );
 
     let (code, body) = under_way.await.unwrap();
     assert_eq!(code, 200);

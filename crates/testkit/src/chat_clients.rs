@@ -245,16 +245,29 @@ mod tests {
     #[test]
     fn streams_are_judged_as_a_strict_client_would() {
         let chunk = "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n";
-        assert_eq!(verdict(&format!("{chunk}{chunk}data: [DONE]\n\n")), "complete");
-        let error = "data: {\"error\":{\"code\":\"LLM_PAUSED_FOR_IMAGE\",\"message\":\"paused\"}}\n\n";
+        assert_eq!(
+            verdict(&format!("{chunk}{chunk}data: [DONE]\n\n")),
+            "complete"
+        );
+        let error =
+            "data: {\"error\":{\"code\":\"LLM_PAUSED_FOR_IMAGE\",\"message\":\"paused\"}}\n\n";
         assert_eq!(
             verdict(&format!("{chunk}{error}data: [DONE]\n\n")),
             "error event LLM_PAUSED_FOR_IMAGE"
         );
         assert!(verdict(chunk).starts_with("failed: no [DONE]"));
-        assert!(verdict(&format!("{chunk}data: {{\"choi")).starts_with("failed: the stream ends mid-event"));
-        assert!(verdict(&format!("{error}{chunk}data: [DONE]\n\n")).starts_with("failed: events after"));
-        assert!(matches!(check_plain("{\"choices\":[{\"message\":{}}]}"), Verdict::Complete));
-        assert!(matches!(check_plain("{\"choices\":[{\"mess"), Verdict::Failed(_)));
+        assert!(verdict(&format!("{chunk}data: {{\"choi"))
+            .starts_with("failed: the stream ends mid-event"));
+        assert!(
+            verdict(&format!("{error}{chunk}data: [DONE]\n\n")).starts_with("failed: events after")
+        );
+        assert!(matches!(
+            check_plain("{\"choices\":[{\"message\":{}}]}"),
+            Verdict::Complete
+        ));
+        assert!(matches!(
+            check_plain("{\"choices\":[{\"mess"),
+            Verdict::Failed(_)
+        ));
     }
 }

@@ -61,9 +61,12 @@ impl CliRunner {
         );
         let mut parser = ProgressParser::new(job.request.count, job.request.steps, true);
         sink(parser.start());
-        let (mut child, mut lines) =
-            SdChild::spawn(&self.config.cli_binary, &args, self.config.pid_dir.as_deref())
-                .await?;
+        let (mut child, mut lines) = SdChild::spawn(
+            &self.config.cli_binary,
+            &args,
+            self.config.pid_dir.as_deref(),
+        )
+        .await?;
         self.config.active_pid.set(child.pid());
         let mut output_tail = VecDeque::new();
         let mut on_line = |(stream, line): (Stream, String)| {

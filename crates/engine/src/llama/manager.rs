@@ -351,7 +351,9 @@ impl LlamaManager {
     /// The orchestrator is about to stop `name` and will bring it back: its
     /// endpoint holds requests instead of refusing them until it is healthy.
     pub fn hold_requests(&self, name: &str) {
-        self.shared.endpoints.hold(name, "the LLM is paused for an image");
+        self.shared
+            .endpoints
+            .hold(name, "the LLM is paused for an image");
     }
 
     /// The orchestrator's hold began: waits until the requests being forwarded to

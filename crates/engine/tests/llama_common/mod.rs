@@ -259,13 +259,19 @@ pub async fn long_chat(base: &str, stream: bool, max_tokens: u32) -> (u16, Resul
         .await
         .expect("the endpoint answers");
     let status = response.status().as_u16();
-    (status, response.text().await.map_err(|error| error.to_string()))
+    (
+        status,
+        response.text().await.map_err(|error| error.to_string()),
+    )
 }
 
 /// Waits until `slots` of the server at `direct` (its own address) are each
 /// generating with at least `tokens` tokens written.
 pub async fn wait_for_generation(direct: &str, slots: usize, tokens: u64) {
-    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
     let started = Instant::now();
     loop {
         let busy = match client.get(format!("{direct}/slots")).send().await {

@@ -225,16 +225,14 @@ async fn forward(
         Ok(first) => first,
         Err(problem) => return Forwarded::Failed(problem),
     };
-    let body = futures_util::stream::unfold(
-        (Some(first), events),
-        |(first, mut events)| async move {
+    let body =
+        futures_util::stream::unfold((Some(first), events), |(first, mut events)| async move {
             if let Some(first) = first.filter(|bytes| !bytes.is_empty()) {
                 return Some((Ok::<_, std::convert::Infallible>(first), (None, events)));
             }
             let next = events.next_or_end().await?;
             Some((Ok(next), (None, events)))
-        },
-    );
+        });
     *response.body_mut() = Body::from_stream(body);
     Forwarded::Answer(response)
 }
@@ -324,7 +322,10 @@ impl EventStream {
                 self.source.ended = true;
                 Some(error_end(
                     "LLM_UPSTREAM_FAILED",
-                    &format!("llama-server `{}` failed while answering: {problem}", self.instance),
+                    &format!(
+                        "llama-server `{}` failed while answering: {problem}",
+                        self.instance
+                    ),
                     "See the instance's log in Switchyard's LLM tab; send the request again.",
                 ))
             }

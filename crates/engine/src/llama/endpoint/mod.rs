@@ -85,9 +85,15 @@ impl CutReason {
             Self::PausedForImage => format!(
                 "llama-server `{instance}` was paused for an image before this answer was complete"
             ),
-            Self::Stopping => format!("llama-server `{instance}` was stopped before this answer was complete"),
-            Self::Restarting => format!("llama-server `{instance}` was restarted before this answer was complete"),
-            Self::Closing => format!("Switchyard closed before the answer of `{instance}` was complete"),
+            Self::Stopping => {
+                format!("llama-server `{instance}` was stopped before this answer was complete")
+            }
+            Self::Restarting => {
+                format!("llama-server `{instance}` was restarted before this answer was complete")
+            }
+            Self::Closing => {
+                format!("Switchyard closed before the answer of `{instance}` was complete")
+            }
         }
     }
 
@@ -96,7 +102,9 @@ impl CutReason {
             Self::PausedForImage => {
                 "Send the request again: it waits until the LLM is back (a few seconds)."
             }
-            Self::Stopping => "Start the instance in Switchyard's LLM tab and send the request again.",
+            Self::Stopping => {
+                "Start the instance in Switchyard's LLM tab and send the request again."
+            }
             Self::Restarting => "Send the request again: it waits until the server is back.",
             Self::Closing => "Start Switchyard again and send the request again.",
         }

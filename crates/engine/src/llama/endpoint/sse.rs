@@ -32,7 +32,10 @@ impl EventFramer {
 
 /// Where the last complete event in `bytes` ends (after its blank line).
 fn last_event_end(bytes: &[u8]) -> Option<usize> {
-    let lf = bytes.windows(2).rposition(|pair| pair == b"\n\n").map(|at| at + 2);
+    let lf = bytes
+        .windows(2)
+        .rposition(|pair| pair == b"\n\n")
+        .map(|at| at + 2);
     let crlf = bytes
         .windows(4)
         .rposition(|quad| quad == b"\r\n\r\n")
@@ -62,13 +65,19 @@ mod tests {
     fn only_whole_events_are_handed_out() {
         let mut framer = EventFramer::default();
         assert!(framer.push(b"data: {\"a\":").is_empty());
-        assert_eq!(&framer.push(b"1}\n\ndata: {\"b\"")[..], b"data: {\"a\":1}\n\n");
+        assert_eq!(
+            &framer.push(b"1}\n\ndata: {\"b\"")[..],
+            b"data: {\"a\":1}\n\n"
+        );
         assert_eq!(
             &framer.push(b":2}\n\ndata: [DONE]\n\n")[..],
             b"data: {\"b\":2}\n\ndata: [DONE]\n\n"
         );
         assert!(framer.rest().is_empty());
-        assert_eq!(&framer.push(b"data: x\r\n\r\ndata: y")[..], b"data: x\r\n\r\n");
+        assert_eq!(
+            &framer.push(b"data: x\r\n\r\ndata: y")[..],
+            b"data: x\r\n\r\n"
+        );
         assert_eq!(&framer.rest()[..], b"data: y");
     }
 
