@@ -419,7 +419,20 @@ async fn measure_proxy() -> Result<()> {
     let status = llama.start("bench").await?;
     let direct = status.endpoint.context("the server's address")?;
     let proxied = status.api_endpoint.context("the endpoint's address")?;
-    let client = reqwest::Client::builder().no_proxy().build()?;
+    // The server's own port wants Switchyard's key for this run (the last line of
+    // its key file), which the endpoint adds for its clients.
+    let key_file = dir.path().join("data/state/llama-bench.key");
+    let key = std::fs::read_to_string(&key_file)?;
+    let key = key.lines().last().context("an empty key file")?;
+    let mut with_key = reqwest::header::HeaderMap::new();
+    with_key.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {key}").parse()?,
+    );
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .default_headers(with_key)
+        .build()?;
 
     // Warm-up: connections pooled, the model's first answer out of the way.
     for base in [&direct, &proxied] {

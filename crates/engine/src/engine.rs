@@ -180,6 +180,10 @@ impl Engine {
                 environment.clone(),
             );
             startup_warnings.extend(opened.warning);
+            opened
+                .manager
+                .allowed_origins()
+                .set(&deps.settings.allowed_origins);
             let orchestrator = Orchestrator::new(
                 opened.manager.clone(),
                 environment,
@@ -639,6 +643,12 @@ impl Engine {
         }
     }
 
+    /// The browser origins every listener of this engine lets in (the
+    /// `allowed_origins` setting, applied at once when it changes).
+    pub fn allowed_origins(&self) -> crate::net::guard::AllowedOrigins {
+        self.inner.llama.allowed_origins()
+    }
+
     pub fn settings(&self) -> Settings {
         read(&self.inner.settings).clone()
     }
@@ -657,6 +667,7 @@ impl Engine {
         let restart_required = next_data_dir != self.inner.layout.root();
         apply_binaries_mirror(&self.inner.binaries, &settings);
         apply_orchestrator_settings(&self.inner.orchestrator, &settings);
+        self.allowed_origins().set(&settings.allowed_origins);
         *write(&self.inner.settings) = settings.clone();
         self.inner
             .events

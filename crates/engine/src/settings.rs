@@ -77,6 +77,11 @@ pub struct Settings {
     /// sent again once it is back (a stream under way ends with an error event).
     #[serde(default = "default_drain_seconds")]
     pub drain_seconds: u16,
+    /// Web apps (`scheme://host[:port]`) whose pages may use the LLM endpoints and
+    /// the image API from the person's browser. Pages of this machine
+    /// (`http://localhost:…`) always may; every other page is refused.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
     /// The first-run wizard was finished or skipped; it opens by itself only while
     /// this is false (Settings can open it again).
     #[serde(default)]
@@ -129,6 +134,7 @@ impl Default for Settings {
             restore_llm_servers: default_restore_llm_servers(),
             offload_threshold: default_offload_threshold(),
             drain_seconds: default_drain_seconds(),
+            allowed_origins: Vec::new(),
             first_run_done: false,
         }
     }
@@ -235,6 +241,18 @@ impl Settings {
                 ),
             });
         }
+        if let Some(origin) = self
+            .allowed_origins
+            .iter()
+            .find(|origin| !crate::net::guard::is_origin(origin))
+        {
+            return Err(EngineError::InvalidSetting {
+                field: "allowed_origins",
+                problem: format!(
+                    "`{origin}` is not an origin: write it as the browser shows it, scheme://host[:port], e.g. https://chat.example.org"
+                ),
+            });
+        }
         if let Some(mirror) = &self.binaries_mirror {
             check_http_url("binaries_mirror", mirror)?;
         }
@@ -325,6 +343,7 @@ mod tests {
         assert_eq!(
             fields,
             [
+                "allowed_origins",
                 "autostart",
                 "binaries_mirror",
                 "close_to_tray",

@@ -17,6 +17,7 @@ use switchyard_engine::diffusion::{
     ImageRequest, ImageService, ImageServiceOptions, JobStatus, RunnerKind, Stage,
 };
 use switchyard_engine::events::EventBus;
+use switchyard_engine::net::guard::AllowedOrigins;
 use switchyard_engine::{EngineEvent, ErrorCode};
 use switchyard_testkit::tools::fake_sd;
 
@@ -199,9 +200,14 @@ async fn fifty_concurrent_requests_are_served_in_order_or_refused_none_lost() {
         Duration::from_secs(2),
     )
     .await;
-    let http = ImageHttp::serve(Arc::new(FixedService(fixture.service.clone())), 0, None)
-        .await
-        .unwrap();
+    let http = ImageHttp::serve(
+        Arc::new(FixedService(fixture.service.clone())),
+        0,
+        None,
+        AllowedOrigins::default(),
+    )
+    .await
+    .unwrap();
     let base = format!("http://{}", http.address());
     // Job events in arrival order, collected as they come (the bus keeps a bounded
     // backlog; a lag would be a failure, not a silent gap).
@@ -327,6 +333,7 @@ async fn foreign_hosts_and_origins_are_refused_and_the_api_key_is_checked() {
         Arc::new(FixedService(fixture.service.clone())),
         0,
         Some("sekret".into()),
+        AllowedOrigins::default(),
     )
     .await
     .unwrap();

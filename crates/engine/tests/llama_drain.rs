@@ -46,8 +46,7 @@ async fn busy_server(
     spec.config.context = 4096;
     spec.config.parallel = 2;
     llama.create(spec).unwrap();
-    let status = llama.start(name).await.unwrap();
-    let endpoint = status.api_endpoint.unwrap();
+    let endpoint = llama.start(name).await.unwrap().api_endpoint.unwrap();
     let clients = [false, true]
         .map(|stream| {
             let endpoint = endpoint.clone();
@@ -55,7 +54,7 @@ async fn busy_server(
         })
         .into();
     // Both are being written (the stream's first events have reached its client).
-    wait_for_generation(&status.endpoint.unwrap(), 2, 5).await;
+    wait_for_generation(&endpoint, 2, 5).await;
     (rig, endpoint, clients)
 }
 

@@ -720,14 +720,19 @@ async fn answers_left_at_the_drain_time_are_sent_again_or_end_with_an_error_even
         drain_ms: 100,
         ..setup.engine.orchestrator().policy()
     });
-    let status = setup.engine.llama().status("chat").unwrap();
-    let endpoint = status.api_endpoint.unwrap();
+    let endpoint = setup
+        .engine
+        .llama()
+        .status("chat")
+        .unwrap()
+        .api_endpoint
+        .unwrap();
     let send = |stream| {
         let endpoint = endpoint.clone();
         tokio::spawn(async move { long_chat(&endpoint, stream, 1500).await })
     };
     let (plain, under_way) = (send(false), send(true));
-    wait_for_generation(&status.endpoint.unwrap(), 2, 5).await;
+    wait_for_generation(&endpoint, 2, 5).await;
     let queued = send(true);
     let llama = setup.engine.llama().clone();
     wait_until("the third request is in the server's queue", move || {

@@ -68,6 +68,12 @@ offload_threshold: number,
  */
 drain_seconds: number, 
 /**
+ * Web apps (`scheme://host[:port]`) whose pages may use the LLM endpoints and
+ * the image API from the person's browser. Pages of this machine
+ * (`http://localhost:…`) always may; every other page is refused.
+ */
+allowed_origins: Array<string>, 
+/**
  * The first-run wizard was finished or skipped; it opens by itself only while
  * this is false (Settings can open it again).
  */

@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -12,6 +13,9 @@ use super::daemon_file::{DaemonFile, DaemonLock};
 use super::server::{router, ServerState};
 use crate::errors::{EngineError, Result};
 use crate::llama::OwnerKind;
+use crate::net::body::{buffer, BodyBudget, BodyLimits, Buffered};
+use crate::net::guard::Guard;
+use crate::net::serve::{serve, ConnectionLimits};
 use crate::Engine;
 
 #[derive(Debug, Clone)]
@@ -119,17 +123,48 @@ pub async fn run_daemon(
         }
     });
 
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
+    // Until a signal or `daemon stop`.
+    let serving = CancellationToken::new();
+    tokio::spawn({
+        let serving = serving.clone();
+        async move {
             tokio::select! {
                 () = stop => {}
                 () = stop_requested.cancelled() => {}
             }
-        })
-        .await;
+            serving.cancel();
+        }
+    });
+    let guard = Guard::new(
+        engine.allowed_origins(),
+        std::net::Ipv4Addr::LOCALHOST.into(),
+    );
+    let bodies = Buffered {
+        limits: BodyLimits {
+            max_bytes: MAX_BODY_BYTES,
+            timeout: Duration::from_secs(30),
+        },
+        budget: BodyBudget::new(MAX_BODY_BYTES * 16),
+    };
+    let app = router(state)
+        .layer(axum::middleware::from_fn_with_state(bodies, buffer))
+        .layer(axum::middleware::from_fn_with_state(
+            guard,
+            crate::net::guard::check,
+        ));
+    // A waiting `GET /v1/images/{id}?wait_s=…` is not worth delaying the stop.
+    serve(
+        listener,
+        app,
+        ConnectionLimits::default(),
+        serving,
+        Duration::from_secs(2),
+    )
+    .await;
     tracing::info!("switchyard daemon stopping its servers");
     engine.shutdown().await;
-    served.map_err(|error| EngineError::Internal {
-        problem: format!("the control API failed: {error}"),
-    })
+    Ok(())
 }
+
+/// A control request's body: an instance name, an image request.
+const MAX_BODY_BYTES: usize = 256 * 1024;

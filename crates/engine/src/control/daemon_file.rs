@@ -80,11 +80,7 @@ impl DaemonFile {
 
     /// A new random token: 32 bytes from the operating system, as hex.
     pub fn new_token() -> Result<String> {
-        let mut bytes = [0_u8; 32];
-        getrandom::fill(&mut bytes).map_err(|error| EngineError::Internal {
-            problem: format!("no random numbers for the daemon's token: {error}"),
-        })?;
-        Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+        crate::secrets::random_token()
     }
 }
 

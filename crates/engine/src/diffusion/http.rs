@@ -1,9 +1,11 @@
-//! Switchyard's image API over HTTP (DESIGN.md "Image API"), on loopback. Requests
-//! whose `Host` or `Origin` is not local are refused (DNS rebinding: a web page on
-//! evil.example resolving to 127.0.0.1 must not drive the GPU); an optional API key.
+//! Switchyard's image API over HTTP (DESIGN.md "Image API"), on loopback, behind
+//! the guard every listener has (`net::guard`: a foreign `Host` or `Origin` gets
+//! 403, so a web page resolving its name to 127.0.0.1 cannot drive the GPU) and the
+//! same bounds (connections, header and body time, body size); an optional API key.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
@@ -20,6 +22,9 @@ use super::jobs::JobError;
 use super::request::ImageRequest;
 use super::service::ImageService;
 use crate::errors::{EngineError, ErrorCode, Result};
+use crate::net::body::{buffer, BodyBudget, BodyLimits, Buffered};
+use crate::net::guard::{AllowedOrigins, Guard};
+use crate::net::serve::ConnectionLimits;
 
 /// Where the API finds the image service: the one the app started, or (in the
 /// daemon) one started on demand for the model a request names.
@@ -70,11 +75,13 @@ pub struct ImageHttp {
 }
 
 impl ImageHttp {
-    /// Listens on `127.0.0.1:port` (0: any free port).
+    /// Listens on `127.0.0.1:port` (0: any free port), letting in local programs
+    /// and the pages of `allowed` origins.
     pub async fn serve(
         source: Arc<dyn ImageSource>,
         port: u16,
         api_key: Option<String>,
+        allowed: AllowedOrigins,
     ) -> Result<Self> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
@@ -93,19 +100,24 @@ impl ImageHttp {
                 problem: format!("no local address: {error}"),
             })?;
         let shutdown = CancellationToken::new();
-        let app = router(ApiState {
-            source,
-            api_key: api_key.filter(|key| !key.is_empty()),
-        });
+        let app = router(
+            ApiState {
+                source,
+                api_key: api_key.filter(|key| !key.is_empty()),
+            },
+            Guard::new(allowed, address.ip()),
+        );
         let stopping = shutdown.clone();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(stopping.cancelled_owned())
-                .await;
-            if let Err(error) = served {
-                tracing::warn!(%error, "image API stopped");
-            }
-        });
+        let task = tokio::spawn(crate::net::serve::serve(
+            listener,
+            app,
+            ConnectionLimits {
+                max_connections: MAX_CONNECTIONS,
+                ..ConnectionLimits::default()
+            },
+            stopping,
+            STOP_GRACE,
+        ));
         Ok(Self {
             address,
             shutdown,
@@ -123,44 +135,42 @@ impl ImageHttp {
     }
 }
 
-fn router(state: ApiState) -> Router {
+/// A request's body: a prompt and a few numbers.
+const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Connections at once; a client polling its jobs needs one.
+const MAX_CONNECTIONS: usize = 128;
+/// Answers under way may delay a stop this long.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+fn router(state: ApiState, guard: Guard) -> Router {
+    let bodies = Buffered {
+        limits: BodyLimits {
+            max_bytes: MAX_BODY_BYTES,
+            timeout: Duration::from_secs(30),
+        },
+        budget: BodyBudget::new(MAX_BODY_BYTES * 16),
+    };
     Router::new()
         .route("/health", get(health))
         .route("/openapi.json", get(openapi))
         .route("/v1/images/generations", axum::routing::post(create))
         .route("/v1/images/generations/{id}", get(status).delete(cancel))
-        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(middleware::from_fn_with_state(state.clone(), require_key))
         .with_state(state)
+        // Outermost first: who may ask, then the body within bounds.
+        .layer(middleware::from_fn_with_state(bodies, buffer))
+        .layer(middleware::from_fn_with_state(
+            guard,
+            crate::net::guard::check,
+        ))
 }
 
-/// Refuses foreign hosts and origins, then checks the API key (health and the
-/// description stay open so a client can find out that a key is needed).
-async fn guard(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    let headers = request.headers();
-    let host_is_local = headers
-        .get(header::HOST)
-        .and_then(|host| host.to_str().ok())
-        .is_some_and(is_local_host);
-    let origin_is_local = headers
-        .get(header::ORIGIN)
-        .map(|origin| {
-            origin
-                .to_str()
-                .ok()
-                .and_then(origin_host)
-                .is_some_and(is_local_host)
-        })
-        .unwrap_or(true);
-    if !host_is_local || !origin_is_local {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "FORBIDDEN_HOST",
-            "Only local programs may use this API: the Host or Origin header is not localhost.",
-        );
-    }
+/// Checks the API key (health and the description stay open so a client can find
+/// out that a key is needed); the Host/Origin guard runs before.
+async fn require_key(State(state): State<ApiState>, request: Request, next: Next) -> Response {
     let open_path = matches!(request.uri().path(), "/health" | "/openapi.json");
     if let (Some(key), false) = (&state.api_key, open_path) {
-        if !bearer_matches(headers, key) {
+        if !bearer_matches(request.headers(), key) {
             return refuse(
                 StatusCode::UNAUTHORIZED,
                 "UNAUTHORIZED",
@@ -169,36 +179,6 @@ async fn guard(State(state): State<ApiState>, request: Request, next: Next) -> R
         }
     }
     next.run(request).await
-}
-
-/// `localhost`, `127.0.0.1` (any 127.x) and `[::1]`, with or without a port.
-pub fn is_local_host(host: &str) -> bool {
-    let host = host.trim().to_ascii_lowercase();
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        match rest.split_once(']') {
-            Some((inside, _)) => inside.to_owned(),
-            None => return false,
-        }
-    } else {
-        match host.rsplit_once(':') {
-            Some((name, port)) if port.chars().all(|ch| ch.is_ascii_digit()) => name.to_owned(),
-            Some(_) => return false,
-            None => host.clone(),
-        }
-    };
-    match name.as_str() {
-        "localhost" | "::1" => true,
-        _ => name
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|address| address.is_loopback()),
-    }
-}
-
-/// The host part of an `Origin` (`http://localhost:3000` → `localhost:3000`);
-/// `null` and other opaque origins have none.
-fn origin_host(origin: &str) -> Option<&str> {
-    let (_, rest) = origin.split_once("://")?;
-    Some(rest.split('/').next().unwrap_or(rest))
 }
 
 fn bearer_matches(headers: &HeaderMap, key: &str) -> bool {
@@ -296,38 +276,5 @@ async fn cancel(State(state): State<ApiState>, Path(id): Path<String>) -> Respon
     match running(&state, &id).and_then(|service| service.cancel(&id)) {
         Ok(summary) => Json(summary).into_response(),
         Err(error) => error_response(&error),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_loopback_hosts_are_local() {
-        for local in [
-            "localhost",
-            "localhost:8081",
-            "127.0.0.1:8081",
-            "127.1.2.3",
-            "[::1]:8081",
-            "LOCALHOST",
-        ] {
-            assert!(is_local_host(local), "{local}");
-        }
-        for foreign in [
-            "evil.example",
-            "evil.example:8081",
-            "localhost.evil.example",
-            "127.0.0.1.nip.io",
-            "0.0.0.0:8081",
-            "[::1",
-            "192.168.1.2:8081",
-            "",
-        ] {
-            assert!(!is_local_host(foreign), "{foreign}");
-        }
-        assert_eq!(origin_host("http://localhost:3000"), Some("localhost:3000"));
-        assert_eq!(origin_host("null"), None);
     }
 }

@@ -126,7 +126,7 @@ impl Engine {
             old.stop().await;
         }
         let source = Arc::new(OnDemand(Arc::downgrade(&self.inner)));
-        let http = ImageHttp::serve(source, port, api_key).await?;
+        let http = ImageHttp::serve(source, port, api_key, self.allowed_origins()).await?;
         let address = http.address();
         *standing = Some(http);
         Ok(address)
@@ -395,7 +395,9 @@ impl Engine {
             None => {
                 let port = config.port.unwrap_or_else(|| self.settings().image_port);
                 let source = Arc::new(FixedService(service.clone()));
-                match ImageHttp::serve(source, port, config.api_key.clone()).await {
+                match ImageHttp::serve(source, port, config.api_key.clone(), self.allowed_origins())
+                    .await
+                {
                     Ok(http) => {
                         let port = http.address().port();
                         (Some(http), port)

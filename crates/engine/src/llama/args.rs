@@ -20,8 +20,9 @@ pub struct LaunchPlan {
     pub threads: Option<u32>,
     pub host: String,
     pub port: u16,
+    /// The keys it accepts, one per line (never on the command line, which every
+    /// local user can read).
     pub api_key_file: Option<PathBuf>,
-    pub api_key: Option<String>,
     pub reasoning: bool,
     pub extra_args: Vec<String>,
 }
@@ -73,12 +74,8 @@ impl LaunchPlan {
         if let Some(threads) = self.threads {
             args.value("-t", threads.to_string());
         }
-        match (&self.api_key_file, &self.api_key) {
-            (Some(file), _) if flags.knows("--api-key-file") => {
-                args.always("--api-key-file", file.to_string_lossy());
-            }
-            (_, Some(key)) => args.always("--api-key", key),
-            _ => {}
+        if let Some(file) = &self.api_key_file {
+            args.always("--api-key-file", file.to_string_lossy());
         }
         args.value("-lv", LOG_VERBOSITY);
         args.switch("--metrics");
@@ -161,8 +158,7 @@ mod tests {
             threads: Some(6),
             host: "127.0.0.1".into(),
             port: 8080,
-            api_key_file: None,
-            api_key: Some("secret".into()),
+            api_key_file: Some("/state/a.key".into()),
             reasoning: true,
             extra_args: vec!["--temp".into(), "0.3".into()],
         }
@@ -180,12 +176,10 @@ mod tests {
             "-m /models/m.gguf",
             "--host 127.0.0.1 --port 8080",
             "-c 8192 -np 2 -no-kvu -ctk q8_0 -ctv f16 -fa on -b 2048 -ub 512 -ngl 33 --n-cpu-moe 4 -t 6",
-            "--api-key secret -lv 4 --metrics --slots --jinja --reasoning-format deepseek --temp 0.3",
+            "--api-key-file /state/a.key -lv 4 --metrics --slots --jinja --reasoning-format deepseek --temp 0.3",
         ] {
             assert!(line.contains(expected), "{expected:?} missing in {line}");
         }
-        assert!(pairs(&redact(&args)).contains("--api-key ***"));
-        assert!(!pairs(&redact(&args)).contains("secret"));
     }
 
     #[test]
@@ -201,16 +195,5 @@ mod tests {
             !line.contains("-kvu") && !line.contains("--reasoning-format"),
             "{line}"
         );
-    }
-
-    #[test]
-    fn an_api_key_file_keeps_the_key_off_the_command_line() {
-        let plan = LaunchPlan {
-            api_key_file: Some("/state/a.key".into()),
-            ..plan()
-        };
-        let line = pairs(&plan.args(&SupportedFlags::assume_current()));
-        assert!(line.contains("--api-key-file /state/a.key"), "{line}");
-        assert!(!line.contains("secret"), "{line}");
     }
 }

@@ -373,6 +373,18 @@ impl LlamaManager {
         self.shared.endpoints.release(name);
     }
 
+    /// The origins of browser apps every endpoint lets in (the `allowed_origins`
+    /// setting); shared, so setting it applies at once.
+    pub fn allowed_origins(&self) -> crate::net::guard::AllowedOrigins {
+        self.shared.endpoints.allowed_origins()
+    }
+
+    /// Bytes of request bodies the endpoints hold now (held and in-flight
+    /// requests keep theirs until answered).
+    pub fn request_bytes_held(&self) -> usize {
+        self.shared.endpoints.body_bytes_held()
+    }
+
     /// The endpoint's counters, once it listens.
     pub fn endpoint_activity(&self, name: &str) -> Option<EndpointActivity> {
         self.shared.endpoints.activity(name)
@@ -677,7 +689,7 @@ impl LlamaManager {
         // A downloaded variant says its backend; the person's own build says it
         // through --list-devices.
         let backend = backend_of(binary.variant).or(facts.backend);
-        let port = ports::claim(&spec.host, spec.port)?;
+        let port = ports::claim(super::LOOPBACK, spec.port)?;
         let calibration = lock(&self.shared.calibration).clone();
         let environment = environment.clone();
         let (free, suggested_context) = tokio::task::spawn_blocking(move || {
@@ -700,9 +712,32 @@ impl LlamaManager {
         )
         .await?;
         let mut plan = resolved.plan;
-        if let Some(key) = &spec.api_key {
-            plan.api_key_file = write_api_key(&self.shared.state_dir, &spec.name, key);
+        // llama-server's own port answers only with a key, so a web page that finds
+        // the port (it reflects any Origin in CORS) gets nothing: the person's key
+        // when set (clients send it through the endpoint), and Switchyard's own for
+        // this run, which the endpoint adds for clients of a keyless instance.
+        if !facts.flags.knows("--api-key-file") {
+            return Err(EngineError::BinaryUnavailable {
+                kind: BinaryKind::LlamaServer.label().to_owned(),
+                problem: format!(
+                    "{} has no --api-key-file: it is too old to keep its port private (a key on its command line could be read by every local user); use a newer llama.cpp build",
+                    binary_path.display()
+                ),
+            });
         }
+        let own_key = crate::secrets::random_token()?;
+        let key_file = api_key_path(&self.shared.state_dir, &spec.name);
+        let keys: Vec<&str> = spec
+            .api_key
+            .iter()
+            .map(String::as_str)
+            .chain([own_key.as_str()])
+            .collect();
+        crate::secrets::write_lines(&key_file, &keys)?;
+        plan.api_key_file = Some(key_file);
+        self.shared
+            .endpoints
+            .set_server_key(&spec.name, spec.api_key.is_none().then_some(own_key));
         Ok(Launch {
             name: spec.name.clone(),
             plan,
@@ -998,28 +1033,7 @@ fn check_port_unique(instances: &BTreeMap<String, Instance>, spec: &InstanceSpec
     Ok(())
 }
 
+/// The keys llama-server accepts (see `prepare`), mode 0600.
 fn api_key_path(state_dir: &Path, name: &str) -> PathBuf {
     state_dir.join(format!("llama-{name}.key"))
-}
-
-/// The API key in a file only the user can read, so it does not appear in the
-/// process list (`/proc/<pid>/cmdline` is world-readable). `None` if it cannot be
-/// written; the key then goes on the command line.
-fn write_api_key(state_dir: &Path, name: &str, key: &str) -> Option<PathBuf> {
-    let path = api_key_path(state_dir, name);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let written = options.open(&path).and_then(|mut file| {
-        use std::io::Write as _;
-        writeln!(file, "{key}")
-    });
-    match written {
-        Ok(()) => Some(path),
-        Err(error) => {
-            tracing::warn!(%error, "cannot write the API key file");
-            None
-        }
-    }
 }

@@ -161,10 +161,11 @@ pub async fn resolve(spec: &InstanceSpec, inputs: Inputs<'_>) -> Result<Resolved
         // A build of unknown backend fits GPU layers itself unless the person set them.
         pass_gpu_layers: !spec.auto.gpu_layers || known_backend.is_some(),
         threads: spec.threads,
-        host: spec.host.clone(),
+        // The server itself only ever listens on loopback: other machines (when
+        // the person lets them) reach it through the endpoint, which is on `host`.
+        host: super::LOOPBACK.to_owned(),
         port: inputs.port,
         api_key_file,
-        api_key: spec.api_key.clone(),
         reasoning,
         extra_args: spec.extra_args.clone(),
     };

@@ -170,6 +170,15 @@ impl InstanceSpec {
         if self.api_key.as_deref().is_some_and(str::is_empty) {
             return invalid("api_key", "empty; remove it instead".into());
         }
+        if self.api_key.is_none() && !is_loopback_host(&self.host) {
+            return invalid(
+                "api_key",
+                format!(
+                    "serving other machines (host `{}`) needs an API key: set one, or keep the host {LOOPBACK}",
+                    self.host
+                ),
+            );
+        }
         if let Some(flag) = self.extra_args.iter().find(|arg| is_managed_flag(arg)) {
             return invalid(
                 "extra_args",
@@ -183,6 +192,15 @@ impl InstanceSpec {
 fn is_managed_flag(arg: &str) -> bool {
     let flag = arg.split_once('=').map_or(arg, |(flag, _)| flag);
     MANAGED_FLAGS.contains(&flag)
+}
+
+/// `127.x.y.z`, `::1` or `localhost`: only this machine can connect.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
 }
 
 /// Names become folder and file names: no separators, no dots in front, short.
@@ -206,6 +224,22 @@ mod tests {
         }
         for good in ["default", "qwen3-8b", "model_2.q4"] {
             assert!(is_valid_name(good), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn serving_other_machines_needs_a_key() {
+        let mut spec = InstanceSpec::new("a", "/m.gguf");
+        spec.host = "0.0.0.0".into();
+        let refused = spec.validate().unwrap_err().to_string();
+        assert!(refused.contains("needs an API key"), "{refused}");
+        spec.api_key = Some("k".into());
+        assert!(spec.validate().is_ok());
+        for local in ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"] {
+            assert!(is_loopback_host(local), "{local}");
+        }
+        for network in ["0.0.0.0", "::", "192.168.1.5", "example.org"] {
+            assert!(!is_loopback_host(network), "{network}");
         }
     }
 

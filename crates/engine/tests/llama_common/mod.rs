@@ -265,16 +265,17 @@ pub async fn long_chat(base: &str, stream: bool, max_tokens: u32) -> (u16, Resul
     )
 }
 
-/// Waits until `slots` of the server at `direct` (its own address) are each
-/// generating with at least `tokens` tokens written.
-pub async fn wait_for_generation(direct: &str, slots: usize, tokens: u64) {
+/// Waits until `slots` of the server behind `endpoint` are each generating with at
+/// least `tokens` tokens written (its `/slots`, through the endpoint: the server's
+/// own port wants Switchyard's key).
+pub async fn wait_for_generation(endpoint: &str, slots: usize, tokens: u64) {
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
         .expect("client");
     let started = Instant::now();
     loop {
-        let busy = match client.get(format!("{direct}/slots")).send().await {
+        let busy = match client.get(format!("{endpoint}/slots")).send().await {
             Ok(answer) => answer
                 .json::<serde_json::Value>()
                 .await

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::body::{to_bytes, Body, Bytes};
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{request::Parts, HeaderMap, HeaderName};
 use axum::response::{IntoResponse, Response};
@@ -16,17 +16,20 @@ use tokio::time::Instant;
 use tokio::sync::watch;
 
 use super::sse::{error_end, EventFramer};
-use super::{Availability, Counted, CutReason, CutSignal, EndpointShared, Refusal, Upstream};
+use super::{
+    Availability, Counted, CutReason, CutSignal, EndpointShared, Refusal, Upstream, CLOSE_GRACE,
+};
+use crate::net;
+use crate::net::body::{read_body, HeldBody};
 
 pub(super) async fn serve(listener: tokio::net::TcpListener, endpoint: Arc<EndpointShared>) {
     let closed = endpoint.closed.clone();
-    let router = Router::new().fallback(handle).with_state(endpoint);
-    if let Err(error) = axum::serve(listener, router)
-        .with_graceful_shutdown(async move { closed.cancelled().await })
-        .await
-    {
-        tracing::warn!(%error, "an LLM endpoint stopped serving");
-    }
+    let limits = endpoint.policy.connections;
+    let guard = endpoint.guard.clone();
+    let router = Router::new().fallback(handle).with_state(endpoint).layer(
+        axum::middleware::from_fn_with_state(guard, net::guard::check),
+    );
+    net::serve::serve(listener, router, limits, closed, CLOSE_GRACE).await;
 }
 
 async fn handle(State(endpoint): State<Arc<EndpointShared>>, request: Request) -> Response {
@@ -42,10 +45,16 @@ async fn handle(State(endpoint): State<Arc<EndpointShared>>, request: Request) -
 
 async fn answer(endpoint: &EndpointShared, request: Request) -> Result<Response, Refusal> {
     let (parts, body) = request.into_parts();
-    let limit = endpoint.policy.max_body_bytes;
-    let body = to_bytes(body, limit)
-        .await
-        .map_err(|_| Refusal::BodyTooLarge { limit })?;
+    // Held until the answer is complete: a request cut by a pause is sent again.
+    let held = read_body(
+        body,
+        &parts.headers,
+        endpoint.policy.body_limits(),
+        &endpoint.budget,
+    )
+    .await
+    .map_err(Refusal::from)?;
+    let body = held.bytes.clone();
     let instance = &endpoint.instance;
     let deadline = Instant::now() + endpoint.policy.hold_timeout;
     let mut availability = endpoint.availability.subscribe();
@@ -57,7 +66,7 @@ async fn answer(endpoint: &EndpointShared, request: Request) -> Result<Response,
             Availability::Ready(upstream) => {
                 drop(waiting.take());
                 match forward(endpoint, &upstream, &parts, body.clone()).await {
-                    Forwarded::Answer(response) => return Ok(response),
+                    Forwarded::Answer(response) => return Ok(keep_until_sent(response, held)),
                     // Nothing reached the client yet: it waits for the server's
                     // next state like a held request, then is sent again.
                     Forwarded::Again(reason) => reason,
@@ -110,6 +119,17 @@ async fn answer(endpoint: &EndpointShared, request: Request) -> Result<Response,
             }
         }
     }
+}
+
+/// The answer, with the request's body kept (and counted against the budget)
+/// until the answer has been sent or the client has left.
+fn keep_until_sent(response: Response, held: HeldBody) -> Response {
+    let (parts, body) = response.into_parts();
+    let stream = body.into_data_stream().map(move |chunk| {
+        let _kept = &held;
+        chunk
+    });
+    Response::from_parts(parts, Body::from_stream(stream))
 }
 
 /// How often a request is sent again right away when sending it failed.
@@ -169,10 +189,19 @@ async fn forward(
         return Forwarded::Again("the server is about to stop".into());
     }
     let path = parts.uri.path_and_query().map_or("/", |path| path.as_str());
+    let mut headers = end_to_end(&parts.headers);
+    if let Some(key) = &upstream.key {
+        // A keyless instance: whatever key a client sends (OpenAI's libraries
+        // always send one) is replaced by the one the server's port wants.
+        headers.remove("x-api-key");
+        if let Ok(value) = axum::http::HeaderValue::from_str(&format!("Bearer {key}")) {
+            headers.insert(axum::http::header::AUTHORIZATION, value);
+        }
+    }
     let send = upstream
         .http
         .request(parts.method.clone(), format!("{}{path}", upstream.base))
-        .headers(end_to_end(&parts.headers))
+        .headers(headers)
         .body(body)
         .send();
     let answer = tokio::select! {

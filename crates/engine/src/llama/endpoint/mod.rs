@@ -29,11 +29,15 @@ use super::ports;
 use super::state::InstanceState;
 use crate::errors::{EngineError, ErrorReport, Result};
 use crate::locks::lock;
+use crate::net::body::{BodyBudget, BodyLimits};
+use crate::net::guard::{AllowedOrigins, Guard};
+use crate::net::serve::ConnectionLimits;
 
 /// How long answers still being streamed may delay closing an endpoint.
-const CLOSE_GRACE: Duration = Duration::from_secs(2);
+pub(super) const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-/// How long and how many requests an endpoint holds.
+/// How long and how many requests an endpoint holds, and what one client may make
+/// it hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EndpointPolicy {
     /// Requests waiting at once per instance; more get 503 at once.
@@ -41,8 +45,16 @@ pub struct EndpointPolicy {
     /// A held request gets 503 with `Retry-After` after this.
     pub hold_timeout: Duration,
     /// Request bodies are read whole (so a request can be sent again when the
-    /// server went away under it); larger ones get 413.
+    /// server went away under it); larger ones get 413. The largest real ones are
+    /// chats with images (a few photos, base64: ~1.4 × their size).
     pub max_body_bytes: usize,
+    /// The whole body must arrive within this (else 408).
+    pub body_timeout: Duration,
+    /// Bytes of request bodies every endpoint together holds at once (held and
+    /// in-flight requests keep theirs); a body that would pass it gets 503 with
+    /// `Retry-After`.
+    pub body_budget_bytes: usize,
+    pub connections: ConnectionLimits,
 }
 
 impl Default for EndpointPolicy {
@@ -51,7 +63,22 @@ impl Default for EndpointPolicy {
             max_held: 64,
             // An offload lasts an image or a short queue of them, plus a reload.
             hold_timeout: Duration::from_secs(300),
-            max_body_bytes: 64 * 1024 * 1024,
+            max_body_bytes: 32 * 1024 * 1024,
+            body_timeout: Duration::from_secs(60),
+            body_budget_bytes: 256 * 1024 * 1024,
+            connections: ConnectionLimits {
+                max_connections: 512,
+                ..ConnectionLimits::default()
+            },
+        }
+    }
+}
+
+impl EndpointPolicy {
+    pub(super) fn body_limits(&self) -> BodyLimits {
+        BodyLimits {
+            max_bytes: self.max_body_bytes,
+            timeout: self.body_timeout,
         }
     }
 }
@@ -119,6 +146,8 @@ pub(crate) type CutSignal = (u64, Option<CutReason>);
 pub(crate) struct Upstream {
     pub base: String,
     pub http: reqwest::Client,
+    /// Put on every request in place of the client's (see `set_server_key`).
+    pub key: Option<String>,
 }
 
 /// What the endpoint does with a request now.
@@ -199,6 +228,9 @@ pub(crate) struct EndpointShared {
     availability: watch::Sender<Availability>,
     counters: Arc<Counters>,
     policy: EndpointPolicy,
+    guard: Guard,
+    /// Shared by every endpoint of this engine.
+    budget: BodyBudget,
     closed: CancellationToken,
     /// Sent when the requests being forwarded are cut (the server is about to
     /// stop): each ends as well as it can (see `forward`).
@@ -221,6 +253,8 @@ struct Endpoint {
     hold_saw_stop: bool,
     /// Its requests were cut for a stop: nothing more is forwarded to this run.
     stopping: bool,
+    /// The key the server's own port wants from clients of a keyless instance.
+    server_key: Option<String>,
     /// Answers under way were cut in this run (the server may still be winding
     /// them down: nothing is lost by ending it at once).
     answers_cut: bool,
@@ -245,6 +279,7 @@ impl Endpoint {
             (S::Healthy, Some(base)) => Availability::Ready(Upstream {
                 base: base.clone(),
                 http: self.http.clone(),
+                key: self.server_key.clone(),
             }),
             (S::Starting | S::Loading, _) => Availability::Held("the model is loading".into()),
             (S::Unhealthy | S::Crashed | S::Restarting, _) => {
@@ -273,6 +308,8 @@ pub(crate) struct Endpoints {
     policy: Mutex<EndpointPolicy>,
     /// Built once: a client costs tens of milliseconds (its TLS set-up).
     http: reqwest::Client,
+    allowed_origins: AllowedOrigins,
+    budget: Mutex<BodyBudget>,
 }
 
 impl Endpoints {
@@ -288,15 +325,33 @@ impl Endpoints {
             .pool_max_idle_per_host(0)
             .build()
             .unwrap_or_default();
+        let policy = EndpointPolicy::default();
         Self {
             endpoints: Mutex::new(BTreeMap::new()),
-            policy: Mutex::new(EndpointPolicy::default()),
+            budget: Mutex::new(BodyBudget::new(policy.body_budget_bytes)),
+            policy: Mutex::new(policy),
             http,
+            allowed_origins: AllowedOrigins::default(),
         }
     }
 
+    /// Applies to endpoints bound from now on.
     pub fn set_policy(&self, policy: EndpointPolicy) {
-        *lock(&self.policy) = policy;
+        let mut current = lock(&self.policy);
+        if current.body_budget_bytes != policy.body_budget_bytes {
+            *lock(&self.budget) = BodyBudget::new(policy.body_budget_bytes);
+        }
+        *current = policy;
+    }
+
+    /// The origins every endpoint lets in (the `allowed_origins` setting).
+    pub fn allowed_origins(&self) -> AllowedOrigins {
+        self.allowed_origins.clone()
+    }
+
+    /// Bytes of request bodies the endpoints hold now.
+    pub fn body_bytes_held(&self) -> usize {
+        lock(&self.budget).held_bytes()
     }
 
     /// The endpoint's address; binds it first if it does not listen yet
@@ -333,6 +388,8 @@ impl Endpoints {
             availability: watch::channel(Availability::Held("the server is starting".into())).0,
             counters: Arc::default(),
             policy: *lock(&self.policy),
+            guard: Guard::new(self.allowed_origins.clone(), address.ip()),
+            budget: lock(&self.budget).clone(),
             closed: CancellationToken::new(),
             cut: watch::channel((0, None)).0,
         });
@@ -344,6 +401,7 @@ impl Endpoints {
             http: self.http.clone(),
             hold_saw_stop: false,
             stopping: false,
+            server_key: None,
             answers_cut: false,
             last_state: InstanceState::Starting,
             upstream: None,
@@ -387,6 +445,16 @@ impl Endpoints {
                 }
                 _ => {}
             }
+            endpoint.publish();
+        }
+    }
+
+    /// The key llama-server's own port wants for the next run, which the endpoint
+    /// puts on every request of a keyless instance: `None` when the person set a
+    /// key (clients must send theirs, and it is passed on as they sent it).
+    pub fn set_server_key(&self, instance: &str, key: Option<String>) {
+        if let Some(endpoint) = lock(&self.endpoints).get_mut(instance) {
+            endpoint.server_key = key;
             endpoint.publish();
         }
     }

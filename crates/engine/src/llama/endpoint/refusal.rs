@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::errors::ErrorReport;
+use crate::net::body::BodyRefusal;
 
 /// Seconds a client is told to wait before trying again.
 const RETRY_AFTER_SECS: u64 = 5;
@@ -19,27 +20,15 @@ pub enum Refusal {
         error: Option<ErrorReport>,
     },
     /// Held for the whole hold timeout.
-    HoldTimedOut {
-        instance: String,
-        reason: String,
-    },
+    HoldTimedOut { instance: String, reason: String },
     /// Too many requests held already.
-    HoldQueueFull {
-        instance: String,
-        limit: usize,
-    },
+    HoldQueueFull { instance: String, limit: usize },
     /// The server was there and failed the request in transit.
-    UpstreamFailed {
-        instance: String,
-        problem: String,
-    },
-    BodyTooLarge {
-        limit: usize,
-    },
+    UpstreamFailed { instance: String, problem: String },
+    /// The body was too large, too slow, broken, or the budget is spent.
+    Body(BodyRefusal),
     /// The app is closing or the endpoint moved.
-    Closed {
-        instance: String,
-    },
+    Closed { instance: String },
 }
 
 impl Refusal {
@@ -49,7 +38,7 @@ impl Refusal {
             Self::HoldTimedOut { .. } => "LLM_HOLD_TIMED_OUT",
             Self::HoldQueueFull { .. } => "LLM_HOLD_QUEUE_FULL",
             Self::UpstreamFailed { .. } => "LLM_UPSTREAM_FAILED",
-            Self::BodyTooLarge { .. } => "REQUEST_TOO_LARGE",
+            Self::Body(refusal) => refusal.code(),
             Self::Closed { .. } => "LLM_ENDPOINT_CLOSED",
         }
     }
@@ -57,7 +46,7 @@ impl Refusal {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::UpstreamFailed { .. } => StatusCode::BAD_GATEWAY,
-            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Body(refusal) => refusal.status(),
             _ => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -66,7 +55,10 @@ impl Refusal {
     fn retry_after(&self) -> Option<u64> {
         matches!(
             self,
-            Self::HoldTimedOut { .. } | Self::HoldQueueFull { .. } | Self::Closed { .. }
+            Self::HoldTimedOut { .. }
+                | Self::HoldQueueFull { .. }
+                | Self::Closed { .. }
+                | Self::Body(BodyRefusal::Busy)
         )
         .then_some(RETRY_AFTER_SECS)
     }
@@ -93,9 +85,7 @@ impl Refusal {
             Self::UpstreamFailed { instance, problem } => {
                 format!("llama-server `{instance}` failed the request: {problem}")
             }
-            Self::BodyTooLarge { limit } => {
-                format!("the request body is larger than {limit} bytes")
-            }
+            Self::Body(refusal) => refusal.message(),
             Self::Closed { instance } => {
                 format!("the endpoint of `{instance}` closed (the app is closing or it moved)")
             }
@@ -109,9 +99,15 @@ impl Refusal {
                 "Try again after the Retry-After delay; images may be generating."
             }
             Self::UpstreamFailed { .. } => "See the instance's log in Switchyard's LLM tab.",
-            Self::BodyTooLarge { .. } => "Send a smaller request.",
+            Self::Body(refusal) => refusal.suggestion(),
             Self::Closed { .. } => "Try again; check the instance's endpoint in Switchyard.",
         }
+    }
+}
+
+impl From<BodyRefusal> for Refusal {
+    fn from(refusal: BodyRefusal) -> Self {
+        Self::Body(refusal)
     }
 }
 
