@@ -141,6 +141,7 @@ export function fakeSettings(theme: Settings['theme'] = 'system'): Settings {
     restore_llm_servers: true,
     offload_threshold: 75,
     drain_seconds: 30,
+    allowed_origins: [],
     first_run_done: true,
   };
 }
