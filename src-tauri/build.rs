@@ -37,6 +37,8 @@ const COMMANDS: &[&str] = &[
     "stop_image_server",
     "image_server",
     "image_capabilities",
+    "set_image_api_key",
+    "image_api_key_set",
     "generate_image",
     "image_job",
     "cancel_image_job",

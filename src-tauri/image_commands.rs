@@ -49,6 +49,21 @@ pub fn image_capabilities(engine: State<'_, Engine>) -> Result<SdCapabilities, I
     Ok(engine.image_capabilities()?)
 }
 
+/// Sets (or, with `null` or empty, removes) the key clients of the image API must
+/// send; kept in a private file, never in the settings.
+#[tauri::command]
+#[instrument(skip_all, err(Debug))]
+pub fn set_image_api_key(engine: State<'_, Engine>, key: Option<String>) -> Result<(), IpcError> {
+    Ok(engine.set_image_api_key(key)?)
+}
+
+/// Whether the image API wants a key (the key itself never goes back to the window).
+#[tauri::command]
+#[instrument(skip_all)]
+pub fn image_api_key_set(engine: State<'_, Engine>) -> bool {
+    engine.image_api_key_is_set()
+}
+
 /// Queues a generation (the same queue as the HTTP API); returns the job's id.
 #[tauri::command(async)]
 #[instrument(skip(engine), err(Debug))]

@@ -93,6 +93,8 @@ fn main() -> anyhow::Result<()> {
             image_commands::stop_image_server,
             image_commands::image_server,
             image_commands::image_capabilities,
+            image_commands::set_image_api_key,
+            image_commands::image_api_key_set,
             image_commands::generate_image,
             image_commands::image_job,
             image_commands::cancel_image_job,

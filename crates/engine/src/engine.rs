@@ -205,7 +205,10 @@ impl Engine {
                 clock: deps.clock.clone(),
                 startup_warnings,
                 // Every image passes the orchestrator: there is no unsafe path.
-                images: images::ImageSlot::with_gate(Arc::new(orchestrator.clone())),
+                images: images::ImageSlot::new(
+                    Arc::new(orchestrator.clone()),
+                    &images::image_api_key_file(&layout),
+                ),
                 orchestrator,
                 daemon,
                 settings: RwLock::new(deps.settings),

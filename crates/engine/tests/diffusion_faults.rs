@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use switchyard_engine::diffusion::http::{FixedService, ImageHttp};
+use switchyard_engine::diffusion::http::{FixedService, ImageApiKey, ImageHttp};
 use switchyard_engine::diffusion::service::ImageServiceSetup;
 use switchyard_engine::diffusion::{
     gate::BoxFuture, DiffusionModelFiles, GateDecision, GateOutcome, GateRequest, GenerationGate,
@@ -203,7 +203,7 @@ async fn fifty_concurrent_requests_are_served_in_order_or_refused_none_lost() {
     let http = ImageHttp::serve(
         Arc::new(FixedService(fixture.service.clone())),
         0,
-        None,
+        ImageApiKey::default(),
         AllowedOrigins::default(),
     )
     .await
@@ -332,7 +332,7 @@ async fn foreign_hosts_and_origins_are_refused_and_the_api_key_is_checked() {
     let http = ImageHttp::serve(
         Arc::new(FixedService(fixture.service.clone())),
         0,
-        Some("sekret".into()),
+        ImageApiKey::fixed(Some("sekret".into())),
         AllowedOrigins::default(),
     )
     .await

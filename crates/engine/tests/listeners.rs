@@ -493,3 +493,34 @@ fn is_listening_beyond_loopback(port: u16) -> bool {
         state == "0A" && local_port == port && address != "0100007F"
     })
 }
+
+/// The app's image API can want a key too: kept in a 0600 file (not the
+/// settings), applied to the running API at once, and read again at the next start.
+#[tokio::test]
+async fn the_image_api_key_is_a_private_file_and_applies_at_once() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let scratch = tempfile::tempdir().unwrap();
+    let (rig, _, _, images) = app(scratch.path(), EndpointPolicy::default()).await;
+    let jobs = format!("http://{images}/v1/images/generations/nothing");
+    let client = reqwest::Client::new();
+    assert_eq!(client.get(&jobs).send().await.unwrap().status(), 404);
+
+    rig.engine.set_image_api_key(Some("image-key".into())).unwrap();
+    assert!(rig.engine.image_api_key_is_set());
+    assert_eq!(client.get(&jobs).send().await.unwrap().status(), 401);
+    let keyed = client.get(&jobs).bearer_auth("image-key").send().await.unwrap();
+    assert_eq!(keyed.status(), 404);
+    let file = rig.data_dir().join("state/image-api.key");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let settings = serde_json::to_string(&rig.engine.settings()).unwrap();
+    assert!(!settings.contains("image-key"), "not in the settings");
+    rig.engine.shutdown().await;
+
+    let again = llama_common::engine_at(&rig.data_dir(), rig.dir.path()).await;
+    assert!(again.image_api_key_is_set(), "read again at the next start");
+    again.set_image_api_key(None).unwrap();
+    assert!(!file.exists());
+    again.shutdown().await;
+}

@@ -141,6 +141,10 @@ export const ipc = {
   imageServer: () => call<ImageServerInfo | null>('image_server'),
   /** Samplers and schedulers the running sd offers. */
   imageCapabilities: () => call<SdCapabilities>('image_capabilities'),
+  /** Sets (or, with null, removes) the key clients of the image API must send. */
+  setImageApiKey: (key: string | null) => call<void>('set_image_api_key', { key }),
+  /** Whether the image API wants a key (the key never comes back). */
+  imageApiKeySet: () => call<boolean>('image_api_key_set'),
   /** Queues a generation; resolves to the job's id. Progress comes as `image_job_changed`. */
   generateImage: (request: ImageRequest) => call<string>('generate_image', { request }),
   /** A job with its images (base64 PNG) once complete: events never carry images. */

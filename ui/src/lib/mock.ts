@@ -298,6 +298,7 @@ export function installMock(): void {
 
   // Images: a server that "samples" for a few seconds and returns a tiny PNG per image.
   let imageServer: ImageServerInfo | null = null;
+  let imageApiKeySet = false;
   const imageJobs = new Map<string, JobView>();
   let imageJobNumber = 0;
   const fakeGenerate = (request: ImageRequest): string => {
@@ -504,6 +505,11 @@ export function installMock(): void {
           return null;
         case 'image_capabilities':
           return imageServer?.capabilities ?? null;
+        case 'set_image_api_key':
+          imageApiKeySet = Boolean((args as { key: string | null }).key);
+          return null;
+        case 'image_api_key_set':
+          return imageApiKeySet;
         case 'generate_image':
           return fakeGenerate((args as { request: ImageRequest }).request);
         case 'image_job': {

@@ -77,7 +77,7 @@ pub async fn run_daemon(
     let image_port = options
         .image_port
         .unwrap_or_else(|| engine.settings().image_port);
-    let image_port = match engine.serve_standing_image_api(image_port, None).await {
+    let image_port = match engine.serve_standing_image_api(image_port).await {
         Ok(address) => Some(address.port()),
         Err(error) => {
             tracing::warn!(port = image_port, %error, "the daemon's image API is not served");

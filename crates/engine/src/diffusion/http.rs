@@ -4,7 +4,7 @@
 //! same bounds (connections, header and body time, body size); an optional API key.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -50,10 +50,38 @@ impl ImageSource for FixedService {
     }
 }
 
+/// The key clients of the image API must send, if any; shared, so a change applies
+/// to a running API at once.
+#[derive(Debug, Clone, Default)]
+pub struct ImageApiKey(Arc<RwLock<Option<String>>>);
+
+impl ImageApiKey {
+    pub fn fixed(key: Option<String>) -> Self {
+        let shared = Self::default();
+        shared.set(key);
+        shared
+    }
+
+    pub fn set(&self, key: Option<String>) {
+        *crate::locks::write(&self.0) = key.filter(|key| !key.is_empty());
+    }
+
+    pub fn is_set(&self) -> bool {
+        crate::locks::read(&self.0).is_some()
+    }
+
+    /// Whether `headers` carry the key (always, when none is set).
+    fn admits(&self, headers: &HeaderMap) -> bool {
+        crate::locks::read(&self.0)
+            .as_deref()
+            .is_none_or(|key| bearer_matches(headers, key))
+    }
+}
+
 #[derive(Debug, Clone)]
 struct ApiState {
     source: Arc<dyn ImageSource>,
-    api_key: Option<String>,
+    api_key: ImageApiKey,
 }
 
 /// A generation as the API takes it: the request, and which installed model
@@ -80,7 +108,7 @@ impl ImageHttp {
     pub async fn serve(
         source: Arc<dyn ImageSource>,
         port: u16,
-        api_key: Option<String>,
+        api_key: ImageApiKey,
         allowed: AllowedOrigins,
     ) -> Result<Self> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
@@ -101,10 +129,7 @@ impl ImageHttp {
             })?;
         let shutdown = CancellationToken::new();
         let app = router(
-            ApiState {
-                source,
-                api_key: api_key.filter(|key| !key.is_empty()),
-            },
+            ApiState { source, api_key },
             Guard::new(allowed, address.ip()),
         );
         let stopping = shutdown.clone();
@@ -169,14 +194,12 @@ fn router(state: ApiState, guard: Guard) -> Router {
 /// out that a key is needed); the Host/Origin guard runs before.
 async fn require_key(State(state): State<ApiState>, request: Request, next: Next) -> Response {
     let open_path = matches!(request.uri().path(), "/health" | "/openapi.json");
-    if let (Some(key), false) = (&state.api_key, open_path) {
-        if !bearer_matches(request.headers(), key) {
-            return refuse(
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHORIZED",
-                "A valid API key is needed: send `Authorization: Bearer <key>`.",
-            );
-        }
+    if !open_path && !state.api_key.admits(request.headers()) {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "A valid API key is needed: send `Authorization: Bearer <key>`.",
+        );
     }
     next.run(request).await
 }

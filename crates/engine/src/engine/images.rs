@@ -11,7 +11,7 @@ use ts_rs::TS;
 use super::Engine;
 use crate::binaries::BinaryKind;
 use crate::diffusion::gate::BoxFuture;
-use crate::diffusion::http::{FixedService, ImageHttp, ImageSource};
+use crate::diffusion::http::{FixedService, ImageApiKey, ImageHttp, ImageSource};
 use crate::diffusion::service::{FreeVramProbe, ImageServiceSetup};
 use crate::diffusion::{
     DiffusionAction, DiffusionControl, DiffusionModelFiles, GenerationGate, ImageRequest,
@@ -71,6 +71,8 @@ pub(super) struct ImageSlot {
     /// The daemon's image API: it listens as long as the engine runs and starts
     /// the image server for the first request.
     standing_api: tokio::sync::Mutex<Option<ImageHttp>>,
+    /// The key every image API of this engine wants (`state/image-api.key`).
+    api_key: ImageApiKey,
 }
 
 /// The standing API's view of the engine: the image server now, or one started
@@ -102,31 +104,63 @@ impl ImageSource for OnDemand {
 }
 
 impl ImageSlot {
-    pub(super) fn with_gate(gate: Arc<dyn GenerationGate>) -> Self {
+    /// With the key kept in `key_file`, if any.
+    pub(super) fn new(gate: Arc<dyn GenerationGate>, key_file: &std::path::Path) -> Self {
+        let key = std::fs::read_to_string(key_file)
+            .ok()
+            .and_then(|text| text.lines().next().map(str::to_owned));
         Self {
             gate: RwLock::new(Some(gate)),
+            api_key: ImageApiKey::fixed(key),
             ..Self::default()
         }
     }
 }
 
+/// Where the image API's key is kept (mode 0600), for the app and the daemon alike.
+pub(super) fn image_api_key_file(layout: &crate::paths::DataLayout) -> PathBuf {
+    layout.state().join("image-api.key")
+}
+
 impl Engine {
+    /// Sets (or, with `None` or empty, removes) the key clients of the image API
+    /// must send as `Authorization: Bearer <key>`. Kept in a file only this user can
+    /// read, never in the settings; applies at once to a running image API.
+    pub fn set_image_api_key(&self, key: Option<String>) -> Result<()> {
+        let key = key.map(|key| key.trim().to_owned()).filter(|key| !key.is_empty());
+        let file = image_api_key_file(&self.inner.layout);
+        match &key {
+            Some(key) => crate::secrets::write_lines(&file, &[key])?,
+            None => match std::fs::remove_file(&file) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(EngineError::writing(&file, error))
+                }
+                _ => {}
+            },
+        }
+        self.inner.images.api_key.set(key);
+        Ok(())
+    }
+
+    /// Whether the image API wants a key.
+    pub fn image_api_key_is_set(&self) -> bool {
+        self.inner.images.api_key.is_set()
+    }
+
     /// The daemon's image API on `127.0.0.1:port` (0: any free port), for the
     /// engine's whole life: the image server starts with the first request (with
     /// the model it names, else the first installed diffusion model) and the
     /// orchestrator makes room for it like for any image. Clients send
-    /// `Authorization: Bearer <key>` when `api_key` is set. Returns its address.
-    pub async fn serve_standing_image_api(
-        &self,
-        port: u16,
-        api_key: Option<String>,
-    ) -> Result<std::net::SocketAddr> {
+    /// `Authorization: Bearer <key>` when one is set ([`Self::set_image_api_key`]).
+    /// Returns its address.
+    pub async fn serve_standing_image_api(&self, port: u16) -> Result<std::net::SocketAddr> {
         let mut standing = self.inner.images.standing_api.lock().await;
         if let Some(old) = standing.take() {
             old.stop().await;
         }
         let source = Arc::new(OnDemand(Arc::downgrade(&self.inner)));
-        let http = ImageHttp::serve(source, port, api_key, self.allowed_origins()).await?;
+        let key = self.inner.images.api_key.clone();
+        let http = ImageHttp::serve(source, port, key, self.allowed_origins()).await?;
         let address = http.address();
         *standing = Some(http);
         Ok(address)
@@ -395,9 +429,12 @@ impl Engine {
             None => {
                 let port = config.port.unwrap_or_else(|| self.settings().image_port);
                 let source = Arc::new(FixedService(service.clone()));
-                match ImageHttp::serve(source, port, config.api_key.clone(), self.allowed_origins())
-                    .await
-                {
+                // A key given for this server alone, else the engine's own.
+                let key = match &config.api_key {
+                    Some(key) => ImageApiKey::fixed(Some(key.clone())),
+                    None => self.inner.images.api_key.clone(),
+                };
+                match ImageHttp::serve(source, port, key, self.allowed_origins()).await {
                     Ok(http) => {
                         let port = http.address().port();
                         (Some(http), port)
