@@ -67,6 +67,12 @@ pub fn write_json(path: &Path, value: &impl serde::Serialize) -> std::io::Result
     write(path, &bytes)
 }
 
+/// [`write_json`] for a file that holds secrets (see [`write_private`]).
+pub fn write_json_private(path: &Path, value: &impl serde::Serialize) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    write_private(path, &bytes)
+}
+
 /// Reads a state file; a missing one is the default. A damaged one is kept aside as
 /// `<name>.damaged` and reported, never silently overwritten.
 pub fn read_json<T: serde::de::DeserializeOwned + Default>(

@@ -21,6 +21,7 @@ mod locks;
 pub mod models;
 pub mod orchestrator;
 pub mod paths;
+pub mod redact;
 pub mod report;
 pub mod services;
 pub mod settings;
