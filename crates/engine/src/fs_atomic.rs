@@ -136,7 +136,10 @@ mod tests {
         }
         let written = std::fs::read(&path).unwrap();
         assert_eq!(written.len(), 64 * 1024);
-        assert!(written.iter().all(|byte| *byte == written[0]), "a mixed copy");
+        assert!(
+            written.iter().all(|byte| *byte == written[0]),
+            "a mixed copy"
+        );
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .flatten()
