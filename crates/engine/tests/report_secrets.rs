@@ -131,7 +131,8 @@ async fn the_report_holds_no_key_no_extra_values_no_prompt_and_no_answer() {
     );
     // Nor does the window's live log hold them.
     let lines = llama.logs("guarded", 0, 10_000).unwrap();
-    assert!(lines.iter().all(|line| !line.message.contains("canary-7f3a")
-        && !line.message.contains(EXTRA_VALUE)));
+    assert!(lines
+        .iter()
+        .all(|line| !line.message.contains("canary-7f3a") && !line.message.contains(EXTRA_VALUE)));
     llama.stop("guarded").await.expect("stops");
 }
