@@ -28,7 +28,7 @@ const SD_STOP_GRACE: Duration = Duration::from_secs(5);
 /// A persistent server that has not loaded its model by then is given up on.
 const SD_LOAD_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
-/// What `start_image_server` runs. Its `Debug` hides the API key.
+/// What `start_image_server` runs.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]
 pub struct ImageServerConfig {
@@ -52,6 +52,7 @@ pub struct ImageServerConfig {
     pub options: ImageServiceOptions,
 }
 
+/// Hides the API key, so no span or log line can print it.
 impl std::fmt::Debug for ImageServerConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Taken apart whole, so a new field cannot be forgotten here.

@@ -37,8 +37,7 @@ pub enum ReasoningChoice {
     Off,
 }
 
-/// One named llama-server: its model, where it listens and how it runs. Its
-/// `Debug` hides the API key and the extra arguments' values (see [`crate::redact`]).
+/// One named llama-server: its model, where it listens and how it runs.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(default)]
 #[ts(export)]
@@ -75,6 +74,8 @@ pub struct InstanceSpec {
     pub extra_args: Vec<String>,
 }
 
+/// Hides the API key and the extra arguments' values (see [`crate::redact`]), so no
+/// span or log line can print them.
 impl std::fmt::Debug for InstanceSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Taken apart whole, so a new field cannot be forgotten here.
