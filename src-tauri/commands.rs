@@ -36,8 +36,9 @@ pub fn get_settings(engine: State<'_, Engine>) -> Settings {
     engine.settings()
 }
 
+/// The settings stay out of the span: their addresses may carry credentials.
 #[tauri::command(async)]
-#[instrument(skip(app, engine), err(Debug))]
+#[instrument(skip(app, engine, settings), err(Debug))]
 pub fn save_settings(
     app: AppHandle,
     engine: State<'_, Engine>,

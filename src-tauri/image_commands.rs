@@ -65,8 +65,9 @@ pub fn image_api_key_set(engine: State<'_, Engine>) -> bool {
 }
 
 /// Queues a generation (the same queue as the HTTP API); returns the job's id.
+/// The prompt stays out of the span.
 #[tauri::command(async)]
-#[instrument(skip(engine), err(Debug))]
+#[instrument(skip(engine, request), err(Debug))]
 pub fn generate_image(
     engine: State<'_, Engine>,
     request: ImageRequest,

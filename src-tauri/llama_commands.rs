@@ -28,8 +28,9 @@ pub fn create_instance(
     Ok(engine.create_instance_for_model(&name, &model_id)?)
 }
 
+/// The span names the instance only: the spec holds its API key.
 #[tauri::command(async)]
-#[instrument(skip(engine), err(Debug))]
+#[instrument(skip(engine, spec), fields(instance = %spec.name), err(Debug))]
 pub fn update_instance(
     engine: State<'_, Engine>,
     spec: InstanceSpec,

@@ -1,7 +1,9 @@
 //! "Report a problem": one zip with what a helper needs to see: versions, this
 //! machine's facts, the settings with anything secret taken out, the servers'
-//! states, and the logs. Written to a temporary name and renamed when complete, so
-//! a half-written report never lies in the folder.
+//! states (API keys and the values of extra arguments taken out), and the logs
+//! (which hold no prompts or answers: see `llama::request_text`; any instance's key
+//! found in them is taken out too). Written to a temporary name and renamed when
+//! complete, so a half-written report never lies in the folder.
 
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
@@ -9,6 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::errors::{EngineError, Result};
+use crate::llama::InstanceStatus;
+use crate::redact::{self, REDACTED};
 use crate::settings::Settings;
 
 /// The end of each log file that goes into a report: the recent past is what
@@ -21,7 +25,8 @@ pub struct ReportContents<'a> {
     pub versions: serde_json::Value,
     pub system: serde_json::Value,
     pub settings: &'a Settings,
-    pub instances: serde_json::Value,
+    /// The instances as they are now; their secrets are taken out here.
+    pub instances: &'a [InstanceStatus],
     pub binaries: serde_json::Value,
     /// The folder whose files go under `logs/` in the zip.
     pub logs_dir: &'a Path,
@@ -60,10 +65,13 @@ fn write_zip(path: &Path, contents: &ReportContents<'_>) -> Result<()> {
         path,
     };
     let settings = redacted_settings(contents.settings, contents.home_dir);
+    let instances: Vec<InstanceStatus> = contents.instances.iter().map(redacted_instance).collect();
+    let secrets = secrets_of(contents.instances);
+    zip.bytes("README.txt", WHAT_IT_HOLDS.as_bytes())?;
     zip.json("versions.json", &contents.versions)?;
     zip.json("system.json", &contents.system)?;
     zip.json("settings.json", &settings)?;
-    zip.json("instances.json", &contents.instances)?;
+    zip.json("instances.json", &instances)?;
     zip.json("binaries.json", &contents.binaries)?;
     for log in log_files(contents.logs_dir) {
         let Ok(relative) = log.strip_prefix(contents.logs_dir) else {
@@ -72,7 +80,7 @@ fn write_zip(path: &Path, contents: &ReportContents<'_>) -> Result<()> {
         let name = format!("logs/{}", relative.to_string_lossy().replace('\\', "/"));
         // A log that vanished (rotated away) meanwhile is simply left out.
         if let Ok(tail) = read_tail(&log, LOG_TAIL_BYTES) {
-            zip.bytes(&name, &tail)?;
+            zip.bytes(&name, &without_secrets(tail, &secrets))?;
         }
     }
     let file = zip
@@ -150,6 +158,82 @@ fn read_tail(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The first file in the zip: what the rest is, and what is not in it.
+const WHAT_IT_HOLDS: &str = "\
+A Switchyard problem report.
+
+versions.json   Switchyard's and the pinned llama.cpp and stable-diffusion.cpp versions
+system.json     this machine's CPU, memory and GPUs
+settings.json   the settings, without credentials or tokens in addresses
+instances.json  the llama-server instances: configuration and state, without API keys
+                and without the values of extra arguments
+binaries.json   the llama-server and sd builds in use
+logs/           the last 2 MiB of each log file
+
+Not in it: API keys, the text of prompts and answers (Switchyard keeps them out of
+its logs), images, models.
+";
+
+/// An instance as a helper may see it: whether it has an API key, not the key;
+/// which extra flags it passes, not their values (a value may be a token).
+fn redacted_instance(instance: &InstanceStatus) -> InstanceStatus {
+    let mut shown = instance.clone();
+    if shown.spec.api_key.is_some() {
+        shown.spec.api_key = Some(REDACTED.to_owned());
+    }
+    shown.spec.extra_args = redact::extra_args(&shown.spec.extra_args);
+    shown
+}
+
+/// The instances' API keys and the values of their extra arguments, as they could
+/// stand in a log (an older version logged extra arguments whole). Values too short
+/// to tell from ordinary text (`0.2`, `512`) are left out: they are settings, and
+/// replacing them would garble the logs.
+fn secrets_of(instances: &[InstanceStatus]) -> Vec<String> {
+    let mut secrets = Vec::new();
+    for spec in instances.iter().map(|instance| &instance.spec) {
+        secrets.extend(spec.api_key.clone());
+        for arg in &spec.extra_args {
+            let value = match arg.split_once('=') {
+                Some((flag, value)) if flag.starts_with('-') => value,
+                _ if arg.starts_with('-') => continue,
+                _ => arg,
+            };
+            if value.len() >= MIN_SCRUBBED_VALUE {
+                secrets.push(value.to_owned());
+            }
+        }
+    }
+    secrets.retain(|secret| secret.len() >= MIN_SCRUBBED_KEY);
+    secrets
+}
+
+const MIN_SCRUBBED_KEY: usize = 4;
+const MIN_SCRUBBED_VALUE: usize = 8;
+
+/// `bytes` with every occurrence of each secret replaced.
+fn without_secrets(mut bytes: Vec<u8>, secrets: &[String]) -> Vec<u8> {
+    for secret in secrets {
+        bytes = replace_all(&bytes, secret.as_bytes(), REDACTED.as_bytes());
+    }
+    bytes
+}
+
+fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut rest = haystack;
+    while let Some(at) = rest
+        .windows(needle.len())
+        .position(|window| window == needle)
+    {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(with);
+        rest = &rest[at + needle.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
 /// The settings as a helper may see them: credentials and queries (tokens) out of
 /// every address, and the home folder written as `~`.
 fn redacted_settings(settings: &Settings, home: Option<&Path>) -> serde_json::Value {
@@ -224,7 +308,7 @@ mod tests {
             versions: json!({"app": "0.1.0"}),
             system: json!({"cpu": {"logical_cores": 2}}),
             settings: &settings,
-            instances: json!([]),
+            instances: &[],
             binaries: json!({"llama_server": null}),
             logs_dir: &logs,
             home_dir: Some(Path::new("/home/ada")),
@@ -237,6 +321,7 @@ mod tests {
         assert_eq!(
             files.keys().map(String::as_str).collect::<Vec<_>>(),
             [
+                "README.txt",
                 "binaries.json",
                 "instances.json",
                 "logs/default/llama-server.log",
@@ -270,6 +355,48 @@ mod tests {
     }
 
     #[test]
+    fn api_keys_and_extra_values_stay_out_of_the_zip() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir_all(logs.join("chat")).unwrap();
+        // As an older version logged it.
+        std::fs::write(
+            logs.join("chat/llama-server.log"),
+            "[switchyard] starting llama-server --api-key sesame-report-0c4d --hf-token hf_extra_91ab\n",
+        )
+        .unwrap();
+        let mut spec = crate::llama::InstanceSpec::new("chat", "/models/m.gguf");
+        spec.api_key = Some("sesame-report-0c4d".into());
+        spec.extra_args = vec!["--hf-token".into(), "hf_extra_91ab".into()];
+        let instances = [InstanceStatus::stopped(spec)];
+        let settings = Settings::default();
+        let contents = ReportContents {
+            versions: json!({}),
+            system: json!({}),
+            settings: &settings,
+            instances: &instances,
+            binaries: json!({}),
+            logs_dir: &logs,
+            home_dir: None,
+        };
+
+        let path = write_report(&dir.path().join("reports"), 1, &contents).unwrap();
+
+        let files = entries(&path);
+        for (name, text) in &files {
+            assert!(!text.contains("sesame-report-0c4d"), "{name}: {text}");
+            assert!(!text.contains("hf_extra_91ab"), "{name}: {text}");
+        }
+        let stored: serde_json::Value = serde_json::from_str(&files["instances.json"]).unwrap();
+        assert_eq!(stored[0]["spec"]["api_key"], REDACTED);
+        assert_eq!(
+            stored[0]["spec"]["extra_args"],
+            json!(["--hf-token", REDACTED])
+        );
+        assert!(files["README.txt"].contains("Not in it: API keys"));
+    }
+
+    #[test]
     fn an_unwritable_folder_is_a_storage_error() {
         let dir = tempfile::tempdir().unwrap();
         let occupied = dir.path().join("reports");
@@ -279,7 +406,7 @@ mod tests {
             versions: json!({}),
             system: json!({}),
             settings: &settings,
-            instances: json!([]),
+            instances: &[],
             binaries: json!({}),
             logs_dir: dir.path(),
             home_dir: None,

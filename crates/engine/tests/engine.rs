@@ -312,3 +312,49 @@ fn a_saved_image_lands_in_the_gallery_under_a_name_the_engine_chose() {
         .unwrap_err();
     assert_eq!(error.code(), ErrorCode::InvalidInput);
 }
+
+/// The app and the daemon (two engines on one data folder) each measure a model:
+/// the calibration file keeps both, and the later writer's copy knows both.
+#[test]
+fn two_engines_on_one_folder_keep_each_others_measurements() {
+    use switchyard_engine::estimate::{
+        Backend, Breakdown, Calibration, LlamaConfig, MeasuredMemory,
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let open = || {
+        Engine::new(EngineDeps {
+            data_dir_override: Some(dir.path().join("data")),
+            config_dir: dir.path().join("config"),
+            settings: Settings::default(),
+            probe: Arc::new(FakeProbe::cpu_only(8)),
+            clock: Arc::new(ManualClock::at(0)),
+        })
+        .expect("engine")
+    };
+    let (app, daemon) = (open(), open());
+    let config = LlamaConfig::default();
+    let measured = |weights: u64| MeasuredMemory {
+        ram: Breakdown {
+            weights,
+            ..Breakdown::default()
+        },
+        ..MeasuredMemory::default()
+    };
+
+    app.llama()
+        .record_measurement("model-a", &config, Backend::Cpu, measured(100 * GIB));
+    daemon
+        .llama()
+        .record_measurement("model-b", &config, Backend::Cpu, measured(200 * GIB));
+
+    let on_disk = Calibration::load(&app.layout().state()).expect("readable");
+    let weights = |calibration: &Calibration, model: &str| {
+        calibration
+            .lookup(model, &config, Backend::Cpu)
+            .map(|measured| measured.ram.weights)
+    };
+    assert_eq!(weights(&on_disk, "model-a"), Some(100 * GIB));
+    assert_eq!(weights(&on_disk, "model-b"), Some(200 * GIB));
+    let daemon_copy = daemon.llama().calibration();
+    assert_eq!(weights(&daemon_copy, "model-a"), Some(100 * GIB));
+}

@@ -41,6 +41,13 @@ describe('SettingsDialog', () => {
     expect(screen.getByText(fakeAppInfo.logs_dir)).toBeTruthy();
   });
 
+  it('says what a problem report holds and what it leaves out', () => {
+    setup(() => null);
+    const contents = (screen.getByTestId('about-report-contents').textContent ?? '').replace(/\s+/g, ' ');
+    expect(contents).toContain('the last 2 MiB of each log');
+    expect(contents).toContain('API keys, passwords, tokens, prompts and answers are not in it');
+  });
+
   it('shows the ErrorReport inline when the engine refuses', async () => {
     const { sent, settings } = setup(() => {
       throw { code: 'INVALID_SETTING', message: 'Invalid llm_port: port 80 is reserved', suggestion: 'Correct the value and save again.' };

@@ -16,7 +16,21 @@ pub const UNIT_NAME: &str = "switchyard.service";
 
 /// The unit for `program` (an absolute path). `environment` carries the folder
 /// overrides in force at install time, so the service uses the same folders.
-pub fn unit_file(program: &Path, environment: &[(&str, String)]) -> String {
+/// Refused when a path holds a line break or another control character (no escape
+/// carries one through a unit file), or when the program's path holds a quote or
+/// a backslash (systemd will not run such a program: "Executable name contains
+/// special characters").
+pub fn unit_file(
+    program: &Path,
+    environment: &[(&'static str, String)],
+) -> Result<String, EngineError> {
+    let program_text = program.display().to_string();
+    refuse("program", &program_text, |c| {
+        c.is_control() || matches!(c, '"' | '\'' | '\\')
+    })?;
+    for (name, value) in environment {
+        refuse(name, value, char::is_control)?;
+    }
     let mut unit = String::from(
         "[Unit]\n\
          Description=Switchyard daemon (local llama-server instances)\n\
@@ -25,9 +39,9 @@ pub fn unit_file(program: &Path, environment: &[(&str, String)]) -> String {
          [Service]\n\
          Type=simple\n",
     );
-    unit.push_str(&format!("ExecStart={} daemon\n", quoted(program)));
+    unit.push_str(&format!("ExecStart={} daemon\n", executable(&program_text)));
     for (name, value) in environment {
-        unit.push_str(&format!("Environment=\"{name}={}\"\n", escape(value)));
+        unit.push_str(&format!("Environment=\"{name}={}\"\n", quoted_text(value)));
     }
     unit.push_str(
         "Restart=on-failure\n\
@@ -40,21 +54,45 @@ pub fn unit_file(program: &Path, environment: &[(&str, String)]) -> String {
          [Install]\n\
          WantedBy=default.target\n",
     );
-    unit
+    Ok(unit)
 }
 
-/// systemd splits ExecStart on spaces unless the word is quoted.
-fn quoted(program: &Path) -> String {
-    let text = program.display().to_string();
-    if text.contains(char::is_whitespace) {
-        format!("\"{}\"", escape(&text))
-    } else {
-        text
+fn refuse(
+    field: &'static str,
+    value: &str,
+    unwritable: impl Fn(char) -> bool,
+) -> Result<(), EngineError> {
+    match value.chars().find(|c| unwritable(*c)) {
+        None => Ok(()),
+        Some(found) => Err(EngineError::InvalidInput {
+            field,
+            problem: format!(
+                "`{}` holds {found:?}, which a systemd unit cannot carry there; use a path without it",
+                value.escape_debug()
+            ),
+        }),
     }
 }
 
-fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"")
+/// The program of `ExecStart=` (systemd.service(5), "Command lines"): quoted when
+/// it holds spaces or `;`, `%` (a specifier everywhere) doubled. `$` is literal in
+/// the program's name (only arguments expand variables).
+fn executable(path: &str) -> String {
+    let escaped = path.replace('%', "%%");
+    if path.contains(|c: char| c.is_whitespace() || c == ';') {
+        format!("\"{escaped}\"")
+    } else {
+        escaped
+    }
+}
+
+/// Text inside double quotes of a unit file (systemd.syntax(7)): backslashes and
+/// quotes escaped, and `%`, which starts a specifier everywhere, doubled.
+fn quoted_text(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('%', "%%")
 }
 
 /// `~/.config/systemd/user/switchyard.service` (or under `$XDG_CONFIG_HOME`).
@@ -85,7 +123,7 @@ pub fn run(_context: &Context, command: ServiceCommand) -> Outcome {
 fn install(path: &Path, print_only: bool) -> Outcome {
     let program = std::env::current_exe()
         .map_err(|error| internal(&format!("cannot find this program: {error}")))?;
-    let environment: Vec<(&str, String)> = [DATA_DIR_ENV, CONFIG_DIR_ENV]
+    let environment: Vec<(&'static str, String)> = [DATA_DIR_ENV, CONFIG_DIR_ENV]
         .into_iter()
         .filter_map(|name| {
             std::env::var(name)
@@ -94,7 +132,7 @@ fn install(path: &Path, print_only: bool) -> Outcome {
                 .map(|value| (name, value))
         })
         .collect();
-    let unit = unit_file(&program, &environment);
+    let unit = unit_file(&program, &environment).map_err(|error| error.report())?;
     if print_only {
         print!("{unit}");
         return Ok(0);
@@ -171,7 +209,8 @@ mod tests {
         let unit = unit_file(
             Path::new("/opt/switchyard/switchyard"),
             &[(DATA_DIR_ENV, "/srv/switchyard data".to_owned())],
-        );
+        )
+        .unwrap();
         assert!(
             unit.contains("\nExecStart=/opt/switchyard/switchyard daemon\n"),
             "{unit}"
@@ -184,10 +223,62 @@ mod tests {
 
     #[test]
     fn a_program_path_with_spaces_is_quoted() {
-        let unit = unit_file(Path::new("/home/a b/switchyard"), &[]);
+        let unit = unit_file(Path::new("/home/a b/switchyard"), &[]).unwrap();
         assert!(
             unit.contains("ExecStart=\"/home/a b/switchyard\" daemon\n"),
             "{unit}"
         );
+    }
+
+    /// `%` (specifiers), quotes and backslashes mean something in a unit file:
+    /// each comes out as the path it was (systemd.syntax(7); the program's line
+    /// checked with systemd 252's `systemd-analyze verify`).
+    #[test]
+    fn specifiers_quotes_and_backslashes_are_escaped() {
+        let unit = unit_file(
+            Path::new("/home/50% off/$HOME/switchyard"),
+            &[
+                (DATA_DIR_ENV, "/srv/100% \"data\"".to_owned()),
+                (CONFIG_DIR_ENV, "/srv/$conf\\x".to_owned()),
+            ],
+        )
+        .unwrap();
+        assert!(
+            unit.contains("\nExecStart=\"/home/50%% off/$HOME/switchyard\" daemon\n"),
+            "{unit}"
+        );
+        assert!(
+            unit.contains("\nEnvironment=\"SWITCHYARD_DATA_DIR=/srv/100%% \\\"data\\\"\"\n"),
+            "{unit}"
+        );
+        // `$` has no meaning in Environment=.
+        assert!(
+            unit.contains("\nEnvironment=\"SWITCHYARD_CONFIG_DIR=/srv/$conf\\\\x\"\n"),
+            "{unit}"
+        );
+        let plain = unit_file(Path::new("/opt/50%/switchyard"), &[]).unwrap();
+        assert!(
+            plain.contains("\nExecStart=/opt/50%%/switchyard daemon\n"),
+            "{plain}"
+        );
+    }
+
+    #[test]
+    fn a_line_break_in_a_path_and_a_quote_in_the_program_are_refused() {
+        for program in [
+            "/home/a\nExecStartPre=/bin/evil/switchyard",
+            "/home/a\"b/switchyard",
+            "/home/a\\b/switchyard",
+        ] {
+            let error = unit_file(Path::new(program), &[]).unwrap_err();
+            assert_eq!(error.code(), switchyard_engine::ErrorCode::InvalidInput);
+        }
+        let error = unit_file(
+            Path::new("/opt/switchyard"),
+            &[(DATA_DIR_ENV, "/srv/a\nb".to_owned())],
+        )
+        .unwrap_err();
+        assert_eq!(error.code(), switchyard_engine::ErrorCode::InvalidInput);
+        assert!(error.to_string().contains(DATA_DIR_ENV), "{error}");
     }
 }

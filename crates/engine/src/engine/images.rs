@@ -29,7 +29,7 @@ const SD_STOP_GRACE: Duration = Duration::from_secs(5);
 const SD_LOAD_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 /// What `start_image_server` runs.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]
 pub struct ImageServerConfig {
     /// An installed diffusion model.
@@ -50,6 +50,29 @@ pub struct ImageServerConfig {
     pub sd_binary: Option<PathBuf>,
     #[serde(default)]
     pub options: ImageServiceOptions,
+}
+
+/// Hides the API key, so no span or log line can print it.
+impl std::fmt::Debug for ImageServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Taken apart whole, so a new field cannot be forgotten here.
+        let Self {
+            model_id,
+            files,
+            port,
+            api_key,
+            sd_binary,
+            options,
+        } = self;
+        f.debug_struct("ImageServerConfig")
+            .field("model_id", model_id)
+            .field("files", files)
+            .field("port", port)
+            .field("api_key", &crate::redact::Hidden(api_key))
+            .field("sd_binary", sd_binary)
+            .field("options", options)
+            .finish()
+    }
 }
 
 #[derive(Debug)]
@@ -566,5 +589,16 @@ mod tests {
         assert!(decode_png(&encode(b"GIF89a....")).is_err());
         assert!(decode_png("not base64!").is_err());
         assert!(decode_png("").is_err());
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_api_key() {
+        let config = ImageServerConfig {
+            api_key: Some("image-key-51d2".into()),
+            ..ImageServerConfig::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("image-key-51d2"), "{shown}");
+        assert!(shown.contains("Some(<redacted>)"), "{shown}");
     }
 }

@@ -36,7 +36,8 @@ impl Engine {
     }
 
     /// Writes a problem report (versions, system facts, redacted settings, server
-    /// states, log tails) as a zip into [`Self::reports_dir`]; returns its path.
+    /// states without their secrets, log tails) as a zip into
+    /// [`Self::reports_dir`]; returns its path.
     pub fn write_problem_report(&self, version: &str) -> Result<PathBuf> {
         let info = self.app_info(version);
         let versions = serde_json::json!({
@@ -54,11 +55,12 @@ impl Engine {
         let settings = self.settings();
         let logs_dir = self.inner.layout.logs();
         let home = dirs::home_dir();
+        let instances = self.llama().list();
         let contents = ReportContents {
             versions,
             system: serde_json::to_value(self.system_info()).unwrap_or_default(),
             settings: &settings,
-            instances: serde_json::to_value(self.llama().list()).unwrap_or_default(),
+            instances: &instances,
             binaries,
             logs_dir: &logs_dir,
             home_dir: home.as_deref(),

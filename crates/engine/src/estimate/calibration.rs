@@ -8,7 +8,10 @@
 //! ```
 //!
 //! Measurements are kept per model and configuration (`state/calibration.json`);
-//! a later estimate for the same pair uses them instead of the formula.
+//! a later estimate for the same pair uses them instead of the formula. The app,
+//! the daemon and benchmarks each keep a copy and each records into the file as it
+//! is on disk, under an OS lock (`state/calibration.lock`), so none drops what
+//! another measured.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +24,9 @@ use crate::errors::{EngineError, Result};
 use crate::fs_atomic;
 
 const MIB: f64 = 1024.0 * 1024.0;
+
+/// Taken while the file is read, changed and written.
+const LOCK_FILE: &str = "calibration.lock";
 
 /// Buffers as llama-server reported them, split into RAM and VRAM, and what the
 /// process used once loaded.
@@ -138,6 +144,29 @@ impl Calibration {
                 source,
             }
         })
+    }
+
+    /// Records a measurement into `state/calibration.json` as it is now, under an
+    /// OS lock: another process may have recorded others since this copy was read,
+    /// and saving this copy whole would drop them. Returns the file's new content
+    /// (this copy, with what others recorded).
+    pub fn record_shared(
+        &self,
+        state_dir: &Path,
+        model_id: &str,
+        config: &LlamaConfig,
+        backend: Backend,
+        measured: MeasuredMemory,
+    ) -> Result<Self> {
+        let lock_path = state_dir.join(LOCK_FILE);
+        let file = crate::locks::lock_file(&lock_path)?;
+        file.lock()
+            .map_err(|source| EngineError::writing(&lock_path, source))?;
+        // A damaged file was kept aside by `load`; this copy replaces it.
+        let mut next = Self::load(state_dir).unwrap_or_else(|_| self.clone());
+        next.record(model_id, config, backend, measured);
+        next.save(state_dir)?;
+        Ok(next)
     }
 
     /// The key: the model and every setting that changes its memory.

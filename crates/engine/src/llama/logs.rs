@@ -93,7 +93,7 @@ pub fn parse_line(seq: u64, raw: &str) -> LogLine {
 }
 
 /// `0.00.056.474`: digits in four dot-separated groups.
-fn is_timestamp(word: &str) -> bool {
+pub(super) fn is_timestamp(word: &str) -> bool {
     let groups: Vec<&str> = word.split('.').collect();
     groups.len() == 4
         && groups

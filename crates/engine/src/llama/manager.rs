@@ -187,9 +187,13 @@ impl Shared {
         measured: MeasuredMemory,
     ) {
         let mut calibration = lock(&self.calibration);
-        calibration.record(model_key, config, backend, measured);
-        if let Err(error) = calibration.save(&self.state_dir) {
-            tracing::warn!(%error, "cannot save the calibration");
+        match calibration.record_shared(&self.state_dir, model_key, config, backend, measured) {
+            Ok(merged) => *calibration = merged,
+            Err(error) => {
+                // Kept for this run at least.
+                calibration.record(model_key, config, backend, measured);
+                tracing::warn!(%error, "cannot save the calibration");
+            }
         }
     }
 

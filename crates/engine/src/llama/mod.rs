@@ -27,6 +27,7 @@ mod policy;
 mod ports;
 pub(crate) mod process;
 mod reasoning;
+mod request_text;
 mod spec;
 mod state;
 mod store;

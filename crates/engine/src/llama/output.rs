@@ -1,6 +1,7 @@
 //! Reading a server's standard output and error: every line into the instance's
 //! ring and log file, batched onto the event bus, the start-up lines kept for the
-//! estimator's calibration and the error lines for messages to the person.
+//! estimator's calibration and the error lines for messages to the person. Text of
+//! requests and answers that a line quotes is taken out first (see `request_text`).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,6 +11,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
 
 use super::logs::{parse_line, LogLine, LogRing, RotatingFile, ServerLogLevel};
+use super::request_text::RequestTextFilter;
 use crate::events::{EngineEvent, EventBus};
 use crate::locks::lock;
 
@@ -57,6 +59,7 @@ pub struct OutputSink {
     file: Mutex<RotatingFile>,
     events: EventBus,
     capture: Mutex<Capture>,
+    request_text: Mutex<RequestTextFilter>,
 }
 
 impl OutputSink {
@@ -72,6 +75,7 @@ impl OutputSink {
             file: Mutex::new(file),
             events,
             capture: Mutex::new(Capture::default()),
+            request_text: Mutex::new(RequestTextFilter::default()),
         }
     }
 
@@ -91,6 +95,13 @@ impl OutputSink {
             instance: self.instance.clone(),
             lines: vec![line],
         });
+    }
+
+    /// A line of the server's output, without the request or answer text it may
+    /// quote (`None` when it is all such text), into every place lines go.
+    fn take_output(&self, raw: &str) -> Option<LogLine> {
+        let kept = lock(&self.request_text).filter(raw)?.into_owned();
+        Some(self.take_line(&kept))
     }
 
     fn take_line(&self, raw: &str) -> LogLine {
@@ -174,7 +185,7 @@ pub async fn pump(stream: impl AsyncRead + Unpin, sink: Arc<OutputSink>) {
                 buffer.truncate(MAX_LINE_BYTES);
                 let raw = String::from_utf8_lossy(&buffer);
                 let raw = raw.trim_end_matches(['\r', '\n']);
-                batch.push(sink.take_line(raw));
+                batch.extend(sink.take_output(raw));
                 buffer.clear();
                 oldest.get_or_insert_with(tokio::time::Instant::now);
                 if batch.len() >= BATCH_LINES {
@@ -186,7 +197,7 @@ pub async fn pump(stream: impl AsyncRead + Unpin, sink: Arc<OutputSink>) {
     }
     if !buffer.is_empty() {
         let raw = String::from_utf8_lossy(&buffer).into_owned();
-        batch.push(sink.take_line(&raw));
+        batch.extend(sink.take_output(&raw));
     }
     sink.flush(&mut batch);
 }

@@ -38,7 +38,7 @@ pub enum ReasoningChoice {
 }
 
 /// One named llama-server: its model, where it listens and how it runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(default)]
 #[ts(export)]
 pub struct InstanceSpec {
@@ -72,6 +72,44 @@ pub struct InstanceSpec {
     pub reasoning: ReasoningChoice,
     /// Appended after Switchyard's own arguments.
     pub extra_args: Vec<String>,
+}
+
+/// Hides the API key and the extra arguments' values (see [`crate::redact`]), so no
+/// span or log line can print them.
+impl std::fmt::Debug for InstanceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Taken apart whole, so a new field cannot be forgotten here.
+        let Self {
+            name,
+            model_path,
+            model_id,
+            mmproj_path,
+            port,
+            endpoint_port,
+            config,
+            auto,
+            threads,
+            host,
+            api_key,
+            reasoning,
+            extra_args,
+        } = self;
+        f.debug_struct("InstanceSpec")
+            .field("name", name)
+            .field("model_path", model_path)
+            .field("model_id", model_id)
+            .field("mmproj_path", mmproj_path)
+            .field("port", port)
+            .field("endpoint_port", endpoint_port)
+            .field("config", config)
+            .field("auto", auto)
+            .field("threads", threads)
+            .field("host", host)
+            .field("api_key", &crate::redact::Hidden(api_key))
+            .field("reasoning", reasoning)
+            .field("extra_args", &crate::redact::extra_args(extra_args))
+            .finish()
+    }
 }
 
 impl Default for InstanceSpec {
@@ -250,5 +288,22 @@ mod tests {
         assert!(spec.validate().is_err());
         spec.extra_args = vec!["--temp".into(), "0.2".into()];
         assert!(spec.validate().is_ok());
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_api_key_or_extra_values() {
+        let mut spec = InstanceSpec::new("chat", "/m.gguf");
+        spec.api_key = Some("sesame-debug-7f3a".into());
+        spec.extra_args = vec!["--hf-token".into(), "hf_debug_9c1e".into()];
+        for shown in [format!("{spec:?}"), format!("{spec:#?}")] {
+            assert!(!shown.contains("sesame-debug-7f3a"), "{shown}");
+            assert!(!shown.contains("hf_debug_9c1e"), "{shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
+            assert!(shown.contains("--hf-token"), "{shown}");
+            assert!(shown.contains("\"chat\""), "{shown}");
+        }
+        // Also where a spec is part of something larger (a status, a stored list).
+        let status = crate::llama::InstanceStatus::stopped(spec);
+        assert!(!format!("{status:?}").contains("sesame-debug-7f3a"));
     }
 }

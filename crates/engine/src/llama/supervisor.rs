@@ -22,6 +22,16 @@ use super::state::{InstanceState, RunningConfig};
 use crate::errors::{EngineError, Result};
 use crate::estimate::{parse_llama_log, Backend, LlamaEstimate};
 
+/// The command line as the log and the status show it: the API key hidden, and the
+/// person's extra arguments (the last `extra` ones) without their values, which may
+/// be tokens.
+fn shown_args(args: &[String], extra: usize) -> Vec<String> {
+    let own = args.len().saturating_sub(extra);
+    let mut shown = redact(&args[..own]);
+    shown.extend(crate::redact::extra_args(&args[own..]));
+    shown
+}
+
 /// How long the output readers may take to deliver a dead server's last lines.
 const DRAIN_GRACE: Duration = Duration::from_millis(500);
 
@@ -247,10 +257,11 @@ async fn run_once(
         shared.log_file(&name),
         shared.events.clone(),
     ));
+    let shown_args = shown_args(&args, plan.extra_args.len());
     sink.note(&format!(
         "starting {} {}",
         plan.binary.display(),
-        redact(&args).join(" ")
+        shown_args.join(" ")
     ));
     let mut command = Command::new(&plan.binary);
     command
@@ -298,7 +309,7 @@ async fn run_once(
         host: plan.host.clone(),
         port: plan.port,
         reasoning: plan.reasoning,
-        args: redact(&args),
+        args: shown_args,
         binary: plan.binary.display().to_string(),
         estimate: launch.estimate.clone(),
         notes: launch.notes.clone(),
