@@ -93,14 +93,14 @@ pub fn cli_args(
 }
 
 /// `sd-server` arguments: the model stays loaded; requests bring the rest.
-pub fn server_args(context: &ContextArgs, port: u16) -> Vec<OsString> {
+pub fn server_args(context: &ContextArgs, address: std::net::SocketAddr) -> Vec<OsString> {
     let mut args = Vec::new();
     context.push(&mut args);
     args.extend([
         "--listen-ip".into(),
-        "127.0.0.1".into(),
+        address.ip().to_string().into(),
         "--listen-port".into(),
-        port.to_string().into(),
+        address.port().to_string().into(),
     ]);
     args
 }

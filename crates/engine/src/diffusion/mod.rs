@@ -60,12 +60,39 @@ pub struct ImageServerInfo {
     pub limits: RequestLimits,
 }
 
-/// A port on loopback that nobody listens on right now (the OS picks it).
-pub(crate) fn free_loopback_port() -> Result<u16> {
+/// An address on loopback that nobody listens on right now, for sd-server (the OS
+/// picks the port).
+pub(crate) fn private_loopback_address() -> Result<std::net::SocketAddr> {
+    // Linux and Windows route all of 127.0.0.0/8 to this machine: a random address
+    // in it is one a page scanning 127.0.0.1 never tries (sd-server has no key, and
+    // it reflects any Origin, with credentials). Elsewhere only 127.0.0.1 is there.
+    #[cfg(any(target_os = "linux", windows))]
+    for _ in 0..8 {
+        let mut bytes = [0_u8; 3];
+        if getrandom::fill(&mut bytes).is_err() {
+            break;
+        }
+        let address = std::net::Ipv4Addr::new(127, bytes[0], bytes[1], bytes[2].max(2));
+        if let Ok(address) =
+            std::net::TcpListener::bind((address, 0)).and_then(|listener| listener.local_addr())
+        {
+            return Ok(address);
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
         .map_err(|error| EngineError::Internal {
             problem: format!("no free loopback port: {error}"),
         })
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod address_tests {
+    #[test]
+    fn sd_server_gets_a_loopback_address_a_page_does_not_try() {
+        let address = super::private_loopback_address().unwrap_or_else(|error| panic!("{error}"));
+        assert!(address.ip().is_loopback(), "{address}");
+        assert_ne!(address.ip().to_string(), "127.0.0.1", "{address}");
+        assert_ne!(address.port(), 0);
+    }
 }

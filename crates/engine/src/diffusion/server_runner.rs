@@ -136,13 +136,13 @@ impl ServerRunner {
     }
 
     async fn start(&mut self, context: ContextArgs) -> Result<()> {
-        let port = super::free_loopback_port()?;
-        let args = server_args(&context, port);
+        let address = super::private_loopback_address()?;
+        let args = server_args(&context, address);
         let (child, lines) =
             SdChild::spawn(&self.server_binary, &args, self.config.pid_dir.as_deref()).await?;
         self.config.active_pid.set(child.pid());
         tokio::spawn(drain_output(lines, self.live.clone()));
-        let base_url = format!("http://127.0.0.1:{port}");
+        let base_url = format!("http://{address}");
         self.running = Some(Running {
             child,
             base_url: base_url.clone(),
