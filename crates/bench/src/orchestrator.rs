@@ -5,6 +5,9 @@
 //!   the same parts done by hand in the same run: `llama().stop` + `llama().start`
 //!   of the same server and the same image with no LLM running. The machine is a
 //!   probe reporting 1 GiB of RAM, so every image offloads the tiny LLM.
+//!   Then the same cycle with three clients chatting through the endpoint all along
+//!   (requests failed, the longest request's extra wait, the drain and the stop of
+//!   a busy server), in a line `offload-clients: <failed requests> (goal 0)`.
 //! - proxy: request latency through the instance's endpoint against llama-server
 //!   directly, interleaved so drift hits both alike: `/health` from 4 concurrent
 //!   clients (the proxy's own cost under load) and a one-token chat completion.
@@ -172,12 +175,12 @@ async fn measure_offload() -> Result<()> {
     );
     clients.print();
     println!(
-        "offload: {overhead_median:+.1} ms beyond stop + start of the server (goal <= {} ms)",
-        OFFLOAD_GOAL.as_millis()
-    );
-    println!(
         "offload-clients: {} failed requests (goal 0)",
         clients.tally.failures.len() + clients.busy_tally.failures.len()
+    );
+    println!(
+        "offload: {overhead_median:+.1} ms beyond stop + start of the server (goal <= {} ms)",
+        OFFLOAD_GOAL.as_millis()
     );
     Ok(())
 }
