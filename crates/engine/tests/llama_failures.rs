@@ -201,11 +201,13 @@ async fn a_stop_during_a_streaming_chat_ends_within_the_deadline() {
     let status = llama.start("chatty").await.expect("starts");
     let pid = status.pid.expect("pid");
 
-    // A raw streaming request: `ignore_eos` keeps the random model talking (it
-    // would sample its end-of-text token within a few hundred tokens otherwise).
+    // A streaming request through the endpoint (the server's own port wants
+    // Switchyard's key): `ignore_eos` keeps the random model talking (it would
+    // sample its end-of-text token within a few hundred tokens otherwise).
     let port = status.running.as_ref().expect("running").port;
+    let endpoint = status.api_endpoint.clone().expect("the endpoint");
     let mut response = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+        .post(format!("{endpoint}/v1/chat/completions"))
         .json(&serde_json::json!({
             "messages": [{"role": "user", "content": "tell me everything"}],
             "max_tokens": 30000,
@@ -228,11 +230,11 @@ async fn a_stop_during_a_streaming_chat_ends_within_the_deadline() {
         streamed += chunk.len();
     }
     let chatting = tokio::spawn(async move {
-        let mut bytes = 0;
+        let mut text = Vec::new();
         while let Ok(Some(chunk)) = response.chunk().await {
-            bytes += chunk.len();
+            text.extend_from_slice(&chunk);
         }
-        bytes
+        String::from_utf8_lossy(&text).into_owned()
     });
     let policy = llama.policy().stop;
     let started = Instant::now();
@@ -250,10 +252,16 @@ async fn a_stop_during_a_streaming_chat_ends_within_the_deadline() {
     assert!(stopped.reason.starts_with("stopped"), "{}", stopped.reason);
     assert!(llama_common::port_is_free(port), "the port is free");
     assert!(wait_gone(pid, Duration::from_secs(1)).await);
-    tokio::time::timeout(Duration::from_secs(10), chatting)
+    let streamed = tokio::time::timeout(Duration::from_secs(10), chatting)
         .await
         .expect("the chat's stream ends with the server")
         .expect("no panic");
+    // Ended as a stream should: an error event saying why, then [DONE].
+    assert!(
+        streamed.ends_with("data: [DONE]\n\n") && streamed.contains("\"LLM_STOPPED\""),
+        "…{}",
+        streamed.get(streamed.len().saturating_sub(400)..).unwrap_or(&streamed)
+    );
 }
 
 #[tokio::test]
