@@ -729,7 +729,7 @@ async fn answers_left_at_the_drain_time_are_sent_again_or_end_with_an_error_even
         .unwrap();
     let send = |stream| {
         let endpoint = endpoint.clone();
-        tokio::spawn(async move { long_chat(&endpoint, stream, 1500).await })
+        tokio::spawn(async move { long_chat(&endpoint, stream, 1000).await })
     };
     let (plain, under_way) = (send(false), send(true));
     wait_for_generation(&endpoint, 2, 5).await;
