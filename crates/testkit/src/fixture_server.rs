@@ -27,6 +27,9 @@ pub enum Fault {
     Slow { bytes_per_second: u64 },
     /// Ignore `Range` and always send the whole file (200).
     IgnoreRange,
+    /// Answer a `Range` with 206 and everything from its start to the end of the
+    /// file (its `Content-Range` saying so): far more than was asked for.
+    OverlongRange,
 }
 
 #[derive(Debug, Clone)]
@@ -247,6 +250,7 @@ async fn respond(stream: &mut TcpStream, request: &Request, state: &Mutex<State>
             let head = format!("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{total}\r\nContent-Length: 0\r\n\r\n");
             return stream.write_all(head.as_bytes()).await.is_ok();
         }
+        Some(Ok((start, _))) if file.fault == Some(Fault::OverlongRange) => (206, start, total),
         Some(Ok((start, end))) => (206, start, end),
         None => (200, 0, total),
     };
