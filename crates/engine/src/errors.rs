@@ -76,6 +76,11 @@ pub enum ErrorCode {
     DaemonNotRunning,
     /// Another Switchyard process downloads this model right now.
     DownloadBusy,
+    /// A finished image job's result is no longer kept (its time passed, or newer
+    /// results needed the memory).
+    ResultExpired,
+    /// A model cannot be deleted while a server (here or in the daemon) uses it.
+    ModelInUse,
 }
 
 /// Everything that can go wrong inside the engine.
@@ -196,6 +201,15 @@ pub enum EngineError {
     DaemonNotRunning { data_dir: PathBuf },
     #[error("Another Switchyard process (the app or a `switchyard models pull`) is downloading `{id}` right now")]
     DownloadBusy { id: String },
+    #[error("The result of image job `{id}` is no longer kept: {reason}")]
+    ResultExpired { id: String, reason: String },
+    #[error("The model `{model_id}` is in use by llama-server `{instance}`, run by {owner}")]
+    ModelInUse {
+        model_id: String,
+        instance: String,
+        /// Who runs it: "this Switchyard", "the Switchyard daemon".
+        owner: String,
+    },
     #[error("The archive {archive} is unsafe: entry `{entry}` {problem}")]
     UnsafeArchive {
         archive: String,
@@ -242,6 +256,8 @@ impl EngineError {
             Self::DaemonUnreachable { .. } => ErrorCode::DaemonUnreachable,
             Self::DaemonNotRunning { .. } => ErrorCode::DaemonNotRunning,
             Self::DownloadBusy { .. } => ErrorCode::DownloadBusy,
+            Self::ResultExpired { .. } => ErrorCode::ResultExpired,
+            Self::ModelInUse { .. } => ErrorCode::ModelInUse,
             Self::FromDaemon { report } => report.code,
         }
     }
@@ -372,6 +388,12 @@ impl EngineError {
                 "Let that download finish (it is installed for every Switchyard process), or pause it there and resume it here."
                     .into()
             }
+            Self::ResultExpired { id, .. } => format!(
+                "Fetch results soon after they finish (each image alone: /v1/images/generations/{id}/images/0, 1, …), or generate again."
+            ),
+            Self::ModelInUse { instance, .. } => format!(
+                "Stop `{instance}` first (the LLM tab, or `switchyard down {instance}`), then delete the model."
+            ),
             Self::InstanceOwned { instance, .. } => format!(
                 "One instance has one owner: stop `{instance}` there, or control it through that owner (the CLI talks to a running daemon by itself)."
             ),
