@@ -201,6 +201,8 @@ pub enum EngineError {
     DaemonNotRunning { data_dir: PathBuf },
     #[error("Another Switchyard process (the app or a `switchyard models pull`) is downloading `{id}` right now")]
     DownloadBusy { id: String },
+    #[error("Switchyard will not use the folder {path}: {problem}")]
+    UnsafeFolder { path: PathBuf, problem: String },
     #[error("The result of image job `{id}` is no longer kept: {reason}")]
     ResultExpired { id: String, reason: String },
     #[error("The model `{model_id}` is in use by llama-server `{instance}`, run by {owner}")]
@@ -225,7 +227,9 @@ pub enum EngineError {
 impl EngineError {
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::StorageUnavailable { .. } => ErrorCode::StorageUnavailable,
+            Self::StorageUnavailable { .. } | Self::UnsafeFolder { .. } => {
+                ErrorCode::StorageUnavailable
+            }
             Self::InvalidSetting { .. } => ErrorCode::InvalidSetting,
             Self::InvalidInput { .. } => ErrorCode::InvalidInput,
             Self::CorruptState { .. } => ErrorCode::CorruptState,
@@ -388,6 +392,10 @@ impl EngineError {
                 "Let that download finish (it is installed for every Switchyard process), or pause it there and resume it here."
                     .into()
             }
+            Self::UnsafeFolder { path, .. } => format!(
+                "Remove {} (Switchyard makes it again, private to you), or choose another data folder in Settings.",
+                path.display()
+            ),
             Self::ResultExpired { id, .. } => format!(
                 "Fetch results soon after they finish (each image alone: /v1/images/generations/{id}/images/0, 1, …), or generate again."
             ),

@@ -21,6 +21,7 @@ mod locks;
 pub mod models;
 pub mod orchestrator;
 pub mod paths;
+pub mod private_dir;
 pub mod report;
 pub mod services;
 pub mod settings;

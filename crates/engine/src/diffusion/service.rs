@@ -92,7 +92,8 @@ pub struct ImageServiceSetup {
     /// The model's weights by component, for the placement and the gate's estimate.
     pub components: DiffusionComponents,
     pub options: ImageServiceOptions,
-    /// Per-job output folders go here.
+    /// Per-job output folders go here; made private to this user (0700), and
+    /// refused when someone else owns it.
     pub work_dir: PathBuf,
     pub free_vram: FreeVramProbe,
     pub events: EventBus,
@@ -167,12 +168,8 @@ impl ImageService {
             },
         )?;
         capabilities.has_server = matches!(runner, Runner::Server(_)) || capabilities.has_server;
-        std::fs::create_dir_all(&setup.work_dir).map_err(|source| {
-            EngineError::StorageUnavailable {
-                path: setup.work_dir.clone(),
-                source,
-            }
-        })?;
+        // sd writes there and Switchyard reads back: nobody else may.
+        crate::private_dir::ensure_private_dir(&setup.work_dir)?;
         let options = &setup.options;
         let inner = Arc::new(Inner {
             store: Mutex::new(JobStore::new(

@@ -372,7 +372,7 @@ impl Engine {
             files,
             components,
             options: config.options.clone(),
-            work_dir: std::env::temp_dir().join("switchyard-images"),
+            work_dir: self.inner.layout.image_work(),
             free_vram: self.free_vram_probe(),
             events: self.inner.events.clone(),
             stop_grace: SD_STOP_GRACE,
