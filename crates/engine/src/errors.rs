@@ -129,6 +129,14 @@ pub enum EngineError {
         expected: String,
         actual: String,
     },
+    #[error(
+        "{file} is not the file expected: it should be {expected} bytes, the server sent {actual}"
+    )]
+    SizeMismatch {
+        file: String,
+        expected: u64,
+        actual: String,
+    },
     #[error("Cancelled")]
     Cancelled,
     #[error("Switchyard hit an internal problem: {problem}")]
@@ -238,7 +246,9 @@ impl EngineError {
             Self::FileUnreadable { .. } => ErrorCode::FileUnreadable,
             Self::Network { .. } | Self::HttpStatus { .. } => ErrorCode::NetworkError,
             Self::DiskFull { .. } => ErrorCode::DiskFull,
-            Self::ChecksumMismatch { .. } => ErrorCode::ChecksumMismatch,
+            Self::ChecksumMismatch { .. } | Self::SizeMismatch { .. } => {
+                ErrorCode::ChecksumMismatch
+            }
             Self::Cancelled => ErrorCode::Cancelled,
             Self::Internal { .. } => ErrorCode::Internal,
             Self::ShuttingDown => ErrorCode::ShuttingDown,
@@ -307,7 +317,7 @@ impl EngineError {
                 "Free some space (or choose a data folder on a larger disk), then resume: what was downloaded is kept."
                     .into()
             }
-            Self::ChecksumMismatch { .. } => {
+            Self::ChecksumMismatch { .. } | Self::SizeMismatch { .. } => {
                 "The download was discarded. Try again; if it happens again, the source file differs from what it claims."
                     .into()
             }

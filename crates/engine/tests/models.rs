@@ -175,6 +175,43 @@ async fn a_wrong_checksum_registers_nothing() {
     );
 }
 
+/// A server that goes on sending past the size the Hub listed is stopped at that
+/// size: a download never fills the disk with bytes nobody expected.
+#[tokio::test]
+async fn a_server_sending_more_than_the_hub_listed_is_stopped_at_that_size() {
+    let model = LlamaSpec::default().to_bytes();
+    let server = hub_with(&[("tiny.gguf", model.clone())]).await;
+    server.set_fault(
+        &format!("{REPO}/tiny.gguf"),
+        Some(Fault::Oversized {
+            extra_bytes: 1 << 30,
+        }),
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = engine_in(dir.path(), server.hub_url());
+    let mut events = engine.subscribe();
+    let id = engine
+        .add_model(add("Tiny", vec![hub_file("tiny.gguf")]))
+        .await
+        .expect("started");
+    let failed = wait_for_state(&mut events, &id, DownloadState::Failed).await;
+    let error = failed.error.expect("error");
+    assert_eq!(error.code, ErrorCode::ChecksumMismatch);
+    assert!(
+        error.message.contains(&format!("{} bytes", model.len())),
+        "{}",
+        error.message
+    );
+    let sent = server.traffic().body_bytes;
+    assert!(
+        sent < model.len() as u64 + (64 << 20),
+        "the server got to send {} MiB past the file",
+        (sent - model.len() as u64) >> 20
+    );
+    assert!(engine.models().models().is_empty());
+    assert!(!dir.path().join("data/models/tiny").exists());
+}
+
 #[tokio::test]
 async fn a_download_pauses_resumes_and_survives_an_app_restart() {
     let model = LlamaSpec {

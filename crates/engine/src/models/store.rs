@@ -470,8 +470,13 @@ impl ModelStore {
         for file in &request.files {
             let part = part_path(&folder.join(&file.file_name));
             let mut meter = RateMeter::new(PROGRESS_EVERY);
-            let result =
-                download::fetch(&self.inner.client, &file.url, &part, &cancel, |progress| {
+            let result = download::fetch_expecting(
+                &self.inner.client,
+                &file.url,
+                &part,
+                file.expected_size,
+                &cancel,
+                |progress| {
                     let bytes = done_before + progress.bytes;
                     let total = total.or(progress.total.map(|t| done_before + t));
                     if let Some(speed) = meter.record(Instant::now(), bytes, Some(bytes) == total) {
@@ -484,8 +489,9 @@ impl ModelStore {
                                 .map(|(t, s)| t.saturating_sub(bytes) / s);
                         });
                     }
-                })
-                .await?;
+                },
+            )
+            .await?;
             done_before += result.size;
             fetched.push(result);
         }
@@ -635,7 +641,9 @@ impl ModelStore {
                 // Only what cannot be resumed is thrown away.
                 if matches!(
                     error,
-                    EngineError::ChecksumMismatch { .. } | EngineError::InvalidGguf { .. }
+                    EngineError::ChecksumMismatch { .. }
+                        | EngineError::SizeMismatch { .. }
+                        | EngineError::InvalidGguf { .. }
                 ) {
                     self.remove_files(id);
                 }
