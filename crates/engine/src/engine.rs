@@ -33,6 +33,7 @@ mod attached;
 mod first_run;
 mod headless;
 mod images;
+mod model_use;
 mod monitor;
 mod support;
 pub use headless::HEADLESS_INSTANCES_FILE;

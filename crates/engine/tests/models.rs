@@ -608,3 +608,67 @@ async fn two_engines_on_one_folder_keep_each_others_models_and_never_share_a_dow
     wait_for_state(&mut late_events, &c, DownloadState::Complete).await;
     late.models().verify(&c).await.expect("intact");
 }
+
+/// `downloads.json` is shared: two processes that each start a download (both
+/// opened before either did) leave both listed, so both come back after a restart.
+#[tokio::test]
+async fn downloads_started_by_two_processes_are_both_remembered() {
+    let server = hub_with(&[
+        ("a.gguf", LlamaSpec::default().to_bytes()),
+        ("b.gguf", LlamaSpec::default().to_bytes()),
+    ])
+    .await;
+    for path in ["a.gguf", "b.gguf"] {
+        server.set_fault(
+            &format!("{REPO}/{path}"),
+            Some(Fault::Slow {
+                bytes_per_second: 1000,
+            }),
+        );
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let app = engine_in(dir.path(), server.hub_url());
+    let cli = engine_in(dir.path(), server.hub_url());
+    let a = app
+        .add_model(add("A", vec![hub_file("a.gguf")]))
+        .await
+        .expect("a");
+    let b = cli
+        .add_model(add("B", vec![hub_file("b.gguf")]))
+        .await
+        .expect("b");
+    let mut ids: Vec<String> = engine_in(dir.path(), server.hub_url())
+        .models()
+        .downloads()
+        .into_iter()
+        .map(|download| download.id)
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [a.clone(), b.clone()],
+        "each kept the other's download"
+    );
+
+    // Cancelled in one process: gone from the file, the other's still there.
+    cli.models().cancel(&b).expect("cancel b");
+    let pending_file = dir.path().join("data/state/downloads.json");
+    let recorded = || -> Vec<String> {
+        let pending: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&pending_file).expect("downloads.json"))
+                .expect("json");
+        pending
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter_map(|entry| entry["id"].as_str().map(str::to_owned))
+            .collect()
+    };
+    tokio::time::timeout(DEADLINE, async {
+        while recorded() != [a.clone()] {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("b cancelled, a kept; the file says {:?}", recorded()));
+}
