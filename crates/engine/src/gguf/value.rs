@@ -166,7 +166,7 @@ impl PackedArray {
     /// every boolean is 0 or 1.
     pub fn new(item_type: ValueType, bytes: Vec<u8>) -> Option<Self> {
         let width = item_type.fixed_width()?;
-        if bytes.len() % width != 0 {
+        if !bytes.len().is_multiple_of(width) {
             return None;
         }
         if item_type == ValueType::Bool && bytes.iter().any(|&byte| byte > 1) {
