@@ -78,8 +78,8 @@ pub async fn verify_model(engine: State<'_, Engine>, id: String) -> Result<(), I
     Ok(engine.models().verify(&id).await?)
 }
 
-#[tauri::command(async)]
+#[tauri::command]
 #[instrument(skip(engine), err(Debug))]
-pub fn delete_model(engine: State<'_, Engine>, id: String) -> Result<(), IpcError> {
-    Ok(engine.models().delete(&id)?)
+pub async fn delete_model(engine: State<'_, Engine>, id: String) -> Result<(), IpcError> {
+    Ok(engine.delete_model(&id).await?)
 }

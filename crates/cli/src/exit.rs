@@ -18,7 +18,7 @@ pub const START_FAILED: u8 = 8;
 /// The exit code for an engine error.
 pub fn code_for(report: &ErrorReport) -> u8 {
     match report.code {
-        ErrorCode::NotFound => NOT_FOUND,
+        ErrorCode::NotFound | ErrorCode::ResultExpired => NOT_FOUND,
         ErrorCode::InvalidInstanceFile | ErrorCode::InvalidInput | ErrorCode::InvalidSetting => {
             INVALID_CONFIG
         }

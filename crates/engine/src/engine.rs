@@ -33,6 +33,7 @@ mod attached;
 mod first_run;
 mod headless;
 mod images;
+mod model_use;
 mod monitor;
 mod support;
 pub use headless::HEADLESS_INSTANCES_FILE;
@@ -383,9 +384,15 @@ impl Engine {
             })?;
         let path = self.models().model_dir(model_id).join(&first.file_name);
         let header = crate::gguf::read_local(&path).await?;
-        crate::estimate::ModelShape::from_gguf(&header).ok_or_else(|| EngineError::InvalidInput {
-            field: "model",
-            problem: format!("`{model_id}` is not a language model"),
+        crate::estimate::ModelShape::from_gguf(&header).map_err(|no_shape| match no_shape {
+            crate::estimate::NoShape::NotALanguageModel => EngineError::InvalidInput {
+                field: "model",
+                problem: format!("`{model_id}` is not a language model"),
+            },
+            crate::estimate::NoShape::Implausible(problem) => EngineError::InvalidGguf {
+                source_name: path.display().to_string(),
+                problem,
+            },
         })
     }
 

@@ -76,6 +76,11 @@ pub enum ErrorCode {
     DaemonNotRunning,
     /// Another Switchyard process downloads this model right now.
     DownloadBusy,
+    /// A finished image job's result is no longer kept (its time passed, or newer
+    /// results needed the memory).
+    ResultExpired,
+    /// A model cannot be deleted while a server (here or in the daemon) uses it.
+    ModelInUse,
 }
 
 /// Everything that can go wrong inside the engine.
@@ -122,6 +127,14 @@ pub enum EngineError {
     ChecksumMismatch {
         file: String,
         expected: String,
+        actual: String,
+    },
+    #[error(
+        "{file} is not the file expected: it should be {expected} bytes, the server sent {actual}"
+    )]
+    SizeMismatch {
+        file: String,
+        expected: u64,
         actual: String,
     },
     #[error("Cancelled")]
@@ -196,6 +209,17 @@ pub enum EngineError {
     DaemonNotRunning { data_dir: PathBuf },
     #[error("Another Switchyard process (the app or a `switchyard models pull`) is downloading `{id}` right now")]
     DownloadBusy { id: String },
+    #[error("Switchyard will not use the folder {path}: {problem}")]
+    UnsafeFolder { path: PathBuf, problem: String },
+    #[error("The result of image job `{id}` is no longer kept: {reason}")]
+    ResultExpired { id: String, reason: String },
+    #[error("The model `{model_id}` is in use by llama-server `{instance}`, run by {owner}")]
+    ModelInUse {
+        model_id: String,
+        instance: String,
+        /// Who runs it: "this Switchyard", "the Switchyard daemon".
+        owner: String,
+    },
     #[error("The archive {archive} is unsafe: entry `{entry}` {problem}")]
     UnsafeArchive {
         archive: String,
@@ -211,7 +235,9 @@ pub enum EngineError {
 impl EngineError {
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::StorageUnavailable { .. } => ErrorCode::StorageUnavailable,
+            Self::StorageUnavailable { .. } | Self::UnsafeFolder { .. } => {
+                ErrorCode::StorageUnavailable
+            }
             Self::InvalidSetting { .. } => ErrorCode::InvalidSetting,
             Self::InvalidInput { .. } => ErrorCode::InvalidInput,
             Self::CorruptState { .. } => ErrorCode::CorruptState,
@@ -220,7 +246,9 @@ impl EngineError {
             Self::FileUnreadable { .. } => ErrorCode::FileUnreadable,
             Self::Network { .. } | Self::HttpStatus { .. } => ErrorCode::NetworkError,
             Self::DiskFull { .. } => ErrorCode::DiskFull,
-            Self::ChecksumMismatch { .. } => ErrorCode::ChecksumMismatch,
+            Self::ChecksumMismatch { .. } | Self::SizeMismatch { .. } => {
+                ErrorCode::ChecksumMismatch
+            }
             Self::Cancelled => ErrorCode::Cancelled,
             Self::Internal { .. } => ErrorCode::Internal,
             Self::ShuttingDown => ErrorCode::ShuttingDown,
@@ -242,6 +270,8 @@ impl EngineError {
             Self::DaemonUnreachable { .. } => ErrorCode::DaemonUnreachable,
             Self::DaemonNotRunning { .. } => ErrorCode::DaemonNotRunning,
             Self::DownloadBusy { .. } => ErrorCode::DownloadBusy,
+            Self::ResultExpired { .. } => ErrorCode::ResultExpired,
+            Self::ModelInUse { .. } => ErrorCode::ModelInUse,
             Self::FromDaemon { report } => report.code,
         }
     }
@@ -287,7 +317,7 @@ impl EngineError {
                 "Free some space (or choose a data folder on a larger disk), then resume: what was downloaded is kept."
                     .into()
             }
-            Self::ChecksumMismatch { .. } => {
+            Self::ChecksumMismatch { .. } | Self::SizeMismatch { .. } => {
                 "The download was discarded. Try again; if it happens again, the source file differs from what it claims."
                     .into()
             }
@@ -372,6 +402,16 @@ impl EngineError {
                 "Let that download finish (it is installed for every Switchyard process), or pause it there and resume it here."
                     .into()
             }
+            Self::UnsafeFolder { path, .. } => format!(
+                "Remove {} (Switchyard makes it again, private to you), or choose another data folder in Settings.",
+                path.display()
+            ),
+            Self::ResultExpired { id, .. } => format!(
+                "Fetch results soon after they finish (each image alone: /v1/images/generations/{id}/images/0, 1, …), or generate again."
+            ),
+            Self::ModelInUse { instance, .. } => format!(
+                "Stop `{instance}` first (the LLM tab, or `switchyard down {instance}`), then delete the model."
+            ),
             Self::InstanceOwned { instance, .. } => format!(
                 "One instance has one owner: stop `{instance}` there, or control it through that owner (the CLI talks to a running daemon by itself)."
             ),

@@ -22,6 +22,7 @@ pub mod models;
 pub mod net;
 pub mod orchestrator;
 pub mod paths;
+pub mod private_dir;
 pub mod redact;
 pub mod report;
 pub mod secrets;

@@ -75,6 +75,11 @@ impl DataLayout {
     pub fn state(&self) -> PathBuf {
         self.root.join("state")
     }
+    /// Where sd writes the images of a job before Switchyard reads them back: private
+    /// to this user (see [`crate::private_dir`]), never a shared temporary folder.
+    pub fn image_work(&self) -> PathBuf {
+        self.state().join("images-work")
+    }
     /// Images the person chose to keep (created on the first save).
     pub fn gallery(&self) -> PathBuf {
         self.root.join("gallery")

@@ -942,6 +942,30 @@ fn device_files_and_foreign_hard_links_are_refused() {
         "{error}"
     );
 
+    // `t -> s/..` passes the name check (`s -> .`), but `t/secret.txt` is beside the
+    // folder: the hard link must not be followed through it, not even before the
+    // final check of the links refuses `t`.
+    std::fs::write(dir.path().join("secret.txt"), "not for the archive").expect("secret");
+    let error = unpack(
+        "through-a-link",
+        &[
+            symlink("s", "."),
+            symlink("t", "s/.."),
+            special("x", tar::EntryType::Link, "t/secret.txt"),
+        ],
+    )
+    .expect_err("through a link");
+    assert!(
+        error
+            .to_string()
+            .contains("entry `x` is a hard link through `t`"),
+        "{error}"
+    );
+    assert!(
+        !dir.path().join("through-a-link/x").exists(),
+        "nothing was copied from outside"
+    );
+
     let dest = unpack(
         "copy",
         &[

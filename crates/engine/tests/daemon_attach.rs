@@ -218,3 +218,76 @@ async fn the_app_attaches_to_the_daemon_and_drives_its_instances() {
     app.shutdown().await;
     watch.await.unwrap();
 }
+
+/// An installed model is not deleted while a server uses it: the daemon's instance
+/// (asked through its control API), then the app's own; once both stopped, it is.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_in_use_here_or_in_the_daemon_is_not_deleted() {
+    use switchyard_engine::models::{AddModel, AddModelFile, FileRole, ModelKind, ModelLocation};
+    use switchyard_testkit::FixtureServer;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = FixtureServer::start().await.unwrap();
+    server.add_file("tiny.gguf", LlamaSpec::default().to_bytes());
+    let app = engine_at(&data, dir.path()).await;
+    let id = app
+        .add_model(AddModel {
+            name: "Tiny".into(),
+            kind: ModelKind::Llm,
+            files: vec![AddModelFile {
+                location: ModelLocation::Url {
+                    url: server.url("tiny.gguf"),
+                },
+                role: FileRole::Weights,
+                expected_sha256: None,
+            }],
+        })
+        .await
+        .unwrap();
+    wait_until("the model installed", || {
+        app.models().models().iter().any(|model| model.id == id)
+    })
+    .await;
+    let model = data.join("models").join(&id).join("tiny.gguf");
+    assert!(model.is_file());
+
+    // The daemon serves it.
+    instance_file(&dir.path().join("config"), "served", &model);
+    let (stop_daemon, daemon_task) = spawn_daemon(daemon_engine(&data, dir.path()).await);
+    wait_until("the daemon answers", || app.daemon_client().is_some()).await;
+    let started = app
+        .daemon_up("served")
+        .await
+        .expect("up through the daemon");
+    assert_eq!(started.state, InstanceState::Healthy);
+    let refused = app.delete_model(&id).await.unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::ModelInUse);
+    let message = refused.to_string();
+    assert!(
+        message.contains("`served`") && message.contains("the Switchyard daemon"),
+        "{message}"
+    );
+    assert!(model.is_file(), "the files stay");
+    app.daemon_down("served").await.expect("down");
+    stop_daemon.send(()).unwrap();
+    daemon_task.await.unwrap();
+
+    // The app serves it.
+    app.llama().create(spec("mine", &model)).unwrap();
+    app.llama()
+        .start("mine")
+        .await
+        .expect("the app's own start");
+    let refused = app.delete_model(&id).await.unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::ModelInUse);
+    assert!(refused.to_string().contains("`mine`"), "{refused}");
+    assert!(refused.suggestion().contains("Stop `mine`"));
+    app.llama().stop("mine").await.expect("stopped");
+
+    app.delete_model(&id)
+        .await
+        .expect("deleted once no server uses it");
+    assert!(!model.exists());
+    app.shutdown().await;
+}

@@ -503,3 +503,53 @@ async fn queued_jobs_share_one_gate_window() {
     );
     fixture.service.stop().await;
 }
+
+/// sd writes a job's images into the work folder and Switchyard reads them back:
+/// it lives in the data folder, private to this user, never a shared `/tmp` path.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_image_work_folder_is_private_and_a_foreign_one_is_refused() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    use switchyard_engine::engine::ImageServerConfig;
+    use switchyard_testkit::{test_engine, FakeProbe, ManualClock};
+
+    let (engine, dir) = test_engine(
+        Arc::new(FakeProbe::cpu_only(32)),
+        Arc::new(ManualClock::at(0)),
+    );
+    let model = dir.path().join("model.gguf");
+    std::fs::write(&model, b"not read by the fake").unwrap();
+    let config = || ImageServerConfig {
+        files: Some(DiffusionModelFiles::single(&model)),
+        port: Some(0),
+        sd_binary: Some(fake_sd()),
+        options: ImageServiceOptions {
+            runner: RunnerKind::Cli,
+            ..ImageServiceOptions::default()
+        },
+        ..ImageServerConfig::default()
+    };
+    let work = dir.path().join("data/state/images-work");
+    // Ours but open to everyone (an older Switchyard, a careless copy): narrowed.
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::set_permissions(&work, std::fs::Permissions::from_mode(0o777)).unwrap();
+    engine.start_image_server(config()).await.unwrap();
+    assert_eq!(std::fs::metadata(&work).unwrap().mode() & 0o777, 0o700);
+    let id = engine.generate_image(small("a cat")).unwrap();
+    let view = engine.wait_image_job(&id, DEADLINE).await.unwrap();
+    assert_eq!(view.status, JobStatus::Complete, "{view:?}");
+    engine.stop_image_server().await;
+
+    // Someone else's: refused, named, left alone.
+    if std::os::unix::fs::chown(&work, Some(65534), Some(65534)).is_err() {
+        eprintln!("skipped the foreign owner: giving a folder away needs root");
+        return;
+    }
+    let error = engine.start_image_server(config()).await.unwrap_err();
+    assert_eq!(error.code(), ErrorCode::StorageUnavailable);
+    assert!(
+        error.to_string().contains(&work.display().to_string()),
+        "{error}"
+    );
+    engine.shutdown().await;
+}

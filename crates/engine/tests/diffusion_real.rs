@@ -112,6 +112,25 @@ async fn batch_of_three(runner: RunnerKind) {
         decoded[0] != decoded[1] && decoded[1] != decoded[2],
         "three different seeds, three pictures"
     );
+    // Each image alone, as its PNG file.
+    for (index, png) in decoded.iter().enumerate() {
+        let response = client()
+            .get(format!("{url}/v1/images/generations/{id}/images/{index}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "image/png");
+        assert_eq!(&response.bytes().await.unwrap()[..], &png[..]);
+    }
+    let past_the_end = client()
+        .get(format!("{url}/v1/images/generations/{id}/images/3"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(past_the_end.status(), 404);
+    let body: Value = past_the_end.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "NOT_FOUND", "{body}");
     assert!(job["result"]["time_ms"].as_u64().unwrap() > 0);
     let saved = std::fs::read_dir(dir.path().join("gallery"))
         .unwrap()

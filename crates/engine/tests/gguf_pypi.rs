@@ -90,17 +90,16 @@ fn reads_a_file_written_by_gguf_py() {
         ]),
     );
     assert_eq!(
-        file.get("test.ints")
-            .and_then(Value::as_array)
-            .map(<[Value]>::len),
-        Some(3)
+        file.get("test.ints").and_then(Value::array_len),
+        Some(3),
+        "numbers are packed"
     );
     let nested = file
         .get("test.nested")
         .and_then(Value::as_array)
         .expect("nested array");
     assert_eq!(nested.len(), 2);
-    assert_eq!(nested[0].as_array().map(<[Value]>::len), Some(2));
+    assert_eq!(nested[0].array_len(), Some(2));
 
     let facts = file.facts();
     assert_eq!(facts.architecture.as_deref(), Some("llama"));

@@ -506,10 +506,17 @@ async fn the_image_api_key_is_a_private_file_and_applies_at_once() {
     let client = reqwest::Client::new();
     assert_eq!(client.get(&jobs).send().await.unwrap().status(), 404);
 
-    rig.engine.set_image_api_key(Some("image-key".into())).unwrap();
+    rig.engine
+        .set_image_api_key(Some("image-key".into()))
+        .unwrap();
     assert!(rig.engine.image_api_key_is_set());
     assert_eq!(client.get(&jobs).send().await.unwrap().status(), 401);
-    let keyed = client.get(&jobs).bearer_auth("image-key").send().await.unwrap();
+    let keyed = client
+        .get(&jobs)
+        .bearer_auth("image-key")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(keyed.status(), 404);
     let file = rig.data_dir().join("state/image-api.key");
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;

@@ -260,7 +260,9 @@ async fn a_stop_during_a_streaming_chat_ends_within_the_deadline() {
     assert!(
         streamed.ends_with("data: [DONE]\n\n") && streamed.contains("\"LLM_STOPPED\""),
         "…{}",
-        streamed.get(streamed.len().saturating_sub(400)..).unwrap_or(&streamed)
+        streamed
+            .get(streamed.len().saturating_sub(400)..)
+            .unwrap_or(&streamed)
     );
 }
 

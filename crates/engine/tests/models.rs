@@ -175,6 +175,43 @@ async fn a_wrong_checksum_registers_nothing() {
     );
 }
 
+/// A server that goes on sending past the size the Hub listed is stopped at that
+/// size: a download never fills the disk with bytes nobody expected.
+#[tokio::test]
+async fn a_server_sending_more_than_the_hub_listed_is_stopped_at_that_size() {
+    let model = LlamaSpec::default().to_bytes();
+    let server = hub_with(&[("tiny.gguf", model.clone())]).await;
+    server.set_fault(
+        &format!("{REPO}/tiny.gguf"),
+        Some(Fault::Oversized {
+            extra_bytes: 1 << 30,
+        }),
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = engine_in(dir.path(), server.hub_url());
+    let mut events = engine.subscribe();
+    let id = engine
+        .add_model(add("Tiny", vec![hub_file("tiny.gguf")]))
+        .await
+        .expect("started");
+    let failed = wait_for_state(&mut events, &id, DownloadState::Failed).await;
+    let error = failed.error.expect("error");
+    assert_eq!(error.code, ErrorCode::ChecksumMismatch);
+    assert!(
+        error.message.contains(&format!("{} bytes", model.len())),
+        "{}",
+        error.message
+    );
+    let sent = server.traffic().body_bytes;
+    assert!(
+        sent < model.len() as u64 + (64 << 20),
+        "the server got to send {} MiB past the file",
+        (sent - model.len() as u64) >> 20
+    );
+    assert!(engine.models().models().is_empty());
+    assert!(!dir.path().join("data/models/tiny").exists());
+}
+
 #[tokio::test]
 async fn a_download_pauses_resumes_and_survives_an_app_restart() {
     let model = LlamaSpec {
@@ -570,4 +607,68 @@ async fn two_engines_on_one_folder_keep_each_others_models_and_never_share_a_dow
     late.models().resume(&c).expect("resume");
     wait_for_state(&mut late_events, &c, DownloadState::Complete).await;
     late.models().verify(&c).await.expect("intact");
+}
+
+/// `downloads.json` is shared: two processes that each start a download (both
+/// opened before either did) leave both listed, so both come back after a restart.
+#[tokio::test]
+async fn downloads_started_by_two_processes_are_both_remembered() {
+    let server = hub_with(&[
+        ("a.gguf", LlamaSpec::default().to_bytes()),
+        ("b.gguf", LlamaSpec::default().to_bytes()),
+    ])
+    .await;
+    for path in ["a.gguf", "b.gguf"] {
+        server.set_fault(
+            &format!("{REPO}/{path}"),
+            Some(Fault::Slow {
+                bytes_per_second: 1000,
+            }),
+        );
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let app = engine_in(dir.path(), server.hub_url());
+    let cli = engine_in(dir.path(), server.hub_url());
+    let a = app
+        .add_model(add("A", vec![hub_file("a.gguf")]))
+        .await
+        .expect("a");
+    let b = cli
+        .add_model(add("B", vec![hub_file("b.gguf")]))
+        .await
+        .expect("b");
+    let mut ids: Vec<String> = engine_in(dir.path(), server.hub_url())
+        .models()
+        .downloads()
+        .into_iter()
+        .map(|download| download.id)
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [a.clone(), b.clone()],
+        "each kept the other's download"
+    );
+
+    // Cancelled in one process: gone from the file, the other's still there.
+    cli.models().cancel(&b).expect("cancel b");
+    let pending_file = dir.path().join("data/state/downloads.json");
+    let recorded = || -> Vec<String> {
+        let pending: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&pending_file).expect("downloads.json"))
+                .expect("json");
+        pending
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter_map(|entry| entry["id"].as_str().map(str::to_owned))
+            .collect()
+    };
+    tokio::time::timeout(DEADLINE, async {
+        while recorded() != [a.clone()] {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("b cancelled, a kept; the file says {:?}", recorded()));
 }

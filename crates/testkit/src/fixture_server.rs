@@ -27,6 +27,12 @@ pub enum Fault {
     Slow { bytes_per_second: u64 },
     /// Ignore `Range` and always send the whole file (200).
     IgnoreRange,
+    /// Answer a `Range` with 206 and everything from its start to the end of the
+    /// file (its `Content-Range` saying so): far more than was asked for.
+    OverlongRange,
+    /// Send the file and then this many more bytes, without a `Content-Length`
+    /// (the body ends when the connection closes): a server that never stops.
+    Oversized { extra_bytes: u64 },
 }
 
 #[derive(Debug, Clone)]
@@ -247,13 +253,21 @@ async fn respond(stream: &mut TcpStream, request: &Request, state: &Mutex<State>
             let head = format!("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{total}\r\nContent-Length: 0\r\n\r\n");
             return stream.write_all(head.as_bytes()).await.is_ok();
         }
+        Some(Ok((start, _))) if file.fault == Some(Fault::OverlongRange) => (206, start, total),
         Some(Ok((start, end))) => (206, start, end),
         None => (200, 0, total),
     };
+    let extra_bytes = match file.fault {
+        Some(Fault::Oversized { extra_bytes }) => Some(extra_bytes),
+        _ => None,
+    };
+    let length = match extra_bytes {
+        Some(_) => "Connection: close".to_owned(),
+        None => format!("Content-Length: {}", end - start),
+    };
     let mut head = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Length: {}\r\nETag: {}\r\nAccept-Ranges: bytes\r\nContent-Type: application/octet-stream\r\n",
+        "HTTP/1.1 {status} {}\r\n{length}\r\nETag: {}\r\nAccept-Ranges: bytes\r\nContent-Type: application/octet-stream\r\n",
         if status == 206 { "Partial Content" } else { "OK" },
-        end - start,
         file.etag
     );
     if status == 206 {
@@ -266,7 +280,33 @@ async fn respond(stream: &mut TcpStream, request: &Request, state: &Mutex<State>
     if stream.write_all(head.as_bytes()).await.is_err() || request.method == "HEAD" {
         return request.method == "HEAD";
     }
-    send_body(stream, &name, &file, (start, end), epoch, state).await
+    let sent = send_body(stream, &name, &file, (start, end), epoch, state).await;
+    match extra_bytes {
+        Some(extra_bytes) if sent => {
+            send_zeros(stream, extra_bytes, epoch, state).await;
+            let _ = stream.shutdown().await;
+            false
+        }
+        _ => sent,
+    }
+}
+
+/// `len` zero bytes after a body, counted as body bytes.
+async fn send_zeros(stream: &mut TcpStream, len: u64, epoch: u64, state: &Mutex<State>) {
+    const CHUNK: usize = 64 * 1024;
+    let zeros = vec![0u8; CHUNK];
+    let mut left = len;
+    while left > 0 {
+        let chunk = &zeros[..usize::try_from(left).unwrap_or(CHUNK).min(CHUNK)];
+        if stream.write_all(chunk).await.is_err() {
+            return;
+        }
+        let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.epoch == epoch {
+            state.traffic.body_bytes += chunk.len() as u64;
+        }
+        left -= chunk.len() as u64;
+    }
 }
 
 enum Route {

@@ -18,6 +18,11 @@ queue_capacity: number,
  */
 result_ttl_secs: number, 
 /**
+ * Memory the finished results may hold together (PNG files, their base64 and
+ * JSON); the oldest are dropped first (a poll then gets `RESULT_EXPIRED`).
+ */
+result_memory_mib: number, 
+/**
  * A job running longer is stopped with `TIMED_OUT`.
  */
 job_timeout_secs: number, 

@@ -5,6 +5,6 @@
  */
 export type JobImage = { 
 /**
- * Base64 of the PNG file.
+ * Base64 of the PNG file (encoded once, shared by every view of the job).
  */
 image: string, seed: number, width: number, height: number, };

@@ -113,7 +113,7 @@ fn save(job: JobView, out: &std::path::Path) -> Result<Vec<PathBuf>, ErrorReport
     let mut saved = Vec::new();
     for (index, image) in images.iter().enumerate() {
         let png = base64::engine::general_purpose::STANDARD
-            .decode(&image.image)
+            .decode(image.image.as_bytes())
             .map_err(|error| {
                 EngineError::Internal {
                     problem: format!("the image came back damaged: {error}"),

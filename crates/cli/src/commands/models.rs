@@ -23,7 +23,7 @@ pub async fn run(context: &Context, command: ModelsCommand) -> Outcome {
                 engine.models().cancel(&id)?;
                 done(context, "discarded", &id);
             } else {
-                engine.models().delete(&id)?;
+                engine.delete_model(&id).await?;
                 done(context, "deleted", &id);
             }
             Ok(0)

@@ -403,10 +403,29 @@ impl Unpacker {
     }
 
     /// A tar hard link becomes a copy of the file it names, which must be a regular
-    /// file unpacked earlier from this archive.
+    /// file unpacked earlier from this archive, reached through real folders only:
+    /// a link on the way (`t -> s/..` after `s -> .`) passes the name checks but can
+    /// lead outside, and the final check of links comes after the copy.
     fn copy_hard_link(&mut self, relative: &Path, target: &str, name: &str) -> Result<()> {
         let source_relative = safe_entry_path(target)
             .map_err(|problem| self.unsafe_entry(name, format!("is a hard link that {problem}")))?;
+        let mut on_the_way = self.dest.clone();
+        let folders = source_relative
+            .parent()
+            .into_iter()
+            .flat_map(Path::components);
+        for part in folders {
+            on_the_way.push(part);
+            if !std::fs::symlink_metadata(&on_the_way).is_ok_and(|m| m.file_type().is_dir()) {
+                return Err(self.unsafe_entry(
+                    name,
+                    format!(
+                        "is a hard link through `{}`, which is not a folder of the archive (a link could lead outside)",
+                        on_the_way.strip_prefix(&self.dest).unwrap_or(&on_the_way).display()
+                    ),
+                ));
+            }
+        }
         let source = self.dest.join(&source_relative);
         let is_unpacked_file = std::fs::symlink_metadata(&source).is_ok_and(|m| m.is_file());
         if !is_unpacked_file {

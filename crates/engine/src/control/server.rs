@@ -59,9 +59,11 @@ impl From<EngineError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match self.0.code {
-            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::NotFound | ErrorCode::ResultExpired => StatusCode::NOT_FOUND,
             ErrorCode::InvalidInput | ErrorCode::InvalidInstanceFile => StatusCode::BAD_REQUEST,
-            ErrorCode::InstanceOwned | ErrorCode::PortInUse => StatusCode::CONFLICT,
+            ErrorCode::InstanceOwned | ErrorCode::PortInUse | ErrorCode::ModelInUse => {
+                StatusCode::CONFLICT
+            }
             ErrorCode::DaemonUnreachable => StatusCode::UNAUTHORIZED,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

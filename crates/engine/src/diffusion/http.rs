@@ -180,6 +180,7 @@ fn router(state: ApiState, guard: Guard) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/v1/images/generations", axum::routing::post(create))
         .route("/v1/images/generations/{id}", get(status).delete(cancel))
+        .route("/v1/images/generations/{id}/images/{index}", get(png))
         .layer(middleware::from_fn_with_state(state.clone(), require_key))
         .with_state(state)
         // Outermost first: who may ask, then the body within bounds.
@@ -233,7 +234,7 @@ fn error_response(error: &EngineError) -> Response {
     let status = match error.code() {
         ErrorCode::InvalidInput => StatusCode::BAD_REQUEST,
         ErrorCode::QueueFull => StatusCode::TOO_MANY_REQUESTS,
-        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::NotFound | ErrorCode::ResultExpired => StatusCode::NOT_FOUND,
         ErrorCode::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
@@ -289,8 +290,16 @@ fn running(state: &ApiState, id: &str) -> Result<ImageService> {
 }
 
 async fn status(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
-    match running(&state, &id).and_then(|service| service.job(&id)) {
-        Ok(view) => Json(view).into_response(),
+    match running(&state, &id).and_then(|service| service.job_json(&id)) {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(error) => error_response(&error),
+    }
+}
+
+/// One image of a complete job as its PNG file: no base64, no JSON.
+async fn png(State(state): State<ApiState>, Path((id, index)): Path<(String, usize)>) -> Response {
+    match running(&state, &id).and_then(|service| service.job_png(&id, index)) {
+        Ok(png) => ([(header::CONTENT_TYPE, "image/png")], png).into_response(),
         Err(error) => error_response(&error),
     }
 }
@@ -299,5 +308,19 @@ async fn cancel(State(state): State<ApiState>, Path(id): Path<String>) -> Respon
     match running(&state, &id).and_then(|service| service.cancel(&id)) {
         Ok(summary) => Json(summary).into_response(),
         Err(error) => error_response(&error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dropped_result_is_a_404_with_its_own_code() {
+        let response = error_response(&EngineError::ResultExpired {
+            id: "img_1".into(),
+            reason: "finished results are kept 900 s".into(),
+        });
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
     }
 }

@@ -89,7 +89,7 @@ pub fn description() -> Value {
                 "Error": {
                     "type": "object",
                     "properties": {
-                        "code": { "type": "string", "examples": ["GENERATION_FAILED", "QUEUE_FULL", "INVALID_INPUT", "NOT_FOUND", "TIMED_OUT"] },
+                        "code": { "type": "string", "examples": ["GENERATION_FAILED", "QUEUE_FULL", "INVALID_INPUT", "NOT_FOUND", "RESULT_EXPIRED", "TIMED_OUT"] },
                         "message": { "type": "string" },
                         "suggestion": { "type": "string" },
                         "details": {
@@ -137,7 +137,7 @@ pub fn description() -> Value {
                     "summary": "A job's status, progress and result",
                     "responses": {
                         "200": { "description": "the job", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Job" } } } },
-                        "404": { "description": "unknown or expired", "content": { "application/json": { "schema": error } } }
+                        "404": { "description": "unknown (NOT_FOUND), or its result no longer kept (RESULT_EXPIRED: after 15 minutes, or once newer results need the memory)", "content": { "application/json": { "schema": error } } }
                     }
                 },
                 "delete": {
@@ -145,6 +145,19 @@ pub fn description() -> Value {
                     "responses": {
                         "200": { "description": "cancelled or cancelling" },
                         "404": { "description": "unknown or expired", "content": { "application/json": { "schema": error } } }
+                    }
+                }
+            },
+            "/v1/images/generations/{id}/images/{index}": {
+                "parameters": [job_id, {
+                    "name": "index", "in": "path", "required": true,
+                    "schema": { "type": "integer", "minimum": 0 }, "description": "0-based, in the order of result.images"
+                }],
+                "get": {
+                    "summary": "One image of a complete job as its PNG file",
+                    "responses": {
+                        "200": { "description": "the image", "content": { "image/png": { "schema": { "type": "string", "contentMediaType": "image/png" } } } },
+                        "404": { "description": "unknown job, no such image (or the job is not complete), or its result no longer kept (RESULT_EXPIRED)", "content": { "application/json": { "schema": error } } }
                     }
                 }
             }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -13,7 +14,7 @@ use ts_rs::TS;
 
 use super::capabilities::SdCapabilities;
 use super::gate::{GateOutcome, GateRequest, GenerationGate, OpenGate};
-use super::jobs::{JobStatus, JobStore, JobSummary, JobView};
+use super::jobs::{FinishedImage, JobStatus, JobStore, JobSummary, JobView};
 use super::model_files::DiffusionModelFiles;
 use super::placement::{self, Placement};
 use super::progress::Progress;
@@ -43,6 +44,10 @@ pub struct ImageServiceOptions {
     /// How long finished results stay available.
     #[serde(default = "default_result_ttl_secs")]
     pub result_ttl_secs: u32,
+    /// Memory the finished results may hold together (PNG files, their base64 and
+    /// JSON); the oldest are dropped first (a poll then gets `RESULT_EXPIRED`).
+    #[serde(default = "default_result_memory_mib")]
+    pub result_memory_mib: u32,
     /// A job running longer is stopped with `TIMED_OUT`.
     #[serde(default = "default_job_timeout_secs")]
     pub job_timeout_secs: u32,
@@ -58,6 +63,9 @@ fn default_queue_capacity() -> u32 {
 fn default_result_ttl_secs() -> u32 {
     15 * 60
 }
+fn default_result_memory_mib() -> u32 {
+    512
+}
 fn default_job_timeout_secs() -> u32 {
     30 * 60
 }
@@ -69,6 +77,7 @@ impl Default for ImageServiceOptions {
             threads: None,
             queue_capacity: default_queue_capacity(),
             result_ttl_secs: default_result_ttl_secs(),
+            result_memory_mib: default_result_memory_mib(),
             job_timeout_secs: default_job_timeout_secs(),
             gallery_dir: None,
         }
@@ -83,7 +92,8 @@ pub struct ImageServiceSetup {
     /// The model's weights by component, for the placement and the gate's estimate.
     pub components: DiffusionComponents,
     pub options: ImageServiceOptions,
-    /// Per-job output folders go here.
+    /// Per-job output folders go here; made private to this user (0700), and
+    /// refused when someone else owns it.
     pub work_dir: PathBuf,
     pub free_vram: FreeVramProbe,
     pub events: EventBus,
@@ -158,17 +168,14 @@ impl ImageService {
             },
         )?;
         capabilities.has_server = matches!(runner, Runner::Server(_)) || capabilities.has_server;
-        std::fs::create_dir_all(&setup.work_dir).map_err(|source| {
-            EngineError::StorageUnavailable {
-                path: setup.work_dir.clone(),
-                source,
-            }
-        })?;
+        // sd writes there and Switchyard reads back: nobody else may.
+        crate::private_dir::ensure_private_dir(&setup.work_dir)?;
         let options = &setup.options;
         let inner = Arc::new(Inner {
             store: Mutex::new(JobStore::new(
                 options.queue_capacity as usize,
                 Duration::from_secs(u64::from(options.result_ttl_secs)),
+                u64::from(options.result_memory_mib) << 20,
             )),
             wake: Notify::new(),
             finished: Notify::new(),
@@ -223,6 +230,29 @@ impl ImageService {
 
     pub fn job(&self, id: &str) -> Result<JobView> {
         self.store().view(id, Instant::now())
+    }
+
+    /// The job's view as JSON: a finished job's was serialized once when it ended
+    /// and is shared by every poll; another's is serialized here, outside the lock.
+    pub fn job_json(&self, id: &str) -> Result<Bytes> {
+        let view = {
+            let mut store = self.store();
+            if let Some(json) = store.json(id, Instant::now()) {
+                return Ok(json);
+            }
+            store.view(id, Instant::now())?
+        };
+        serialize(&view)
+    }
+
+    /// Image `index` of a complete job, as its PNG file.
+    pub fn job_png(&self, id: &str, index: usize) -> Result<Bytes> {
+        self.store().png(id, index, Instant::now())
+    }
+
+    /// Bytes the finished results hold together (bounded by `result_memory_mib`).
+    pub fn retained_result_bytes(&self) -> u64 {
+        self.store().retained_bytes()
     }
 
     /// Cancels a job: a waiting one at once, a running one once sd is gone.
@@ -367,11 +397,19 @@ impl Inner {
 
     fn finish(&self, id: &str, outcome: Result<Vec<GeneratedImage>>, started: Instant) {
         let time_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        // Encoded once, here, before the store is locked.
+        let outcome = outcome.map(|images| images.into_iter().map(FinishedImage::from).collect());
         let summary = self.store().finish(id, outcome, time_ms, Instant::now());
         if let Some(summary) = summary {
             self.setup
                 .events
                 .emit(EngineEvent::ImageJobChanged(summary));
+        }
+        // The finished view never changes: serialized once, outside the lock (the
+        // statement above ends the lock's guard).
+        let view = self.store().view(id, Instant::now());
+        if let Ok(json) = view.and_then(|view| serialize(&view)) {
+            self.store().keep_json(id, json);
         }
         self.finished.notify_waiters();
     }
@@ -490,6 +528,14 @@ fn progress_sink(inner: &Arc<Inner>, id: &str) -> ProgressSink {
             .events
             .emit(EngineEvent::ImageJobChanged(summary));
     })
+}
+
+fn serialize(view: &JobView) -> Result<Bytes> {
+    serde_json::to_vec(view)
+        .map(Bytes::from)
+        .map_err(|error| EngineError::Internal {
+            problem: format!("an image job's view cannot be serialized: {error}"),
+        })
 }
 
 /// Best effort: a full disk must not turn a finished image into an error.

@@ -150,7 +150,9 @@ impl Engine {
     /// must send as `Authorization: Bearer <key>`. Kept in a file only this user can
     /// read, never in the settings; applies at once to a running image API.
     pub fn set_image_api_key(&self, key: Option<String>) -> Result<()> {
-        let key = key.map(|key| key.trim().to_owned()).filter(|key| !key.is_empty());
+        let key = key
+            .map(|key| key.trim().to_owned())
+            .filter(|key| !key.is_empty());
         let file = image_api_key_file(&self.inner.layout);
         match &key {
             Some(key) => crate::secrets::write_lines(&file, &[key])?,
@@ -429,7 +431,7 @@ impl Engine {
             files,
             components,
             options: config.options.clone(),
-            work_dir: std::env::temp_dir().join("switchyard-images"),
+            work_dir: self.inner.layout.image_work(),
             free_vram: self.free_vram_probe(),
             events: self.inner.events.clone(),
             stop_grace: SD_STOP_GRACE,

@@ -58,7 +58,7 @@ pub fn max_gpu_layers(
         estimate(shape, &trial, backend).vram_bytes()
     };
     // VRAM grows with every layer offloaded: binary search for the last that fits.
-    let (mut low, mut high) = (0u32, shape.layers + 1);
+    let (mut low, mut high) = (0u32, shape.layers.saturating_add(1));
     if vram_with(high) <= vram_budget {
         return high;
     }
@@ -123,7 +123,7 @@ fn place_layers(
     backend: Backend,
     vram_budget: u64,
 ) -> (LlamaConfig, Vec<String>) {
-    let all = shape.layers + 1;
+    let all = shape.layers.saturating_add(1);
     if !matches!(backend, Backend::Cpu) {
         let everything = LlamaConfig {
             gpu_layers: all,
@@ -133,13 +133,14 @@ fn place_layers(
             return (everything, vec!["All layers on the GPU.".to_owned()]);
         }
         if shape.is_moe() {
-            let experts_in_ram = (1..=shape.layers).find(|&n| {
+            let fits_with = |n: u32| {
                 let trial = LlamaConfig {
                     cpu_moe_layers: n,
                     ..everything.clone()
                 };
                 estimate(shape, &trial, backend).vram_bytes() <= vram_budget
-            });
+            };
+            let experts_in_ram = fewest_that_fit(shape.layers, fits_with);
             if let Some(n) = experts_in_ram {
                 let note = format!(
                     "All layers on the GPU; the experts of the first {n} of {} layers stay in RAM.",
@@ -168,6 +169,25 @@ fn place_layers(
         },
         vec![note],
     )
+}
+
+/// The smallest `n` in `1..=most` for which `fits(n)` holds, given that once it
+/// holds it holds for every larger `n` (more experts in RAM, less VRAM): a binary
+/// search, so a model with many layers costs a few estimates, not one per layer.
+fn fewest_that_fit(most: u32, fits: impl Fn(u32) -> bool) -> Option<u32> {
+    if most == 0 || !fits(most) {
+        return None;
+    }
+    let (mut low, mut high) = (1u32, most);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        if fits(middle) {
+            high = middle;
+        } else {
+            low = middle + 1;
+        }
+    }
+    Some(low)
 }
 
 fn shortfall(shape: &ModelShape, planned: &LlamaEstimate, budget: Budget) -> EngineError {

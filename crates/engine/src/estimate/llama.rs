@@ -89,7 +89,7 @@ impl CacheType {
             .iter()
             .find(|ty| ty.name == name)
             .and_then(|ty| ty.bytes_for(width))
-            .unwrap_or(width * 2)
+            .unwrap_or(width.saturating_mul(2))
     }
 }
 
@@ -206,7 +206,14 @@ pub struct Breakdown {
 
 impl Breakdown {
     pub fn total(&self) -> u64 {
-        self.weights + self.output_layer + self.kv_cache + self.compute + self.overhead
+        [
+            self.output_layer,
+            self.kv_cache,
+            self.compute,
+            self.overhead,
+        ]
+        .into_iter()
+        .fold(self.weights, u64::saturating_add)
     }
 }
 
@@ -244,12 +251,12 @@ impl LlamaEstimate {
     }
 
     pub fn total_bytes(&self) -> u64 {
-        self.ram_bytes() + self.vram_bytes()
+        self.ram_bytes().saturating_add(self.vram_bytes())
     }
 }
 
 fn pad(value: u64, to: u64) -> u64 {
-    value.div_ceil(to) * to
+    value.div_ceil(to).saturating_mul(to)
 }
 
 /// KV cells llama.cpp allocates: (total, per attention stream).
@@ -260,7 +267,7 @@ fn cells(config: &LlamaConfig) -> (u64, u64) {
         (context, context)
     } else {
         let per_slot = pad(context / slots, CELL_PADDING);
-        (per_slot * slots, per_slot)
+        (per_slot.saturating_mul(slots), per_slot)
     }
 }
 
@@ -272,50 +279,57 @@ fn micro_batch(config: &LlamaConfig) -> u64 {
 }
 
 /// Estimates llama-server's memory for `shape` under `config` on `backend`.
+/// Products and sums saturate: a header's dimensions are bounded, but not so
+/// tightly that every configuration's product fits 64 bits.
 pub fn estimate(shape: &ModelShape, config: &LlamaConfig, backend: Backend) -> LlamaEstimate {
     let layers = shape.layers as usize;
+    let all_layers = shape.layers.saturating_add(1);
     let gpu_layers = if backend.has_device() {
-        config.gpu_layers.min(shape.layers + 1)
+        config.gpu_layers.min(all_layers)
     } else {
         0
     };
     // llama.cpp: layer il is offloaded when il >= n_layer + 1 - ngl; the output
     // layer (index n_layer) goes first.
-    let first_gpu_layer = (shape.layers + 1).saturating_sub(gpu_layers) as usize;
+    let first_gpu_layer = all_layers.saturating_sub(gpu_layers) as usize;
     let on_gpu = |il: usize| il >= first_gpu_layer;
+    let add = |sum: &mut u64, bytes: u64| *sum = sum.saturating_add(bytes);
 
     let mut ram = Breakdown::default();
     let mut vram = Breakdown::default();
 
     // Weights.
-    ram.weights += shape.input_bytes + shape.other_bytes;
+    add(
+        &mut ram.weights,
+        shape.input_bytes.saturating_add(shape.other_bytes),
+    );
     let cpu_moe = config.cpu_moe_layers as usize;
     for il in 0..layers {
-        let bytes = shape.layer_bytes[il];
+        let bytes = shape.layer_bytes.get(il).copied().unwrap_or(0);
         let experts = if il < cpu_moe {
-            shape.expert_bytes[il]
+            shape.expert_bytes.get(il).copied().unwrap_or(0)
         } else {
             0
         };
         if on_gpu(il) {
-            vram.weights += bytes - experts;
-            ram.weights += experts;
+            add(&mut vram.weights, bytes.saturating_sub(experts));
+            add(&mut ram.weights, experts);
         } else {
-            ram.weights += bytes;
+            add(&mut ram.weights, bytes);
         }
     }
     if on_gpu(layers) {
-        vram.output_layer += shape.output_bytes;
+        add(&mut vram.output_layer, shape.output_bytes);
         if shape.output_tied {
-            vram.output_layer += shape.input_bytes;
+            add(&mut vram.output_layer, shape.input_bytes);
         }
     } else {
-        ram.output_layer += shape.output_bytes;
+        add(&mut ram.output_layer, shape.output_bytes);
     }
     if gpu_layers > 0 {
-        vram.weights += config.mmproj_bytes;
+        add(&mut vram.weights, config.mmproj_bytes);
     } else {
-        ram.weights += config.mmproj_bytes;
+        add(&mut ram.weights, config.mmproj_bytes);
     }
 
     // KV cache, on the device of its layer.
@@ -323,14 +337,16 @@ pub fn estimate(shape: &ModelShape, config: &LlamaConfig, backend: Backend) -> L
     let ubatch = micro_batch(config);
     let slots = u64::from(config.parallel.max(1));
     let window_cells = shape.sliding_window.map(|window| {
-        let wanted = window * if config.kv_unified { slots } else { 1 } + ubatch;
+        let wanted = window
+            .saturating_mul(if config.kv_unified { slots } else { 1 })
+            .saturating_add(ubatch);
         pad(wanted.min(total_cells), CELL_PADDING)
     });
     let mut widest_kv = 0u64;
     let mut full_layers = 0usize;
     for il in 0..layers {
         let (k_width, v_width) = shape.kv_widths(il);
-        widest_kv = widest_kv.max(k_width + v_width);
+        widest_kv = widest_kv.max(k_width.saturating_add(v_width));
         let sliding = !config.swa_full && shape.sliding_layers.get(il).copied().unwrap_or(false);
         let layer_cells = match (sliding, window_cells) {
             (true, Some(window)) => window,
@@ -339,12 +355,15 @@ pub fn estimate(shape: &ModelShape, config: &LlamaConfig, backend: Backend) -> L
                 total_cells
             }
         };
-        let bytes = layer_cells
-            * (config.cache_type_k.row_bytes(k_width) + config.cache_type_v.row_bytes(v_width));
+        let row = config
+            .cache_type_k
+            .row_bytes(k_width)
+            .saturating_add(config.cache_type_v.row_bytes(v_width));
+        let bytes = layer_cells.saturating_mul(row);
         if on_gpu(il) {
-            vram.kv_cache += bytes;
+            add(&mut vram.kv_cache, bytes);
         } else {
-            ram.kv_cache += bytes;
+            add(&mut ram.kv_cache, bytes);
         }
     }
 
@@ -355,24 +374,34 @@ pub fn estimate(shape: &ModelShape, config: &LlamaConfig, backend: Backend) -> L
         window_cells.unwrap_or(stream_cells)
     };
     let flash = config.flash_attention.enabled();
-    let mask = ubatch * attended * if flash { 2 } else { F32 };
+    let mask = product(&[ubatch, attended, if flash { 2 } else { F32 }]);
     if gpu_layers > 0 {
         // With a GPU, the graph's heavy work runs there, also for the layers left in
         // RAM (their weights are copied over per batch); the host keeps the inputs,
         // the mask and the residual stream (measured: mask + 4 × ubatch × width).
-        vram.compute += compute_bytes(shape, config, ubatch, attended, widest_kv, 4);
-        ram.compute += mask + 4 * ubatch * shape.embedding * F32;
+        add(
+            &mut vram.compute,
+            compute_bytes(shape, config, ubatch, attended, widest_kv, 4),
+        );
+        add(
+            &mut ram.compute,
+            mask.saturating_add(product(&[4, ubatch, shape.embedding, F32])),
+        );
     } else {
-        ram.compute += compute_bytes(shape, config, ubatch, attended, widest_kv, 5);
+        add(
+            &mut ram.compute,
+            compute_bytes(shape, config, ubatch, attended, widest_kv, 5),
+        );
     }
 
     // Logits for every slot, the tokenizer and the runtime.
     let vocab = u64::from(shape.vocab);
     let float_weights = shape.float_weights;
-    ram.overhead +=
-        slots * vocab * F32 + vocab * VOCAB_ENTRY_BYTES + backend.ram_overhead(float_weights);
+    add(&mut ram.overhead, product(&[slots, vocab, F32]));
+    add(&mut ram.overhead, vocab.saturating_mul(VOCAB_ENTRY_BYTES));
+    add(&mut ram.overhead, backend.ram_overhead(float_weights));
     if backend.has_device() {
-        vram.overhead += backend.vram_overhead(float_weights);
+        add(&mut vram.overhead, backend.vram_overhead(float_weights));
     }
 
     let mut applied = config.clone();
@@ -389,6 +418,13 @@ pub fn estimate(shape: &ModelShape, config: &LlamaConfig, backend: Backend) -> L
     }
 }
 
+/// The product of `factors`, saturating.
+fn product(factors: &[u64]) -> u64 {
+    factors
+        .iter()
+        .fold(1u64, |product, &factor| product.saturating_mul(factor))
+}
+
 /// The compute buffer of one device: the larger of the feed-forward and attention
 /// peaks over a micro-batch, with the attention mask live in both.
 fn compute_bytes(
@@ -402,26 +438,36 @@ fn compute_bytes(
     let flash = config.flash_attention.enabled();
     let embd = shape.embedding;
     let ffn_width = if shape.is_moe() {
-        u64::from(shape.expert_used) * shape.expert_feed_forward.max(1)
-            + shape.shared_expert_feed_forward
+        u64::from(shape.expert_used)
+            .saturating_mul(shape.expert_feed_forward.max(1))
+            .saturating_add(shape.shared_expert_feed_forward)
     } else {
         shape.feed_forward
     };
-    let mask = ubatch * attended_cells * if flash { 2 } else { F32 };
+    let mask = product(&[ubatch, attended_cells, if flash { 2 } else { F32 }]);
     // gate, up and their product, plus the residual stream and norms (one of
     // those lives on the host when a GPU runs the graph).
-    let mut feed_forward = ubatch * F32 * (3 * ffn_width + residual_tensors * embd) + mask;
+    let widths = ffn_width
+        .saturating_mul(3)
+        .saturating_add(residual_tensors.saturating_mul(embd));
+    let mut feed_forward = product(&[ubatch, F32, widths]).saturating_add(mask);
     if shape.is_moe() {
         // Router logits and weights.
-        feed_forward += 2 * ubatch * F32 * u64::from(shape.expert_count);
+        feed_forward =
+            feed_forward.saturating_add(product(&[2, ubatch, F32, u64::from(shape.expert_count)]));
     }
     let scores = if flash {
         0
     } else {
-        ubatch * attended_cells * shape.max_heads() * F32
+        product(&[ubatch, attended_cells, shape.max_heads(), F32])
     };
     // Q, K, V, the attention output and the residual stream.
-    let attention = ubatch * F32 * ((residual_tensors + 1) * embd + widest_kv) + mask + scores;
+    let attention_widths = (residual_tensors + 1)
+        .saturating_mul(embd)
+        .saturating_add(widest_kv);
+    let attention = product(&[ubatch, F32, attention_widths])
+        .saturating_add(mask)
+        .saturating_add(scores);
     feed_forward.max(attention)
 }
 

@@ -20,7 +20,7 @@ pub use llama::{
     LlamaConfig, LlamaEstimate,
 };
 pub use machine::machine_budget;
-pub use shape::ModelShape;
+pub use shape::{ModelShape, NoShape};
 
 use crate::gguf::GgufFile;
 
@@ -54,14 +54,14 @@ pub struct MemoryEstimate {
 
 /// The estimate for a model header at `context` tokens (capped at what it was
 /// trained for) on a machine with `backend` and `budget`. `None` for a file that
-/// is not a language model.
+/// is not a language model, or whose header claims what it cannot be.
 pub fn first_estimate(
     file: &GgufFile,
     context: u32,
     backend: Backend,
     budget: Budget,
 ) -> Option<MemoryEstimate> {
-    let shape = ModelShape::from_gguf(file)?;
+    let shape = ModelShape::from_gguf(file).ok()?;
     let context = shape
         .trained_context
         .map_or(context, |trained| trained.min(context));
@@ -87,10 +87,10 @@ pub fn first_estimate(
             )
         }
     };
-    let both = |part: fn(&Breakdown) -> u64| part(&planned.ram) + part(&planned.vram);
+    let both = |part: fn(&Breakdown) -> u64| part(&planned.ram).saturating_add(part(&planned.vram));
     Some(MemoryEstimate {
         context,
-        weights_bytes: both(|b| b.weights + b.output_layer),
+        weights_bytes: both(|b| b.weights.saturating_add(b.output_layer)),
         kv_cache_bytes: both(|b| b.kv_cache),
         compute_bytes: both(|b| b.compute),
         total_bytes: planned.total_bytes(),

@@ -63,54 +63,86 @@ pub struct ModelShape {
     pub float_weights: bool,
 }
 
+/// More layers than llama.cpp loads (`LLAMA_MAX_LAYERS`, 512) by far, so a future
+/// raise still estimates, and few enough that per-layer tables stay small.
+pub const MAX_LAYERS: u32 = 4096;
+/// Widths (embedding, feed-forward, head size) beyond any model: the largest are
+/// tens of thousands.
+const MAX_WIDTH: u64 = 1 << 20;
+/// Attention heads and experts per layer (llama.cpp allows 1024 experts).
+const MAX_HEADS: u64 = 1 << 16;
+/// Vocabulary entries (the largest today are ~262k).
+const MAX_VOCAB: u64 = 1 << 24;
+
+/// Why a header gives no shape to estimate from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoShape {
+    /// No architecture or no layer count: an image model, a projector, ….
+    #[error("it is not a language model (no architecture or layer count)")]
+    NotALanguageModel,
+    /// The metadata claims what no model is or what the file does not hold (a
+    /// damaged or hostile file): trusted, it would size tables by it.
+    #[error("{0}")]
+    Implausible(String),
+}
+
 impl ModelShape {
-    /// `None` when the header lacks what an estimate needs (no architecture or no
-    /// layer count), e.g. an image model.
-    pub fn from_gguf(file: &GgufFile) -> Option<Self> {
-        let architecture = file.architecture()?.to_owned();
-        let layers = u32::try_from(file.arch_u64("block_count")?).ok()?;
+    /// The shape a header describes. Every count that sizes a table is bounded by
+    /// what the file holds: no more layers than tensors, no dimension beyond any
+    /// real model.
+    pub fn from_gguf(file: &GgufFile) -> Result<Self, NoShape> {
+        let architecture = file
+            .architecture()
+            .ok_or(NoShape::NotALanguageModel)?
+            .to_owned();
+        let block_count = file
+            .arch_u64("block_count")
+            .ok_or(NoShape::NotALanguageModel)?;
+        let layers = layer_count(block_count, file.tensors.len())?;
         let arch_key = |suffix: &str| format!("{architecture}.{suffix}");
-        let per_layer = |suffix: &str, fallback: u32| -> Vec<u32> {
-            match file.get(&arch_key(suffix)) {
-                Some(Value::Array(values)) => (0..layers as usize)
-                    .map(|il| {
-                        values
-                            .get(il)
-                            .and_then(Value::as_u64)
-                            .and_then(|v| u32::try_from(v).ok())
-                            .unwrap_or(fallback)
-                    })
-                    .collect(),
-                Some(value) => {
-                    let v = value
-                        .as_u64()
-                        .and_then(|v| u32::try_from(v).ok())
-                        .unwrap_or(fallback);
-                    vec![v; layers as usize]
-                }
-                None => vec![fallback; layers as usize],
+        let dimension = |suffix: &str, max: u64| -> Result<Option<u64>, NoShape> {
+            match file.arch_u64(suffix) {
+                Some(value) if value > max => Err(NoShape::Implausible(format!(
+                    "{} is {value}; no model has more than {max}",
+                    arch_key(suffix)
+                ))),
+                value => Ok(value),
             }
         };
-        let embedding = file.arch_u64("embedding_length").unwrap_or(0);
-        let heads = per_layer("attention.head_count", 0);
+        // Per-layer values (an array, or one value for every layer); a value out of
+        // range counts as absent.
+        let per_layer = |suffix: &str, fallback: u32| -> Result<Vec<u32>, NoShape> {
+            dimension(suffix, MAX_HEADS)?;
+            let value = file.get(&arch_key(suffix));
+            let single = value.and_then(Value::as_u64);
+            Ok((0..layers as usize)
+                .map(|il| {
+                    single
+                        .or_else(|| value?.array_item(il)?.as_u64())
+                        .and_then(|v| u32::try_from(v).ok())
+                        .unwrap_or(fallback)
+                })
+                .collect())
+        };
+        let embedding = dimension("embedding_length", MAX_WIDTH)?.unwrap_or(0);
+        let heads = per_layer("attention.head_count", 0)?;
         let max_heads = u64::from(heads.iter().copied().max().unwrap_or(0));
         let kv_heads = {
-            let kv = per_layer("attention.head_count_kv", u32::MAX);
+            let kv = per_layer("attention.head_count_kv", u32::MAX)?;
             kv.iter()
                 .zip(&heads)
                 .map(|(&kv, &h)| if kv == u32::MAX { h } else { kv })
                 .collect::<Vec<_>>()
         };
         let head_width = embedding.checked_div(max_heads).unwrap_or(0);
-        let mut key_length = file.arch_u64("attention.key_length").unwrap_or(head_width);
-        let mut value_length = file
-            .arch_u64("attention.value_length")
-            .unwrap_or(head_width);
+        let mut key_length = dimension("attention.key_length", MAX_WIDTH)?.unwrap_or(head_width);
+        let mut value_length =
+            dimension("attention.value_length", MAX_WIDTH)?.unwrap_or(head_width);
         let mut kv_heads = kv_heads;
         // Multi-head latent attention (DeepSeek 2/3, Kimi): the cache holds the
         // compressed latent and the rope part, once per layer, not per head.
-        if let Some(rank) = file.arch_u64("attention.kv_lora_rank") {
-            let rope = file.arch_u64("rope.dimension_count").unwrap_or(64);
+        if let Some(rank) = dimension("attention.kv_lora_rank", MAX_WIDTH)? {
+            let rope = dimension("rope.dimension_count", MAX_WIDTH)?.unwrap_or(64);
             key_length = rank + rope;
             value_length = rank;
             kv_heads = vec![1; layers as usize];
@@ -121,38 +153,42 @@ impl ModelShape {
         let (mut input_bytes, mut output_bytes, mut other_bytes) = (0u64, 0u64, 0u64);
         let mut float_layer_bytes = 0u64;
         let mut has_output = false;
+        // Tensor sizes are only checked against the file when its length is known
+        // (a remote header may not say): the sums saturate rather than wrap.
+        let add = |sum: &mut u64, bytes: u64| *sum = sum.saturating_add(bytes);
         for tensor in &file.tensors {
             if let Some(il) = layer_index(&tensor.name).filter(|&il| il < layers as usize) {
-                layer_bytes[il] += tensor.bytes;
+                add(&mut layer_bytes[il], tensor.bytes);
                 if matches!(tensor.ggml_type.name, "F32" | "F16" | "BF16") {
-                    float_layer_bytes += tensor.bytes;
+                    add(&mut float_layer_bytes, tensor.bytes);
                 }
                 if tensor.name.contains("_exps.") {
-                    expert_bytes[il] += tensor.bytes;
+                    add(&mut expert_bytes[il], tensor.bytes);
                 }
             } else if tensor.name.starts_with("token_embd") {
-                input_bytes += tensor.bytes;
+                add(&mut input_bytes, tensor.bytes);
             } else if tensor.name.starts_with("output") {
                 has_output |= tensor.name == "output.weight";
-                output_bytes += tensor.bytes;
+                add(&mut output_bytes, tensor.bytes);
             } else {
-                other_bytes += tensor.bytes;
+                add(&mut other_bytes, tensor.bytes);
             }
         }
-        let vocab = file
-            .get("tokenizer.ggml.tokens")
-            .and_then(Value::as_array)
-            .map(<[Value]>::len)
-            .or_else(|| file.arch_u64("vocab_size").map(|v| v as usize))
-            .and_then(|v| u32::try_from(v).ok())
-            .unwrap_or(0);
-        let expert_count = small(file.arch_u64("expert_count"));
-        let float_weights = float_layer_bytes * 2 > layer_bytes.iter().sum::<u64>();
-        let (sliding_window, sliding_layers) = sliding(file, &architecture, layers);
-        Some(Self {
+        let vocab = match file.get("tokenizer.ggml.tokens").and_then(Value::array_len) {
+            Some(tokens) => tokens as u64,
+            None => dimension("vocab_size", MAX_VOCAB)?.unwrap_or(0),
+        };
+        let vocab = u32::try_from(vocab.min(MAX_VOCAB)).unwrap_or(0);
+        let expert_count = small(dimension("expert_count", MAX_HEADS)?);
+        let all_layer_bytes = layer_bytes
+            .iter()
+            .fold(0u64, |sum, &bytes| sum.saturating_add(bytes));
+        let float_weights = float_layer_bytes > all_layer_bytes / 2;
+        let (sliding_window, sliding_layers) = sliding(file, &architecture, layers)?;
+        Ok(Self {
             layers,
             embedding,
-            feed_forward: file.arch_u64("feed_forward_length").unwrap_or(0),
+            feed_forward: dimension("feed_forward_length", MAX_WIDTH)?.unwrap_or(0),
             vocab,
             heads,
             kv_heads,
@@ -165,10 +201,9 @@ impl ModelShape {
             output_tied: !has_output,
             other_bytes,
             expert_count,
-            expert_used: small(file.arch_u64("expert_used_count")),
-            expert_feed_forward: file.arch_u64("expert_feed_forward_length").unwrap_or(0),
-            shared_expert_feed_forward: file
-                .arch_u64("expert_shared_feed_forward_length")
+            expert_used: small(dimension("expert_used_count", MAX_HEADS)?),
+            expert_feed_forward: dimension("expert_feed_forward_length", MAX_WIDTH)?.unwrap_or(0),
+            shared_expert_feed_forward: dimension("expert_shared_feed_forward_length", MAX_WIDTH)?
                 .unwrap_or(0),
             sliding_window,
             sliding_layers,
@@ -181,16 +216,19 @@ impl ModelShape {
     }
 
     pub fn weights_bytes(&self) -> u64 {
-        self.layer_bytes.iter().sum::<u64>()
-            + self.input_bytes
-            + self.output_bytes
-            + self.other_bytes
+        self.layer_bytes
+            .iter()
+            .chain([&self.input_bytes, &self.output_bytes, &self.other_bytes])
+            .fold(0u64, |sum, &bytes| sum.saturating_add(bytes))
     }
 
     /// K and V widths of one layer's cache row (all heads).
     pub fn kv_widths(&self, layer: usize) -> (u64, u64) {
         let kv_heads = u64::from(self.kv_heads.get(layer).copied().unwrap_or(0));
-        (kv_heads * self.key_length, kv_heads * self.value_length)
+        (
+            kv_heads.saturating_mul(self.key_length),
+            kv_heads.saturating_mul(self.value_length),
+        )
     }
 
     pub fn max_heads(&self) -> u64 {
@@ -215,22 +253,37 @@ fn layer_index(name: &str) -> Option<usize> {
 /// per-layer pattern when it has one, else llama.cpp's pattern for the architecture
 /// (`load_swa_pattern(ml, n, dense_first)` in its model sources: every n-th layer
 /// attends to the whole context).
-fn sliding(file: &GgufFile, architecture: &str, layers: u32) -> (Option<u64>, Vec<bool>) {
+fn sliding(
+    file: &GgufFile,
+    architecture: &str,
+    layers: u32,
+) -> Result<(Option<u64>, Vec<bool>), NoShape> {
     let none = (None, vec![false; layers as usize]);
     let Some(window) = file.arch_u64("attention.sliding_window").filter(|&w| w > 0) else {
-        return none;
+        return Ok(none);
     };
+    if window > u64::from(u32::MAX) {
+        return Err(NoShape::Implausible(format!(
+            "{architecture}.attention.sliding_window is {window}, more tokens than any context"
+        )));
+    }
     let pattern_key = format!("{architecture}.attention.sliding_window_pattern");
-    if let Some(Value::Array(pattern)) = file.get(&pattern_key) {
+    let pattern = file.get(&pattern_key);
+    if pattern.and_then(Value::array_len).is_some() {
         let layers_sliding = (0..layers as usize)
-            .map(|il| matches!(pattern.get(il), Some(Value::Bool(true))))
+            .map(|il| {
+                matches!(
+                    pattern.and_then(|p| p.array_item(il)),
+                    Some(Value::Bool(true))
+                )
+            })
             .collect();
-        return (Some(window), layers_sliding);
+        return Ok((Some(window), layers_sliding));
     }
     let Some((default_period, dense_first)) = swa_pattern(architecture) else {
         // Other architectures (Mistral's old llama files among them) carry a window
         // that llama.cpp does not apply.
-        return none;
+        return Ok(none);
     };
     let period = file
         .get_u64(&pattern_key)
@@ -243,7 +296,23 @@ fn sliding(file: &GgufFile, architecture: &str, layers: u32) -> (Option<u64>, Ve
             (p, false) => il % p < p - 1,
         })
         .collect();
-    (Some(window), layers_sliding)
+    Ok((Some(window), layers_sliding))
+}
+
+/// The layer count the header claims, if the file can be that model: every layer
+/// has tensors, so a file with fewer tensors than layers is not what it says.
+fn layer_count(block_count: u64, tensors: usize) -> Result<u32, NoShape> {
+    if block_count > u64::from(MAX_LAYERS) {
+        return Err(NoShape::Implausible(format!(
+            "it claims {block_count} layers; no model has more than {MAX_LAYERS} (llama.cpp loads at most 512)"
+        )));
+    }
+    if block_count > tensors as u64 {
+        return Err(NoShape::Implausible(format!(
+            "it claims {block_count} layers but holds only {tensors} tensors"
+        )));
+    }
+    u32::try_from(block_count).map_err(|_| NoShape::NotALanguageModel)
 }
 
 /// llama.cpp's default pattern per architecture: (period, dense layer first).

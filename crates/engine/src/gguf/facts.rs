@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use super::GgufFile;
+use super::{GgufFile, Value};
 
 /// How much of the model is stored in one tensor type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -67,8 +67,8 @@ impl ModelFacts {
         let mut by_type: BTreeMap<&str, (u32, u64)> = BTreeMap::new();
         for tensor in &file.tensors {
             let entry = by_type.entry(tensor.ggml_type.name).or_default();
-            entry.0 += 1;
-            entry.1 += tensor.bytes;
+            entry.0 = entry.0.saturating_add(1);
+            entry.1 = entry.1.saturating_add(tensor.bytes);
         }
         let mut quantization: Vec<QuantShare> = by_type
             .into_iter()
@@ -101,8 +101,16 @@ impl ModelFacts {
             file_type: small(file.get_u64("general.file_type"))
                 .and_then(file_type_name)
                 .map(str::to_owned),
-            parameter_count: file.tensors.iter().map(|t| t.elements).sum(),
-            tensor_bytes: file.tensors.iter().map(|t| t.bytes).sum(),
+            // A remote header of unknown length has unchecked tensor sizes: the
+            // sums saturate rather than overflow.
+            parameter_count: file
+                .tensors
+                .iter()
+                .fold(0u64, |sum, t| sum.saturating_add(t.elements)),
+            tensor_bytes: file
+                .tensors
+                .iter()
+                .fold(0u64, |sum, t| sum.saturating_add(t.bytes)),
             tensor_count: u32::try_from(file.tensors.len()).unwrap_or(u32::MAX),
             quantization,
             block_count: small(file.arch_u64("block_count")),
@@ -116,8 +124,8 @@ impl ModelFacts {
             expert_used_count: small(file.arch_u64("expert_used_count")),
             vocab_size: file
                 .get("tokenizer.ggml.tokens")
-                .and_then(|tokens| tokens.as_array())
-                .and_then(|tokens| u32::try_from(tokens.len()).ok())
+                .and_then(Value::array_len)
+                .and_then(|tokens| u32::try_from(tokens).ok())
                 .or(small(file.arch_u64("vocab_size"))),
             tokenizer_model: text("tokenizer.ggml.model"),
             chat_template: text("tokenizer.chat_template"),

@@ -15,7 +15,7 @@ pub(crate) use source::content_range;
 pub use source::{
     read_header, read_local, read_remote, FetchStats, HttpSource, LocalSource, RangeSource,
 };
-pub use value::{Value, ValueType};
+pub use value::{PackedArray, Value, ValueType};
 
 /// One tensor's description in the header.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,9 +70,7 @@ impl GgufFile {
         let value = self.get(&format!("{arch}.{suffix}"))?;
         // Some architectures give per-layer values (an array); the largest decides
         // the memory needed.
-        value
-            .as_u64()
-            .or_else(|| value.as_array()?.iter().filter_map(Value::as_u64).max())
+        value.as_u64().or_else(|| value.max_u64_item())
     }
 
     pub fn facts(&self) -> ModelFacts {

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use super::ggml_type::GgmlType;
-use super::value::{Value, ValueType};
+use super::value::{PackedArray, Value, ValueType};
 use super::{GgufFile, TensorInfo};
 
 const MAGIC: &[u8; 4] = b"GGUF";
@@ -158,6 +158,9 @@ impl<'a> Cursor<'a> {
                     item_type.min_encoded_len(),
                     &format!("the length of `{key}`"),
                 )?;
+                if let Some(width) = item_type.fixed_width() {
+                    return self.packed_array(item_type, width, count, key);
+                }
                 let mut items =
                     Vec::with_capacity(self.capacity_for(count, item_type.min_encoded_len()));
                 for _ in 0..count {
@@ -166,6 +169,25 @@ impl<'a> Cursor<'a> {
                 Value::Array(items)
             }
         })
+    }
+
+    /// Numbers or booleans kept as the file's bytes: as much memory as the file
+    /// holds, not a `Value` per byte.
+    fn packed_array(
+        &mut self,
+        item_type: ValueType,
+        width: usize,
+        count: u64,
+        key: &str,
+    ) -> Step<Value> {
+        let len = count
+            .checked_mul(width as u64)
+            .ok_or_else(|| Stop::Invalid(format!("`{key}` is impossibly long")))?;
+        let bytes = self.take(len, key)?;
+        PackedArray::new(item_type, bytes.to_vec()).map_or_else(
+            || invalid(format!("`{key}` holds a value that is not a boolean")),
+            |packed| Ok(Value::Packed(packed)),
+        )
     }
 
     fn value_type(&mut self, key: &str) -> Step<ValueType> {

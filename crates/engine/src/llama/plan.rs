@@ -7,7 +7,7 @@ use crate::binaries::Variant;
 use crate::errors::Result;
 use crate::estimate::{
     check_fits, estimate, fit, AutoFields, Backend, Budget, Calibration, LlamaConfig,
-    LlamaEstimate, ModelShape,
+    LlamaEstimate, ModelShape, NoShape,
 };
 use crate::gguf;
 
@@ -122,7 +122,16 @@ pub async fn resolve(spec: &InstanceSpec, inputs: Inputs<'_>) -> Result<Resolved
             None
         }
     };
-    let shape = header.as_ref().and_then(ModelShape::from_gguf);
+    let shape = match header.as_ref().map(ModelShape::from_gguf) {
+        Some(Ok(shape)) => Some(shape),
+        Some(Err(NoShape::Implausible(problem))) => {
+            notes.push(format!(
+                "Switchyard does not estimate this model's memory: {problem}; llama-server's own defaults apply."
+            ));
+            None
+        }
+        Some(Err(NoShape::NotALanguageModel)) | None => None,
+    };
     let reasoning = match spec.reasoning {
         ReasoningChoice::On => true,
         ReasoningChoice::Off => false,

@@ -66,18 +66,33 @@ pub fn discard_part(part: &Path) {
 }
 
 /// Downloads `url` into `part`, resuming what is there. Returns `Cancelled` (part
-/// kept) when `cancel` fires.
+/// kept) when `cancel` fires. Never writes more than the server said the file
+/// holds.
 pub async fn fetch(
     client: &reqwest::Client,
     url: &str,
     part: &Path,
+    cancel: &CancellationToken,
+    on_progress: impl FnMut(Progress),
+) -> Result<Fetched> {
+    fetch_expecting(client, url, part, None, cancel, on_progress).await
+}
+
+/// [`fetch`] of a file whose size is known beforehand (the Hub lists it): a server
+/// that says or sends more is stopped at that size (`CHECKSUM_MISMATCH`), before
+/// it fills the disk.
+pub async fn fetch_expecting(
+    client: &reqwest::Client,
+    url: &str,
+    part: &Path,
+    expected_size: Option<u64>,
     cancel: &CancellationToken,
     mut on_progress: impl FnMut(Progress),
 ) -> Result<Fetched> {
     let mut failures = 0;
     loop {
         let before = std::fs::metadata(part).map_or(0, |m| m.len());
-        match fetch_once(client, url, part, cancel, &mut on_progress).await {
+        match fetch_once(client, url, part, expected_size, cancel, &mut on_progress).await {
             Ok(fetched) => return Ok(fetched),
             Err(error) if error.is_transient() => {
                 let after = std::fs::metadata(part).map_or(0, |m| m.len());
@@ -101,6 +116,7 @@ async fn fetch_once(
     client: &reqwest::Client,
     url: &str,
     part: &Path,
+    expected_size: Option<u64>,
     cancel: &CancellationToken,
     on_progress: &mut impl FnMut(Progress),
 ) -> Result<Fetched> {
@@ -171,6 +187,14 @@ async fn fetch_once(
         }
     };
 
+    // What may arrive: the size expected, else what the server said; a body
+    // without a length (ended by closing) is otherwise unbounded.
+    let limit = match (expected_size, total) {
+        (Some(expected), Some(said)) if said != expected => {
+            return Err(too_long(part, expected, &format!("{said} bytes")));
+        }
+        (expected, said) => expected.or(said),
+    };
     let file = tokio::fs::OpenOptions::new()
         .create(true)
         .write(true)
@@ -216,6 +240,12 @@ async fn fetch_once(
         };
         match chunk {
             Ok(Some(bytes)) => {
+                if let Some(limit) = limit {
+                    if written.saturating_add(bytes.len() as u64) > limit {
+                        writer.flush().await.map_err(storage)?;
+                        return Err(too_long(part, limit, &format!("more than {limit} bytes")));
+                    }
+                }
                 writer.write_all(&bytes).await.map_err(storage)?;
                 hasher.update(&bytes);
                 written += bytes.len() as u64;
@@ -245,6 +275,19 @@ async fn fetch_once(
         size: written,
         sha256: hex(&hasher.finalize()),
     })
+}
+
+/// The server's file is not the size it should be: not the file expected.
+fn too_long(part: &Path, expected: u64, actual: &str) -> EngineError {
+    let name = part
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    EngineError::SizeMismatch {
+        file: name.strip_suffix(".part").unwrap_or(&name).to_owned(),
+        expected,
+        actual: actual.to_owned(),
+    }
 }
 
 /// The part is complete already (resumed after everything had arrived).

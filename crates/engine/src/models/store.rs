@@ -253,7 +253,7 @@ impl ModelStore {
                 },
             );
         }
-        self.save_pending()?;
+        self.record_pending(&id)?;
         self.spawn(&id);
         Ok(id)
     }
@@ -394,20 +394,35 @@ impl ModelStore {
             .sum()
     }
 
-    fn save_pending(&self) -> Result<()> {
-        let pending: Vec<Pending> = lock(&self.inner.jobs)
-            .iter()
-            .filter(|(_, job)| {
+    /// Records download `id` in `downloads.json` as this process knows it now
+    /// (listed while unfinished, removed once complete or cancelled), leaving every
+    /// other download as the file has it: the app, the daemon and `switchyard
+    /// models` each keep their own list, and saving one's whole would drop what
+    /// another started meanwhile. Re-read and written under an OS lock
+    /// (`state/downloads.lock`), like the catalog.
+    fn record_pending(&self, id: &str) -> Result<()> {
+        let unfinished = lock(&self.inner.jobs)
+            .get(id)
+            .filter(|job| {
                 !matches!(
                     job.status.state,
                     DownloadState::Complete | DownloadState::Cancelled
                 )
             })
-            .map(|(id, job)| Pending {
-                id: id.clone(),
+            .map(|job| Pending {
+                id: id.to_owned(),
                 request: job.request.clone(),
-            })
-            .collect();
+            });
+        let lock_path = self.state_file("downloads.lock");
+        let file = crate::locks::lock_file(&lock_path)?;
+        file.lock()
+            .map_err(|source| EngineError::writing(&lock_path, source))?;
+        let mut pending: Vec<Pending> = std::fs::read(&self.inner.pending_file)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        pending.retain(|other| other.id != id);
+        pending.extend(unfinished);
         fs_atomic::write_json(&self.inner.pending_file, &pending).map_err(|source| {
             EngineError::StorageUnavailable {
                 path: self.inner.pending_file.clone(),
@@ -470,8 +485,13 @@ impl ModelStore {
         for file in &request.files {
             let part = part_path(&folder.join(&file.file_name));
             let mut meter = RateMeter::new(PROGRESS_EVERY);
-            let result =
-                download::fetch(&self.inner.client, &file.url, &part, &cancel, |progress| {
+            let result = download::fetch_expecting(
+                &self.inner.client,
+                &file.url,
+                &part,
+                file.expected_size,
+                &cancel,
+                |progress| {
                     let bytes = done_before + progress.bytes;
                     let total = total.or(progress.total.map(|t| done_before + t));
                     if let Some(speed) = meter.record(Instant::now(), bytes, Some(bytes) == total) {
@@ -484,8 +504,9 @@ impl ModelStore {
                                 .map(|(t, s)| t.saturating_sub(bytes) / s);
                         });
                     }
-                })
-                .await?;
+                },
+            )
+            .await?;
             done_before += result.size;
             fetched.push(result);
         }
@@ -635,7 +656,9 @@ impl ModelStore {
                 // Only what cannot be resumed is thrown away.
                 if matches!(
                     error,
-                    EngineError::ChecksumMismatch { .. } | EngineError::InvalidGguf { .. }
+                    EngineError::ChecksumMismatch { .. }
+                        | EngineError::SizeMismatch { .. }
+                        | EngineError::InvalidGguf { .. }
                 ) {
                     self.remove_files(id);
                 }
@@ -647,7 +670,7 @@ impl ModelStore {
                 });
             }
         }
-        if let Err(error) = self.save_pending() {
+        if let Err(error) = self.record_pending(id) {
             tracing::warn!(%error, "could not record pending downloads");
         }
     }
@@ -656,7 +679,7 @@ impl ModelStore {
         self.remove_files(id);
         self.update(id, |status| status.state = DownloadState::Cancelled);
         lock(&self.inner.jobs).remove(id);
-        if let Err(error) = self.save_pending() {
+        if let Err(error) = self.record_pending(id) {
             tracing::warn!(%error, "could not record pending downloads");
         }
     }

@@ -2,6 +2,7 @@
 //! the real llama-server loads and chats with.
 
 mod diffusion;
+pub mod hostile;
 mod llama;
 mod quant;
 mod writer;

@@ -154,7 +154,7 @@ fn value_type(value: &Value) -> ValueType {
         Value::F32(_) => ValueType::F32,
         Value::Bool(_) => ValueType::Bool,
         Value::String(_) => ValueType::String,
-        Value::Array(_) => ValueType::Array,
+        Value::Array(_) | Value::Packed(_) => ValueType::Array,
         Value::U64(_) => ValueType::U64,
         Value::I64(_) => ValueType::I64,
         Value::F64(_) => ValueType::F64,
@@ -175,6 +175,11 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
         Value::U64(v) => out.extend_from_slice(&v.to_le_bytes()),
         Value::I64(v) => out.extend_from_slice(&v.to_le_bytes()),
         Value::F64(v) => out.extend_from_slice(&v.to_le_bytes()),
+        Value::Packed(packed) => {
+            out.extend_from_slice(&(packed.item_type() as u32).to_le_bytes());
+            out.extend_from_slice(&(packed.len() as u64).to_le_bytes());
+            out.extend_from_slice(packed.bytes());
+        }
         Value::Array(items) => {
             // An empty array still needs an element type; U32 is as good as any.
             let item_type = items.first().map_or(ValueType::U32, value_type);
