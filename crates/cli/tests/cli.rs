@@ -960,18 +960,7 @@ async fn the_daemon_serves_the_image_api_and_no_sd_outlives_it() {
             "prompt": "a red cube", "width": 64, "height": 64, "steps": 1, "seed": 42
         });
         for _ in 0..2 {
-            let queued: Value = http
-                .post(&api)
-                .json(&small)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let id = queued["id"]
-                .as_str()
-                .unwrap_or_else(|| panic!("{runner}: {queued}"));
+            let id = queue_image(&http, &api, &small).await;
             let job = poll_image_job(&http, &format!("{api}/{id}")).await;
             assert_eq!(job["status"], "complete", "{runner}: {job}");
             let png = base64::engine::general_purpose::STANDARD
@@ -996,16 +985,7 @@ async fn the_daemon_serves_the_image_api_and_no_sd_outlives_it() {
         let large = serde_json::json!({
             "prompt": "a red cube", "width": 512, "height": 512, "steps": 4, "seed": 1
         });
-        let queued: Value = http
-            .post(&api)
-            .json(&large)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = queued["id"].as_str().unwrap().to_owned();
+        let id = queue_image(&http, &api, &large).await;
         let job_url = format!("{api}/{id}");
         let daemon_pid = daemon.id();
         let mut sd = Vec::new();
@@ -1038,6 +1018,23 @@ async fn the_daemon_serves_the_image_api_and_no_sd_outlives_it() {
             );
         }
     }
+}
+
+/// Queues an image through the image API at `api`; its job id.
+async fn queue_image(http: &reqwest::Client, api: &str, request: &Value) -> String {
+    let queued: Value = http
+        .post(api)
+        .json(request)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    queued["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no job id: {queued}"))
+        .to_owned()
 }
 
 /// Polls an image job until it has finished; its last view.

@@ -11,9 +11,8 @@ use axum::http::{request::Parts, HeaderMap, HeaderName};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use futures_util::StreamExt;
-use tokio::time::Instant;
-
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::sse::{error_end, EventFramer};
 use super::{
