@@ -165,6 +165,7 @@ impl Engine {
             Err(error) => return Err(error),
         };
         let binaries = BinaryManager::new(layout.binaries(), http.clone(), events.clone());
+        binaries.set_pid_dir(layout.state());
         apply_binaries_mirror(&binaries, &deps.settings);
         let daemon = attached::Attachment::new(layout.root());
         let inner = Arc::new_cyclic(|engine| {

@@ -23,6 +23,7 @@ pub mod net;
 pub mod orchestrator;
 pub mod paths;
 pub mod private_dir;
+pub mod process;
 pub mod redact;
 pub mod report;
 pub mod secrets;

@@ -248,7 +248,7 @@ async fn a_stop_during_a_streaming_chat_ends_within_the_deadline() {
     // llama-server either cancels the request and exits on the first SIGTERM or
     // hangs until the second, depending on where the request is; both end here
     // (the second-SIGTERM and SIGKILL steps are tested deterministically in
-    // `llama::process`).
+    // `process::stop`).
     assert!(stopped.reason.starts_with("stopped"), "{}", stopped.reason);
     assert!(llama_common::port_is_free(port), "the port is free");
     assert!(wait_gone(pid, Duration::from_secs(1)).await);

@@ -72,6 +72,9 @@ pub struct BinaryManager {
     /// variant into the same folder at once.
     llama_lock: tokio::sync::Mutex<()>,
     diffusion_lock: tokio::sync::Mutex<()>,
+    /// Where the programs under test are recorded while they run (the engine's
+    /// state folder), so a crash does not leave one behind for good.
+    pid_dir: RwLock<Option<PathBuf>>,
 }
 
 impl BinaryManager {
@@ -96,7 +99,13 @@ impl BinaryManager {
             }),
             llama_lock: tokio::sync::Mutex::new(()),
             diffusion_lock: tokio::sync::Mutex::new(()),
+            pid_dir: RwLock::new(None),
         }
+    }
+
+    /// Records each program under test in `dir` while it runs.
+    pub fn set_pid_dir(&self, dir: PathBuf) {
+        *write(&self.pid_dir) = Some(dir);
     }
 
     /// Replaces the pinned releases (tests; a future "update binaries" feature).
@@ -526,7 +535,9 @@ impl BinaryManager {
         options: &EnsureBinary,
         limits: &TestLimits,
     ) -> std::result::Result<CachedValidation, String> {
-        let version = match validate::basic_test(kind, executable, limits).await {
+        let pid_dir = read(&self.pid_dir).clone();
+        let pid_dir = pid_dir.as_deref();
+        let version = match validate::basic_test(kind, executable, limits, pid_dir).await {
             Ok(version) => {
                 self.log(
                     kind,
@@ -560,6 +571,7 @@ impl BinaryManager {
                     // without requiring one.
                     offload: variant.is_none_or(Variant::is_gpu),
                     require_gpu: variant.is_some_and(Variant::is_gpu),
+                    pid_dir,
                 };
                 let started = Instant::now();
                 if let Err(reason) = validate::real_test(test, limits).await {

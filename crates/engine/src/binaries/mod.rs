@@ -18,7 +18,6 @@ pub mod extract;
 pub mod install;
 pub mod manager;
 pub mod manifest;
-pub mod process;
 pub mod validate;
 
 use serde::{Deserialize, Serialize};

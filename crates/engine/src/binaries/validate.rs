@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use tokio::process::Command;
 
-use super::process::{describe_exit, last_lines, TestProcess};
+use crate::process::failure::first_failure_line;
+use crate::process::{describe_exit, last_lines, CapturedProcess};
 use super::BinaryKind;
 
 /// Deadlines for the tests.
@@ -43,6 +44,7 @@ pub async fn basic_test(
     kind: BinaryKind,
     executable: &Path,
     limits: &TestLimits,
+    pid_dir: Option<&Path>,
 ) -> Result<String, String> {
     let mut command = Command::new(executable);
     command.arg(match kind {
@@ -52,8 +54,9 @@ pub async fn basic_test(
         BinaryKind::Diffusion => "--help",
     });
     set_working_dir(&mut command, executable);
-    let mut process =
-        TestProcess::spawn(command).map_err(|error| format!("could not be started: {error}"))?;
+    let mut process = CapturedProcess::spawn(command, pid_dir)
+        .await
+        .map_err(|error| format!("could not be started: {error}"))?;
     let Some(status) = process.wait_for(limits.basic).await else {
         process.kill();
         let _ = process.wait_for(limits.stop_grace).await;
@@ -104,6 +107,8 @@ pub struct RealTest<'a> {
     pub offload: bool,
     /// A build for a GPU that finds none has failed: the CPU build does that job.
     pub require_gpu: bool,
+    /// Where the test's process is recorded while it runs.
+    pub pid_dir: Option<&'a Path>,
 }
 
 /// The real test: one token from llama-server, one 64×64 one-step image from sd.
@@ -112,45 +117,10 @@ pub async fn real_test(test: RealTest<'_>, limits: &TestLimits) -> Result<(), St
         BinaryKind::LlamaServer => llama_one_token(&test, limits).await?,
         BinaryKind::Diffusion => sd_small_image(&test, limits).await?,
     };
-    match error_line(&output, test.require_gpu) {
+    match first_failure_line(&output, test.require_gpu) {
         Some(line) => Err(format!("reported an error: {line}")),
         None => Ok(()),
     }
-}
-
-/// Lines that mean the program does not really work, even when it answered:
-/// lower-case fragments, matched without regard to case.
-const ERROR_PATTERNS: &[&str] = &[
-    "cuda error",
-    "out of memory",
-    "failed to allocate",
-    "cudamalloc failed",
-    "erroroutofdevicememory",
-    "error while loading shared libraries",
-    "illegal instruction",
-    "segmentation fault",
-    "ggml_assert",
-    "ggml_abort",
-];
-
-/// For GPU builds: the GPU was not used, so the build gave nothing over the CPU one.
-const GPU_MISSING_PATTERNS: &[&str] = &[
-    "no usable gpu found",
-    "no cuda-capable device",
-    "failed to initialize cuda",
-    "no vulkan devices",
-];
-
-/// The first line of `output` that reports an error.
-pub fn error_line(output: &str, gpu: bool) -> Option<String> {
-    output.lines().find_map(|line| {
-        let lower = line.to_ascii_lowercase();
-        let vulkan_error = lower.contains("ggml_vulkan") && lower.contains("error");
-        let matched = vulkan_error
-            || ERROR_PATTERNS.iter().any(|p| lower.contains(p))
-            || (gpu && GPU_MISSING_PATTERNS.iter().any(|p| lower.contains(p)));
-        matched.then(|| line.trim().to_owned())
-    })
 }
 
 async fn llama_one_token(test: &RealTest<'_>, limits: &TestLimits) -> Result<String, String> {
@@ -164,7 +134,9 @@ async fn llama_one_token(test: &RealTest<'_>, limits: &TestLimits) -> Result<Str
         .args(["-ngl", if test.offload { "99" } else { "0" }]);
     set_working_dir(&mut command, test.executable);
     let mut server =
-        TestProcess::spawn(command).map_err(|error| format!("could not be started: {error}"))?;
+        CapturedProcess::spawn(command, test.pid_dir)
+            .await
+            .map_err(|error| format!("could not be started: {error}"))?;
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
@@ -212,7 +184,7 @@ async fn one_token(
     client: &reqwest::Client,
     base: &str,
     deadline: Instant,
-    server: &mut TestProcess,
+    server: &mut CapturedProcess,
 ) -> Result<(), String> {
     for seed in TOKEN_SEEDS {
         let remaining = deadline.saturating_duration_since(Instant::now());
@@ -273,7 +245,9 @@ async fn sd_small_image(test: &RealTest<'_>, limits: &TestLimits) -> Result<Stri
         .arg(&image);
     set_working_dir(&mut command, test.executable);
     let mut process =
-        TestProcess::spawn(command).map_err(|error| format!("could not be started: {error}"))?;
+        CapturedProcess::spawn(command, test.pid_dir)
+            .await
+            .map_err(|error| format!("could not be started: {error}"))?;
     let Some(status) = process.wait_for(limits.real).await else {
         process.kill();
         let _ = process.wait_for(limits.stop_grace).await;
@@ -346,17 +320,17 @@ mod tests {
     fn error_lines_are_found_and_gpu_absence_counts_only_for_gpu_builds() {
         let cuda = "load_tensors: offloading\nCUDA error: out of memory\n  current device: 0\n";
         assert_eq!(
-            error_line(cuda, true).as_deref(),
+            first_failure_line(cuda, true).as_deref(),
             Some("CUDA error: out of memory")
         );
         let vulkan = "ggml_vulkan: Found 1 Vulkan devices:\nggml_vulkan: device lost error while allocating\n";
         assert_eq!(
-            error_line(vulkan, true).as_deref(),
+            first_failure_line(vulkan, true).as_deref(),
             Some("ggml_vulkan: device lost error while allocating")
         );
         let no_gpu = "ggml_vulkan: No devices found.\nW no usable GPU found, --gpu-layers option will be ignored\n";
-        assert!(error_line(no_gpu, true).is_some());
-        assert_eq!(error_line(no_gpu, false), None);
-        assert_eq!(error_line("srv  llama_server: model loaded\n", true), None);
+        assert!(first_failure_line(no_gpu, true).is_some());
+        assert_eq!(first_failure_line(no_gpu, false), None);
+        assert_eq!(first_failure_line("srv  llama_server: model loaded\n", true), None);
     }
 }

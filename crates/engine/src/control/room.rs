@@ -15,7 +15,7 @@ use super::link::DaemonLink;
 use super::server::{ApiError, Authorized, ServerState};
 use crate::diffusion::gate::BoxFuture;
 use crate::errors::ErrorReport;
-use crate::llama::start_ticks;
+use crate::process::pidfile::start_ticks;
 use crate::orchestrator::{Orchestrator, ServersElsewhere};
 
 /// How often the daemon looks whether the process it made room for still runs.

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -15,10 +15,9 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
 use super::progress::LineSplitter;
-use crate::binaries::process::describe_exit;
 use crate::errors::EngineError;
-use crate::llama::pidfile;
-use crate::llama::process::spawn_guarded;
+use crate::process::failure::mentions_out_of_memory;
+use crate::process::{describe_exit, spawn_guarded, ChildKind, PidFile};
 
 /// Standard-error lines an error carries.
 pub const STDERR_TAIL_LINES: usize = 20;
@@ -39,7 +38,7 @@ pub struct SdChild {
     pid: Option<u32>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
     /// Its pid file, removed once it has ended.
-    pid_file: Option<PathBuf>,
+    pid_file: PidFile,
 }
 
 /// Every line of both streams, in arrival order per stream.
@@ -69,8 +68,8 @@ impl SdChild {
                     problem: format!("{} cannot be started: {error}", program.display()),
                 })?;
         let pid_file = match (pid_dir, child.id()) {
-            (Some(dir), Some(pid)) => pidfile::write_sd(dir, pid, program),
-            _ => None,
+            (Some(dir), Some(pid)) => PidFile::record(dir, ChildKind::Sd, None, pid, program, 0),
+            _ => PidFile::none(),
         };
         let (sender, lines) = mpsc::channel(LINE_BACKLOG);
         let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
@@ -113,9 +112,7 @@ impl SdChild {
     }
 
     fn forget_pid_file(&mut self) {
-        if let Some(path) = self.pid_file.take() {
-            let _ = std::fs::remove_file(path);
-        }
+        self.pid_file = PidFile::none();
     }
 
     /// Its last standard-error lines, oldest first.
@@ -147,7 +144,7 @@ impl SdChild {
 
     #[cfg(unix)]
     fn signal(&self, kill: bool) {
-        crate::llama::process::end_group(self.pid, kill);
+        crate::process::end_group(self.pid, kill);
     }
 
     #[cfg(not(unix))]
@@ -169,27 +166,6 @@ impl SdChild {
             out_of_memory,
         }
     }
-}
-
-impl Drop for SdChild {
-    fn drop(&mut self) {
-        // Killed on drop (tokio's kill_on_drop): its record goes with it.
-        self.forget_pid_file();
-    }
-}
-
-/// The words ggml, CUDA, Vulkan and Metal use when memory runs out.
-pub fn mentions_out_of_memory(line: &str) -> bool {
-    let line = line.to_ascii_lowercase();
-    [
-        "out of memory",
-        "failed to allocate",
-        "insufficient memory",
-        "cannot allocate memory",
-        "erroroutofdevicememory",
-    ]
-    .iter()
-    .any(|pattern| line.contains(pattern))
 }
 
 async fn forward(

@@ -255,7 +255,7 @@ impl ServerRunner {
                     stderr_tail.push(message);
                     let out_of_memory = stderr_tail
                         .iter()
-                        .any(|line| super::child::mentions_out_of_memory(line));
+                        .any(|line| crate::process::failure::mentions_out_of_memory(line));
                     return Err(EngineError::GenerationFailed {
                         exit: "sd-server reported a failed job".into(),
                         exit_code: None,

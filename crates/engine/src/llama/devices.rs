@@ -41,20 +41,11 @@ pub fn parse_devices(output: &str) -> Option<Backend> {
     Some(found)
 }
 
-pub async fn probe_backend(binary: &Path) -> Option<Backend> {
-    let output = tokio::time::timeout(
-        LIST_TIMEOUT,
-        tokio::process::Command::new(binary)
-            .arg("--list-devices")
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .ok()?
-    .ok()?;
-    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stderr));
+/// The backend `binary --list-devices` names (recorded in `pid_dir` while it runs).
+pub async fn probe_backend(binary: &Path, pid_dir: Option<&Path>) -> Option<Backend> {
+    let mut command = tokio::process::Command::new(binary);
+    command.arg("--list-devices");
+    let text = crate::process::output_within(command, LIST_TIMEOUT, pid_dir).await?;
     parse_devices(&text)
 }
 

@@ -62,22 +62,16 @@ impl SupportedFlags {
 
     /// Runs `binary --help` (standard input closed, a deadline).
     pub async fn probe(binary: &Path) -> Self {
-        let output = tokio::time::timeout(
-            HELP_TIMEOUT,
-            tokio::process::Command::new(binary)
-                .arg("--help")
-                .stdin(std::process::Stdio::null())
-                .kill_on_drop(true)
-                .output(),
-        )
-        .await;
-        match output {
-            Ok(Ok(output)) => {
-                let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-                text.push_str(&String::from_utf8_lossy(&output.stderr));
-                Self::from_help(&text)
-            }
-            _ => Self::assume_current(),
+        Self::probe_recorded(binary, None).await
+    }
+
+    /// The same, recorded in `pid_dir` while it runs.
+    pub async fn probe_recorded(binary: &Path, pid_dir: Option<&Path>) -> Self {
+        let mut command = tokio::process::Command::new(binary);
+        command.arg("--help");
+        match crate::process::output_within(command, HELP_TIMEOUT, pid_dir).await {
+            Some(text) => Self::from_help(&text),
+            None => Self::assume_current(),
         }
     }
 

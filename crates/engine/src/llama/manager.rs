@@ -17,7 +17,7 @@ use super::flags::SupportedFlags;
 use super::logs::{LogLine, RotatingFile};
 use super::output::InstanceLog;
 use super::ownership::{self, Owner, OwnerKind, Ownership};
-use super::pidfile::{self, EndedLeftover};
+use crate::process::{pidfile, EndedLeftover};
 use super::plan::{self, backend_of, Inputs};
 use super::policy::SupervisionPolicy;
 use super::ports;
@@ -764,8 +764,8 @@ impl LlamaManager {
             }
         }
         let facts = BinaryFacts {
-            flags: SupportedFlags::probe(binary).await,
-            backend: super::devices::probe_backend(binary).await,
+            flags: SupportedFlags::probe_recorded(binary, Some(&self.shared.state_dir)).await,
+            backend: super::devices::probe_backend(binary, Some(&self.shared.state_dir)).await,
         };
         lock(&self.shared.binary_facts).insert(binary.to_path_buf(), (stamp, facts.clone()));
         facts

@@ -2,7 +2,7 @@
 //! configuration; started with arguments built from that configuration (empty
 //! fields fitted to free memory), watched through `/health` and their own exit,
 //! restarted with backoff up to a start limit, stopped in steps, tied to the app's
-//! life (process group and parent-death signal, Job Object, pid files), logged to
+//! life (through `crate::process`: group, parent-death signal, pid file), logged to
 //! a ring and rotating files, and chatted with for a test.
 //!
 //! Files: `state/instances.json` (instances and whether they ran),
@@ -21,11 +21,9 @@ mod logs;
 mod manager;
 mod output;
 mod ownership;
-pub(crate) mod pidfile;
 mod plan;
 mod policy;
 mod ports;
-pub(crate) mod process;
 mod reasoning;
 mod request_text;
 mod spec;
@@ -45,10 +43,9 @@ pub use flags::SupportedFlags;
 pub use logs::{parse_line, LogLine, ServerLogLevel};
 pub use manager::{LlamaManager, Opened};
 pub use ownership::{Owner, OwnerKind};
-pub(crate) use pidfile::start_ticks;
-pub use pidfile::{EndedLeftover, PidRecord};
+pub use crate::process::{EndedLeftover, PidRecord, StopPolicy};
 pub use plan::{plan_memory, Memory};
-pub use policy::{HealthPolicy, LogPolicy, RestartPolicy, StopPolicy, SupervisionPolicy};
+pub use policy::{HealthPolicy, LogPolicy, RestartPolicy, SupervisionPolicy};
 pub use reasoning::is_reasoning_model;
 pub use spec::{is_valid_name, InstanceSpec, ReasoningChoice, LOOPBACK};
 pub use state::{InstancePreview, InstanceState, InstanceStatus, RunningConfig, StateChange};

@@ -4,6 +4,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+pub use crate::process::StopPolicy;
+
 /// Restarting after a crash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestartPolicy {
@@ -57,27 +59,6 @@ impl Default for HealthPolicy {
             unhealthy_after: 3,
             load_timeout: Duration::from_secs(600),
             restart_unhealthy_after: Some(Duration::from_secs(60)),
-        }
-    }
-}
-
-/// Ending a server: SIGTERM, then (llama-server ignores a first SIGTERM while it
-/// serves a request) a second SIGTERM, then SIGKILL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StopPolicy {
-    pub graceful: Duration,
-    pub after_second_term: Duration,
-    /// The grace of the first SIGTERM when Switchyard cut the server's answers
-    /// under way itself (nothing is lost by ending it at once).
-    pub after_cut: Duration,
-}
-
-impl Default for StopPolicy {
-    fn default() -> Self {
-        Self {
-            graceful: Duration::from_secs(5),
-            after_second_term: Duration::from_secs(2),
-            after_cut: Duration::from_millis(100),
         }
     }
 }

@@ -14,10 +14,11 @@ use super::args::{redact, LaunchPlan};
 use super::flags::SupportedFlags;
 use super::manager::Shared;
 use super::output::{pump, OutputSink};
-use super::pidfile::{self, PidRecord};
 use super::policy::{StartHistory, StopPolicy};
 use super::ports;
-use super::process::{describe_exit, spawn_guarded, stop_child, StopOutcome};
+use crate::process::{
+    describe_exit, spawn_guarded, stop_child, ChildKind, PidFile, StopOutcome,
+};
 use super::state::{InstanceState, RunningConfig};
 use crate::errors::{EngineError, Result};
 use crate::estimate::{parse_llama_log, Backend, LlamaEstimate};
@@ -281,18 +282,14 @@ async fn run_once(
         }
     };
     let pid = child.id().unwrap_or(0);
-    let (owner_pid, owner_start_ticks) = pidfile::this_process();
-    pidfile::write(
+    // Removed however this run ends (each end below has reaped the process first).
+    let _pid_file = PidFile::record(
         &shared.state_dir,
-        &PidRecord {
-            instance: name.clone(),
-            pid,
-            start_ticks: pidfile::start_ticks(pid),
-            binary: plan.binary.clone(),
-            port: plan.port,
-            owner_pid,
-            owner_start_ticks,
-        },
+        ChildKind::LlamaServer,
+        Some(&name),
+        pid,
+        &plan.binary,
+        plan.port,
     );
     let mut readers = Vec::new();
     if let Some(stdout) = child.stdout.take() {
@@ -351,13 +348,11 @@ async fn run_once(
                 let (outcome, status) = stop_child(&mut child, &cancel.policy(&policy.stop)).await;
                 sink.note(&format!("stopped: {}", describe_exit(status)));
                 drain(readers).await;
-                pidfile::remove(&shared.state_dir, &name);
                 return RunEnd::Stopped(outcome);
             }
             status = child.wait() => {
                 let status = status.ok();
                 drain(readers).await;
-                pidfile::remove(&shared.state_dir, &name);
                 let exit = describe_exit(status);
                 sink.note(&format!("llama-server ended: {exit}"));
                 let details = sink.last_words();
@@ -409,7 +404,6 @@ async fn run_once(
                                     sink.note(&format!("no answer for {} s: ending it", hung_for.as_secs()));
                                     let (_, status) = stop_child(&mut child, &policy.stop).await;
                                     drain(readers).await;
-                                    pidfile::remove(&shared.state_dir, &name);
                                     let error = EngineError::ServerCrashed {
                                         instance: name.clone(),
                                         exit: format!("ended by Switchyard, {}", describe_exit(status)),
@@ -424,7 +418,6 @@ async fn run_once(
                         } else if spawned.elapsed() > policy.health.load_timeout {
                             let _ = stop_child(&mut child, &policy.stop).await;
                             drain(readers).await;
-                            pidfile::remove(&shared.state_dir, &name);
                             let error = EngineError::ServerStartFailed {
                                 instance: name.clone(),
                                 exit: "ended by Switchyard".into(),

@@ -1,7 +1,10 @@
-//! Running a program under test: standard input closed, standard output and error
-//! captured (the last part of them), a deadline, and a stop that reaches the whole
-//! process group, so a script's children cannot keep a pipe open forever.
+//! A program run to its end for what it prints (a binary's test, `--help`,
+//! `--list-devices`): spawned guarded like every child, standard input closed,
+//! standard output and error captured (the last part of them), a deadline, and a
+//! stop that reaches the whole process group, so a script's children cannot keep a
+//! pipe open forever.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -10,14 +13,18 @@ use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
-/// Output kept from a program: enough for the error lines near its end.
+use super::pidfile::{ChildKind, PidFile};
+
+/// Output kept from a program under test: enough for the error lines near its end.
 const OUTPUT_TAIL_BYTES: usize = 64 * 1024;
+/// Output kept from a program read for what it prints (`--help` is ~60 KB today).
+const WHOLE_OUTPUT_BYTES: usize = 1024 * 1024;
 /// How long the output readers may take to catch up once the program has ended.
 const DRAIN_GRACE: Duration = Duration::from_millis(500);
 
-/// A program started for a test; killed (with its process group) when dropped.
+/// A program run for its output; killed (with its process group) when dropped.
 #[derive(Debug)]
-pub struct TestProcess {
+pub struct CapturedProcess {
     child: Child,
     /// The process group to signal (unix); Windows ends the child alone.
     #[cfg_attr(not(unix), allow(dead_code))]
@@ -25,25 +32,39 @@ pub struct TestProcess {
     output: Arc<Mutex<String>>,
     readers: Vec<JoinHandle<()>>,
     status: Option<ExitStatus>,
+    /// Removed with the process (it is killed when this is dropped).
+    _pid_file: PidFile,
 }
 
-impl TestProcess {
-    pub fn spawn(mut command: Command) -> std::io::Result<Self> {
+impl CapturedProcess {
+    /// Starts `command`, recorded in `pid_dir` (a probe's pid file) while it runs;
+    /// the last 64 KiB of its output are kept.
+    pub async fn spawn(command: Command, pid_dir: Option<&Path>) -> std::io::Result<Self> {
+        Self::spawn_keeping(command, pid_dir, OUTPUT_TAIL_BYTES).await
+    }
+
+    async fn spawn_keeping(
+        mut command: Command,
+        pid_dir: Option<&Path>,
+        keep: usize,
+    ) -> std::io::Result<Self> {
         command
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        #[cfg(unix)]
-        command.process_group(0);
-        let mut child = command.spawn()?;
+            .stderr(std::process::Stdio::piped());
+        let program = PathBuf::from(command.as_std().get_program());
+        let mut child = super::spawn_guarded(command).await?;
+        let pid_file = match (pid_dir, child.id()) {
+            (Some(dir), Some(pid)) => PidFile::record(dir, ChildKind::Probe, None, pid, &program, 0),
+            _ => PidFile::none(),
+        };
         let output = Arc::new(Mutex::new(String::new()));
         let mut readers = Vec::new();
         if let Some(stdout) = child.stdout.take() {
-            readers.push(tokio::spawn(collect(stdout, output.clone())));
+            readers.push(tokio::spawn(collect(stdout, output.clone(), keep)));
         }
         if let Some(stderr) = child.stderr.take() {
-            readers.push(tokio::spawn(collect(stderr, output.clone())));
+            readers.push(tokio::spawn(collect(stderr, output.clone(), keep)));
         }
         Ok(Self {
             pid: child.id(),
@@ -51,6 +72,7 @@ impl TestProcess {
             output,
             readers,
             status: None,
+            _pid_file: pid_file,
         })
     }
 
@@ -94,7 +116,7 @@ impl TestProcess {
 
     #[cfg(unix)]
     fn signal_group(&self, kill: bool) {
-        crate::llama::process::end_group(self.pid, kill);
+        super::end_group(self.pid, kill);
     }
 
     #[cfg(not(unix))]
@@ -128,7 +150,7 @@ impl TestProcess {
     }
 }
 
-impl Drop for TestProcess {
+impl Drop for CapturedProcess {
     fn drop(&mut self) {
         if self.try_exit().is_none() {
             self.kill();
@@ -139,14 +161,14 @@ impl Drop for TestProcess {
     }
 }
 
-async fn collect(stream: impl AsyncRead + Unpin, output: Arc<Mutex<String>>) {
+async fn collect(stream: impl AsyncRead + Unpin, output: Arc<Mutex<String>>, keep: usize) {
     use tokio::io::AsyncReadExt as _;
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
     loop {
         line.clear();
         // A bounded read: a program that never ends a line cannot grow this forever.
-        let limit = u64::try_from(OUTPUT_TAIL_BYTES).unwrap_or(u64::MAX);
+        let limit = u64::try_from(keep).unwrap_or(u64::MAX);
         match (&mut reader).take(limit).read_until(b'\n', &mut line).await {
             Ok(0) | Err(_) => return,
             Ok(_) => {
@@ -156,8 +178,8 @@ async fn collect(stream: impl AsyncRead + Unpin, output: Arc<Mutex<String>>) {
                 if !text.ends_with('\n') {
                     output.push('\n');
                 }
-                if output.len() > OUTPUT_TAIL_BYTES * 2 {
-                    let mut cut = output.len() - OUTPUT_TAIL_BYTES;
+                if output.len() > keep * 2 {
+                    let mut cut = output.len() - keep;
                     while !output.is_char_boundary(cut) {
                         cut += 1;
                     }
@@ -168,41 +190,20 @@ async fn collect(stream: impl AsyncRead + Unpin, output: Arc<Mutex<String>>) {
     }
 }
 
-/// How a program ended, in words; a signal is named, and an illegal instruction is
-/// explained, because it is the typical death of a build made for newer CPUs.
-pub fn describe_exit(status: ExitStatus) -> String {
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt as _;
-        if let Some(signal) = status.signal() {
-            return describe_signal(signal);
-        }
+/// Runs `command` to its end, at most `timeout`: what it printed (standard output,
+/// then error), or `None` when it could not start or did not end in time (it is
+/// killed then).
+pub async fn output_within(
+    command: Command,
+    timeout: Duration,
+    pid_dir: Option<&Path>,
+) -> Option<String> {
+    let mut process = CapturedProcess::spawn_keeping(command, pid_dir, WHOLE_OUTPUT_BYTES)
+        .await
+        .ok()?;
+    if process.wait_for(timeout).await.is_none() {
+        process.kill();
+        return None;
     }
-    match status.code() {
-        Some(code) => format!("exited with code {code}"),
-        None => "ended without an exit code".into(),
-    }
-}
-
-pub fn describe_signal(signal: i32) -> String {
-    match signal {
-        4 => "died of an illegal instruction (SIGILL): this build needs CPU features this machine lacks".into(),
-        6 => "aborted (SIGABRT)".into(),
-        7 => "crashed with a bus error (SIGBUS)".into(),
-        8 => "crashed with an arithmetic error (SIGFPE)".into(),
-        9 => "was killed (SIGKILL)".into(),
-        11 => "crashed (SIGSEGV, segmentation fault)".into(),
-        15 => "was terminated (SIGTERM)".into(),
-        other => format!("died of signal {other}"),
-    }
-}
-
-/// The last `lines` non-empty lines of `output`, for error messages.
-pub fn last_lines(output: &str, lines: usize) -> String {
-    let tail: Vec<&str> = output
-        .lines()
-        .map(str::trim_end)
-        .filter(|line| !line.is_empty())
-        .collect();
-    tail[tail.len().saturating_sub(lines)..].join("\n")
+    Some(process.output().await)
 }

@@ -1,13 +1,14 @@
-//! A pid file per running server in `state/` (llama-server by instance, sd by
-//! pid), so that the next launch can end a server the app left behind (a crash on a platform without a parent-death
-//! signal, a power-user's `kill -9` of the app on macOS).
+//! A pid file per running child in `state/` (`llama-<instance>.pid.json`,
+//! `sd-<pid>.pid.json`, `probe-<pid>.pid.json`), so that the next launch can end a
+//! child the app left behind (a crash on a platform without a parent-death signal,
+//! a power-user's `kill -9` of the app on macOS).
 //!
-//! Leftovers are ended, never re-adopted: the app would not know the server's
+//! Leftovers are ended, never re-adopted: the app would not know a server's
 //! configuration for sure, its logs went to a pipe that no longer exists, and a
 //! start takes well under a second for cached models anyway. A pid is only
 //! signalled when it is still the same process: its start time (Linux:
 //! `/proc/<pid>/stat`; elsewhere sysinfo) matches the one recorded, and its
-//! command line still names the recorded binary; a server whose recorded owner (a
+//! command line still names the recorded binary; a child whose recorded owner (a
 //! Switchyard process with the recorded start time) still runs is left to that
 //! owner.
 
@@ -18,15 +19,37 @@ use serde::{Deserialize, Serialize};
 
 use crate::fs_atomic;
 
-const PREFIX: &str = "llama-";
-/// The pid files of sd processes (`sd-<pid>.pid.json`).
-const SD_PREFIX: &str = "sd-";
 const SUFFIX: &str = ".pid.json";
 /// How long an ended leftover may take to disappear.
 const LEFTOVER_DEADLINE: Duration = Duration::from_secs(3);
 
+/// What a child is, which names its pid file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildKind {
+    /// A llama-server instance, recorded by its name.
+    LlamaServer,
+    /// sd-cli (one per image) or sd-server, recorded by pid.
+    Sd,
+    /// A short run: a binary's test, `--help`, `--list-devices`; by pid.
+    Probe,
+}
+
+impl ChildKind {
+    const ALL: [Self; 3] = [Self::LlamaServer, Self::Sd, Self::Probe];
+
+    fn prefix(self) -> &'static str {
+        match self {
+            Self::LlamaServer => "llama-",
+            Self::Sd => "sd-",
+            Self::Probe => "probe-",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PidRecord {
+    /// The key of its file: the instance's name for llama-server, else the
+    /// program's file name.
     pub instance: String,
     pub pid: u32,
     /// The process's start time in clock ticks since boot (Linux); `None` elsewhere.
@@ -37,43 +60,65 @@ pub struct PidRecord {
     pub owner_start_ticks: Option<u64>,
 }
 
-pub fn path_for(state_dir: &Path, instance: &str) -> PathBuf {
-    state_dir.join(format!("{PREFIX}{instance}{SUFFIX}"))
+/// A running child's record, removed when dropped (its owner has seen it end, or
+/// ends it).
+#[derive(Debug)]
+pub struct PidFile {
+    path: Option<PathBuf>,
 }
 
-pub fn write(state_dir: &Path, record: &PidRecord) {
-    if let Err(error) = fs_atomic::write_json(&path_for(state_dir, &record.instance), record) {
-        tracing::warn!(%error, "cannot write the pid file");
-    }
-}
-
-/// Records a running sd (`sd-cli` per image, or `sd-server`); returns the file,
-/// which its owner removes once the process has ended.
-pub fn write_sd(state_dir: &Path, pid: u32, binary: &Path) -> Option<PathBuf> {
-    let (owner_pid, owner_start_ticks) = this_process();
-    let record = PidRecord {
-        instance: binary
+impl PidFile {
+    /// Records child `pid` of `kind` running `binary` (and listening on `port`,
+    /// 0 for none). A file that cannot be written is said in the log: the child
+    /// still runs, guarded by the parent-death signal where there is one.
+    pub fn record(
+        state_dir: &Path,
+        kind: ChildKind,
+        instance: Option<&str>,
+        pid: u32,
+        binary: &Path,
+        port: u16,
+    ) -> Self {
+        let (owner_pid, owner_start_ticks) = this_process();
+        let program = binary
             .file_name()
-            .map_or_else(|| "sd".into(), |name| name.to_string_lossy().into_owned()),
-        pid,
-        start_ticks: start_ticks(pid),
-        binary: binary.to_path_buf(),
-        port: 0,
-        owner_pid,
-        owner_start_ticks,
-    };
-    let path = state_dir.join(format!("{SD_PREFIX}{pid}{SUFFIX}"));
-    match fs_atomic::write_json(&path, &record) {
-        Ok(()) => Some(path),
-        Err(error) => {
-            tracing::warn!(%error, "cannot write sd's pid file");
-            None
+            .map_or_else(|| "child".into(), |name| name.to_string_lossy().into_owned());
+        let key = instance.map_or_else(|| pid.to_string(), str::to_owned);
+        let record = PidRecord {
+            instance: instance.map_or(program, str::to_owned),
+            pid,
+            start_ticks: start_ticks(pid),
+            binary: binary.to_path_buf(),
+            port,
+            owner_pid,
+            owner_start_ticks,
+        };
+        let path = state_dir.join(format!("{}{key}{SUFFIX}", kind.prefix()));
+        match fs_atomic::write_json(&path, &record) {
+            Ok(()) => Self { path: Some(path) },
+            Err(error) => {
+                tracing::warn!(%error, path = %path.display(), "cannot write a pid file");
+                Self { path: None }
+            }
         }
     }
+
+    /// No record (no state folder given).
+    pub fn none() -> Self {
+        Self { path: None }
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
 }
 
-pub fn remove(state_dir: &Path, instance: &str) {
-    let _ = std::fs::remove_file(path_for(state_dir, instance));
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// Who a pid is: when it started and what it runs.
@@ -197,7 +242,10 @@ pub fn end_leftovers(state_dir: &Path) -> Vec<EndedLeftover> {
     let mut ended = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !((name.starts_with(PREFIX) || name.starts_with(SD_PREFIX)) && name.ends_with(SUFFIX)) {
+        let ours = ChildKind::ALL
+            .iter()
+            .any(|kind| name.starts_with(kind.prefix()));
+        if !(ours && name.ends_with(SUFFIX)) {
             continue;
         }
         let path = entry.path();
@@ -215,7 +263,7 @@ pub fn end_leftovers(state_dir: &Path) -> Vec<EndedLeftover> {
             tracing::warn!(
                 instance = record.instance,
                 pid = record.pid,
-                "ending a server (llama-server or sd) left behind by an earlier run"
+                "ending a child (llama-server, sd, a probe) left behind by an earlier run"
             );
             end_process(record.pid);
             ended.push(EndedLeftover {
@@ -241,7 +289,7 @@ fn end_process(pid: u32) {
         let leads_group = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid_i32)))
             .is_ok_and(|group| group.as_raw() == pid_i32);
         if leads_group {
-            super::process::signal_group(pid, Signal::SIGKILL);
+            super::signal_group(pid, Signal::SIGKILL);
         } else {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid_i32), Signal::SIGKILL);
         }
@@ -263,7 +311,7 @@ fn end_process(pid: u32) {
     }
     let deadline = Instant::now() + LEFTOVER_DEADLINE;
     while is_running(pid) && Instant::now() < deadline {
-        std::thread::sleep(super::process::GONE_POLL);
+        std::thread::sleep(super::GONE_POLL);
     }
 }
 
@@ -295,8 +343,18 @@ mod tests {
             .arg("30")
             .spawn()
             .unwrap();
-        let file = write_sd(dir.path(), sd.id(), Path::new("/usr/bin/sleep")).unwrap();
+        let record = PidFile::record(
+            dir.path(),
+            ChildKind::Sd,
+            None,
+            sd.id(),
+            Path::new("/usr/bin/sleep"),
+            0,
+        );
+        let file = record.path().unwrap().to_path_buf();
         assert!(file.ends_with(format!("sd-{}.pid.json", sd.id())));
+        // The app that recorded it crashed: the record stays.
+        std::mem::forget(record);
         let ended = end_leftovers(dir.path());
         assert_eq!(ended.len(), 1, "{ended:?}");
         assert_eq!(ended[0].instance, "sleep");
@@ -311,19 +369,19 @@ mod tests {
             .arg("30")
             .spawn()
             .unwrap();
-        let record = PidRecord {
-            instance: "x".into(),
-            pid: sleeper.id(),
-            start_ticks: start_ticks(sleeper.id()),
-            binary: "/opt/llama/llama-server".into(),
-            port: 1,
-            owner_pid: u32::MAX,
-            owner_start_ticks: None,
-        };
-        write(dir.path(), &record);
+        let record = PidFile::record(
+            dir.path(),
+            ChildKind::LlamaServer,
+            Some("x"),
+            sleeper.id(),
+            Path::new("/opt/llama/llama-server"),
+            1,
+        );
+        let file = record.path().unwrap().to_path_buf();
+        std::mem::forget(record);
         assert!(end_leftovers(dir.path()).is_empty());
         assert!(is_running(sleeper.id()), "sleep is not a llama-server");
-        assert!(!path_for(dir.path(), "x").exists());
+        assert!(!file.exists());
         let _ = sleeper.kill();
         let _ = sleeper.wait();
     }

@@ -1,89 +1,35 @@
-//! Spawning servers so they cannot outlive the app, and ending them in steps.
-//!
-//! Linux: each server gets its own process group (a terminal's Ctrl-C reaches the
-//! app, which stops servers in order, not the servers directly) and the
-//! parent-death signal. The kernel sends that signal when the *thread* that forked
-//! the child ends, so every spawn happens on one thread that lives as long as the
-//! process. Windows: every server joins one Job Object that kills on close.
+//! Ending a child in steps: a signal to its whole process group, a grace, a second
+//! signal (llama-server finishes its requests on the first SIGTERM and ends at once
+//! on the second), a grace, then SIGKILL.
 
 use std::process::ExitStatus;
-use std::sync::mpsc;
-use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use tokio::process::{Child, Command};
-use tokio::sync::oneshot;
+use tokio::process::Child;
 
-use super::policy::StopPolicy;
-use crate::locks::lock;
-
-type SpawnJob = Box<dyn FnOnce() + Send>;
-
-/// The thread every server is forked from (see the module comment).
-fn spawner() -> Option<mpsc::Sender<SpawnJob>> {
-    static SPAWNER: OnceLock<Option<Mutex<mpsc::Sender<SpawnJob>>>> = OnceLock::new();
-    SPAWNER
-        .get_or_init(|| {
-            let (sender, jobs) = mpsc::channel::<SpawnJob>();
-            std::thread::Builder::new()
-                .name("switchyard-spawner".into())
-                .spawn(move || {
-                    for job in jobs {
-                        job();
-                    }
-                })
-                .ok()
-                .map(|_| Mutex::new(sender))
-        })
-        .as_ref()
-        .map(|sender| lock(sender).clone())
+/// The steps of a stop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopPolicy {
+    pub graceful: Duration,
+    pub after_second_term: Duration,
+    /// The grace of the first SIGTERM when the child has nothing left to finish
+    /// (Switchyard cut its work itself): nothing is lost by ending it at once.
+    pub after_cut: Duration,
 }
 
-/// Spawns `command` tied to this process's life; see the module comment.
-pub async fn spawn_guarded(mut command: Command) -> std::io::Result<Child> {
-    command.kill_on_drop(true);
-    #[cfg(unix)]
-    command.process_group(0);
-    #[cfg(target_os = "linux")]
-    switchyard_child_guard::die_with_parent(command.as_std_mut());
-
-    let runtime = tokio::runtime::Handle::current();
-    let (reply, answer) = oneshot::channel();
-    let job: SpawnJob = Box::new(move || {
-        // The child is registered with the caller's runtime (its exit is awaited there).
-        let _context = runtime.enter();
-        let _ = reply.send(command.spawn());
-    });
-    let sender = spawner().ok_or_else(|| std::io::Error::other("no spawner thread"))?;
-    sender
-        .send(job)
-        .map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
-    let child = answer
-        .await
-        .map_err(|_| std::io::Error::other("the spawner thread dropped the spawn"))??;
-    #[cfg(windows)]
-    join_kill_on_close_job(&child);
-    Ok(child)
-}
-
-#[cfg(windows)]
-fn join_kill_on_close_job(child: &Child) {
-    use switchyard_child_guard::JobObject;
-    static JOB: OnceLock<Option<JobObject>> = OnceLock::new();
-    let job = JOB.get_or_init(|| JobObject::kill_on_close().ok());
-    match (job, child.raw_handle()) {
-        (Some(job), Some(handle)) => {
-            if let Err(error) = job.assign(handle) {
-                tracing::warn!(%error, "the server could not join the app's job object");
-            }
+impl Default for StopPolicy {
+    fn default() -> Self {
+        Self {
+            graceful: Duration::from_secs(5),
+            after_second_term: Duration::from_secs(2),
+            after_cut: Duration::from_millis(100),
         }
-        _ => tracing::warn!("no job object: the server may outlive a crash of the app"),
     }
 }
 
 /// SIGTERM (or SIGKILL with `kill`) to the process group led by `pid`, if any.
 #[cfg(unix)]
-pub(crate) fn end_group(pid: Option<u32>, kill: bool) {
+pub fn end_group(pid: Option<u32>, kill: bool) {
     use nix::sys::signal::Signal;
     if let Some(pid) = pid {
         signal_group(
@@ -117,9 +63,8 @@ pub enum StopOutcome {
     Killed,
 }
 
-/// SIGTERM; after `graceful` a second SIGTERM (llama-server waits for running
-/// requests on the first, ends at once on the second); after `after_second_term`
-/// SIGKILL. Returns once the process has been reaped.
+/// SIGTERM; after `graceful` a second SIGTERM; after `after_second_term` SIGKILL.
+/// Returns once the process has been reaped.
 pub async fn stop_child(
     child: &mut Child,
     policy: &StopPolicy,
@@ -148,27 +93,6 @@ pub async fn stop_child(
     (StopOutcome::Killed, child.wait().await.ok())
 }
 
-/// The exit in words: `exit code 1`, `signal 9 (SIGKILL)`.
-pub fn describe_exit(status: Option<ExitStatus>) -> String {
-    let Some(status) = status else {
-        return "an unknown exit".to_owned();
-    };
-    if let Some(code) = status.code() {
-        return format!("exit code {code}");
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt as _;
-        if let Some(signal) = status.signal() {
-            let name = nix::sys::signal::Signal::try_from(signal)
-                .map(|signal| signal.as_str().to_owned())
-                .unwrap_or_else(|_| "unknown".to_owned());
-            return format!("signal {signal} ({name})");
-        }
-    }
-    status.to_string()
-}
-
 /// Short waits between checks for a process to be gone.
 pub const GONE_POLL: Duration = Duration::from_millis(10);
 
@@ -179,6 +103,9 @@ mod tests {
     use tokio::io::AsyncBufReadExt as _;
 
     use super::*;
+    use tokio::process::Command;
+
+    use crate::process::{describe_exit, spawn_guarded};
 
     /// A stand-in for a busy llama-server: the first SIGTERM only starts its
     /// clean-up, the second ends it with exit code 1 (the real server's lines).
@@ -231,7 +158,7 @@ while :; do sleep 0.01; done
             spawn_script("trap '' TERM\necho ready\nwhile :; do sleep 0.01; done").await;
         let (outcome, status) = stop_child(&mut child, &quick()).await;
         assert_eq!(outcome, StopOutcome::Killed);
-        assert_eq!(describe_exit(status), "signal 9 (SIGKILL)");
+        assert_eq!(describe_exit(status), "was killed (SIGKILL)");
     }
 
     #[tokio::test]
@@ -239,6 +166,6 @@ while :; do sleep 0.01; done
         let mut child = spawn_script("echo ready\nexec sleep 30").await;
         let (outcome, status) = stop_child(&mut child, &quick()).await;
         assert_eq!(outcome, StopOutcome::Graceful);
-        assert_eq!(describe_exit(status), "signal 15 (SIGTERM)");
+        assert_eq!(describe_exit(status), "was terminated (SIGTERM)");
     }
 }
