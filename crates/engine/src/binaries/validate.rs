@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use tokio::process::Command;
 
+use super::BinaryKind;
 use crate::process::failure::first_failure_line;
 use crate::process::{describe_exit, last_lines, CapturedProcess};
-use super::BinaryKind;
 
 /// Deadlines for the tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,10 +133,9 @@ async fn llama_one_token(test: &RealTest<'_>, limits: &TestLimits) -> Result<Str
         .args(["-c", "512", "-np", "1"])
         .args(["-ngl", if test.offload { "99" } else { "0" }]);
     set_working_dir(&mut command, test.executable);
-    let mut server =
-        CapturedProcess::spawn(command, test.pid_dir)
-            .await
-            .map_err(|error| format!("could not be started: {error}"))?;
+    let mut server = CapturedProcess::spawn(command, test.pid_dir)
+        .await
+        .map_err(|error| format!("could not be started: {error}"))?;
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
@@ -244,10 +243,9 @@ async fn sd_small_image(test: &RealTest<'_>, limits: &TestLimits) -> Result<Stri
         .arg("-o")
         .arg(&image);
     set_working_dir(&mut command, test.executable);
-    let mut process =
-        CapturedProcess::spawn(command, test.pid_dir)
-            .await
-            .map_err(|error| format!("could not be started: {error}"))?;
+    let mut process = CapturedProcess::spawn(command, test.pid_dir)
+        .await
+        .map_err(|error| format!("could not be started: {error}"))?;
     let Some(status) = process.wait_for(limits.real).await else {
         process.kill();
         let _ = process.wait_for(limits.stop_grace).await;
@@ -331,6 +329,9 @@ mod tests {
         let no_gpu = "ggml_vulkan: No devices found.\nW no usable GPU found, --gpu-layers option will be ignored\n";
         assert!(first_failure_line(no_gpu, true).is_some());
         assert_eq!(first_failure_line(no_gpu, false), None);
-        assert_eq!(first_failure_line("srv  llama_server: model loaded\n", true), None);
+        assert_eq!(
+            first_failure_line("srv  llama_server: model loaded\n", true),
+            None
+        );
     }
 }

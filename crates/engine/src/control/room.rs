@@ -15,8 +15,8 @@ use super::link::DaemonLink;
 use super::server::{ApiError, Authorized, ServerState};
 use crate::diffusion::gate::BoxFuture;
 use crate::errors::ErrorReport;
-use crate::process::pidfile::start_ticks;
 use crate::orchestrator::{Orchestrator, ServersElsewhere};
+use crate::process::pidfile::start_ticks;
 
 /// How often the daemon looks whether the process it made room for still runs.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);

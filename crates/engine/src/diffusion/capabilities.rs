@@ -9,8 +9,8 @@ use ts_rs::TS;
 
 use super::args::help_choices;
 use super::runner::server_binary_beside;
-use crate::process::CapturedProcess;
 use crate::errors::{EngineError, Result};
+use crate::process::CapturedProcess;
 
 const HELP_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -38,12 +38,12 @@ impl SdCapabilities {
     pub async fn read(binary: &Path) -> Result<Self> {
         let mut command = tokio::process::Command::new(binary);
         command.arg("--help");
-        let mut process = CapturedProcess::spawn(command, None).await.map_err(|error| {
-            EngineError::BinaryUnavailable {
+        let mut process = CapturedProcess::spawn(command, None)
+            .await
+            .map_err(|error| EngineError::BinaryUnavailable {
                 kind: "sd".into(),
                 problem: format!("{} cannot be started: {error}", binary.display()),
-            }
-        })?;
+            })?;
         if process.wait_for(HELP_TIMEOUT).await.is_none() {
             process.kill();
             return Err(EngineError::TimedOut {

@@ -17,7 +17,6 @@ use super::flags::SupportedFlags;
 use super::logs::{LogLine, RotatingFile};
 use super::output::InstanceLog;
 use super::ownership::{self, Owner, OwnerKind, Ownership};
-use crate::process::{pidfile, EndedLeftover};
 use super::plan::{self, backend_of, Inputs};
 use super::policy::SupervisionPolicy;
 use super::ports;
@@ -31,6 +30,7 @@ use crate::errors::{EngineError, ErrorReport, Result};
 use crate::estimate::{Backend, Calibration, LlamaConfig, MeasuredMemory};
 use crate::events::{EngineEvent, EventBus};
 use crate::locks::{lock, read, write};
+use crate::process::{pidfile, EndedLeftover};
 
 /// Extra time a stop may take beyond its signal deadlines (reaping, log drain).
 const STOP_SLACK: Duration = Duration::from_secs(5);

@@ -31,6 +31,7 @@ mod state;
 mod store;
 mod supervisor;
 
+pub use crate::process::{EndedLeftover, PidRecord, StopPolicy};
 pub use args::{redact, LaunchPlan};
 pub use chat::{ChatDelta, ChatMessage, ChatOutcome, ChatRequest, ChatTimings};
 pub use default_instance::{
@@ -43,7 +44,6 @@ pub use flags::SupportedFlags;
 pub use logs::{parse_line, LogLine, ServerLogLevel};
 pub use manager::{LlamaManager, Opened};
 pub use ownership::{Owner, OwnerKind};
-pub use crate::process::{EndedLeftover, PidRecord, StopPolicy};
 pub use plan::{plan_memory, Memory};
 pub use policy::{HealthPolicy, LogPolicy, RestartPolicy, SupervisionPolicy};
 pub use reasoning::is_reasoning_model;

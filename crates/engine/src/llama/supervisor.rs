@@ -16,12 +16,10 @@ use super::manager::Shared;
 use super::output::{pump, OutputSink};
 use super::policy::{StartHistory, StopPolicy};
 use super::ports;
-use crate::process::{
-    describe_exit, spawn_guarded, stop_child, ChildKind, PidFile, StopOutcome,
-};
 use super::state::{InstanceState, RunningConfig};
 use crate::errors::{EngineError, Result};
 use crate::estimate::{parse_llama_log, Backend, LlamaEstimate};
+use crate::process::{describe_exit, spawn_guarded, stop_child, ChildKind, PidFile, StopOutcome};
 
 /// The command line as the log and the status show it: the API key hidden, and the
 /// person's extra arguments (the last `extra` ones) without their values, which may

@@ -55,7 +55,9 @@ impl CapturedProcess {
         let program = PathBuf::from(command.as_std().get_program());
         let mut child = super::spawn_guarded(command).await?;
         let pid_file = match (pid_dir, child.id()) {
-            (Some(dir), Some(pid)) => PidFile::record(dir, ChildKind::Probe, None, pid, &program, 0),
+            (Some(dir), Some(pid)) => {
+                PidFile::record(dir, ChildKind::Probe, None, pid, &program, 0)
+            }
             _ => PidFile::none(),
         };
         let output = Arc::new(Mutex::new(String::new()));

@@ -96,6 +96,9 @@ mod tests {
         assert!(mentions_out_of_memory("failed to allocate compute buffer"));
         let output = "load: fine\nno usable GPU found\n";
         assert_eq!(first_failure_line(output, false), None);
-        assert_eq!(first_failure_line(output, true).as_deref(), Some("no usable GPU found"));
+        assert_eq!(
+            first_failure_line(output, true).as_deref(),
+            Some("no usable GPU found")
+        );
     }
 }

@@ -80,9 +80,10 @@ impl PidFile {
         port: u16,
     ) -> Self {
         let (owner_pid, owner_start_ticks) = this_process();
-        let program = binary
-            .file_name()
-            .map_or_else(|| "child".into(), |name| name.to_string_lossy().into_owned());
+        let program = binary.file_name().map_or_else(
+            || "child".into(),
+            |name| name.to_string_lossy().into_owned(),
+        );
         let key = instance.map_or_else(|| pid.to_string(), str::to_owned);
         let record = PidRecord {
             instance: instance.map_or(program, str::to_owned),
