@@ -1,174 +1,12 @@
-//! [`BinaryManager`]: the one place that decides which llama-server and sd this
-//! machine runs. A cached start costs a `stat`; otherwise each variant is installed
-//! and tested in turn, the first that works is kept and the others are removed.
+//! Setting a binary up: the person's own build, else the pinned release's variants
+//! for this machine in order (downloaded, verified, unpacked, tested), the first
+//! that passes its tests wins; a validation already cached for the same bytes is
+//! taken at once.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use serde::Serialize;
-use tokio_util::sync::CancellationToken;
-use ts_rs::TS;
-
-use super::cache::{self, CachedValidation, Freshness, ValidationCache};
-use super::choose::{self, MachineFacts};
-use super::install::{self, InstallObserver, InstallRequest};
-use super::manifest::{Candidate, Manifest, DEFAULT_DOWNLOAD_BASE};
-use super::validate::{self, RealTest, TestLimits};
-use super::{BinaryKind, BinaryLog, BinaryStep, LogLevel, Variant};
-use crate::errors::{EngineError, ErrorCode, Result};
-use crate::events::{EngineEvent, EventBus};
-use crate::locks::{read, write};
-use crate::models::download::{sha256_file, Progress};
-
-/// How often download progress is announced.
-const PROGRESS_EVERY: Duration = Duration::from_millis(250);
-
-/// What [`BinaryManager::ensure`] should do.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EnsureBinary {
-    /// Test again even when the cache says the binary passed (after a driver update).
-    pub force_validation: bool,
-    /// A model for the real test (one token, one small image). Without one only the
-    /// basic test runs, and a later call with a model runs the real test.
-    pub test_model: Option<PathBuf>,
-    /// The user's own executable instead of a downloaded one.
-    pub custom_path: Option<PathBuf>,
-}
-
-/// The binary in use, for the Binary setup card.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
-#[ts(export)]
-pub struct BinaryStatus {
-    pub kind: BinaryKind,
-    /// `null` for a user-supplied binary.
-    pub variant: Option<Variant>,
-    pub version: String,
-    pub path: String,
-    /// The real test passed, not only `--version` / `--help`.
-    pub real_tested: bool,
-    #[ts(type = "number")]
-    pub validated_at_ms: u64,
-    /// This answer came from the validation cache: no test ran.
-    pub from_cache: bool,
-}
-
-/// What can be changed while the app runs (and what tests replace).
-#[derive(Debug, Clone)]
-struct Config {
-    manifest: Manifest,
-    download_base: String,
-    limits: TestLimits,
-}
-
-#[derive(Debug)]
-pub struct BinaryManager {
-    binaries_dir: PathBuf,
-    http: reqwest::Client,
-    events: EventBus,
-    config: RwLock<Config>,
-    cache: Mutex<ValidationCache>,
-    /// One setup at a time per program: two callers must not install the same
-    /// variant into the same folder at once.
-    llama_lock: tokio::sync::Mutex<()>,
-    diffusion_lock: tokio::sync::Mutex<()>,
-    /// Where the programs under test are recorded while they run (the engine's
-    /// state folder), so a crash does not leave one behind for good.
-    pid_dir: RwLock<Option<PathBuf>>,
-}
+use super::records::Observer;
+use super::*;
 
 impl BinaryManager {
-    /// With the built-in pin and GitHub as the download base.
-    pub fn new(binaries_dir: PathBuf, http: reqwest::Client, events: EventBus) -> Self {
-        let manifest = Manifest::builtin().unwrap_or_else(|error| {
-            // A unit test keeps the embedded pin valid; should it ever not be, the
-            // user-supplied path still works.
-            tracing::error!(%error, "the built-in binary manifest is invalid");
-            Manifest::default()
-        });
-        remove_interrupted_work(&binaries_dir);
-        Self {
-            cache: Mutex::new(ValidationCache::load(&binaries_dir)),
-            binaries_dir,
-            http,
-            events,
-            config: RwLock::new(Config {
-                manifest,
-                download_base: DEFAULT_DOWNLOAD_BASE.to_owned(),
-                limits: TestLimits::default(),
-            }),
-            llama_lock: tokio::sync::Mutex::new(()),
-            diffusion_lock: tokio::sync::Mutex::new(()),
-            pid_dir: RwLock::new(None),
-        }
-    }
-
-    /// Records each program under test in `dir` while it runs.
-    pub fn set_pid_dir(&self, dir: PathBuf) {
-        *write(&self.pid_dir) = Some(dir);
-    }
-
-    /// Replaces the pinned releases (tests; a future "update binaries" feature).
-    pub fn set_manifest(&self, manifest: Manifest) {
-        write(&self.config).manifest = manifest;
-    }
-
-    /// Downloads from a mirror that serves `{repo}/releases/download/{tag}/{name}`.
-    pub fn set_download_base(&self, base: impl Into<String>) {
-        write(&self.config).download_base = base.into();
-    }
-
-    /// The pinned upstream release of `kind` (`b11429`, `master-920-2f88688`), for
-    /// the About box and problem reports.
-    pub fn pinned_release(&self, kind: BinaryKind) -> Option<String> {
-        read(&self.config)
-            .manifest
-            .releases
-            .iter()
-            .find(|release| release.kind == kind)
-            .map(|release| format!("{} {}", release.repo, release.tag))
-    }
-
-    /// Where archives are downloaded from now.
-    pub fn download_base(&self) -> String {
-        read(&self.config).download_base.clone()
-    }
-
-    pub fn set_test_limits(&self, limits: TestLimits) {
-        write(&self.config).limits = limits;
-    }
-
-    pub fn binaries_dir(&self) -> &Path {
-        &self.binaries_dir
-    }
-
-    /// The downloaded binary in use, as last validated; no test, no file access.
-    pub fn status(&self, kind: BinaryKind) -> Option<BinaryStatus> {
-        let cache = self
-            .cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let variant = *cache.chosen.get(kind.dir_name())?;
-        let entry = cache
-            .entries
-            .get(&cache::entry_key(kind, Some(variant), Path::new("")))?;
-        Some(status_of(entry, true))
-    }
-
-    /// The user's own executable at `path`, as last validated; `None` when it has not
-    /// passed its tests (or is gone). No test runs; only the path is resolved.
-    pub fn custom_status(&self, kind: BinaryKind, path: &Path) -> Option<BinaryStatus> {
-        let executable = path.canonicalize().ok()?;
-        let cache = self
-            .cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = cache
-            .entries
-            .get(&cache::entry_key(kind, None, &executable))?;
-        Some(status_of(entry, true))
-    }
-
     /// A binary of `kind` that works here: the user's own (`custom_path`), else the
     /// downloaded one in use, validated again only when it changed, when a real test
     /// is now possible, or when forced; else the first variant that installs and
@@ -194,7 +32,7 @@ impl BinaryManager {
         }
     }
 
-    async fn ensure_custom(
+    pub(super) async fn ensure_custom(
         &self,
         kind: BinaryKind,
         path: &Path,
@@ -246,7 +84,7 @@ impl BinaryManager {
         }
     }
 
-    async fn ensure_managed(
+    pub(super) async fn ensure_managed(
         &self,
         kind: BinaryKind,
         options: &EnsureBinary,
@@ -352,7 +190,7 @@ impl BinaryManager {
 
     /// Installs (unless the same pinned build is there already) and tests one
     /// variant; a failure is logged and leaves nothing on disk.
-    async fn try_candidate(
+    pub(super) async fn try_candidate(
         &self,
         candidate: &Candidate,
         options: &EnsureBinary,
@@ -441,7 +279,7 @@ impl BinaryManager {
     }
 
     /// The executable of this variant when the same pinned build is installed.
-    fn installed_executable(&self, candidate: &Candidate, key: &str) -> Option<PathBuf> {
+    pub(super) fn installed_executable(&self, candidate: &Candidate, key: &str) -> Option<PathBuf> {
         let cache = self
             .cache
             .lock()
@@ -454,7 +292,7 @@ impl BinaryManager {
     /// The cached answer when it still holds: same pinned build (managed), the file
     /// unchanged (by size and time, or by hash when those moved), and a real test
     /// done if one is possible now.
-    async fn cached(
+    pub(super) async fn cached(
         &self,
         kind: BinaryKind,
         variant: Option<Variant>,
@@ -527,7 +365,7 @@ impl BinaryManager {
     }
 
     /// The basic test, then the real one when there is a model; `Err` is the reason.
-    async fn test(
+    pub(super) async fn test(
         &self,
         kind: BinaryKind,
         variant: Option<Variant>,
@@ -628,190 +466,4 @@ impl BinaryManager {
             validated_at_ms: now_ms(),
         })
     }
-
-    /// Deletes the installed variants of `kind` other than `keep`: only one is used.
-    fn remove_other_variants(&self, kind: BinaryKind, keep: Variant) {
-        let mut cache = self
-            .cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for variant in Variant::ALL.into_iter().filter(|v| *v != keep) {
-            let dir = self
-                .binaries_dir
-                .join(kind.dir_name())
-                .join(variant.dir_name());
-            if dir.exists() {
-                let _ = std::fs::remove_dir_all(&dir);
-            }
-            cache
-                .entries
-                .remove(&cache::entry_key(kind, Some(variant), Path::new("")));
-        }
-        self.save(&cache);
-    }
-
-    fn remember(
-        &self,
-        key: String,
-        entry: CachedValidation,
-        chosen: Option<(BinaryKind, Variant)>,
-    ) {
-        let mut cache = self
-            .cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        cache.entries.insert(key, entry);
-        if let Some((kind, variant)) = chosen {
-            cache.chosen.insert(kind.dir_name().to_owned(), variant);
-        }
-        self.save(&cache);
-    }
-
-    fn forget(&self, key: &str) {
-        let mut cache = self
-            .cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(entry) = cache.entries.remove(key) {
-            if let Some(variant) = entry.variant {
-                if cache.chosen.get(entry.kind.dir_name()) == Some(&variant) {
-                    cache.chosen.remove(entry.kind.dir_name());
-                }
-            }
-            self.save(&cache);
-        }
-    }
-
-    fn save(&self, cache: &ValidationCache) {
-        // Losing the cache costs one validation at the next start, nothing more.
-        if let Err(error) = cache.save(&self.binaries_dir) {
-            tracing::warn!(%error, "could not save the binary validation cache");
-        }
-    }
-
-    /// Logs why no build of `kind` can be used and returns that as the error.
-    fn unavailable(&self, kind: BinaryKind, problem: String) -> EngineError {
-        self.log(
-            kind,
-            None,
-            LogLevel::Error,
-            BinaryStep::Choose,
-            problem.clone(),
-            Some(ErrorCode::BinaryUnavailable),
-        );
-        EngineError::BinaryUnavailable {
-            kind: kind.label().to_owned(),
-            problem,
-        }
-    }
-
-    fn log(
-        &self,
-        kind: BinaryKind,
-        variant: Option<Variant>,
-        level: LogLevel,
-        step: BinaryStep,
-        message: String,
-        code: Option<ErrorCode>,
-    ) {
-        let variant_name = variant.map_or("custom", Variant::dir_name);
-        match level {
-            LogLevel::Info => tracing::info!(
-                kind = kind.label(),
-                variant = variant_name,
-                ?step,
-                "{message}"
-            ),
-            LogLevel::Warn => tracing::warn!(
-                kind = kind.label(),
-                variant = variant_name,
-                ?step,
-                "{message}"
-            ),
-            LogLevel::Error => tracing::error!(
-                kind = kind.label(),
-                variant = variant_name,
-                ?step,
-                "{message}"
-            ),
-        }
-        self.events.emit(EngineEvent::BinaryLog(BinaryLog {
-            kind,
-            variant,
-            level,
-            step,
-            message,
-            code,
-        }));
-    }
-}
-
-/// Turns install progress into log lines and throttled download events.
-struct Observer<'a> {
-    manager: &'a BinaryManager,
-    kind: BinaryKind,
-    variant: Variant,
-    last_progress: Option<Instant>,
-}
-
-impl InstallObserver for Observer<'_> {
-    fn log(&mut self, level: LogLevel, step: BinaryStep, message: String) {
-        self.manager
-            .log(self.kind, Some(self.variant), level, step, message, None);
-    }
-
-    fn progress(&mut self, file: &str, progress: Progress) {
-        let now = Instant::now();
-        let finished = progress.total == Some(progress.bytes);
-        let due = self
-            .last_progress
-            .is_none_or(|last| now.duration_since(last) >= PROGRESS_EVERY);
-        if !(due || finished) {
-            return;
-        }
-        self.last_progress = Some(now);
-        self.manager.events.emit(EngineEvent::BinaryDownload {
-            kind: self.kind,
-            variant: self.variant,
-            file: file.to_owned(),
-            bytes: progress.bytes,
-            total: progress.total,
-        });
-    }
-}
-
-/// Staging folders of an unpack and replaced installs that a crash left behind.
-fn remove_interrupted_work(binaries_dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(binaries_dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(".staging-") || name.starts_with(".old-") {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-fn status_of(entry: &CachedValidation, from_cache: bool) -> BinaryStatus {
-    BinaryStatus {
-        kind: entry.kind,
-        variant: entry.variant,
-        version: entry.version.clone(),
-        path: entry.executable.display().to_string(),
-        real_tested: entry.real_tested,
-        validated_at_ms: entry.validated_at_ms,
-        from_cache,
-    }
-}
-
-fn short(sha256: &str) -> &str {
-    sha256.get(..12).unwrap_or(sha256)
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or_default()
 }
