@@ -42,7 +42,7 @@ async fn child_app_that_makes_an_image_and_waits() {
     let model = shared_sdxs_512();
     engine
         .start_image_server(ImageServerConfig {
-            files: Some(DiffusionModelFiles::single(&model.path())),
+            files: Some(DiffusionModelFiles::single(model.path())),
             sd_binary: Some(sd_cli()),
             port: Some(0),
             options: ImageServiceOptions {
