@@ -13,6 +13,7 @@ const COMMANDS: &[&str] = &[
     "list_downloads",
     "disk_usage",
     "hub_files",
+    "guess_model_file",
     "inspect_model",
     "add_model",
     "pause_download",

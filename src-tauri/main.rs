@@ -69,6 +69,7 @@ fn main() -> anyhow::Result<()> {
             model_commands::list_downloads,
             model_commands::disk_usage,
             model_commands::hub_files,
+            model_commands::guess_model_file,
             model_commands::inspect_model,
             model_commands::add_model,
             model_commands::pause_download,
