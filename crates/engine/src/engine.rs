@@ -25,7 +25,7 @@ use crate::models::hub::{self, HubFile};
 use crate::models::{self, AddModel, ModelLocation, ModelStore, RemoteModel};
 use crate::orchestrator::{MemorySample, MemorySource, Orchestrator};
 use crate::paths::{self, DataLayout};
-use crate::services::EngineStatus;
+use crate::services::{EngineStatus, ServiceKind, ServiceState, StatusBoard};
 use crate::settings::{Settings, SettingsUpdate};
 use crate::system::{HostProbe, SystemInfo, SystemMonitor, SystemProbe, SystemSample};
 
@@ -108,7 +108,9 @@ struct Inner {
     settings: RwLock<Settings>,
     data_dir_override: Option<PathBuf>,
     config_dir: PathBuf,
-    status: RwLock<EngineStatus>,
+    /// Both services' states; the llama-server manager and the image server set
+    /// theirs, and it announces each change.
+    status: StatusBoard,
     shutdown: CancellationToken,
     models: ModelStore,
     binaries: BinaryManager,
@@ -167,6 +169,7 @@ impl Engine {
         let binaries = BinaryManager::new(layout.binaries(), http.clone(), events.clone());
         apply_binaries_mirror(&binaries, &deps.settings);
         let daemon = attached::Attachment::new(layout.root());
+        let status = StatusBoard::new(events.clone());
         let inner = Arc::new_cyclic(|engine| {
             // The manager asks the engine for the binary and free memory at each
             // start; a weak link, so the engine still drops when its last handle goes.
@@ -177,6 +180,7 @@ impl Engine {
                 &layout.state(),
                 &layout.logs(),
                 events.clone(),
+                status.clone(),
                 deps.clock.clone(),
                 environment.clone(),
             );
@@ -216,7 +220,7 @@ impl Engine {
                 data_dir_override: deps.data_dir_override,
                 config_dir: deps.config_dir,
                 layout,
-                status: RwLock::new(EngineStatus::default()),
+                status,
                 shutdown: CancellationToken::new(),
             }
         });
@@ -638,19 +642,10 @@ impl Engine {
         self.inner.system.sample()
     }
 
-    /// Both services; the LLM's from its instances (see `llm_service_state`).
+    /// Both services; the LLM's from its instances (see `llm_service_state`). Each
+    /// change comes as `StatusChanged` too.
     pub fn status(&self) -> EngineStatus {
-        let llm = crate::services::llm_service_state(
-            self.inner
-                .llama
-                .list()
-                .into_iter()
-                .map(|status| status.state),
-        );
-        EngineStatus {
-            llm,
-            ..*read(&self.inner.status)
-        }
+        self.inner.status.get()
     }
 
     /// The browser origins every listener of this engine lets in (the
@@ -718,7 +713,11 @@ impl Engine {
         self.inner.llama.shutdown().await;
         self.stop_image_server().await;
         self.stop_standing_image_api().await;
-        *write(&self.inner.status) = EngineStatus::default();
+        // The instances said stopped as they ended; an image server that failed to
+        // start is not failing any more either.
+        self.inner
+            .status
+            .set(ServiceKind::Diffusion, ServiceState::Stopped);
     }
 
     pub fn is_shutting_down(&self) -> bool {

@@ -21,6 +21,7 @@ import type { ImageServerInfo } from '../bindings/ImageServerInfo';
 import type { JobView } from '../bindings/JobView';
 import type { InstalledModel } from '../bindings/InstalledModel';
 import type { ModelLocation } from '../bindings/ModelLocation';
+import type { ServiceState } from '../bindings/ServiceState';
 import type { Settings } from '../bindings/Settings';
 import type { SettingsUpdate } from '../bindings/SettingsUpdate';
 import { ENGINE_EVENT } from './ipc';
@@ -303,6 +304,12 @@ export function installMock(): void {
 
   // Images: a server that "samples" for a few seconds and returns a tiny PNG per image.
   let imageServer: ImageServerInfo | null = null;
+  // Both services, as the engine announces them (`status_changed`).
+  let status = { ...fakeStatus };
+  const setDiffusion = (diffusion: ServiceState) => {
+    status = { ...status, diffusion };
+    send({ type: 'status_changed', ...status });
+  };
   let imageApiKeySet = false;
   const imageJobs = new Map<string, JobView>();
   let imageJobNumber = 0;
@@ -362,7 +369,7 @@ export function installMock(): void {
         case 'get_settings':
           return settings;
         case 'engine_status':
-          return fakeStatus;
+          return status;
         case 'startup_warnings':
           return params.get('warn') === '1'
             ? [
@@ -504,13 +511,19 @@ export function installMock(): void {
           return imageServer;
         case 'start_image_server': {
           const { model } = args as { model: string };
+          setDiffusion('starting');
+          await sleep(300);
           imageServer = fakeImageServer({ model });
           send({ type: 'image_server_changed', server: imageServer });
+          setDiffusion('running');
           return imageServer;
         }
         case 'stop_image_server':
+          setDiffusion('stopping');
+          await sleep(300);
           imageServer = null;
           send({ type: 'image_server_changed', server: null });
+          setDiffusion('stopped');
           return null;
         case 'image_capabilities':
           return imageServer?.capabilities ?? null;
