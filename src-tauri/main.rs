@@ -14,7 +14,7 @@ mod ipc_error;
 mod llama_commands;
 mod model_commands;
 mod monitor_commands;
-mod settings_store;
+mod settings;
 mod tray;
 mod window;
 
@@ -25,7 +25,7 @@ use switchyard_engine::{Engine, EngineDeps};
 use tauri::{App, Manager, RunEvent};
 use tauri_plugin_autostart::MacosLauncher;
 
-use crate::settings_store::StartupWarnings;
+use crate::settings::StartupWarnings;
 
 /// How often the System tab's figures refresh.
 const MONITOR_INTERVAL: Duration = Duration::from_secs(2);
@@ -49,7 +49,6 @@ fn main() -> anyhow::Result<()> {
         .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
             window::show(app)
         }))
-        .plugin(tauri_plugin_store::Builder::new().build())
         .plugin(tauri_plugin_opener::init())
         .plugin(window::navigation_guard())
         .plugin(tauri_plugin_autostart::init(
@@ -144,11 +143,7 @@ fn setup(app: &mut App) -> anyhow::Result<()> {
     let handle = app.handle().clone();
     let mut warnings = StartupWarnings::default();
     let mut deps = EngineDeps::for_host(Settings::default())?;
-    deps.settings = settings_store::load(
-        &handle,
-        &settings_store::settings_path(&deps.config_dir),
-        &mut warnings,
-    );
+    deps.settings = settings::load(&deps.config_dir, &mut warnings);
 
     let engine = match Engine::new(deps.clone()) {
         Ok(engine) => engine,

@@ -658,7 +658,20 @@ impl Engine {
         read(&self.inner.settings).clone()
     }
 
-    /// Validates and applies new settings; the caller persists them.
+    /// Validates, writes `settings.json` in the config folder (see
+    /// [`crate::settings_file`]), then applies: a change that cannot be kept is not
+    /// applied either.
+    pub fn save_settings(&self, settings: Settings) -> Result<SettingsUpdate> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(EngineError::ShuttingDown);
+        }
+        settings.validate()?;
+        crate::settings_file::save(&self.inner.config_dir, &settings)?;
+        self.update_settings(settings)
+    }
+
+    /// Validates and applies new settings without writing them (tests, and front
+    /// ends that keep their own).
     pub fn update_settings(&self, settings: Settings) -> Result<SettingsUpdate> {
         if self.inner.shutdown.is_cancelled() {
             return Err(EngineError::ShuttingDown);

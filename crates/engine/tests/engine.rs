@@ -182,6 +182,40 @@ async fn the_image_servers_states_are_announced_as_they_change() {
     );
 }
 
+/// What the app saves is what the `switchyard` command (and the next start) reads:
+/// the engine writes the file it reads.
+#[test]
+fn saved_settings_are_written_where_they_are_read() {
+    let (engine, dir) = test_engine(
+        Arc::new(FakeProbe::cpu_only(8)),
+        Arc::new(ManualClock::at(0)),
+    );
+    let config = dir.path().join("config");
+    let bad = Settings {
+        image_port: 8080,
+        ..Settings::default()
+    };
+    let error = engine.save_settings(bad).unwrap_err();
+    assert_eq!(error.code(), ErrorCode::InvalidSetting);
+    assert!(
+        !switchyard_engine::settings_file::path(&config).exists(),
+        "a refused change is not written"
+    );
+
+    let dark = Settings {
+        theme: Theme::Dark,
+        first_run_done: true,
+        ..Settings::default()
+    };
+    engine.save_settings(dark.clone()).unwrap();
+    assert_eq!(engine.settings(), dark);
+    assert_eq!(Settings::read_saved(&config), (dark.clone(), None));
+    assert_eq!(
+        switchyard_engine::settings_file::load(&config),
+        (dark, None)
+    );
+}
+
 #[test]
 fn settings_are_validated_applied_and_announced() {
     let (engine, dir) = test_engine(
