@@ -6,6 +6,8 @@
 
 mod binary_commands;
 mod bridge;
+#[cfg(test)]
+mod command_list;
 mod commands;
 mod daemon_commands;
 mod help_commands;
