@@ -1,4 +1,5 @@
-//! The one place engine events become window events (and tray updates).
+//! The one place engine events become window events (and tray updates). It only
+//! forwards: every event, the status included, is the engine's own.
 
 use switchyard_engine::{Engine, EngineEvent};
 use tauri::{AppHandle, Emitter, Manager, Runtime};
@@ -22,16 +23,10 @@ pub fn spawn<R: Runtime>(app: AppHandle<R>, engine: &Engine) {
                         | EngineEvent::SettingsChanged(_)
                         | EngineEvent::BinaryLog(_) => crate::tray::refresh(&app),
                         // The tray's LLM entry follows the default instance and
-                        // whether a model exists to create one from.
+                        // whether a model exists to create one from. (The header's
+                        // chips follow `StatusChanged`, which the engine sends.)
                         EngineEvent::LlamaState(_) | EngineEvent::LlamaInstances { .. } => {
                             crate::tray::refresh(&app);
-                            // The header's LLM chip: the engine's status, now.
-                            if let Some(engine) = app.try_state::<Engine>() {
-                                let status = EngineEvent::StatusChanged(engine.status());
-                                if let Err(error) = app.emit(EVENT_NAME, &status) {
-                                    tracing::warn!(%error, "could not forward the status");
-                                }
-                            }
                         }
                         _ => {}
                     }

@@ -10,7 +10,7 @@ use tauri::{AppHandle, State};
 use tracing::instrument;
 
 use crate::ipc_error::IpcError;
-use crate::settings_store::{self, StartupWarnings};
+use crate::settings::StartupWarnings;
 
 #[tauri::command(async)]
 #[instrument(skip_all)]
@@ -44,7 +44,7 @@ pub fn save_settings(
     engine: State<'_, Engine>,
     settings: Settings,
 ) -> Result<SettingsUpdate, IpcError> {
-    settings_store::save(&app, &engine, settings)
+    crate::settings::save(&app, &engine, settings)
 }
 
 #[tauri::command]

@@ -13,7 +13,6 @@ use tauri_plugin_opener::OpenerExt;
 use tracing::instrument;
 
 use crate::ipc_error::IpcError;
-use crate::settings_store;
 
 #[tauri::command(async)]
 #[instrument(skip_all)]
@@ -52,7 +51,7 @@ pub fn finish_first_run(
         first_run_done: true,
         ..engine.settings()
     };
-    settings_store::save(&app, &engine, settings)
+    crate::settings::save(&app, &engine, settings)
 }
 
 /// Opens the logs folder in the file manager.

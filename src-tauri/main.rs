@@ -6,6 +6,8 @@
 
 mod binary_commands;
 mod bridge;
+#[cfg(test)]
+mod command_list;
 mod commands;
 mod daemon_commands;
 mod help_commands;
@@ -14,7 +16,7 @@ mod ipc_error;
 mod llama_commands;
 mod model_commands;
 mod monitor_commands;
-mod settings_store;
+mod settings;
 mod tray;
 mod window;
 
@@ -25,7 +27,7 @@ use switchyard_engine::{Engine, EngineDeps};
 use tauri::{App, Manager, RunEvent};
 use tauri_plugin_autostart::MacosLauncher;
 
-use crate::settings_store::StartupWarnings;
+use crate::settings::StartupWarnings;
 
 /// How often the System tab's figures refresh.
 const MONITOR_INTERVAL: Duration = Duration::from_secs(2);
@@ -49,7 +51,6 @@ fn main() -> anyhow::Result<()> {
         .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
             window::show(app)
         }))
-        .plugin(tauri_plugin_store::Builder::new().build())
         .plugin(tauri_plugin_opener::init())
         .plugin(window::navigation_guard())
         .plugin(tauri_plugin_autostart::init(
@@ -69,6 +70,7 @@ fn main() -> anyhow::Result<()> {
             model_commands::list_downloads,
             model_commands::disk_usage,
             model_commands::hub_files,
+            model_commands::guess_model_file,
             model_commands::inspect_model,
             model_commands::add_model,
             model_commands::pause_download,
@@ -143,11 +145,7 @@ fn setup(app: &mut App) -> anyhow::Result<()> {
     let handle = app.handle().clone();
     let mut warnings = StartupWarnings::default();
     let mut deps = EngineDeps::for_host(Settings::default())?;
-    deps.settings = settings_store::load(
-        &handle,
-        &settings_store::settings_path(&deps.config_dir),
-        &mut warnings,
-    );
+    deps.settings = settings::load(&deps.config_dir, &mut warnings);
 
     let engine = match Engine::new(deps.clone()) {
         Ok(engine) => engine,

@@ -3,7 +3,7 @@
 
 use switchyard_engine::models::hub::HubFile;
 use switchyard_engine::models::{
-    AddModel, DiskUsage, DownloadStatus, InstalledModel, ModelLocation, RemoteModel,
+    AddModel, DiskUsage, DownloadStatus, FileGuess, InstalledModel, ModelLocation, RemoteModel,
 };
 use switchyard_engine::Engine;
 use tauri::State;
@@ -37,6 +37,14 @@ pub async fn hub_files(
     revision: String,
 ) -> Result<Vec<HubFile>, IpcError> {
     Ok(engine.hub_files(&repo, &revision).await?)
+}
+
+/// What a pasted address's file name suggests (name, kind, quantization); a Hub
+/// listing carries the same guess for each file.
+#[tauri::command]
+#[instrument(skip_all)]
+pub fn guess_model_file(address: String) -> FileGuess {
+    FileGuess::of("", &address)
 }
 
 #[tauri::command]

@@ -85,12 +85,13 @@ pub enum ModelsCommand {
         file: Option<String>,
         #[arg(long, default_value = "main")]
         revision: String,
-        /// The name to list it under (default: the file name).
+        /// The name to list it under (default: the file name without `.gguf`).
         #[arg(long)]
         name: Option<String>,
-        /// `llm` or `diffusion`.
-        #[arg(long, default_value = "llm")]
-        kind: String,
+        /// `llm` or `diffusion` (default: what the repository's and the file's
+        /// names suggest, e.g. `diffusion` for "stable-diffusion-v1-5-GGUF").
+        #[arg(long)]
+        kind: Option<String>,
         /// The expected SHA-256 (a URL has none of its own).
         #[arg(long)]
         sha256: Option<String>,

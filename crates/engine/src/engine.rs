@@ -25,7 +25,7 @@ use crate::models::hub::{self, HubFile};
 use crate::models::{self, AddModel, ModelLocation, ModelStore, RemoteModel};
 use crate::orchestrator::{MemorySample, MemorySource, Orchestrator};
 use crate::paths::{self, DataLayout};
-use crate::services::EngineStatus;
+use crate::services::{EngineStatus, ServiceKind, ServiceState, StatusBoard};
 use crate::settings::{Settings, SettingsUpdate};
 use crate::system::{HostProbe, SystemInfo, SystemMonitor, SystemProbe, SystemSample};
 
@@ -108,7 +108,9 @@ struct Inner {
     settings: RwLock<Settings>,
     data_dir_override: Option<PathBuf>,
     config_dir: PathBuf,
-    status: RwLock<EngineStatus>,
+    /// Both services' states; the llama-server manager and the image server set
+    /// theirs, and it announces each change.
+    status: StatusBoard,
     shutdown: CancellationToken,
     models: ModelStore,
     binaries: BinaryManager,
@@ -168,6 +170,7 @@ impl Engine {
         binaries.set_pid_dir(layout.state());
         apply_binaries_mirror(&binaries, &deps.settings);
         let daemon = attached::Attachment::new(layout.root());
+        let status = StatusBoard::new(events.clone());
         let inner = Arc::new_cyclic(|engine| {
             // The manager asks the engine for the binary and free memory at each
             // start; a weak link, so the engine still drops when its last handle goes.
@@ -178,6 +181,7 @@ impl Engine {
                 &layout.state(),
                 &layout.logs(),
                 events.clone(),
+                status.clone(),
                 deps.clock.clone(),
                 environment.clone(),
             );
@@ -217,7 +221,7 @@ impl Engine {
                 data_dir_override: deps.data_dir_override,
                 config_dir: deps.config_dir,
                 layout,
-                status: RwLock::new(EngineStatus::default()),
+                status,
                 shutdown: CancellationToken::new(),
             }
         });
@@ -639,19 +643,10 @@ impl Engine {
         self.inner.system.sample()
     }
 
-    /// Both services; the LLM's from its instances (see `llm_service_state`).
+    /// Both services; the LLM's from its instances (see `llm_service_state`). Each
+    /// change comes as `StatusChanged` too.
     pub fn status(&self) -> EngineStatus {
-        let llm = crate::services::llm_service_state(
-            self.inner
-                .llama
-                .list()
-                .into_iter()
-                .map(|status| status.state),
-        );
-        EngineStatus {
-            llm,
-            ..*read(&self.inner.status)
-        }
+        self.inner.status.get()
     }
 
     /// The browser origins every listener of this engine lets in (the
@@ -664,7 +659,20 @@ impl Engine {
         read(&self.inner.settings).clone()
     }
 
-    /// Validates and applies new settings; the caller persists them.
+    /// Validates, writes `settings.json` in the config folder (see
+    /// [`crate::settings_file`]), then applies: a change that cannot be kept is not
+    /// applied either.
+    pub fn save_settings(&self, settings: Settings) -> Result<SettingsUpdate> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(EngineError::ShuttingDown);
+        }
+        settings.validate()?;
+        crate::settings_file::save(&self.inner.config_dir, &settings)?;
+        self.update_settings(settings)
+    }
+
+    /// Validates and applies new settings without writing them (tests, and front
+    /// ends that keep their own).
     pub fn update_settings(&self, settings: Settings) -> Result<SettingsUpdate> {
         if self.inner.shutdown.is_cancelled() {
             return Err(EngineError::ShuttingDown);
@@ -719,7 +727,11 @@ impl Engine {
         self.inner.llama.shutdown().await;
         self.stop_image_server().await;
         self.stop_standing_image_api().await;
-        *write(&self.inner.status) = EngineStatus::default();
+        // The instances said stopped as they ended; an image server that failed to
+        // start is not failing any more either.
+        self.inner
+            .status
+            .set(ServiceKind::Diffusion, ServiceState::Stopped);
     }
 
     pub fn is_shutting_down(&self) -> bool {

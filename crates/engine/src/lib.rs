@@ -29,6 +29,7 @@ pub mod report;
 pub mod secrets;
 pub mod services;
 pub mod settings;
+pub mod settings_file;
 pub mod system;
 
 pub use engine::{Engine, EngineDeps};

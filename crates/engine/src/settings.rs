@@ -1,5 +1,6 @@
 //! User settings: checked-in defaults plus the user's overrides, validated here so
 //! every front end (window, CLI) refuses the same bad values with the same words.
+//! The file they are kept in: [`crate::settings_file`].
 
 use std::path::{Path, PathBuf};
 
@@ -154,45 +155,6 @@ impl Settings {
                 Err(error) => (Self::default(), Some(error.to_string())),
             },
             Err(error) => (Self::default(), Some(error.to_string())),
-        }
-    }
-
-    /// The settings the app saved in `config_dir` (its store keeps them under
-    /// `"settings"` in `settings.json`), read-only, for front ends without the
-    /// store (the `switchyard` command). Missing: the defaults; damaged: the
-    /// defaults and the reason.
-    pub fn read_saved(config_dir: &Path) -> (Self, Option<String>) {
-        let path = config_dir.join("settings.json");
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return (Self::default(), None)
-            }
-            Err(error) => {
-                return (
-                    Self::default(),
-                    Some(format!("{}: {error}", path.display())),
-                )
-            }
-        };
-        match serde_json::from_slice::<serde_json::Value>(&bytes) {
-            Ok(mut stored) => match stored.get_mut("settings").map(serde_json::Value::take) {
-                Some(value) => Self::from_stored(value),
-                // A file written by hand (a machine without the app) with the fields
-                // at the top: say so rather than ignore them without a word.
-                None if stored.as_object().is_some_and(|fields| !fields.is_empty()) => (
-                    Self::default(),
-                    Some(format!(
-                        "{}: the settings belong in a `settings` object: {{\"settings\": {{\"llama_server_path\": …}}}}",
-                        path.display()
-                    )),
-                ),
-                None => (Self::default(), None),
-            },
-            Err(error) => (
-                Self::default(),
-                Some(format!("{}: {error}", path.display())),
-            ),
         }
     }
 
@@ -449,39 +411,6 @@ mod tests {
             .to_string()
             .contains("443"));
         assert!(Settings::default().validate().is_ok());
-    }
-
-    #[test]
-    fn saved_settings_are_read_from_the_stores_settings_object_and_a_flat_file_is_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("settings.json");
-        assert_eq!(
-            Settings::read_saved(dir.path()),
-            (Settings::default(), None)
-        );
-
-        std::fs::write(
-            &file,
-            r#"{"settings": {"llama_server_path": "/opt/llama-server"}}"#,
-        )
-        .unwrap();
-        let (settings, problem) = Settings::read_saved(dir.path());
-        assert_eq!(problem, None);
-        assert_eq!(
-            settings.llama_server_path.as_deref(),
-            Some(Path::new("/opt/llama-server"))
-        );
-
-        std::fs::write(&file, r#"{"llama_server_path": "/opt/llama-server"}"#).unwrap();
-        let (settings, problem) = Settings::read_saved(dir.path());
-        assert_eq!(settings, Settings::default());
-        assert!(problem.unwrap().contains("`settings` object"));
-
-        std::fs::write(&file, "{}").unwrap();
-        assert_eq!(
-            Settings::read_saved(dir.path()),
-            (Settings::default(), None)
-        );
     }
 
     #[test]

@@ -6,9 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use switchyard_engine::diffusion::{DiffusionModelFiles, ImageServiceOptions, RunnerKind};
+use switchyard_engine::engine::ImageServerConfig;
+use switchyard_engine::services::{EngineStatus, ServiceState};
 use switchyard_engine::settings::{Settings, Theme};
 use switchyard_engine::system::{RunsOn, SystemSample};
 use switchyard_engine::{Engine, EngineDeps, EngineEvent, ErrorCode};
+use switchyard_testkit::tools::fake_sd;
 use switchyard_testkit::{test_engine, FakeProbe, ManualClock, GIB};
 use tokio::sync::broadcast::Receiver;
 
@@ -127,6 +131,89 @@ async fn shutdown_is_announced_once_and_refuses_new_work() {
     );
     let refused = engine.update_settings(Settings::default()).unwrap_err();
     assert_eq!(refused.code(), ErrorCode::ShuttingDown);
+}
+
+/// The image server's state (the Diffusion card, the header and the tray show it)
+/// is the engine's: each change comes as `StatusChanged`, stopping included.
+#[tokio::test]
+async fn the_image_servers_states_are_announced_as_they_change() {
+    let (engine, dir) = test_engine(
+        Arc::new(FakeProbe::cpu_only(8)),
+        Arc::new(ManualClock::at(0)),
+    );
+    let model = dir.path().join("model.gguf");
+    std::fs::write(&model, b"not read by the fake").expect("a model file");
+    let config = |sd_binary| ImageServerConfig {
+        files: Some(DiffusionModelFiles::single(&model)),
+        port: Some(0),
+        sd_binary: Some(sd_binary),
+        options: ImageServiceOptions {
+            runner: RunnerKind::Cli,
+            ..ImageServiceOptions::default()
+        },
+        ..ImageServerConfig::default()
+    };
+    let mut events = engine.subscribe();
+    engine
+        .start_image_server(config(fake_sd()))
+        .await
+        .expect("starts with the fake sd");
+    assert_eq!(engine.status().diffusion, ServiceState::Running);
+    engine.stop_image_server().await;
+    engine.stop_image_server().await;
+    let missing = dir.path().join("no-sd-here");
+    engine
+        .start_image_server(config(missing))
+        .await
+        .expect_err("no sd, no server");
+    engine.shutdown().await;
+
+    let heard: Vec<ServiceState> = std::iter::from_fn(|| events.try_recv().ok())
+        .filter_map(|event| match event {
+            EngineEvent::StatusChanged(EngineStatus { diffusion, .. }) => Some(diffusion),
+            _ => None,
+        })
+        .collect();
+    use ServiceState::{Failed, Running, Starting, Stopped, Stopping};
+    assert_eq!(
+        heard,
+        [Starting, Running, Stopping, Stopped, Starting, Failed, Stopped],
+        "a second stop has nothing to say; shutdown ends the failure"
+    );
+}
+
+/// What the app saves is what the `switchyard` command (and the next start) reads:
+/// the engine writes the file it reads.
+#[test]
+fn saved_settings_are_written_where_they_are_read() {
+    let (engine, dir) = test_engine(
+        Arc::new(FakeProbe::cpu_only(8)),
+        Arc::new(ManualClock::at(0)),
+    );
+    let config = dir.path().join("config");
+    let bad = Settings {
+        image_port: 8080,
+        ..Settings::default()
+    };
+    let error = engine.save_settings(bad).unwrap_err();
+    assert_eq!(error.code(), ErrorCode::InvalidSetting);
+    assert!(
+        !switchyard_engine::settings_file::path(&config).exists(),
+        "a refused change is not written"
+    );
+
+    let dark = Settings {
+        theme: Theme::Dark,
+        first_run_done: true,
+        ..Settings::default()
+    };
+    engine.save_settings(dark.clone()).unwrap();
+    assert_eq!(engine.settings(), dark);
+    assert_eq!(Settings::read_saved(&config), (dark.clone(), None));
+    assert_eq!(
+        switchyard_engine::settings_file::load(&config),
+        (dark, None)
+    );
 }
 
 #[test]

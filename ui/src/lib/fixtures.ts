@@ -8,6 +8,7 @@ import type { BinaryLog } from '../bindings/BinaryLog';
 import type { BinaryStatus } from '../bindings/BinaryStatus';
 import type { DiskUsage } from '../bindings/DiskUsage';
 import type { DownloadStatus } from '../bindings/DownloadStatus';
+import type { FileGuess } from '../bindings/FileGuess';
 import type { HubFile } from '../bindings/HubFile';
 import type { ImageServerInfo } from '../bindings/ImageServerInfo';
 import type { JobSummary } from '../bindings/JobSummary';
@@ -16,6 +17,7 @@ import type { Progress } from '../bindings/Progress';
 import type { RequestLimits } from '../bindings/RequestLimits';
 import type { InstalledModel } from '../bindings/InstalledModel';
 import type { ModelFacts } from '../bindings/ModelFacts';
+import type { ModelKind } from '../bindings/ModelKind';
 import type { RemoteModel } from '../bindings/RemoteModel';
 import type { EngineStatus } from '../bindings/EngineStatus';
 import type { Settings } from '../bindings/Settings';
@@ -381,23 +383,46 @@ function parametersInName(repo: string): number | null {
   return Number(match[1]) * (match[2]!.toUpperCase() === 'B' ? 1e9 : 1e6);
 }
 
-/** A Hub listing like bartowski's: README, attributes, an imatrix and one GGUF per quantization. */
+/**
+ * What the engine's guess says about a file (`HubFile.guess`, `guess_model_file`):
+ * fixed answers for fixtures, not a second guesser. `quantization` and `kind` are
+ * given by the caller, who knows what the fake file is.
+ */
+export function fakeGuess(pathOrUrl: string, quantization: string | null = null, kind: ModelKind = 'llm'): FileGuess {
+  const file = pathOrUrl.split(/[?#]/, 1)[0]!.split('/').filter(Boolean).at(-1) ?? '';
+  const gguf = /\.gguf$/i.test(file);
+  let name = file;
+  try {
+    name = decodeURIComponent(file);
+  } catch {
+    // A malformed escape: the engine keeps the name as written too.
+  }
+  return {
+    name: name.replace(/\.gguf$/i, ''),
+    kind,
+    role: !gguf ? null : file.startsWith('mmproj') ? 'mmproj' : 'weights',
+    quantization,
+  };
+}
+
+/**
+ * A Hub listing like bartowski's, in the engine's order: one GGUF per quantization
+ * (smallest first), a projector for vision models, then README, attributes and an
+ * imatrix by name.
+ */
 export function fakeHubFiles(repo: string, parameters = parametersInName(repo) ?? 8_030_261_248): HubFile[] {
   const base = (repo.split('/')[1] ?? repo).replace(/-GGUF$/i, '');
-  const file = (path: string, size_bytes: number, lfs: boolean): HubFile => ({
+  const file = (path: string, size_bytes: number, lfs: boolean, quant: string | null = null): HubFile => ({
     path,
     size_bytes,
     sha256: lfs ? fakeSha256(`${repo}/${path}`) : null,
+    guess: fakeGuess(path, quant),
   });
-  const files: HubFile[] = [
-    file('.gitattributes', 2_391, false),
-    file('README.md', 11_842, false),
-    file(`${base}.imatrix`, 5_229_060, true),
-  ];
-  for (const [quant, bits] of QUANT_BITS) {
-    files.push(file(`${base}-${quant}.gguf`, Math.round((parameters * bits) / 8) + 7_840_704, true));
-  }
-  if (/llava|vl|vision|gemma-3/i.test(repo)) files.push(file(`mmproj-${base}-f16.gguf`, 624_434_336, true));
+  const files: HubFile[] = QUANT_BITS.map(([quant, bits]) =>
+    file(`${base}-${quant}.gguf`, Math.round((parameters * bits) / 8) + 7_840_704, true, quant.toUpperCase()),
+  );
+  if (/llava|vl|vision|gemma-3/i.test(repo)) files.push(file(`mmproj-${base}-f16.gguf`, 624_434_336, true, 'F16'));
+  files.push(file('.gitattributes', 2_391, false), file(`${base}.imatrix`, 5_229_060, true), file('README.md', 11_842, false));
   return files;
 }
 

@@ -65,6 +65,7 @@ describe('labels', () => {
     expect(vendorLabel('nvidia')).toBe('NVIDIA');
     expect(backendLabel('rocm')).toBe('ROCm');
     expect(stateLabel('running')).toBe('Running');
+    expect(stateLabel('stopping')).toBe('Stopping');
     expect(runsOnLabel('cpu')).toBe('Runs on CPU');
   });
 });

@@ -131,6 +131,7 @@ const STATES: Record<ServiceState, string> = {
   stopped: 'Stopped',
   starting: 'Starting',
   running: 'Running',
+  stopping: 'Stopping',
   failed: 'Failed',
 };
 

@@ -24,6 +24,7 @@ import type { DiskUsage } from '../bindings/DiskUsage';
 import type { DownloadStatus } from '../bindings/DownloadStatus';
 import type { EngineEvent } from '../bindings/EngineEvent';
 import type { EngineStatus } from '../bindings/EngineStatus';
+import type { FileGuess } from '../bindings/FileGuess';
 import type { FirstRunProposal } from '../bindings/FirstRunProposal';
 import type { ErrorReport } from '../bindings/ErrorReport';
 import type { HubFile } from '../bindings/HubFile';
@@ -89,6 +90,8 @@ export const ipc = {
   diskUsage: () => call<DiskUsage>('disk_usage'),
   /** The files of a Hugging Face repository at a revision (branch, tag or commit). */
   hubFiles: (repo: string, revision: string) => call<HubFile[]>('hub_files', { repo, revision }),
+  /** What a file address's name suggests: the name to list it under, its kind, its quantization. */
+  guessModelFile: (address: string) => call<FileGuess>('guess_model_file', { address }),
   /** A model file's metadata from its GGUF header alone (HTTP range requests). */
   inspectModel: (location: ModelLocation) => call<RemoteModel>('inspect_model', { location }),
   /** Starts downloading; resolves to the new model's id. */

@@ -15,11 +15,13 @@ import type { BinaryStatus } from '../bindings/BinaryStatus';
 import type { DownloadStatus } from '../bindings/DownloadStatus';
 import type { EngineEvent } from '../bindings/EngineEvent';
 import type { ErrorReport } from '../bindings/ErrorReport';
+import type { FileGuess } from '../bindings/FileGuess';
 import type { ImageRequest } from '../bindings/ImageRequest';
 import type { ImageServerInfo } from '../bindings/ImageServerInfo';
 import type { JobView } from '../bindings/JobView';
 import type { InstalledModel } from '../bindings/InstalledModel';
 import type { ModelLocation } from '../bindings/ModelLocation';
+import type { ServiceState } from '../bindings/ServiceState';
 import type { Settings } from '../bindings/Settings';
 import type { SettingsUpdate } from '../bindings/SettingsUpdate';
 import { ENGINE_EVENT } from './ipc';
@@ -31,6 +33,7 @@ import {
   fakeCpuOnlySystemInfo,
   fakeDiskUsage,
   fakeDownload,
+  fakeGuess,
   fakeHubFiles,
   fakeImageServer,
   fakeProgress,
@@ -44,7 +47,7 @@ import {
   fakeStatus,
   fakeSystemInfo,
 } from './fixtures';
-import { REPO_SHAPE, baseName, isGguf, nameFromPath, quantTag } from './models';
+import { REPO_SHAPE, baseName } from './models';
 
 const SAMPLE_INTERVAL_MS = 2000;
 
@@ -110,15 +113,18 @@ function slug(name: string): string {
 }
 
 /** What the Hub says about a file, or an error like the engine's. */
-function locate(location: ModelLocation, hubUrl: string): { url: string; size: number | null; path: string } {
+function locate(
+  location: ModelLocation,
+  hubUrl: string,
+): { url: string; size: number | null; path: string; guess: FileGuess } {
   if (location.type === 'url') {
     if (!/^https?:\/\//.test(location.url)) throw inputError('url', `\`${location.url}\` is not an http(s) address`);
-    return { url: location.url, size: 4_920_739_232, path: baseName(location.url) };
+    return { url: location.url, size: 4_920_739_232, path: baseName(location.url), guess: fakeGuess(location.url) };
   }
   const listed = fakeHubFiles(location.repo).find((file) => file.path === location.path);
   if (!listed) throw inputError('path', `\`${location.path}\` is not in ${location.repo} at ${location.revision}`);
   const url = `${hubUrl}/${location.repo}/resolve/${location.revision}/${location.path}`;
-  return { url, size: listed.size_bytes, path: location.path };
+  return { url, size: listed.size_bytes, path: location.path, guess: listed.guess };
 }
 
 export function installMock(): void {
@@ -232,7 +238,7 @@ export function installMock(): void {
     ];
     const located = files.map((file) => ({ file, ...locate(file.location, settings.hub_url) }));
     const weights = located[0]!;
-    const facts = fakeRemoteModel(weights.url, weights.size, quantTag(weights.path)).facts;
+    const facts = fakeRemoteModel(weights.url, weights.size, weights.guess.quantization).facts;
     if (/qwen/i.test(status.name)) {
       facts.architecture = 'qwen2';
       facts.name = 'Qwen2.5 7B Instruct';
@@ -298,6 +304,12 @@ export function installMock(): void {
 
   // Images: a server that "samples" for a few seconds and returns a tiny PNG per image.
   let imageServer: ImageServerInfo | null = null;
+  // Both services, as the engine announces them (`status_changed`).
+  let status = { ...fakeStatus };
+  const setDiffusion = (diffusion: ServiceState) => {
+    status = { ...status, diffusion };
+    send({ type: 'status_changed', ...status });
+  };
   let imageApiKeySet = false;
   const imageJobs = new Map<string, JobView>();
   let imageJobNumber = 0;
@@ -357,7 +369,7 @@ export function installMock(): void {
         case 'get_settings':
           return settings;
         case 'engine_status':
-          return fakeStatus;
+          return status;
         case 'startup_warnings':
           return params.get('warn') === '1'
             ? [
@@ -399,11 +411,15 @@ export function installMock(): void {
           }
           return fakeHubFiles(repo);
         }
+        case 'guess_model_file': {
+          const { address } = args as { address: string };
+          return fakeGuess(address, null, /diffusion|sd[-_]?v?1|flux/i.test(address) ? 'diffusion' : 'llm');
+        }
         case 'inspect_model': {
           const { location } = args as { location: ModelLocation };
           await sleep(700);
           const found = locate(location, settings.hub_url);
-          if (!isGguf(found.path)) {
+          if (found.guess.role === null) {
             throw {
               code: 'INVALID_GGUF',
               message: `${found.path} is not a GGUF file (it does not start with GGUF).`,
@@ -411,10 +427,10 @@ export function installMock(): void {
             } satisfies ErrorReport;
           }
           const context = info.recommendation.suggested_context;
-          const remote = fakeRemoteModel(found.url, found.size, quantTag(found.path), context);
+          const remote = fakeRemoteModel(found.url, found.size, found.guess.quantization, context);
           // Name it after the file, without the quantization: "Mistral 7B Instruct v0.3".
-          const quant = quantTag(found.path) ?? '';
-          remote.facts.name = nameFromPath(found.path)
+          const quant = found.guess.quantization ?? '';
+          remote.facts.name = found.guess.name
             .replace(new RegExp(`[-_.]${quant}$`, 'i'), '')
             .replace(/[-_]+/g, ' ');
           return remote;
@@ -495,13 +511,19 @@ export function installMock(): void {
           return imageServer;
         case 'start_image_server': {
           const { model } = args as { model: string };
+          setDiffusion('starting');
+          await sleep(300);
           imageServer = fakeImageServer({ model });
           send({ type: 'image_server_changed', server: imageServer });
+          setDiffusion('running');
           return imageServer;
         }
         case 'stop_image_server':
+          setDiffusion('stopping');
+          await sleep(300);
           imageServer = null;
           send({ type: 'image_server_changed', server: null });
+          setDiffusion('stopped');
           return null;
         case 'image_capabilities':
           return imageServer?.capabilities ?? null;

@@ -1,5 +1,5 @@
-// Model names, labels and guesses for the Models tab. No engine logic: the engine
-// decides what a file is; these only prefill the form and word the tables.
+// Model labels for the Models tab. No engine logic: the engine decides what a file
+// is (and guesses it from its name: `HubFile.guess`); these only word the tables.
 import type { DownloadState } from '../bindings/DownloadState';
 import type { FileRole } from '../bindings/FileRole';
 import type { HubFile } from '../bindings/HubFile';
@@ -35,69 +35,15 @@ export const downloadStateLabel = (state: DownloadState): string => DOWNLOAD_STA
 /** Complete and cancelled downloads leave the list; the rest can still change. */
 export const isFinalState = (state: DownloadState): boolean => state === 'complete' || state === 'cancelled';
 
-export const isGguf = (path: string): boolean => path.toLowerCase().endsWith('.gguf');
-
-/** The last part of a path or URL, without a query string. */
+/** The last part of a path or URL, without a query string (to show a file's name). */
 export function baseName(pathOrUrl: string): string {
   const withoutQuery = pathOrUrl.split(/[?#]/, 1)[0] ?? '';
   const parts = withoutQuery.split('/').filter((part) => part !== '');
   return parts.at(-1) ?? '';
 }
 
-/** "models/Llama-3.1-8B-Q4_K_M.gguf" → "Llama-3.1-8B-Q4_K_M": the name the form suggests. */
-export function nameFromPath(pathOrUrl: string): string {
-  let name = baseName(pathOrUrl);
-  try {
-    name = decodeURIComponent(name);
-  } catch {
-    // A malformed escape: keep the name as written.
-  }
-  return name.replace(/\.gguf$/i, '');
-}
-
-const QUANT_TAG = /(?:^|[-_.])((?:I?Q\d(?:_[A-Z0-9]+)*)|BF16|F16|F32|FP16|FP32)(?=[-_.]|$)/i;
-
-/** The quantization a file name announces ("…-Q4_K_M.gguf" → "Q4_K_M"), if any. */
-export function quantTag(path: string): string | null {
-  const match = QUANT_TAG.exec(nameFromPath(path));
-  return match?.[1] ? match[1].toUpperCase() : null;
-}
-
-/** What a second file most likely is, from its name. */
-export function guessRole(path: string): FileRole {
-  const name = baseName(path).toLowerCase();
-  if (name.includes('mmproj') || name.includes('projector')) return 'mmproj';
-  if (name.includes('vae') || name.startsWith('ae.') || name.includes('-ae.')) return 'vae';
-  if (/(^|[-_.])(t5|t5xxl|clip|clip_[lg]|umt5|text[-_]?encoder|llm)([-_.]|$)/.test(name)) return 'text_encoder';
-  return 'mmproj';
-}
-
-/** Whether a name sounds like an image model (stable-diffusion.cpp) rather than an LLM. */
-export function guessKind(pathOrName: string): ModelKind {
-  return /stable[-_]?diffusion|sdxl|sd[-_]?3|sd[-_]?v?1[-_.]5|sd[-_]?turbo|flux|chroma|wan2|qwen[-_]?image/i.test(pathOrName)
-    ? 'diffusion'
-    : 'llm';
-}
-
-/** Whether a file's name says it goes with weights (a projector, VAE or text encoder). */
-export function isCompanion(path: string): boolean {
-  return /mmproj|projector|(^|[-_.])(vae|ae|t5xxl|umt5|clip_[lg]|text[-_]?encoder)([-_.]|$)/i.test(baseName(path));
-}
-
-/**
- * Weights first, smallest to largest (so quantizations line up by size), then
- * companion GGUF files (mmproj, VAE, encoders), then everything else by name.
- */
-export function sortHubFiles(files: HubFile[]): HubFile[] {
-  const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
-  const group = (file: HubFile) => (!isGguf(file.path) ? 2 : isCompanion(file.path) ? 1 : 0);
-  return [...files].sort((a, b) => {
-    const order = group(a) - group(b);
-    if (order !== 0) return order;
-    if (group(a) === 0) return a.size_bytes - b.size_bytes || collator.compare(a.path, b.path);
-    return collator.compare(a.path, b.path);
-  });
-}
+/** A file the engine can run (a GGUF): the engine gives it a role. */
+export const isModelFile = (file: HubFile): boolean => file.guess.role !== null;
 
 /** "Q4_K_M": what the converter named, else the tensor type holding the most bytes. */
 export function quantizationOf(facts: ModelFacts | null | undefined): string | null {

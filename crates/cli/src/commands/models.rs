@@ -4,7 +4,8 @@
 use switchyard_engine::llama::OwnerKind;
 use switchyard_engine::models::names::model_id;
 use switchyard_engine::models::{
-    AddModel, AddModelFile, DownloadState, DownloadStatus, FileRole, ModelKind, ModelLocation,
+    AddModel, AddModelFile, DownloadState, DownloadStatus, FileGuess, FileRole, ModelKind,
+    ModelLocation,
 };
 use switchyard_engine::{Engine, EngineError, EngineEvent, ErrorReport};
 use tokio::sync::broadcast;
@@ -41,7 +42,7 @@ pub async fn run(context: &Context, command: ModelsCommand) -> Outcome {
             kind,
             sha256,
         } => {
-            let add = add_request(source, file, revision, name, &kind, sha256)?;
+            let add = add_request(source, file, revision, name, kind.as_deref(), sha256)?;
             pull(context, &engine, add).await
         }
     }
@@ -118,39 +119,34 @@ fn done(context: &Context, what: &str, id: &str) {
     }
 }
 
+/// The download `pull` asks for. What is not given comes from the names (the
+/// engine's guess, the same as the window's Add form): the name from the file, the
+/// kind from the repository and the file.
 fn add_request(
     source: String,
     file: Option<String>,
     revision: String,
     name: Option<String>,
-    kind: &str,
+    kind: Option<&str>,
     sha256: Option<String>,
 ) -> Result<AddModel, ErrorReport> {
-    let kind = match kind {
-        "llm" => ModelKind::Llm,
-        "diffusion" => ModelKind::Diffusion,
-        other => {
-            return Err(EngineError::InvalidInput {
-                field: "--kind",
-                problem: format!("`{other}`: use `llm` or `diffusion`"),
-            }
-            .report())
-        }
-    };
     let is_url = source.starts_with("http://") || source.starts_with("https://");
-    let (location, file_name) = match (is_url, file) {
+    let (location, guess) = match (is_url, file) {
         (true, _) => {
-            let file_name = source.rsplit('/').next().unwrap_or_default().to_owned();
-            (ModelLocation::Url { url: source }, file_name)
+            let guess = FileGuess::of("", &source);
+            (ModelLocation::Url { url: source }, guess)
         }
-        (false, Some(path)) => (
-            ModelLocation::Hub {
-                repo: source,
-                revision,
-                path: path.clone(),
-            },
-            path,
-        ),
+        (false, Some(path)) => {
+            let guess = FileGuess::of(&source, &path);
+            (
+                ModelLocation::Hub {
+                    repo: source,
+                    revision,
+                    path,
+                },
+                guess,
+            )
+        }
         (false, None) => {
             return Err(EngineError::InvalidInput {
                 field: "--file",
@@ -159,9 +155,20 @@ fn add_request(
             .report())
         }
     };
-    let name = name.unwrap_or_else(|| file_name.trim_end_matches(".gguf").to_owned());
+    let kind = match kind {
+        None => guess.kind,
+        Some("llm") => ModelKind::Llm,
+        Some("diffusion") => ModelKind::Diffusion,
+        Some(other) => {
+            return Err(EngineError::InvalidInput {
+                field: "--kind",
+                problem: format!("`{other}`: use `llm` or `diffusion`"),
+            }
+            .report())
+        }
+    };
     Ok(AddModel {
-        name,
+        name: name.unwrap_or(guess.name),
         kind,
         files: vec![AddModelFile {
             location,
@@ -238,5 +245,62 @@ async fn follow(
                 };
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(source: &str, file: Option<&str>, kind: Option<&str>) -> AddModel {
+        add_request(
+            source.into(),
+            file.map(Into::into),
+            "main".into(),
+            None,
+            kind,
+            None,
+        )
+        .unwrap_or_else(|error| panic!("{error:?}"))
+    }
+
+    #[test]
+    fn the_kind_and_the_name_come_from_the_names_unless_given() {
+        let sd = request(
+            "second-state/stable-diffusion-v1-5-GGUF",
+            Some("v1-5-pruned-emaonly-Q8_0.gguf"),
+            None,
+        );
+        assert_eq!(sd.kind, ModelKind::Diffusion);
+        assert_eq!(sd.name, "v1-5-pruned-emaonly-Q8_0");
+
+        let llm = request("https://example.com/m/Tiny%20Llama-Q4_K_M.gguf", None, None);
+        assert_eq!(llm.kind, ModelKind::Llm);
+        assert_eq!(llm.name, "Tiny Llama-Q4_K_M");
+
+        let told = request("https://example.com/sd-turbo.gguf", None, Some("llm"));
+        assert_eq!(told.kind, ModelKind::Llm, "--kind wins over the guess");
+    }
+
+    #[test]
+    fn an_unknown_kind_or_a_repository_without_a_file_is_refused() {
+        let refused = |source: &str, file: Option<&str>, kind: Option<&str>| {
+            add_request(
+                source.into(),
+                file.map(Into::into),
+                "main".into(),
+                None,
+                kind,
+                None,
+            )
+            .map(|_| ())
+            .map_err(|report| report.message)
+        };
+        assert!(refused("https://example.com/a.gguf", None, Some("image"))
+            .unwrap_err()
+            .contains("--kind"));
+        assert!(refused("owner/repo", None, None)
+            .unwrap_err()
+            .contains("--file"));
     }
 }

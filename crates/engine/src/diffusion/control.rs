@@ -13,7 +13,7 @@ pub enum DiffusionAction {
         model_id: String,
     },
     Stop,
-    /// Nothing to start with; the label says why.
+    /// Nothing to start with, or a stop under way; the label says why.
     Unavailable,
 }
 
@@ -36,8 +36,9 @@ pub fn first_diffusion_model(models: &[InstalledModel]) -> Option<&InstalledMode
         .min_by(|a, b| (a.added_at_ms, &a.id).cmp(&(b.added_at_ms, &b.id)))
 }
 
-/// Stop while the server runs (or starts); else start it with the first installed
-/// diffusion model, once sd is set up. `port` is where a running server listens.
+/// Stop while the server runs (or starts); nothing while it stops; else start it
+/// with the first installed diffusion model, once sd is set up. `port` is where a
+/// running server listens.
 pub fn diffusion_control(
     state: ServiceState,
     port: Option<u16>,
@@ -53,6 +54,14 @@ pub fn diffusion_control(
             action: DiffusionAction::Stop,
             label: "Stop Diffusion".into(),
             enabled: true,
+            summary,
+        };
+    }
+    if state == ServiceState::Stopping {
+        return DiffusionControl {
+            action: DiffusionAction::Unavailable,
+            label: "Stopping Diffusion\u{2026}".into(),
+            enabled: false,
             summary,
         };
     }
@@ -126,6 +135,16 @@ mod tests {
         assert_eq!(running.summary, "Images running on :8081");
         let starting = diffusion_control(ServiceState::Starting, None, &[], false);
         assert_eq!(starting.action, DiffusionAction::Stop);
+    }
+
+    #[test]
+    fn waits_while_stopping() {
+        let sdxs = [model("sdxs", ModelKind::Diffusion, 1)];
+        let stopping = diffusion_control(ServiceState::Stopping, None, &sdxs, true);
+        assert_eq!(stopping.action, DiffusionAction::Unavailable);
+        assert_eq!(stopping.label, "Stopping Diffusion\u{2026}");
+        assert!(!stopping.enabled);
+        assert_eq!(stopping.summary, "Images stopping");
     }
 
     #[test]

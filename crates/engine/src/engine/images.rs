@@ -20,7 +20,7 @@ use crate::diffusion::{
 use crate::errors::{EngineError, Result};
 use crate::estimate::diffusion::DiffusionComponents;
 use crate::events::EngineEvent;
-use crate::services::ServiceState;
+use crate::services::{ServiceKind, ServiceState};
 
 /// How long sd gets to end after SIGTERM before it is killed (sd-server needs
 /// about 2 s to free a model).
@@ -236,9 +236,13 @@ impl Engine {
         }
     }
 
-    /// Stops the image server: jobs are cancelled and every sd process ends.
+    /// Stops the image server: jobs are cancelled and every sd process ends. The
+    /// status says `stopping` meanwhile.
     pub async fn stop_image_server(&self) {
         let _one_at_a_time = self.inner.images.lifecycle.lock().await;
+        if self.running_images().is_some() {
+            self.set_diffusion_state(ServiceState::Stopping);
+        }
         if self.stop_running_images().await {
             self.set_diffusion_state(ServiceState::Stopped);
             self.inner
@@ -405,12 +409,7 @@ impl Engine {
     }
 
     fn set_diffusion_state(&self, state: ServiceState) {
-        let status = {
-            let mut status = crate::locks::write(&self.inner.status);
-            status.diffusion = state;
-            *status
-        };
-        self.inner.events.emit(EngineEvent::StatusChanged(status));
+        self.inner.status.set(ServiceKind::Diffusion, state);
     }
 
     async fn launch_images(&self, config: ImageServerConfig) -> Result<Running> {

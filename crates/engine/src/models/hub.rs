@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+use super::guess::{self, FileGuess};
 use crate::errors::{EngineError, Result};
 
 pub const DEFAULT_HUB_URL: &str = "https://huggingface.co";
@@ -18,6 +19,20 @@ pub struct HubFile {
     pub size_bytes: u64,
     /// From the LFS pointer, when the Hub stores the file in LFS (all GGUF files).
     pub sha256: Option<String>,
+    /// What its name suggests (the form prefills from it).
+    pub guess: FileGuess,
+}
+
+impl HubFile {
+    /// A file of `repo`, with what its name (and the repository's) suggests.
+    pub fn new(path: String, size_bytes: u64, sha256: Option<String>, repo: &str) -> Self {
+        Self {
+            guess: FileGuess::of(repo, &path),
+            path,
+            size_bytes,
+            sha256,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -94,7 +109,8 @@ pub fn resolve_url(hub_url: &str, repo: &str, revision: &str, path: &str) -> Res
     ))
 }
 
-/// Every file of a repository at a revision.
+/// Every file of a repository at a revision, weights first (see
+/// [`guess::sort_listing`]).
 pub async fn list_files(
     client: &reqwest::Client,
     hub_url: &str,
@@ -128,18 +144,20 @@ pub async fn list_files(
             url: url.clone(),
             problem: format!("unexpected answer: {error}"),
         })?;
-    Ok(entries
+    let mut files: Vec<HubFile> = entries
         .into_iter()
         .filter(|entry| entry.kind == "file")
-        .map(|entry| HubFile {
-            size_bytes: entry.lfs.as_ref().map_or(entry.size, |lfs| lfs.size),
-            sha256: entry
+        .map(|entry| {
+            let size_bytes = entry.lfs.as_ref().map_or(entry.size, |lfs| lfs.size);
+            let sha256 = entry
                 .lfs
                 .map(|lfs| lfs.oid.to_ascii_lowercase())
-                .filter(|oid| oid.len() == 64),
-            path: entry.path,
+                .filter(|oid| oid.len() == 64);
+            HubFile::new(entry.path, size_bytes, sha256, repo)
         })
-        .collect())
+        .collect();
+    guess::sort_listing(&mut files);
+    Ok(files)
 }
 
 #[cfg(test)]

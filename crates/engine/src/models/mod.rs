@@ -4,12 +4,14 @@
 pub mod add;
 pub mod catalog;
 pub mod download;
+pub mod guess;
 pub mod hub;
 pub mod names;
 mod store;
 
 pub use add::{AddModel, AddModelFile, ModelLocation, RemoteModel};
 pub use catalog::{FileRole, InstalledModel, ModelFile, ModelKind, ModelSource};
+pub use guess::FileGuess;
 pub use store::{
     DiskUsage, DownloadFileRequest, DownloadRequest, DownloadState, DownloadStatus, ModelStore,
 };

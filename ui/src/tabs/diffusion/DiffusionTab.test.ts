@@ -3,6 +3,7 @@ import { cleanup, fireEvent, render, screen, waitFor, within } from '@testing-li
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ErrorReport } from '../../bindings/ErrorReport';
 import type { JobView } from '../../bindings/JobView';
+import type { ServiceState } from '../../bindings/ServiceState';
 import { fakeBinaryStatus, fakeCompleteJob, fakeImageServer, fakeInstalledModels, fakeJobSummary, fakeProgress } from '../../lib/fixtures';
 import { BinarySetup } from '../../lib/stores/binaries.svelte';
 import { DiffusionStore } from '../../lib/stores/diffusion.svelte';
@@ -45,6 +46,9 @@ afterEach(() => {
   clearMocks();
 });
 
+let engineSays: (state: ServiceState) => Promise<void>;
+
+/** The tab with the engine's image-server state; `engineSays` stands for a `status_changed` event. */
 function renderTab({ sdReady = true, models = fakeInstalledModels(), running = false } = {}) {
   const binary = new BinarySetup('diffusion');
   binary.loaded = true;
@@ -52,7 +56,9 @@ function renderTab({ sdReady = true, models = fakeInstalledModels(), running = f
   const store = new DiffusionStore();
   store.loaded = true;
   if (running) store.server = fakeImageServer();
-  render(DiffusionTab, { binary, store, models, serviceState: running ? 'running' : 'stopped' });
+  const props = { binary, store, models, serviceState: (running ? 'running' : 'stopped') as ServiceState };
+  const { rerender } = render(DiffusionTab, props);
+  engineSays = (state) => rerender({ ...props, serviceState: state });
   return store;
 }
 
@@ -78,16 +84,33 @@ describe('DiffusionTab: the image server', () => {
     const picker = screen.getByTestId('diffusion-model') as HTMLSelectElement;
     expect([...picker.options].map((option) => option.value)).toEqual([SD_MODEL]);
     await fireEvent.click(screen.getByTestId('diffusion-start'));
-    await waitFor(() => expect(screen.getByTestId('diffusion-server').dataset.state).toBe('running'));
+    await engineSays('starting');
+    expect(screen.getByTestId('diffusion-server').dataset.state).toBe('starting');
+    await waitFor(() => expect(store.server).not.toBeNull());
+    await engineSays('running');
+    expect(screen.getByTestId('diffusion-server').dataset.state).toBe('running');
     expect(argsOf('start_image_server')).toEqual([{ model: SD_MODEL }]);
     expect(screen.getByTestId('diffusion-address').textContent).toBe('http://127.0.0.1:8081');
     expect(screen.getByRole('button', { name: 'Copy image API address' })).toBeTruthy();
     expect(screen.getByTestId('diffusion-prompt')).toBeTruthy();
 
     await fireEvent.click(screen.getByTestId('diffusion-stop'));
+    await engineSays('stopping');
+    expect(screen.getByTestId('diffusion-server').dataset.state).toBe('stopping');
     await waitFor(() => expect(store.server).toBeNull());
+    await engineSays('stopped');
     expect(screen.getByTestId('diffusion-server').dataset.state).toBe('stopped');
     expect(screen.queryByTestId('diffusion-prompt')).toBeNull();
+  });
+
+  it("shows the engine's state, whoever started the server (the tray too)", async () => {
+    renderTab();
+    await engineSays('starting');
+    expect(screen.getByTestId('diffusion-server').textContent).toContain('Starting…');
+    expect((screen.getByTestId('diffusion-start') as HTMLButtonElement).disabled).toBe(true);
+    await engineSays('failed');
+    expect(screen.getByTestId('diffusion-server').dataset.state).toBe('failed');
+    expect((screen.getByTestId('diffusion-start') as HTMLButtonElement).disabled).toBe(false);
   });
 
   it('shows why the server could not start', async () => {
@@ -97,6 +120,7 @@ describe('DiffusionTab: the image server', () => {
     const banner = await screen.findByTestId('diffusion-server-error');
     expect(banner.dataset.errorCode).toBe('PORT_IN_USE');
     expect(banner.textContent).toContain('Choose another image port');
+    await engineSays('failed');
     expect(screen.getByTestId('diffusion-server').dataset.state).toBe('failed');
   });
 });

@@ -8,6 +8,7 @@ import {
   LLAMA_REPO,
   fakeDiskUsage,
   fakeDownload,
+  fakeGuess,
   fakeHubFiles,
   fakeInstalledModels,
   fakeRemoteModel,
@@ -43,6 +44,10 @@ beforeEach(() => {
         return fakeDiskUsage(models);
       case 'hub_files':
         return fakeHubFiles((args as { repo: string }).repo);
+      case 'guess_model_file': {
+        const { address } = args as { address: string };
+        return fakeGuess(address, 'Q8_0', address.includes('sd-') ? 'diffusion' : 'llm');
+      }
       case 'inspect_model':
         return fakeRemoteModel('https://huggingface.co/x', 4_920_739_232, 'Q4_K_M', 8192);
       case 'add_model':
@@ -327,22 +332,24 @@ describe('ModelsTab: adding a model', () => {
     });
   });
 
-  it('adds from a URL, with the name from the file and the kind chosen', async () => {
+  it("adds from a URL, with the engine's name and kind for it, the kind changeable", async () => {
     await renderTab();
     await fireEvent.click(screen.getByTestId('source-mode-url'));
     const url = 'https://example.com/models/sd-v1-5-Q8_0.gguf';
     await fireEvent.input(screen.getByTestId('url-input'), { target: { value: url } });
-    expect((screen.getByTestId('model-name') as HTMLInputElement).value).toBe('sd-v1-5-Q8_0');
+    await waitFor(() => expect((screen.getByTestId('model-name') as HTMLInputElement).value).toBe('sd-v1-5-Q8_0'));
+    expect(argsOf('guess_model_file').at(-1)).toEqual({ address: url });
+    expect((screen.getByTestId('model-kind') as HTMLSelectElement).value).toBe('diffusion');
 
     await fireEvent.click(screen.getByTestId('model-preview'));
     await screen.findByTestId('preview-card');
     expect(argsOf('inspect_model')).toEqual([{ location: { type: 'url', url } }]);
 
-    await fireEvent.change(screen.getByTestId('model-kind'), { target: { value: 'diffusion' } });
+    await fireEvent.change(screen.getByTestId('model-kind'), { target: { value: 'llm' } });
     await fireEvent.click(screen.getByTestId('model-download'));
     await waitFor(() => expect(argsOf('add_model')).toHaveLength(1));
     expect(argsOf('add_model')[0]).toEqual({
-      add: { name: 'sd-v1-5-Q8_0', kind: 'diffusion', files: [{ location: { type: 'url', url }, role: 'weights', expected_sha256: null }] },
+      add: { name: 'sd-v1-5-Q8_0', kind: 'llm', files: [{ location: { type: 'url', url }, role: 'weights', expected_sha256: null }] },
     });
 
     await fireEvent.click(screen.getByTestId('source-mode-hub'));

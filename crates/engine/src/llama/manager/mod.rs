@@ -30,6 +30,7 @@ use crate::errors::{EngineError, ErrorReport, Result};
 use crate::estimate::{Backend, Calibration, LlamaConfig, MeasuredMemory};
 use crate::events::{EngineEvent, EventBus};
 use crate::locks::{lock, read, write};
+use crate::services::{llm_service_state, ServiceKind, StatusBoard};
 use crate::process::{pidfile, EndedLeftover};
 
 mod chat;
@@ -75,6 +76,9 @@ pub struct Shared {
     pub(crate) state_dir: PathBuf,
     logs_dir: PathBuf,
     pub(crate) events: EventBus,
+    /// The LLM service's state, kept in step with the instances' (see
+    /// [`Shared::announce_service_state`]).
+    status: StatusBoard,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) http: reqwest::Client,
     environment: Arc<dyn LaunchEnvironment>,
@@ -155,6 +159,16 @@ impl Shared {
             .on_state(name, to, upstream, event.error.clone());
         tracing::info!(instance = name, from = ?event.from, to = ?event.to, reason, "llama-server state");
         self.events.emit(EngineEvent::LlamaState(event));
+        self.announce_service_state();
+    }
+
+    /// The LLM service's state from the instances', on the engine's status board
+    /// (which announces a change). Worked out under the instances' lock, so two
+    /// transitions at once cannot leave the older answer on the board.
+    fn announce_service_state(&self) {
+        let instances = lock(&self.instances);
+        let state = llm_service_state(instances.values().map(|instance| instance.status.state));
+        self.status.set(ServiceKind::Llm, state);
     }
 
     pub(crate) fn update(&self, name: &str, change: impl FnOnce(&mut InstanceStatus)) {
@@ -222,6 +236,7 @@ impl Shared {
             .map(|instance| instance.status.clone())
             .collect();
         self.events.emit(EngineEvent::LlamaInstances { instances });
+        self.announce_service_state();
     }
 }
 
@@ -246,6 +261,7 @@ impl LlamaManager {
         state_dir: &Path,
         logs_dir: &Path,
         events: EventBus,
+        status: StatusBoard,
         clock: Arc<dyn Clock>,
         environment: Arc<dyn LaunchEnvironment>,
     ) -> Opened {
@@ -264,6 +280,7 @@ impl LlamaManager {
             state_dir: state_dir.to_path_buf(),
             logs_dir: logs_dir.to_path_buf(),
             events,
+            status,
             clock,
             http,
             environment,
@@ -538,3 +555,6 @@ fn check_port_unique(instances: &BTreeMap<String, Instance>, spec: &InstanceSpec
 fn api_key_path(state_dir: &Path, name: &str) -> PathBuf {
     state_dir.join(format!("llama-{name}.key"))
 }
+
+#[cfg(test)]
+mod status_tests;
