@@ -51,6 +51,7 @@ fn main() -> anyhow::Result<()> {
         .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
             window::show(app)
         }))
+        .plugin(tauri_plugin_store::Builder::new().build())
         .plugin(tauri_plugin_opener::init())
         .plugin(window::navigation_guard())
         .plugin(tauri_plugin_autostart::init(

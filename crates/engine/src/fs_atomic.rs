@@ -62,6 +62,27 @@ fn write_with(path: &Path, bytes: &[u8], access: Access) -> std::io::Result<()> 
     Ok(())
 }
 
+/// Puts a file another writer has just finished (`staged`, in the same folder) in
+/// place of `target` the same way: flushed, readable by its user only (it may hold
+/// secrets), renamed over the target, the folder flushed.
+pub fn replace_with_private(staged: &Path, target: &Path) -> std::io::Result<()> {
+    let file = std::fs::File::open(staged)?;
+    file.sync_all()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    drop(file);
+    std::fs::rename(staged, target)?;
+    if let Some(folder) = target.parent().filter(|f| !f.as_os_str().is_empty()) {
+        if let Ok(folder) = std::fs::File::open(folder) {
+            let _ = folder.sync_all();
+        }
+    }
+    Ok(())
+}
+
 pub fn write_json(path: &Path, value: &impl serde::Serialize) -> std::io::Result<()> {
     let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
     write(path, &bytes)

@@ -74,6 +74,8 @@ impl Settings {
 /// app and is never lost: it is copied to `settings.json.damaged` (before the next
 /// save replaces it), the defaults are used, and the report says so.
 pub fn load(config_dir: &Path) -> (Settings, Option<ErrorReport>) {
+    // A save cut short before its rename: the file it was to replace still holds.
+    let _ = std::fs::remove_file(staging_path(config_dir));
     let path = path(config_dir);
     match read(&path) {
         Stored::Nothing => (Settings::default(), None),
@@ -91,24 +93,52 @@ pub fn load(config_dir: &Path) -> (Settings, Option<ErrorReport>) {
     }
 }
 
-/// Writes `settings` into the file, whole or not at all (temporary file, rename),
-/// keeping any other key of its object. Does not validate: the caller has.
-pub fn save(config_dir: &Path, settings: &Settings) -> Result<()> {
-    let path = path(config_dir);
-    let mut fields = match std::fs::read(&path)
+/// Where the app's store (tauri-plugin-store) writes a save: the plugin writes its
+/// file in place, so it writes here and [`commit_staged`] renames the whole file over
+/// `settings.json`. A save is then whole or not at all, as with [`save`].
+pub fn staging_path(config_dir: &Path) -> PathBuf {
+    config_dir.join(format!("{FILE_NAME}.saving"))
+}
+
+/// The file's object as it is now (empty when missing or damaged): a store that
+/// starts empty takes these first, so the keys beside the settings are kept.
+pub fn stored_object(config_dir: &Path) -> Map<String, Value> {
+    match std::fs::read(path(config_dir))
         .ok()
         .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
     {
         Some(Value::Object(fields)) => fields,
         // Nothing yet, or a damaged file `load` kept a copy of.
         _ => Map::new(),
-    };
+    }
+}
+
+/// Makes the save staged at [`staging_path`] the settings file (0600: it may hold a
+/// Hub token). Refuses one whose settings do not read back, so a bad store write
+/// never replaces good settings.
+pub fn commit_staged(config_dir: &Path) -> Result<()> {
+    let staged = staging_path(config_dir);
+    if let Stored::Unusable(problem) = read(&staged) {
+        let _ = std::fs::remove_file(&staged);
+        return Err(EngineError::Internal {
+            problem: format!("the settings written by the store do not read back: {problem}"),
+        });
+    }
+    crate::fs_atomic::replace_with_private(&staged, &path(config_dir))
+        .map_err(|source| EngineError::writing(&path(config_dir), source))
+}
+
+/// Writes `settings` into the file, whole or not at all (temporary file, rename),
+/// keeping any other key of its object. Does not validate: the caller has.
+pub fn save(config_dir: &Path, settings: &Settings) -> Result<()> {
+    let path = path(config_dir);
+    let mut fields = stored_object(config_dir);
     let value = serde_json::to_value(settings).map_err(|error| EngineError::Internal {
         problem: format!("settings do not serialize: {error}"),
     })?;
     fields.insert(KEY.to_owned(), value);
     std::fs::create_dir_all(config_dir)
-        .and_then(|()| crate::fs_atomic::write_json(&path, &fields))
+        .and_then(|()| crate::fs_atomic::write_json_private(&path, &fields))
         .map_err(|source| EngineError::writing(&path, source))
 }
 
@@ -150,6 +180,38 @@ mod tests {
         let file: Value = serde_json::from_str(&text).unwrap_or_default();
         assert_eq!(file["window"]["width"], 900);
         assert_eq!(file[KEY]["llm_port"], 8080);
+    }
+
+    #[test]
+    fn a_staged_save_replaces_the_file_whole_and_private_and_a_bad_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+        let config = dir.path();
+        save(config, &Settings::default()).unwrap_or_else(|error| panic!("{error}"));
+        let before = std::fs::read_to_string(path(config)).unwrap_or_default();
+
+        std::fs::write(staging_path(config), r#"{"settings": {"llm_port": "#)
+            .unwrap_or_else(|error| panic!("{error}"));
+        let error = commit_staged(config).err();
+        assert!(error.is_some(), "a torn store write is refused");
+        assert_eq!(
+            std::fs::read_to_string(path(config)).unwrap_or_default(),
+            before
+        );
+        assert!(!staging_path(config).exists());
+
+        let mut fields = stored_object(config);
+        fields.insert(KEY.into(), serde_json::json!({"theme": "dark"}));
+        let text = serde_json::to_string(&fields).unwrap_or_default();
+        std::fs::write(staging_path(config), text).unwrap_or_else(|error| panic!("{error}"));
+        commit_staged(config).unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(load(config).0.theme, Theme::Dark);
+        assert!(!staging_path(config).exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(path(config)).map(|m| m.permissions().mode());
+            assert_eq!(mode.unwrap_or(0) & 0o777, 0o600);
+        }
     }
 
     #[test]

@@ -30,8 +30,8 @@ use crate::errors::{EngineError, ErrorReport, Result};
 use crate::estimate::{Backend, Calibration, LlamaConfig, MeasuredMemory};
 use crate::events::{EngineEvent, EventBus};
 use crate::locks::{lock, read, write};
-use crate::services::{llm_service_state, ServiceKind, StatusBoard};
 use crate::process::{pidfile, EndedLeftover};
+use crate::services::{llm_service_state, ServiceKind, StatusBoard};
 
 mod chat;
 mod lifecycle;
