@@ -267,7 +267,7 @@ impl Engine {
             &self.settings().hub_url,
             location,
             system.recommendation.suggested_context,
-            crate::estimate::machine_budget(&system),
+            crate::system::machine_budget(&system),
         )
         .await
     }
@@ -285,7 +285,7 @@ impl Engine {
             Some(Variant::Vulkan) => Backend::Vulkan,
             Some(Variant::Metal) => Backend::Metal,
             Some(_) => Backend::Cpu,
-            None => crate::estimate::machine_budget(&self.system_info()).0,
+            None => crate::system::machine_budget(&self.system_info()).0,
         }
     }
 

@@ -280,7 +280,8 @@ pub fn parse(path: &Path, text: &str) -> Result<InstanceFile> {
 }
 
 /// The "field" of a problem with the file as a whole (its TOML syntax).
-pub(crate) const WHOLE_FILE: &str = "(file)";
+/// The field name that stands for the whole file in a `CorruptState` error.
+pub(crate) use crate::errors::WHOLE_FILE;
 
 /// TOML into [`FileContents`], with the failing field's path (`llama.port`).
 fn deserialize(path: &Path, text: &str) -> Result<FileContents> {

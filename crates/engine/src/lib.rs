@@ -5,32 +5,32 @@
 //! fakes and a temporary folder; there are no global singletons.
 
 pub mod binaries;
-pub mod clock;
 pub mod control;
 pub mod diffusion;
 pub mod engine;
-pub mod errors;
-pub mod estimate;
 pub mod events;
 pub mod first_run;
-pub mod fs_atomic;
-pub mod gguf;
 pub mod instance_files;
 pub mod llama;
-mod locks;
 pub mod models;
-pub mod net;
 pub mod orchestrator;
 pub mod paths;
 pub mod private_dir;
-pub mod process;
-pub mod redact;
 pub mod report;
 pub mod secrets;
 pub mod services;
 pub mod settings;
 pub mod settings_file;
-pub mod system;
+
+// The layers below the engine, each a crate of its own (docs/architecture.md),
+// under the names the engine has always used.
+pub(crate) use switchyard_base::locks;
+pub use switchyard_base::{clock, errors, fs_atomic, redact};
+pub use switchyard_estimate as estimate;
+pub use switchyard_gguf as gguf;
+pub use switchyard_net as net;
+pub use switchyard_process as process;
+pub use switchyard_system as system;
 
 pub use engine::{Engine, EngineDeps};
 pub use errors::{EngineError, ErrorCode, ErrorReport};

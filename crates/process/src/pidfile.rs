@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::fs_atomic;
+use switchyard_base::fs_atomic;
 
 const SUFFIX: &str = ".pid.json";
 /// How long an ended leftover may take to disappear.

@@ -4,6 +4,7 @@
 
 mod amd;
 mod apple;
+mod budget;
 mod cpu_features;
 mod host;
 mod monitor;
@@ -13,6 +14,7 @@ mod types;
 
 pub use amd::AmdSysfs;
 pub use apple::apple_unified_gpu;
+pub use budget::machine_budget;
 pub use host::HostProbe;
 pub use monitor::SystemMonitor;
 pub use nvidia::NvidiaGpus;

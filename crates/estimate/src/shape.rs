@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::gguf::{GgufFile, Value};
+use switchyard_gguf::{GgufFile, Value};
 
 /// A model's memory-relevant shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]

@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use super::llama::{Backend, Breakdown, EstimateSource, LlamaConfig, LlamaEstimate};
-use crate::errors::{EngineError, Result};
-use crate::fs_atomic;
+use switchyard_base::errors::{EngineError, Result};
+use switchyard_base::fs_atomic;
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -159,7 +159,7 @@ impl Calibration {
         measured: MeasuredMemory,
     ) -> Result<Self> {
         let lock_path = state_dir.join(LOCK_FILE);
-        let file = crate::locks::lock_file(&lock_path)?;
+        let file = switchyard_base::locks::lock_file(&lock_path)?;
         file.lock()
             .map_err(|source| EngineError::writing(&lock_path, source))?;
         // A damaged file was kept aside by `load`; this copy replaces it.

@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 
 use super::parser::{parse, Stop};
 use super::GgufFile;
-use crate::errors::{EngineError, Result};
+use switchyard_base::errors::{EngineError, Result};
 
 /// The first read: enough for a small model's whole header.
 const FIRST_READ: u64 = 64 * 1024;
@@ -256,7 +256,7 @@ impl RangeSource for HttpSource {
 
 /// The first byte and the total from `Content-Range: bytes 0-99/12345` (the total
 /// may be `*`, unknown).
-pub(crate) fn content_range(headers: &reqwest::header::HeaderMap) -> Option<(u64, Option<u64>)> {
+pub fn content_range(headers: &reqwest::header::HeaderMap) -> Option<(u64, Option<u64>)> {
     let value = headers.get(reqwest::header::CONTENT_RANGE)?.to_str().ok()?;
     let (range, total) = value.strip_prefix("bytes ")?.split_once('/')?;
     let first = range.split_once('-')?.0.trim().parse().ok()?;

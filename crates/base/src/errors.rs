@@ -5,6 +5,10 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+/// The field name a damaged state file reports when the file as a whole, not one
+/// field of it, cannot be read.
+pub const WHOLE_FILE: &str = "(file)";
+
 /// Stable error codes. The UI and scripts match on these, never on message text,
 /// so a variant is never renamed once released.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -378,7 +382,7 @@ impl EngineError {
             }
             Self::NotFound { .. } => "Check the id; finished results are kept only for a while.".into(),
             Self::InvalidInstanceFile { file, field, .. }
-                if field == crate::instance_files::WHOLE_FILE =>
+                if field == WHOLE_FILE =>
             {
                 format!(
                     "Correct the TOML syntax in {} (the line is named above), then check with `switchyard config validate`.",

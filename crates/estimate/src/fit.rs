@@ -7,7 +7,7 @@ use ts_rs::TS;
 
 use super::llama::{estimate, Backend, LlamaConfig, LlamaEstimate};
 use super::shape::ModelShape;
-use crate::errors::{EngineError, Result};
+use switchyard_base::errors::{EngineError, Result};
 
 const MIB: u64 = 1024 * 1024;
 /// Contexts are tried in steps of llama.cpp's cell padding.

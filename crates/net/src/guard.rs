@@ -22,12 +22,12 @@ pub struct AllowedOrigins(Arc<RwLock<Vec<String>>>);
 
 impl AllowedOrigins {
     pub fn set(&self, origins: &[String]) {
-        *crate::locks::write(&self.0) = origins.iter().map(|o| normalize(o)).collect();
+        *switchyard_base::locks::write(&self.0) = origins.iter().map(|o| normalize(o)).collect();
     }
 
     fn contains(&self, origin: &str) -> bool {
         let origin = normalize(origin);
-        crate::locks::read(&self.0).contains(&origin)
+        switchyard_base::locks::read(&self.0).contains(&origin)
     }
 }
 

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use super::shape::ModelShape;
-use crate::gguf::GgmlType;
+use switchyard_gguf::GgmlType;
 
 const MIB: u64 = 1024 * 1024;
 /// llama.cpp pads the context (KV cells) to this.

@@ -3,8 +3,8 @@
 //! on this machine's backend; each model's own estimate follows when it is picked.
 
 use super::{CpuInfo, GpuIdentity, GpuMemory, GpuVendor, MemoryInfo, Recommendation, RunsOn};
-use crate::estimate::machine::share as scale;
-use crate::estimate::{estimate, Backend, LlamaConfig, ModelShape};
+use crate::budget::share as scale;
+use switchyard_estimate::{estimate, Backend, LlamaConfig, ModelShape};
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 /// Share of the memory budget the context may take before a smaller context wins.
@@ -209,7 +209,7 @@ fn group_thousands(value: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::system::{GpuBackend, GpuVendor};
+    use crate::{GpuBackend, GpuVendor};
 
     const GB: u64 = 1024 * 1024 * 1024;
 

@@ -5,7 +5,7 @@ use std::sync::{Mutex, OnceLock};
 
 use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
 
-use crate::errors::{EngineError, Result};
+use switchyard_base::errors::{EngineError, Result};
 
 use super::amd::{AmdCard, AmdSysfs};
 use super::nvidia::NvidiaGpus;
@@ -47,7 +47,7 @@ impl HostProbe {
     }
 
     fn with_system<T>(&self, read: impl FnOnce(&mut System) -> T) -> T {
-        let mut system = crate::locks::lock(&self.system);
+        let mut system = switchyard_base::locks::lock(&self.system);
         read(&mut system)
     }
 

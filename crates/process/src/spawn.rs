@@ -12,7 +12,7 @@ use std::sync::{Mutex, OnceLock};
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 
-use crate::locks::lock;
+use switchyard_base::locks::lock;
 
 type SpawnJob = Box<dyn FnOnce() + Send>;
 

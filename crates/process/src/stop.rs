@@ -105,7 +105,7 @@ mod tests {
     use super::*;
     use tokio::process::Command;
 
-    use crate::process::{describe_exit, spawn_guarded};
+    use crate::{describe_exit, spawn_guarded};
 
     /// A stand-in for a busy llama-server: the first SIGTERM only starts its
     /// clean-up, the second ends it with exit code 1 (the real server's lines).

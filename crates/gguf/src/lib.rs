@@ -11,7 +11,7 @@ mod value;
 pub use facts::{file_type_name, ModelFacts, QuantShare, SplitInfo};
 pub use ggml_type::GgmlType;
 pub use parser::{parse, Stop};
-pub(crate) use source::content_range;
+pub use source::content_range;
 pub use source::{
     read_header, read_local, read_remote, FetchStats, HttpSource, LocalSource, RangeSource,
 };

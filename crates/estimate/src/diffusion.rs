@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::gguf::GgufFile;
+use switchyard_gguf::GgufFile;
 
 const MIB: u64 = 1024 * 1024;
 

@@ -7,7 +7,7 @@ use super::{
     recommend, CpuInfo, GpuIdentity, GpuInfo, GpuMemory, OsInfo, SystemInfo, SystemProbe,
     SystemSample,
 };
-use crate::clock::Clock;
+use switchyard_base::clock::Clock;
 
 #[derive(Debug)]
 struct StaticFacts {

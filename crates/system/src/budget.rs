@@ -2,9 +2,9 @@
 //! largest discrete GPU's VRAM (NVIDIA through CUDA, others through Vulkan), Apple
 //! Silicon's unified memory, or RAM alone.
 
-use super::fit::Budget;
-use super::llama::Backend;
-use crate::system::{GpuVendor, SystemInfo};
+use crate::{GpuVendor, SystemInfo};
+use switchyard_estimate::Backend;
+use switchyard_estimate::Budget;
 
 /// Share of RAM a model may plan for: the OS and other programs keep the rest.
 const RAM_SHARE: f64 = 0.75;

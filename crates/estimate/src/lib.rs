@@ -7,7 +7,6 @@ pub mod calibration;
 pub mod diffusion;
 pub mod fit;
 pub mod llama;
-pub mod machine;
 pub mod shape;
 
 use serde::Serialize;
@@ -19,10 +18,9 @@ pub use llama::{
     estimate, seed_formula, Backend, Breakdown, CacheType, EstimateSource, FlashAttention,
     LlamaConfig, LlamaEstimate,
 };
-pub use machine::machine_budget;
 pub use shape::{ModelShape, NoShape};
 
-use crate::gguf::GgufFile;
+use switchyard_gguf::GgufFile;
 
 /// The answer to "can I run this?" that the Models tab shows before a download:
 /// the model at a context on this machine, placed the way fitting would place it.

@@ -1,0 +1,10 @@
+//! Switchyard's ground floor, shared by every other crate: typed errors (a stable
+//! code, a message for people, a suggestion), state files written whole or not at
+//! all, lock helpers that survive a poisoned lock, the clock, and redaction for
+//! what may hold secrets. Nothing here knows about models, servers or the engine.
+
+pub mod clock;
+pub mod errors;
+pub mod fs_atomic;
+pub mod locks;
+pub mod redact;
