@@ -4,6 +4,7 @@
 //! what may hold secrets. Nothing here knows about models, servers or the engine.
 
 pub mod clock;
+pub mod emit;
 pub mod errors;
 pub mod fs_atomic;
 pub mod locks;

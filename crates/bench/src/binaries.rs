@@ -56,7 +56,11 @@ async fn measure(variant: Variant) -> Result<()> {
 
     let binaries = dir.path().join("binaries");
     std::fs::create_dir_all(&binaries)?;
-    let manager = BinaryManager::new(binaries, reqwest::Client::new(), EventBus::default());
+    let manager = BinaryManager::new(
+        binaries,
+        reqwest::Client::new(),
+        EventBus::default().emitter(),
+    );
     manager.set_download_base(format!("{}/files", server.hub_url()));
     manager.set_manifest(Manifest {
         releases: vec![Release {

@@ -148,7 +148,7 @@ impl Engine {
             layout.models(),
             &layout.state(),
             http.clone(),
-            events.clone(),
+            events.emitter(),
             deps.clock.clone(),
         ) {
             Ok(models) => models,
@@ -160,13 +160,13 @@ impl Engine {
                     layout.models(),
                     &layout.state(),
                     http.clone(),
-                    events.clone(),
+                    events.emitter(),
                     deps.clock.clone(),
                 )
             }
             Err(error) => return Err(error),
         };
-        let binaries = BinaryManager::new(layout.binaries(), http.clone(), events.clone());
+        let binaries = BinaryManager::new(layout.binaries(), http.clone(), events.emitter());
         binaries.set_pid_dir(layout.state());
         apply_binaries_mirror(&binaries, &deps.settings);
         let daemon = attached::Attachment::new(layout.root());

@@ -2,14 +2,15 @@
 //! and later the CLI and HTTP event streams.
 
 use serde::Serialize;
+use switchyard_base::emit::Emitter;
 use tokio::sync::broadcast;
 use ts_rs::TS;
 
-use crate::binaries::{BinaryKind, BinaryLog, Variant};
+use crate::binaries::{BinariesEvent, BinaryKind, BinaryLog, Variant};
 use crate::control::AttachedDaemon;
 use crate::diffusion::{ImageServerInfo, JobSummary};
 use crate::llama::{ChatDelta, ChatOutcome, InstanceStatus, LogLine, StateChange};
-use crate::models::{DownloadStatus, InstalledModel};
+use crate::models::{DownloadStatus, InstalledModel, ModelsEvent};
 use crate::orchestrator::OrchestratorEvent;
 use crate::services::EngineStatus;
 use crate::settings::Settings;
@@ -104,5 +105,44 @@ impl EventBus {
     /// Sends to every current subscriber; having none is fine.
     pub fn emit(&self, event: EngineEvent) {
         let _no_subscribers_is_fine = self.sender.send(event);
+    }
+
+    /// An emitter for a part's own events, broadcast here as engine events.
+    pub fn emitter<E>(&self) -> Emitter<E>
+    where
+        EngineEvent: From<E>,
+    {
+        let bus = self.clone();
+        Emitter::new(move |event: E| bus.emit(EngineEvent::from(event)))
+    }
+}
+
+impl From<ModelsEvent> for EngineEvent {
+    fn from(event: ModelsEvent) -> Self {
+        match event {
+            ModelsEvent::DownloadChanged(status) => Self::DownloadChanged(status),
+            ModelsEvent::ModelsChanged { models } => Self::ModelsChanged { models },
+        }
+    }
+}
+
+impl From<BinariesEvent> for EngineEvent {
+    fn from(event: BinariesEvent) -> Self {
+        match event {
+            BinariesEvent::Log(log) => Self::BinaryLog(log),
+            BinariesEvent::Download {
+                kind,
+                variant,
+                file,
+                bytes,
+                total,
+            } => Self::BinaryDownload {
+                kind,
+                variant,
+                file,
+                bytes,
+                total,
+            },
+        }
     }
 }

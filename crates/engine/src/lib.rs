@@ -4,7 +4,6 @@
 //! built from [`EngineDeps`] (data folder, system probe, clock) so a test can hand it
 //! fakes and a temporary folder; there are no global singletons.
 
-pub mod binaries;
 pub mod control;
 pub mod diffusion;
 pub mod engine;
@@ -12,7 +11,6 @@ pub mod events;
 pub mod first_run;
 pub mod instance_files;
 pub mod llama;
-pub mod models;
 pub mod orchestrator;
 pub mod paths;
 pub mod private_dir;
@@ -26,8 +24,10 @@ pub mod settings_file;
 // under the names the engine has always used.
 pub(crate) use switchyard_base::locks;
 pub use switchyard_base::{clock, errors, fs_atomic, redact};
+pub use switchyard_binaries as binaries;
 pub use switchyard_estimate as estimate;
 pub use switchyard_gguf as gguf;
+pub use switchyard_models as models;
 pub use switchyard_net as net;
 pub use switchyard_process as process;
 pub use switchyard_system as system;

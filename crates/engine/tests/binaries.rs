@@ -289,7 +289,7 @@ impl Setup {
         std::fs::create_dir_all(&binaries).expect("binaries dir");
         let bus = EventBus::default();
         let events = bus.subscribe();
-        let manager = BinaryManager::new(binaries, reqwest::Client::new(), bus);
+        let manager = BinaryManager::new(binaries, reqwest::Client::new(), bus.emitter());
         manager.set_manifest(mirror.manifest(kind));
         manager.set_download_base(mirror.base_url());
         manager.set_test_limits(limits());

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::manifest::Candidate;
 use super::Variant;
-use crate::system::{GpuVendor, SystemInfo};
+use switchyard_system::{GpuVendor, SystemInfo};
 
 /// What the choice depends on; from [`SystemInfo`] in the app, chosen by tests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,7 +16,7 @@ pub struct MachineFacts {
     /// As `std::env::consts::ARCH` names it.
     pub arch: String,
     pub nvidia_gpu: bool,
-    /// As [`crate::system::CpuInfo::features`] names them (`AVX2`, `AVX-512F`).
+    /// As [`switchyard_system::CpuInfo::features`] names them (`AVX2`, `AVX-512F`).
     pub cpu_features: Vec<String>,
 }
 
@@ -71,8 +71,8 @@ fn skip_reason(variant: Variant, facts: &MachineFacts) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::binaries::manifest::ArchiveFile;
-    use crate::binaries::BinaryKind;
+    use crate::manifest::ArchiveFile;
+    use crate::BinaryKind;
 
     fn candidate(variant: Variant) -> Candidate {
         Candidate {

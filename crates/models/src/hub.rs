@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use super::guess::{self, FileGuess};
-use crate::errors::{EngineError, Result};
+use switchyard_base::errors::{EngineError, Result};
 
 pub const DEFAULT_HUB_URL: &str = "https://huggingface.co";
 

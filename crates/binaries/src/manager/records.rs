@@ -110,7 +110,7 @@ impl BinaryManager {
                 "{message}"
             ),
         }
-        self.events.emit(EngineEvent::BinaryLog(BinaryLog {
+        self.events.emit(BinariesEvent::Log(BinaryLog {
             kind,
             variant,
             level,
@@ -145,7 +145,7 @@ impl InstallObserver for Observer<'_> {
             return;
         }
         self.last_progress = Some(now);
-        self.manager.events.emit(EngineEvent::BinaryDownload {
+        self.manager.events.emit(BinariesEvent::Download {
             kind: self.kind,
             variant: self.variant,
             file: file.to_owned(),

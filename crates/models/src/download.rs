@@ -11,9 +11,9 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_util::sync::CancellationToken;
 
-use crate::errors::{EngineError, Result};
-use crate::fs_atomic;
-use crate::gguf::content_range;
+use switchyard_base::errors::{EngineError, Result};
+use switchyard_base::fs_atomic;
+use switchyard_gguf::content_range;
 
 /// Consecutive failures without progress before a download gives up.
 const MAX_RETRIES: u32 = 5;

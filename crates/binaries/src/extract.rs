@@ -9,7 +9,7 @@
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
-use crate::errors::{EngineError, Result};
+use switchyard_base::errors::{EngineError, Result};
 
 /// More entries than any llama.cpp or stable-diffusion.cpp release has by far.
 const MAX_ENTRIES: usize = 100_000;

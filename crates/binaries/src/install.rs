@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 use super::extract::{self, ArchiveFormat};
 use super::manifest::{ArchiveFile, Candidate};
 use super::{BinaryStep, LogLevel};
-use crate::errors::{EngineError, Result};
-use crate::models::download::{discard_part, fetch, part_path, Progress};
+use switchyard_base::errors::{EngineError, Result};
+use switchyard_models::download::{discard_part, fetch, part_path, Progress};
 
 /// Where a variant was installed.
 #[derive(Debug, Clone, PartialEq, Eq)]

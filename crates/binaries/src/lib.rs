@@ -4,7 +4,6 @@
 //!
 //! - [`manifest`]: the pinned release assets per OS, architecture and variant.
 //! - [`extract`]: zip and tar.gz unpacking that never writes outside its folder.
-//! - [`process`]: running a program with a deadline and its output captured.
 //! - [`validate`]: the basic test (`--version`, `--help`) and the real test (one
 //!   token, one 64×64 image) with crash and error-pattern detection.
 //! - [`cache`]: what was validated, keyed by the executable's SHA-256.
@@ -23,11 +22,26 @@ pub mod validate;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::errors::ErrorCode;
+use switchyard_base::errors::ErrorCode;
 
 pub use choose::MachineFacts;
 pub use manager::{BinaryManager, BinaryStatus, EnsureBinary};
 pub use manifest::Manifest;
+
+/// What setting up a program announces.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BinariesEvent {
+    /// A step of setting up llama-server or sd: download, verify, extract, tests.
+    Log(BinaryLog),
+    /// An archive's download moved on (throttled).
+    Download {
+        kind: BinaryKind,
+        variant: Variant,
+        file: String,
+        bytes: u64,
+        total: Option<u64>,
+    },
+}
 
 /// Which program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
@@ -118,7 +132,7 @@ impl Variant {
         matches!(self, Self::Cuda | Self::Vulkan | Self::Metal)
     }
 
-    /// The CPU feature (as [`crate::system::CpuInfo::features`] names it) without
+    /// The CPU feature (as [`switchyard_system::CpuInfo::features`] names it) without
     /// which this build dies with an illegal instruction.
     pub fn required_cpu_feature(self) -> Option<&'static str> {
         match self {

@@ -14,4 +14,5 @@ pub use catalog::{FileRole, InstalledModel, ModelFile, ModelKind, ModelSource};
 pub use guess::FileGuess;
 pub use store::{
     DiskUsage, DownloadFileRequest, DownloadRequest, DownloadState, DownloadStatus, ModelStore,
+    ModelsEvent,
 };

@@ -15,12 +15,12 @@ use ts_rs::TS;
 use super::catalog::{Catalog, FileRole, InstalledModel, ModelFile, ModelKind, ModelSource};
 use super::download::{self, part_path, RateMeter};
 use super::names::{model_id, sanitize_file_name};
-use crate::clock::Clock;
-use crate::errors::{EngineError, ErrorReport, Result};
-use crate::events::{EngineEvent, EventBus};
-use crate::fs_atomic;
-use crate::gguf;
-use crate::locks::lock;
+use switchyard_base::clock::Clock;
+use switchyard_base::emit::Emitter;
+use switchyard_base::errors::{EngineError, ErrorReport, Result};
+use switchyard_base::fs_atomic;
+use switchyard_base::locks::lock;
+use switchyard_gguf as gguf;
 
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
@@ -103,12 +103,21 @@ struct Job {
     discard: bool,
 }
 
+/// What the store announces.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelsEvent {
+    /// A download moved on (progress, throttled) or changed state.
+    DownloadChanged(DownloadStatus),
+    /// The installed models changed (a download finished, a model was deleted).
+    ModelsChanged { models: Vec<InstalledModel> },
+}
+
 #[derive(Debug)]
 struct Inner {
     dir: PathBuf,
     pending_file: PathBuf,
     client: reqwest::Client,
-    events: EventBus,
+    events: Emitter<ModelsEvent>,
     clock: Arc<dyn Clock>,
     catalog: Mutex<Catalog>,
     /// When `catalog.json` was last read or written here: another process (the app,
@@ -128,7 +137,7 @@ impl ModelStore {
         dir: PathBuf,
         state_dir: &Path,
         client: reqwest::Client,
-        events: EventBus,
+        events: Emitter<ModelsEvent>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self> {
         let catalog = Catalog::load(&dir)?;
@@ -143,7 +152,7 @@ impl ModelStore {
         dir: PathBuf,
         state_dir: &Path,
         client: reqwest::Client,
-        events: EventBus,
+        events: Emitter<ModelsEvent>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self::with_catalog(Catalog::default(), dir, state_dir, client, events, clock)
@@ -154,7 +163,7 @@ impl ModelStore {
         dir: PathBuf,
         state_dir: &Path,
         client: reqwest::Client,
-        events: EventBus,
+        events: Emitter<ModelsEvent>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         let pending_file = state_dir.join("downloads.json");
@@ -371,7 +380,7 @@ impl ModelStore {
     /// processes resuming one download would write the same part file.
     fn claim_download(&self, id: &str) -> Result<std::fs::File> {
         let path = self.state_file(&format!("download-{id}.lock"));
-        let file = crate::locks::lock_file(&path)?;
+        let file = switchyard_base::locks::lock_file(&path)?;
         match file.try_lock() {
             Ok(()) => Ok(file),
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -414,7 +423,7 @@ impl ModelStore {
                 request: job.request.clone(),
             });
         let lock_path = self.state_file("downloads.lock");
-        let file = crate::locks::lock_file(&lock_path)?;
+        let file = switchyard_base::locks::lock_file(&lock_path)?;
         file.lock()
             .map_err(|source| EngineError::writing(&lock_path, source))?;
         let mut pending: Vec<Pending> = std::fs::read(&self.inner.pending_file)
@@ -438,11 +447,11 @@ impl ModelStore {
             change(&mut job.status);
             job.status.clone()
         };
-        self.inner.events.emit(EngineEvent::DownloadChanged(status));
+        self.inner.events.emit(ModelsEvent::DownloadChanged(status));
     }
 
     fn announce_models(&self) {
-        self.inner.events.emit(EngineEvent::ModelsChanged {
+        self.inner.events.emit(ModelsEvent::ModelsChanged {
             models: self.models(),
         });
     }
@@ -585,7 +594,7 @@ impl ModelStore {
     /// would drop what another installed meanwhile. This copy is the result.
     fn change_catalog(&self, change: impl FnOnce(&mut Catalog)) -> Result<()> {
         let lock_path = self.state_file("models-catalog.lock");
-        let file = crate::locks::lock_file(&lock_path)?;
+        let file = switchyard_base::locks::lock_file(&lock_path)?;
         file.lock()
             .map_err(|source| EngineError::writing(&lock_path, source))?;
         let mut catalog = lock(&self.inner.catalog);

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use tokio::process::Command;
 
 use super::BinaryKind;
-use crate::process::failure::first_failure_line;
-use crate::process::{describe_exit, last_lines, CapturedProcess};
+use switchyard_process::failure::first_failure_line;
+use switchyard_process::{describe_exit, last_lines, CapturedProcess};
 
 /// Deadlines for the tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

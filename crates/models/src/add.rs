@@ -8,9 +8,9 @@ use super::catalog::{FileRole, ModelKind, ModelSource};
 use super::hub::{self, HubFile};
 use super::names::sanitize_file_name;
 use super::store::{DownloadFileRequest, DownloadRequest};
-use crate::errors::{EngineError, Result};
-use crate::estimate::{first_estimate, Backend, Budget, MemoryEstimate};
-use crate::gguf::{self, ModelFacts};
+use switchyard_base::errors::{EngineError, Result};
+use switchyard_estimate::{first_estimate, Backend, Budget, MemoryEstimate};
+use switchyard_gguf::{self as gguf, ModelFacts};
 
 /// Where a model file is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]

@@ -15,11 +15,11 @@ use super::choose::{self, MachineFacts};
 use super::install::{self, InstallObserver, InstallRequest};
 use super::manifest::{Candidate, Manifest, DEFAULT_DOWNLOAD_BASE};
 use super::validate::{self, RealTest, TestLimits};
-use super::{BinaryKind, BinaryLog, BinaryStep, LogLevel, Variant};
-use crate::errors::{EngineError, ErrorCode, Result};
-use crate::events::{EngineEvent, EventBus};
-use crate::locks::{read, write};
-use crate::models::download::{sha256_file, Progress};
+use super::{BinariesEvent, BinaryKind, BinaryLog, BinaryStep, LogLevel, Variant};
+use switchyard_base::emit::Emitter;
+use switchyard_base::errors::{EngineError, ErrorCode, Result};
+use switchyard_base::locks::{read, write};
+use switchyard_models::download::{sha256_file, Progress};
 
 mod ensure;
 mod records;
@@ -68,7 +68,7 @@ struct Config {
 pub struct BinaryManager {
     binaries_dir: PathBuf,
     http: reqwest::Client,
-    events: EventBus,
+    events: Emitter<BinariesEvent>,
     config: RwLock<Config>,
     cache: Mutex<ValidationCache>,
     /// One setup at a time per program: two callers must not install the same
@@ -82,7 +82,11 @@ pub struct BinaryManager {
 
 impl BinaryManager {
     /// With the built-in pin and GitHub as the download base.
-    pub fn new(binaries_dir: PathBuf, http: reqwest::Client, events: EventBus) -> Self {
+    pub fn new(
+        binaries_dir: PathBuf,
+        http: reqwest::Client,
+        events: Emitter<BinariesEvent>,
+    ) -> Self {
         let manifest = Manifest::builtin().unwrap_or_else(|error| {
             // A unit test keeps the embedded pin valid; should it ever not be, the
             // user-supplied path still works.

@@ -10,8 +10,8 @@ use std::time::UNIX_EPOCH;
 use serde::{Deserialize, Serialize};
 
 use super::{BinaryKind, Variant};
-use crate::fs_atomic;
-use crate::models::download::sha256_file;
+use switchyard_base::fs_atomic;
+use switchyard_models::download::sha256_file;
 
 pub const CACHE_FILE: &str = "validation.json";
 

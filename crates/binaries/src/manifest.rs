@@ -17,7 +17,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{BinaryKind, Variant};
-use crate::errors::{EngineError, Result};
+use switchyard_base::errors::{EngineError, Result};
 
 /// GitHub, where llama.cpp and stable-diffusion.cpp publish their releases.
 pub const DEFAULT_DOWNLOAD_BASE: &str = "https://github.com";

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::errors::{EngineError, Result};
-use crate::fs_atomic;
-use crate::gguf::ModelFacts;
+use switchyard_base::errors::{EngineError, Result};
+use switchyard_base::fs_atomic;
+use switchyard_gguf::ModelFacts;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
