@@ -8,4 +8,7 @@ pub mod emit;
 pub mod errors;
 pub mod fs_atomic;
 pub mod locks;
+pub mod private_dir;
 pub mod redact;
+pub mod secrets;
+pub mod services;

@@ -170,7 +170,7 @@ impl Engine {
         binaries.set_pid_dir(layout.state());
         apply_binaries_mirror(&binaries, &deps.settings);
         let daemon = attached::Attachment::new(layout.root());
-        let status = StatusBoard::new(events.clone());
+        let status = StatusBoard::new(events.emitter());
         let inner = Arc::new_cyclic(|engine| {
             // The manager asks the engine for the binary and free memory at each
             // start; a weak link, so the engine still drops when its last handle goes.

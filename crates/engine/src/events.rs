@@ -117,6 +117,12 @@ impl EventBus {
     }
 }
 
+impl From<EngineStatus> for EngineEvent {
+    fn from(status: EngineStatus) -> Self {
+        Self::StatusChanged(status)
+    }
+}
+
 impl From<ModelsEvent> for EngineEvent {
     fn from(event: ModelsEvent) -> Self {
         match event {

@@ -13,17 +13,14 @@ pub mod instance_files;
 pub mod llama;
 pub mod orchestrator;
 pub mod paths;
-pub mod private_dir;
 pub mod report;
-pub mod secrets;
-pub mod services;
 pub mod settings;
 pub mod settings_file;
 
 // The layers below the engine, each a crate of its own (docs/architecture.md),
 // under the names the engine has always used.
 pub(crate) use switchyard_base::locks;
-pub use switchyard_base::{clock, errors, fs_atomic, redact};
+pub use switchyard_base::{clock, errors, fs_atomic, private_dir, redact, secrets, services};
 pub use switchyard_binaries as binaries;
 pub use switchyard_estimate as estimate;
 pub use switchyard_gguf as gguf;

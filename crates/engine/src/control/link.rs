@@ -11,9 +11,10 @@ use ts_rs::TS;
 use super::client::ControlClient;
 use super::daemon_file::{DaemonFile, DaemonLock};
 use super::rows::{DaemonStatus, InstanceRow};
+use crate::llama::llm_service_state;
 use crate::llama::InstanceStatus;
 use crate::locks::lock;
-use crate::services::{llm_service_state, ServiceState};
+use crate::services::ServiceState;
 
 /// The daemon the app is attached to, as the window shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]

@@ -29,9 +29,10 @@ use crate::clock::Clock;
 use crate::errors::{EngineError, ErrorReport, Result};
 use crate::estimate::{Backend, Calibration, LlamaConfig, MeasuredMemory};
 use crate::events::{EngineEvent, EventBus};
+use crate::llama::llm_service_state;
 use crate::locks::{lock, read, write};
 use crate::process::{pidfile, EndedLeftover};
-use crate::services::{llm_service_state, ServiceKind, StatusBoard};
+use crate::services::{ServiceKind, StatusBoard};
 
 mod chat;
 mod lifecycle;

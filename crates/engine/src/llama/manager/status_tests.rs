@@ -39,7 +39,7 @@ fn status_events(events: &mut tokio::sync::broadcast::Receiver<EngineEvent>) -> 
 fn an_instance_changing_state_changes_the_llm_status_and_says_so() {
     let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
     let events = EventBus::default();
-    let board = StatusBoard::new(events.clone());
+    let board = StatusBoard::new(events.emitter());
     let manager = LlamaManager::open(
         dir.path(),
         dir.path(),

@@ -1,13 +1,14 @@
 //! The state of the two services the tray and the header show. The LLM and image
 //! issues give these states their transitions; until a service is set up it is
-//! `stopped`. [`StatusBoard`] holds them for the parts that change them.
+//! `stopped`. [`StatusBoard`] holds them for the parts that change them. The LLM
+//! service's state from its instances is the llama crate's `llm_service_state`.
 
 use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::events::{EngineEvent, EventBus};
+use crate::emit::Emitter;
 use crate::locks::{read, write};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, TS)]
@@ -84,33 +85,6 @@ impl EngineStatus {
     }
 }
 
-/// The LLM service as the header and the tray see it, from the instances' states:
-/// running when one serves, starting while one comes up, stopping while one ends,
-/// failed when one gave up or crashed (and none serves), else stopped.
-pub fn llm_service_state(
-    states: impl IntoIterator<Item = crate::llama::InstanceState>,
-) -> ServiceState {
-    use crate::llama::InstanceState as S;
-    let states: Vec<S> = states.into_iter().collect();
-    if states
-        .iter()
-        .any(|s| matches!(s, S::Healthy | S::Unhealthy))
-    {
-        ServiceState::Running
-    } else if states
-        .iter()
-        .any(|s| matches!(s, S::Starting | S::Loading | S::Restarting))
-    {
-        ServiceState::Starting
-    } else if states.contains(&S::Stopping) {
-        ServiceState::Stopping
-    } else if states.iter().any(|s| matches!(s, S::Failed | S::Crashed)) {
-        ServiceState::Failed
-    } else {
-        ServiceState::Stopped
-    }
-}
-
 /// Both services' states, shared by the parts that change them (the llama-server
 /// manager, the image server). A change is announced here, as `StatusChanged`
 /// with the whole status, once, and only when something changed: every front end
@@ -118,14 +92,14 @@ pub fn llm_service_state(
 #[derive(Debug, Clone)]
 pub struct StatusBoard {
     status: Arc<RwLock<EngineStatus>>,
-    events: EventBus,
+    announce: Emitter<EngineStatus>,
 }
 
 impl StatusBoard {
-    pub fn new(events: EventBus) -> Self {
+    pub fn new(announce: Emitter<EngineStatus>) -> Self {
         Self {
             status: Arc::new(RwLock::new(EngineStatus::default())),
-            events,
+            announce,
         }
     }
 
@@ -144,45 +118,20 @@ impl StatusBoard {
             ServiceKind::Diffusion => status.diffusion = state,
         }
         // Sent under the lock, so two changes are heard in the order they were made.
-        self.events.emit(EngineEvent::StatusChanged(*status));
+        self.announce.emit(*status);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llama::InstanceState as S;
-
-    #[test]
-    fn the_llm_service_follows_its_liveliest_instance() {
-        assert_eq!(llm_service_state([]), ServiceState::Stopped);
-        assert_eq!(
-            llm_service_state([S::Stopped, S::Healthy, S::Failed]),
-            ServiceState::Running
-        );
-        assert_eq!(
-            llm_service_state([S::Stopped, S::Loading]),
-            ServiceState::Starting
-        );
-        assert_eq!(
-            llm_service_state([S::Stopped, S::Crashed]),
-            ServiceState::Failed
-        );
-        assert_eq!(
-            llm_service_state([S::Failed, S::Stopping]),
-            ServiceState::Stopping
-        );
-        assert_eq!(
-            llm_service_state([S::Stopping, S::Restarting]),
-            ServiceState::Starting
-        );
-    }
 
     #[test]
     fn the_board_announces_each_change_once() {
-        let events = EventBus::default();
-        let mut heard = events.subscribe();
-        let board = StatusBoard::new(events);
+        let (send, heard) = std::sync::mpsc::channel();
+        let board = StatusBoard::new(Emitter::new(move |status| {
+            let _ = send.send(status);
+        }));
         board.set(ServiceKind::Diffusion, ServiceState::Starting);
         board.set(ServiceKind::Diffusion, ServiceState::Starting);
         board.set(ServiceKind::Llm, ServiceState::Running);
@@ -197,10 +146,7 @@ mod tests {
             },
         ];
         for status in expected {
-            assert_eq!(
-                heard.try_recv().ok(),
-                Some(EngineEvent::StatusChanged(status))
-            );
+            assert_eq!(heard.try_recv().ok(), Some(status));
         }
         assert!(
             heard.try_recv().is_err(),
