@@ -180,7 +180,7 @@ impl Engine {
             let opened = LlamaManager::open(
                 &layout.state(),
                 &layout.logs(),
-                events.clone(),
+                events.emitter(),
                 status.clone(),
                 deps.clock.clone(),
                 environment.clone(),

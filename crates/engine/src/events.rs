@@ -9,7 +9,7 @@ use ts_rs::TS;
 use crate::binaries::{BinariesEvent, BinaryKind, BinaryLog, Variant};
 use crate::control::AttachedDaemon;
 use crate::diffusion::{ImageServerInfo, JobSummary};
-use crate::llama::{ChatDelta, ChatOutcome, InstanceStatus, LogLine, StateChange};
+use crate::llama::{ChatDelta, ChatOutcome, InstanceStatus, LlamaEvent, LogLine, StateChange};
 use crate::models::{DownloadStatus, InstalledModel, ModelsEvent};
 use crate::orchestrator::OrchestratorEvent;
 use crate::services::EngineStatus;
@@ -120,6 +120,18 @@ impl EventBus {
 impl From<EngineStatus> for EngineEvent {
     fn from(status: EngineStatus) -> Self {
         Self::StatusChanged(status)
+    }
+}
+
+impl From<LlamaEvent> for EngineEvent {
+    fn from(event: LlamaEvent) -> Self {
+        match event {
+            LlamaEvent::State(change) => Self::LlamaState(change),
+            LlamaEvent::Instances { instances } => Self::LlamaInstances { instances },
+            LlamaEvent::Log { instance, lines } => Self::LlamaLog { instance, lines },
+            LlamaEvent::ChatDelta(delta) => Self::LlamaChatDelta(delta),
+            LlamaEvent::ChatDone { instance, outcome } => Self::LlamaChatDone { instance, outcome },
+        }
     }
 }
 

@@ -9,8 +9,6 @@ pub mod diffusion;
 pub mod engine;
 pub mod events;
 pub mod first_run;
-pub mod instance_files;
-pub mod llama;
 pub mod orchestrator;
 pub mod paths;
 pub mod report;
@@ -24,6 +22,8 @@ pub use switchyard_base::{clock, errors, fs_atomic, private_dir, redact, secrets
 pub use switchyard_binaries as binaries;
 pub use switchyard_estimate as estimate;
 pub use switchyard_gguf as gguf;
+pub use switchyard_llama as llama;
+pub use switchyard_llama::instance_files;
 pub use switchyard_models as models;
 pub use switchyard_net as net;
 pub use switchyard_process as process;

@@ -1,8 +1,8 @@
 //! What a start needs from the rest of the engine, behind a trait so the manager
 //! holds no engine (and tests can hand it anything).
 
-use crate::binaries::BinaryStatus;
-use crate::estimate::Budget;
+use switchyard_binaries::BinaryStatus;
+use switchyard_estimate::Budget;
 
 pub trait LaunchEnvironment: Send + Sync + std::fmt::Debug {
     /// The validated llama-server, if one has been set up.

@@ -1,14 +1,12 @@
 //! The LLM service's state (what the header and the tray show) from its instances'.
 
-use crate::services::ServiceState;
+use switchyard_base::services::ServiceState;
 
 /// The LLM service as the header and the tray see it, from the instances' states:
 /// running when one serves, starting while one comes up, stopping while one ends,
 /// failed when one gave up or crashed (and none serves), else stopped.
-pub fn llm_service_state(
-    states: impl IntoIterator<Item = crate::llama::InstanceState>,
-) -> ServiceState {
-    use crate::llama::InstanceState as S;
+pub fn llm_service_state(states: impl IntoIterator<Item = crate::InstanceState>) -> ServiceState {
+    use crate::InstanceState as S;
     let states: Vec<S> = states.into_iter().collect();
     if states
         .iter()
@@ -32,7 +30,7 @@ pub fn llm_service_state(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llama::InstanceState as S;
+    use crate::InstanceState as S;
 
     #[test]
     fn the_llm_service_follows_its_liveliest_instance() {

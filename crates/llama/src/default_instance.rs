@@ -124,9 +124,9 @@ pub fn tooltip(control: &LlmControl) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::estimate::LlamaConfig;
-    use crate::llama::state::RunningConfig;
-    use crate::llama::InstanceSpec;
+    use crate::state::RunningConfig;
+    use crate::InstanceSpec;
+    use switchyard_estimate::LlamaConfig;
 
     fn instance(name: &str, state: InstanceState, port: Option<u16>) -> InstanceStatus {
         let mut status = InstanceStatus::stopped(InstanceSpec::new(name, "/m.gguf"));
@@ -203,7 +203,7 @@ mod tests {
 
     #[test]
     fn a_default_another_process_runs_is_not_offered_to_start() {
-        use crate::llama::{Owner, OwnerKind};
+        use crate::{Owner, OwnerKind};
         let mut owned = instance("default", InstanceState::Stopped, None);
         owned.owned_by = Some(Owner {
             kind: OwnerKind::Daemon,

@@ -22,9 +22,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::errors::{EngineError, Result};
-use crate::estimate::{CacheType, FlashAttention};
-use crate::llama::{InstanceSpec, ReasoningChoice};
+use crate::{InstanceSpec, ReasoningChoice};
+use switchyard_base::errors::{EngineError, Result};
+use switchyard_estimate::{CacheType, FlashAttention};
 
 /// The folder of instance files inside the config folder.
 pub fn instances_dir(config_dir: &Path) -> PathBuf {
@@ -281,7 +281,7 @@ pub fn parse(path: &Path, text: &str) -> Result<InstanceFile> {
 
 /// The "field" of a problem with the file as a whole (its TOML syntax).
 /// The field name that stands for the whole file in a `CorruptState` error.
-pub(crate) use crate::errors::WHOLE_FILE;
+pub(crate) use switchyard_base::errors::WHOLE_FILE;
 
 /// TOML into [`FileContents`], with the failing field's path (`llama.port`).
 fn deserialize(path: &Path, text: &str) -> Result<FileContents> {
@@ -409,7 +409,7 @@ mod tests {
         let spec = parse_text("model_id = \"qwen\"").unwrap().spec;
         assert_eq!(spec.port, None);
         assert!(spec.auto.context && spec.auto.gpu_layers);
-        assert_eq!(spec.host, crate::llama::LOOPBACK);
+        assert_eq!(spec.host, crate::LOOPBACK);
     }
 
     #[test]
@@ -442,7 +442,7 @@ mod tests {
         ];
         for (text, field) in cases {
             let error = parse_text(text).unwrap_err();
-            assert_eq!(error.code(), crate::ErrorCode::InvalidInstanceFile);
+            assert_eq!(error.code(), switchyard_base::errors::ErrorCode::InvalidInstanceFile);
             let message = error.to_string();
             assert!(message.contains("chat.toml"), "{message}");
             let suggestion = error.suggestion();

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::spec::InstanceSpec;
-use crate::errors::{EngineError, Result};
-use crate::fs_atomic;
+use switchyard_base::errors::{EngineError, Result};
+use switchyard_base::fs_atomic;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct StoredInstances {

@@ -191,7 +191,7 @@ impl LlamaManager {
         // A downloaded variant says its backend; the person's own build says it
         // through --list-devices.
         let backend = backend_of(binary.variant).or(facts.backend);
-        let port = ports::claim(crate::llama::LOOPBACK, spec.port)?;
+        let port = ports::claim(crate::LOOPBACK, spec.port)?;
         let calibration = lock(&self.shared.calibration).clone();
         let environment = environment.clone();
         let (free, suggested_context) = tokio::task::spawn_blocking(move || {
@@ -227,7 +227,7 @@ impl LlamaManager {
                 ),
             });
         }
-        let own_key = crate::secrets::random_token()?;
+        let own_key = switchyard_base::secrets::random_token()?;
         let key_file = api_key_path(&self.shared.state_dir, &spec.name);
         let keys: Vec<&str> = spec
             .api_key
@@ -235,7 +235,7 @@ impl LlamaManager {
             .map(String::as_str)
             .chain([own_key.as_str()])
             .collect();
-        crate::secrets::write_lines(&key_file, &keys)?;
+        switchyard_base::secrets::write_lines(&key_file, &keys)?;
         plan.api_key_file = Some(key_file);
         self.shared
             .endpoints
@@ -263,8 +263,7 @@ impl LlamaManager {
         }
         let facts = BinaryFacts {
             flags: SupportedFlags::probe_recorded(binary, Some(&self.shared.state_dir)).await,
-            backend: crate::llama::devices::probe_backend(binary, Some(&self.shared.state_dir))
-                .await,
+            backend: crate::devices::probe_backend(binary, Some(&self.shared.state_dir)).await,
         };
         lock(&self.shared.binary_facts).insert(binary.to_path_buf(), (stamp, facts.clone()));
         facts

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::estimate::{FlashAttention, LlamaConfig};
+use switchyard_estimate::{FlashAttention, LlamaConfig};
 
 use super::flags::SupportedFlags;
 
@@ -137,7 +137,7 @@ pub fn redact(args: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::estimate::CacheType;
+    use switchyard_estimate::CacheType;
 
     fn plan() -> LaunchPlan {
         LaunchPlan {

@@ -18,8 +18,8 @@ use super::sse::{error_end, EventFramer};
 use super::{
     Availability, Counted, CutReason, CutSignal, EndpointShared, Refusal, Upstream, CLOSE_GRACE,
 };
-use crate::net;
-use crate::net::body::{read_body, HeldBody};
+use switchyard_net as net;
+use switchyard_net::body::{read_body, HeldBody};
 
 pub(super) async fn serve(listener: tokio::net::TcpListener, endpoint: Arc<EndpointShared>) {
     let closed = endpoint.closed.clone();

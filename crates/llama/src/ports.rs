@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 
-use crate::errors::{EngineError, Result};
+use switchyard_base::errors::{EngineError, Result};
 
 pub(crate) fn address(host: &str, port: u16) -> Result<SocketAddr> {
     let ip: IpAddr = host
@@ -70,7 +70,7 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         assert!(!is_free("127.0.0.1", port).unwrap());
         let error = claim("127.0.0.1", Some(port)).unwrap_err();
-        assert_eq!(error.code(), crate::ErrorCode::PortInUse);
+        assert_eq!(error.code(), switchyard_base::errors::ErrorCode::PortInUse);
         drop(listener);
         assert_eq!(claim("127.0.0.1", Some(port)).unwrap(), port);
         assert_ne!(claim("127.0.0.1", None).unwrap(), 0);

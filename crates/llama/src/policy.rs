@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-pub use crate::process::StopPolicy;
+pub use switchyard_process::StopPolicy;
 
 /// Restarting after a crash.
 #[derive(Debug, Clone, PartialEq, Eq)]

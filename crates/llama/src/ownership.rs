@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::errors::{EngineError, Result};
-use crate::fs_atomic;
+use switchyard_base::errors::{EngineError, Result};
+use switchyard_base::fs_atomic;
 
 /// Which kind of Switchyard process owns an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, Default)]
@@ -88,7 +88,7 @@ fn owner_path(state_dir: &Path, instance: &str) -> PathBuf {
 /// Takes the instance for `me`, or says who has it.
 pub fn claim(state_dir: &Path, instance: &str, me: &Owner) -> Result<Ownership> {
     let path = lock_path(state_dir, instance);
-    let file = crate::locks::lock_file(&path)?;
+    let file = switchyard_base::locks::lock_file(&path)?;
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
@@ -147,7 +147,7 @@ mod tests {
         assert_eq!(current_owner(dir.path(), "tiny"), Some(daemon.clone()));
 
         let refused = claim(dir.path(), "tiny", &Owner::this_process(OwnerKind::App)).unwrap_err();
-        assert_eq!(refused.code(), crate::ErrorCode::InstanceOwned);
+        assert_eq!(refused.code(), switchyard_base::errors::ErrorCode::InstanceOwned);
         let message = refused.to_string();
         assert!(message.contains("the Switchyard daemon"), "{message}");
         assert!(message.contains(&daemon.pid.to_string()), "{message}");

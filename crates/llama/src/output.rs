@@ -12,8 +12,9 @@ use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
 
 use super::logs::{parse_line, LogLine, LogRing, RotatingFile, ServerLogLevel};
 use super::request_text::RequestTextFilter;
-use crate::events::{EngineEvent, EventBus};
-use crate::locks::lock;
+use crate::LlamaEvent;
+use switchyard_base::emit::Emitter;
+use switchyard_base::locks::lock;
 
 /// Lines are sent to the window at most this often (or when a batch is full).
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
@@ -57,7 +58,7 @@ pub struct OutputSink {
     instance: String,
     log: Arc<InstanceLog>,
     file: Mutex<RotatingFile>,
-    events: EventBus,
+    events: Emitter<LlamaEvent>,
     capture: Mutex<Capture>,
     request_text: Mutex<RequestTextFilter>,
 }
@@ -67,7 +68,7 @@ impl OutputSink {
         instance: &str,
         log: Arc<InstanceLog>,
         file: RotatingFile,
-        events: EventBus,
+        events: Emitter<LlamaEvent>,
     ) -> Self {
         Self {
             instance: instance.to_owned(),
@@ -91,7 +92,7 @@ impl OutputSink {
         };
         lock(&self.file).write_line(&format!("[switchyard] {text}"));
         lock(&self.log.ring).push(line.clone());
-        self.events.emit(EngineEvent::LlamaLog {
+        self.events.emit(LlamaEvent::Log {
             instance: self.instance.clone(),
             lines: vec![line],
         });
@@ -128,7 +129,7 @@ impl OutputSink {
 
     fn flush(&self, batch: &mut Vec<LogLine>) {
         if !batch.is_empty() {
-            self.events.emit(EngineEvent::LlamaLog {
+            self.events.emit(LlamaEvent::Log {
                 instance: self.instance.clone(),
                 lines: std::mem::take(batch),
             });

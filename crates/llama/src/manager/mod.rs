@@ -24,15 +24,16 @@ use super::spec::InstanceSpec;
 use super::state::{InstanceState, InstanceStatus, StateChange};
 use super::store::{self, StoredInstance, StoredInstances};
 use super::supervisor::{supervise, Launch, StopSignal};
-use crate::binaries::{BinaryKind, BinaryStatus};
-use crate::clock::Clock;
-use crate::errors::{EngineError, ErrorReport, Result};
-use crate::estimate::{Backend, Calibration, LlamaConfig, MeasuredMemory};
-use crate::events::{EngineEvent, EventBus};
-use crate::llama::llm_service_state;
-use crate::locks::{lock, read, write};
-use crate::process::{pidfile, EndedLeftover};
-use crate::services::{ServiceKind, StatusBoard};
+use crate::llm_service_state;
+use crate::LlamaEvent;
+use switchyard_base::clock::Clock;
+use switchyard_base::emit::Emitter;
+use switchyard_base::errors::{EngineError, ErrorReport, Result};
+use switchyard_base::locks::{lock, read, write};
+use switchyard_base::services::{ServiceKind, StatusBoard};
+use switchyard_binaries::{BinaryKind, BinaryStatus};
+use switchyard_estimate::{Backend, Calibration, LlamaConfig, MeasuredMemory};
+use switchyard_process::{pidfile, EndedLeftover};
 
 mod chat;
 mod lifecycle;
@@ -76,7 +77,7 @@ impl Instance {
 pub struct Shared {
     pub(crate) state_dir: PathBuf,
     logs_dir: PathBuf,
-    pub(crate) events: EventBus,
+    pub(crate) events: Emitter<LlamaEvent>,
     /// The LLM service's state, kept in step with the instances' (see
     /// [`Shared::announce_service_state`]).
     status: StatusBoard,
@@ -159,7 +160,7 @@ impl Shared {
         self.endpoints
             .on_state(name, to, upstream, event.error.clone());
         tracing::info!(instance = name, from = ?event.from, to = ?event.to, reason, "llama-server state");
-        self.events.emit(EngineEvent::LlamaState(event));
+        self.events.emit(LlamaEvent::State(event));
         self.announce_service_state();
     }
 
@@ -236,7 +237,7 @@ impl Shared {
             .values()
             .map(|instance| instance.status.clone())
             .collect();
-        self.events.emit(EngineEvent::LlamaInstances { instances });
+        self.events.emit(LlamaEvent::Instances { instances });
         self.announce_service_state();
     }
 }
@@ -261,7 +262,7 @@ impl LlamaManager {
     pub fn open(
         state_dir: &Path,
         logs_dir: &Path,
-        events: EventBus,
+        events: Emitter<LlamaEvent>,
         status: StatusBoard,
         clock: Arc<dyn Clock>,
         environment: Arc<dyn LaunchEnvironment>,

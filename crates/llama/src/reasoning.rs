@@ -3,7 +3,7 @@
 //! `--jinja --reasoning-format deepseek` so llama-server returns the thinking in
 //! `reasoning_content`, apart from the answer.
 
-use crate::gguf::GgufFile;
+use switchyard_gguf::GgufFile;
 
 /// What in a chat template shows the model thinks in tagged blocks.
 const TEMPLATE_MARKERS: [&str; 6] = [
@@ -32,7 +32,7 @@ pub fn is_reasoning_model(file: &GgufFile) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gguf::Value;
+    use switchyard_gguf::Value;
 
     fn with_template(template: &str) -> GgufFile {
         GgufFile {

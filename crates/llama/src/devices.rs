@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::estimate::Backend;
+use switchyard_estimate::Backend;
 
 const LIST_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -45,7 +45,7 @@ pub fn parse_devices(output: &str) -> Option<Backend> {
 pub async fn probe_backend(binary: &Path, pid_dir: Option<&Path>) -> Option<Backend> {
     let mut command = tokio::process::Command::new(binary);
     command.arg("--list-devices");
-    let text = crate::process::output_within(command, LIST_TIMEOUT, pid_dir).await?;
+    let text = switchyard_process::output_within(command, LIST_TIMEOUT, pid_dir).await?;
     parse_devices(&text)
 }
 

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::errors::{EngineError, Result};
-use crate::estimate::{AutoFields, LlamaConfig};
+use switchyard_base::errors::{EngineError, Result};
+use switchyard_estimate::{AutoFields, LlamaConfig};
 
 /// The address llama-server listens on unless the person opts in to another.
 pub const LOOPBACK: &str = "127.0.0.1";
@@ -74,7 +74,7 @@ pub struct InstanceSpec {
     pub extra_args: Vec<String>,
 }
 
-/// Hides the API key and the extra arguments' values (see [`crate::redact`]), so no
+/// Hides the API key and the extra arguments' values (see [`switchyard_base::redact`]), so no
 /// span or log line can print them.
 impl std::fmt::Debug for InstanceSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -105,9 +105,12 @@ impl std::fmt::Debug for InstanceSpec {
             .field("auto", auto)
             .field("threads", threads)
             .field("host", host)
-            .field("api_key", &crate::redact::Hidden(api_key))
+            .field("api_key", &switchyard_base::redact::Hidden(api_key))
             .field("reasoning", reasoning)
-            .field("extra_args", &crate::redact::extra_args(extra_args))
+            .field(
+                "extra_args",
+                &switchyard_base::redact::extra_args(extra_args),
+            )
             .finish()
     }
 }
@@ -303,7 +306,7 @@ mod tests {
             assert!(shown.contains("\"chat\""), "{shown}");
         }
         // Also where a spec is part of something larger (a status, a stored list).
-        let status = crate::llama::InstanceStatus::stopped(spec);
+        let status = crate::InstanceStatus::stopped(spec);
         assert!(!format!("{status:?}").contains("sesame-debug-7f3a"));
     }
 }

@@ -69,7 +69,7 @@ impl SupportedFlags {
     pub async fn probe_recorded(binary: &Path, pid_dir: Option<&Path>) -> Self {
         let mut command = tokio::process::Command::new(binary);
         command.arg("--help");
-        match crate::process::output_within(command, HELP_TIMEOUT, pid_dir).await {
+        match switchyard_process::output_within(command, HELP_TIMEOUT, pid_dir).await {
             Some(text) => Self::from_help(&text),
             None => Self::assume_current(),
         }

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::errors::ErrorReport;
-use crate::estimate::{LlamaConfig, LlamaEstimate, MeasuredMemory};
+use switchyard_base::errors::ErrorReport;
+use switchyard_estimate::{LlamaConfig, LlamaEstimate, MeasuredMemory};
 
 use super::ownership::Owner;
 use super::spec::InstanceSpec;

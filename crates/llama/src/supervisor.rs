@@ -17,9 +17,11 @@ use super::output::{pump, OutputSink};
 use super::policy::{StartHistory, StopPolicy};
 use super::ports;
 use super::state::{InstanceState, RunningConfig};
-use crate::errors::{EngineError, Result};
-use crate::estimate::{parse_llama_log, Backend, LlamaEstimate};
-use crate::process::{describe_exit, spawn_guarded, stop_child, ChildKind, PidFile, StopOutcome};
+use switchyard_base::errors::{EngineError, Result};
+use switchyard_estimate::{parse_llama_log, Backend, LlamaEstimate};
+use switchyard_process::{
+    describe_exit, spawn_guarded, stop_child, ChildKind, PidFile, StopOutcome,
+};
 
 /// The command line as the log and the status show it: the API key hidden, and the
 /// person's extra arguments (the last `extra` ones) without their values, which may
@@ -27,7 +29,7 @@ use crate::process::{describe_exit, spawn_guarded, stop_child, ChildKind, PidFil
 fn shown_args(args: &[String], extra: usize) -> Vec<String> {
     let own = args.len().saturating_sub(extra);
     let mut shown = redact(&args[..own]);
-    shown.extend(crate::redact::extra_args(&args[own..]));
+    shown.extend(switchyard_base::redact::extra_args(&args[own..]));
     shown
 }
 

@@ -2,7 +2,7 @@
 //! configuration; started with arguments built from that configuration (empty
 //! fields fitted to free memory), watched through `/health` and their own exit,
 //! restarted with backoff up to a start limit, stopped in steps, tied to the app's
-//! life (through `crate::process`: group, parent-death signal, pid file), logged to
+//! life (through `switchyard_process`: group, parent-death signal, pid file), logged to
 //! a ring and rotating files, and chatted with for a test.
 //!
 //! Files: `state/instances.json` (instances and whether they ran),
@@ -16,7 +16,9 @@ mod default_instance;
 mod devices;
 mod endpoint;
 mod environment;
+mod events;
 mod flags;
+pub mod instance_files;
 mod logs;
 mod manager;
 mod output;
@@ -32,7 +34,6 @@ mod state;
 mod store;
 mod supervisor;
 
-pub use crate::process::{EndedLeftover, PidRecord, StopPolicy};
 pub use args::{redact, LaunchPlan};
 pub use chat::{ChatDelta, ChatMessage, ChatOutcome, ChatRequest, ChatTimings};
 pub use default_instance::{
@@ -41,6 +42,7 @@ pub use default_instance::{
 pub use devices::parse_devices;
 pub use endpoint::{EndpointActivity, EndpointPolicy, Refusal};
 pub use environment::LaunchEnvironment;
+pub use events::LlamaEvent;
 pub use flags::SupportedFlags;
 pub use logs::{parse_line, LogLine, ServerLogLevel};
 pub use manager::{LlamaManager, Opened};
@@ -51,3 +53,4 @@ pub use reasoning::is_reasoning_model;
 pub use service_state::llm_service_state;
 pub use spec::{is_valid_name, InstanceSpec, ReasoningChoice, LOOPBACK};
 pub use state::{InstancePreview, InstanceState, InstanceStatus, RunningConfig, StateChange};
+pub use switchyard_process::{EndedLeftover, PidRecord, StopPolicy};

@@ -63,18 +63,16 @@ impl LlamaManager {
         while let Some(bytes) = response.chunk().await.map_err(network)? {
             for payload in decoder.feed(&bytes) {
                 if let Some((content, reasoning)) = apply_payload(&payload, &mut outcome)? {
-                    self.shared
-                        .events
-                        .emit(EngineEvent::LlamaChatDelta(ChatDelta {
-                            instance: name.to_owned(),
-                            chat_id: chat_id.clone(),
-                            content,
-                            reasoning,
-                        }));
+                    self.shared.events.emit(LlamaEvent::ChatDelta(ChatDelta {
+                        instance: name.to_owned(),
+                        chat_id: chat_id.clone(),
+                        content,
+                        reasoning,
+                    }));
                 }
             }
         }
-        self.shared.events.emit(EngineEvent::LlamaChatDone {
+        self.shared.events.emit(LlamaEvent::ChatDone {
             instance: name.to_owned(),
             outcome: outcome.clone(),
         });

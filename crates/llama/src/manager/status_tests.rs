@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::estimate::Budget;
-use crate::services::{EngineStatus, ServiceState};
+use switchyard_base::services::{EngineStatus, ServiceState};
+use switchyard_estimate::Budget;
 
 /// Nothing to launch with: these tests move states by hand.
 #[derive(Debug)]
@@ -26,30 +26,26 @@ impl LaunchEnvironment for NoLaunch {
     }
 }
 
-fn status_events(events: &mut tokio::sync::broadcast::Receiver<EngineEvent>) -> Vec<EngineStatus> {
-    std::iter::from_fn(|| events.try_recv().ok())
-        .filter_map(|event| match event {
-            EngineEvent::StatusChanged(status) => Some(status),
-            _ => None,
-        })
-        .collect()
+fn status_events(heard: &mut std::sync::mpsc::Receiver<EngineStatus>) -> Vec<EngineStatus> {
+    heard.try_iter().collect()
 }
 
 #[test]
 fn an_instance_changing_state_changes_the_llm_status_and_says_so() {
     let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
-    let events = EventBus::default();
-    let board = StatusBoard::new(events.emitter());
+    let (announce, mut heard) = std::sync::mpsc::channel();
+    let board = StatusBoard::new(Emitter::new(move |status| {
+        let _ = announce.send(status);
+    }));
     let manager = LlamaManager::open(
         dir.path(),
         dir.path(),
-        events.clone(),
+        Emitter::silent(),
         board.clone(),
-        Arc::new(crate::clock::SystemClock),
+        Arc::new(switchyard_base::clock::SystemClock),
         Arc::new(NoLaunch),
     )
     .manager;
-    let mut heard = events.subscribe();
     manager
         .create(InstanceSpec::new("chat", "/models/m.gguf"))
         .unwrap_or_else(|error| panic!("{error}"));

@@ -2,7 +2,7 @@
 //! a pause, and their counters.
 
 use super::LlamaManager;
-use crate::llama::endpoint::{CutReason, EndpointActivity};
+use crate::endpoint::{CutReason, EndpointActivity};
 
 impl LlamaManager {
     /// The orchestrator is about to stop `name` and will bring it back: its
@@ -32,7 +32,7 @@ impl LlamaManager {
 
     /// The origins of browser apps every endpoint lets in (the `allowed_origins`
     /// setting); shared, so setting it applies at once.
-    pub fn allowed_origins(&self) -> crate::net::guard::AllowedOrigins {
+    pub fn allowed_origins(&self) -> switchyard_net::guard::AllowedOrigins {
         self.shared.endpoints.allowed_origins()
     }
 

@@ -5,8 +5,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::errors::ErrorReport;
-use crate::net::body::BodyRefusal;
+use switchyard_base::errors::ErrorReport;
+use switchyard_net::body::BodyRefusal;
 
 /// Seconds a client is told to wait before trying again.
 const RETRY_AFTER_SECS: u64 = 5;

@@ -27,11 +27,11 @@ pub use refusal::Refusal;
 
 use super::ports;
 use super::state::InstanceState;
-use crate::errors::{EngineError, ErrorReport, Result};
-use crate::locks::lock;
-use crate::net::body::{BodyBudget, BodyLimits};
-use crate::net::guard::{AllowedOrigins, Guard};
-use crate::net::serve::ConnectionLimits;
+use switchyard_base::errors::{EngineError, ErrorReport, Result};
+use switchyard_base::locks::lock;
+use switchyard_net::body::{BodyBudget, BodyLimits};
+use switchyard_net::guard::{AllowedOrigins, Guard};
+use switchyard_net::serve::ConnectionLimits;
 
 /// How long answers still being streamed may delay closing an endpoint.
 pub(super) const CLOSE_GRACE: Duration = Duration::from_secs(2);

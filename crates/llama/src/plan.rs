@@ -3,13 +3,13 @@
 
 use std::path::Path;
 
-use crate::binaries::Variant;
-use crate::errors::Result;
-use crate::estimate::{
+use switchyard_base::errors::Result;
+use switchyard_binaries::Variant;
+use switchyard_estimate::{
     check_fits, estimate, fit, AutoFields, Backend, Budget, Calibration, LlamaConfig,
     LlamaEstimate, ModelShape, NoShape,
 };
-use crate::gguf;
+use switchyard_gguf as gguf;
 
 use super::args::LaunchPlan;
 use super::spec::{InstanceSpec, ReasoningChoice};
@@ -189,7 +189,7 @@ pub async fn resolve(spec: &InstanceSpec, inputs: Inputs<'_>) -> Result<Resolved
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::errors::ErrorCode;
+    use switchyard_base::errors::ErrorCode;
     use switchyard_testkit::gguf::LlamaSpec;
 
     const GIB: u64 = 1024 * 1024 * 1024;
