@@ -157,7 +157,7 @@ async fn through_service(
         },
         work_dir: work.path().to_path_buf(),
         free_vram: Arc::new(|| None),
-        events: EventBus::default(),
+        events: EventBus::default().emitter(),
         stop_grace: Duration::from_secs(5),
         load_timeout: Duration::from_secs(300),
         pid_dir: None,

@@ -8,7 +8,7 @@ use ts_rs::TS;
 
 use crate::binaries::{BinariesEvent, BinaryKind, BinaryLog, Variant};
 use crate::control::AttachedDaemon;
-use crate::diffusion::{ImageServerInfo, JobSummary};
+use crate::diffusion::{DiffusionEvent, ImageServerInfo, JobSummary};
 use crate::llama::{ChatDelta, ChatOutcome, InstanceStatus, LlamaEvent, LogLine, StateChange};
 use crate::models::{DownloadStatus, InstalledModel, ModelsEvent};
 use crate::orchestrator::OrchestratorEvent;
@@ -131,6 +131,14 @@ impl From<LlamaEvent> for EngineEvent {
             LlamaEvent::Log { instance, lines } => Self::LlamaLog { instance, lines },
             LlamaEvent::ChatDelta(delta) => Self::LlamaChatDelta(delta),
             LlamaEvent::ChatDone { instance, outcome } => Self::LlamaChatDone { instance, outcome },
+        }
+    }
+}
+
+impl From<DiffusionEvent> for EngineEvent {
+    fn from(event: DiffusionEvent) -> Self {
+        match event {
+            DiffusionEvent::JobChanged(summary) => Self::ImageJobChanged(summary),
         }
     }
 }

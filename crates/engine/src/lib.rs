@@ -5,7 +5,6 @@
 //! fakes and a temporary folder; there are no global singletons.
 
 pub mod control;
-pub mod diffusion;
 pub mod engine;
 pub mod events;
 pub mod first_run;
@@ -20,6 +19,7 @@ pub mod settings_file;
 pub(crate) use switchyard_base::locks;
 pub use switchyard_base::{clock, errors, fs_atomic, private_dir, redact, secrets, services};
 pub use switchyard_binaries as binaries;
+pub use switchyard_diffusion as diffusion;
 pub use switchyard_estimate as estimate;
 pub use switchyard_gguf as gguf;
 pub use switchyard_llama as llama;

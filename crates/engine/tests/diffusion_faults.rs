@@ -45,7 +45,7 @@ async fn service(options: ImageServiceOptions, stop_grace: Duration) -> Fixture 
         },
         work_dir: dir.path().join("work"),
         free_vram: Arc::new(|| None),
-        events: events.clone(),
+        events: events.emitter(),
         stop_grace,
         load_timeout: Duration::from_secs(30),
         pid_dir: None,

@@ -442,7 +442,10 @@ mod tests {
         ];
         for (text, field) in cases {
             let error = parse_text(text).unwrap_err();
-            assert_eq!(error.code(), switchyard_base::errors::ErrorCode::InvalidInstanceFile);
+            assert_eq!(
+                error.code(),
+                switchyard_base::errors::ErrorCode::InvalidInstanceFile
+            );
             let message = error.to_string();
             assert!(message.contains("chat.toml"), "{message}");
             let suggestion = error.suggestion();

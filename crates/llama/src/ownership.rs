@@ -147,7 +147,10 @@ mod tests {
         assert_eq!(current_owner(dir.path(), "tiny"), Some(daemon.clone()));
 
         let refused = claim(dir.path(), "tiny", &Owner::this_process(OwnerKind::App)).unwrap_err();
-        assert_eq!(refused.code(), switchyard_base::errors::ErrorCode::InstanceOwned);
+        assert_eq!(
+            refused.code(),
+            switchyard_base::errors::ErrorCode::InstanceOwned
+        );
         let message = refused.to_string();
         assert!(message.contains("the Switchyard daemon"), "{message}");
         assert!(message.contains(&daemon.pid.to_string()), "{message}");

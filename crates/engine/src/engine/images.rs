@@ -432,7 +432,7 @@ impl Engine {
             options: config.options.clone(),
             work_dir: self.inner.layout.image_work(),
             free_vram: self.free_vram_probe(),
-            events: self.inner.events.clone(),
+            events: self.inner.events.emitter(),
             stop_grace: SD_STOP_GRACE,
             load_timeout: SD_LOAD_TIMEOUT,
             pid_dir: Some(self.inner.layout.state()),

@@ -21,10 +21,10 @@ use super::gate::BoxFuture;
 use super::jobs::JobError;
 use super::request::ImageRequest;
 use super::service::ImageService;
-use crate::errors::{EngineError, ErrorCode, Result};
-use crate::net::body::{buffer, BodyBudget, BodyLimits, Buffered};
-use crate::net::guard::{AllowedOrigins, Guard};
-use crate::net::serve::ConnectionLimits;
+use switchyard_base::errors::{EngineError, ErrorCode, Result};
+use switchyard_net::body::{buffer, BodyBudget, BodyLimits, Buffered};
+use switchyard_net::guard::{AllowedOrigins, Guard};
+use switchyard_net::serve::ConnectionLimits;
 
 /// Where the API finds the image service: the one the app started, or (in the
 /// daemon) one started on demand for the model a request names.
@@ -63,16 +63,16 @@ impl ImageApiKey {
     }
 
     pub fn set(&self, key: Option<String>) {
-        *crate::locks::write(&self.0) = key.filter(|key| !key.is_empty());
+        *switchyard_base::locks::write(&self.0) = key.filter(|key| !key.is_empty());
     }
 
     pub fn is_set(&self) -> bool {
-        crate::locks::read(&self.0).is_some()
+        switchyard_base::locks::read(&self.0).is_some()
     }
 
     /// Whether `headers` carry the key (always, when none is set).
     fn admits(&self, headers: &HeaderMap) -> bool {
-        crate::locks::read(&self.0)
+        switchyard_base::locks::read(&self.0)
             .as_deref()
             .is_none_or(|key| bearer_matches(headers, key))
     }
@@ -133,7 +133,7 @@ impl ImageHttp {
             Guard::new(allowed, address.ip()),
         );
         let stopping = shutdown.clone();
-        let task = tokio::spawn(crate::net::serve::serve(
+        let task = tokio::spawn(switchyard_net::serve::serve(
             listener,
             app,
             ConnectionLimits {
@@ -187,7 +187,7 @@ fn router(state: ApiState, guard: Guard) -> Router {
         .layer(middleware::from_fn_with_state(bodies, buffer))
         .layer(middleware::from_fn_with_state(
             guard,
-            crate::net::guard::check,
+            switchyard_net::guard::check,
         ))
 }
 

@@ -9,8 +9,8 @@ use ts_rs::TS;
 
 use super::args::help_choices;
 use super::runner::server_binary_beside;
-use crate::errors::{EngineError, Result};
-use crate::process::CapturedProcess;
+use switchyard_base::errors::{EngineError, Result};
+use switchyard_process::CapturedProcess;
 
 const HELP_TIMEOUT: Duration = Duration::from_secs(15);
 

@@ -15,9 +15,9 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
 use super::progress::LineSplitter;
-use crate::errors::EngineError;
-use crate::process::failure::mentions_out_of_memory;
-use crate::process::{describe_exit, spawn_guarded, ChildKind, PidFile};
+use switchyard_base::errors::EngineError;
+use switchyard_process::failure::mentions_out_of_memory;
+use switchyard_process::{describe_exit, spawn_guarded, ChildKind, PidFile};
 
 /// Standard-error lines an error carries.
 pub const STDERR_TAIL_LINES: usize = 20;
@@ -144,7 +144,7 @@ impl SdChild {
 
     #[cfg(unix)]
     fn signal(&self, kill: bool) {
-        crate::process::end_group(self.pid, kill);
+        switchyard_process::end_group(self.pid, kill);
     }
 
     #[cfg(not(unix))]

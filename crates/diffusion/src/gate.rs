@@ -8,8 +8,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::errors::Result;
-use crate::estimate::diffusion::DiffusionEstimate;
+use switchyard_base::errors::Result;
+use switchyard_estimate::diffusion::DiffusionEstimate;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

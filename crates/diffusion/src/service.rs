@@ -22,9 +22,10 @@ use super::request::ImageRequest;
 use super::runner::{
     ActivePid, GeneratedImage, JobSpec, ProgressSink, Runner, RunnerConfig, RunnerKind,
 };
-use crate::errors::{EngineError, Result};
-use crate::estimate::diffusion::{DiffusionComponents, DiffusionEstimate};
-use crate::events::{EngineEvent, EventBus};
+use crate::DiffusionEvent;
+use switchyard_base::emit::Emitter;
+use switchyard_base::errors::{EngineError, Result};
+use switchyard_estimate::diffusion::{DiffusionComponents, DiffusionEstimate};
 
 /// Free VRAM right now, in bytes, of the GPU sd runs on (`None`: sd runs on the CPU).
 pub type FreeVramProbe = Arc<dyn Fn() -> Option<u64> + Send + Sync>;
@@ -96,7 +97,7 @@ pub struct ImageServiceSetup {
     /// refused when someone else owns it.
     pub work_dir: PathBuf,
     pub free_vram: FreeVramProbe,
-    pub events: EventBus,
+    pub events: Emitter<DiffusionEvent>,
     /// How long sd gets after SIGTERM before it is killed.
     pub stop_grace: Duration,
     pub load_timeout: Duration,
@@ -169,7 +170,7 @@ impl ImageService {
         )?;
         capabilities.has_server = matches!(runner, Runner::Server(_)) || capabilities.has_server;
         // sd writes there and Switchyard reads back: nobody else may.
-        crate::private_dir::ensure_private_dir(&setup.work_dir)?;
+        switchyard_base::private_dir::ensure_private_dir(&setup.work_dir)?;
         let options = &setup.options;
         let inner = Arc::new(Inner {
             store: Mutex::new(JobStore::new(
@@ -223,7 +224,7 @@ impl ImageService {
         self.inner
             .setup
             .events
-            .emit(EngineEvent::ImageJobChanged(summary));
+            .emit(DiffusionEvent::JobChanged(summary));
         self.inner.wake.notify_one();
         Ok(id)
     }
@@ -262,7 +263,7 @@ impl ImageService {
             self.inner
                 .setup
                 .events
-                .emit(EngineEvent::ImageJobChanged(summary.clone()));
+                .emit(DiffusionEvent::JobChanged(summary.clone()));
             self.inner.finished.notify_waiters();
         }
         Ok(summary)
@@ -308,7 +309,7 @@ impl ImageService {
             height,
             count,
             (self.inner.setup.free_vram)(),
-            &crate::diffusion::PlacementOverrides::default(),
+            &crate::PlacementOverrides::default(),
         )
         .1
     }
@@ -331,7 +332,7 @@ impl ImageService {
             self.inner
                 .setup
                 .events
-                .emit(EngineEvent::ImageJobChanged(summary));
+                .emit(DiffusionEvent::JobChanged(summary));
         }
         self.inner.wake.notify_one();
         let worker = self
@@ -401,9 +402,7 @@ impl Inner {
         let outcome = outcome.map(|images| images.into_iter().map(FinishedImage::from).collect());
         let summary = self.store().finish(id, outcome, time_ms, Instant::now());
         if let Some(summary) = summary {
-            self.setup
-                .events
-                .emit(EngineEvent::ImageJobChanged(summary));
+            self.setup.events.emit(DiffusionEvent::JobChanged(summary));
         }
         // The finished view never changes: serialized once, outside the lock (the
         // statement above ends the lock's guard).
@@ -523,10 +522,7 @@ fn progress_sink(inner: &Arc<Inner>, id: &str) -> ProgressSink {
             record.progress = progress;
             record.summary()
         };
-        inner
-            .setup
-            .events
-            .emit(EngineEvent::ImageJobChanged(summary));
+        inner.setup.events.emit(DiffusionEvent::JobChanged(summary));
     })
 }
 
@@ -546,7 +542,7 @@ fn save_to_gallery(dir: &std::path::Path, id: &str, images: &[GeneratedImage]) {
     }
     for (index, image) in images.iter().enumerate() {
         let path = dir.join(format!("{id}_{index}_seed{}.png", image.seed));
-        if let Err(error) = crate::fs_atomic::write(&path, &image.png) {
+        if let Err(error) = switchyard_base::fs_atomic::write(&path, &image.png) {
             tracing::warn!(%error, path = %path.display(), "image not saved to the gallery");
         }
     }

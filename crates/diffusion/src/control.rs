@@ -2,8 +2,8 @@
 //! the service state, the installed models and whether sd is set up, so it is tested
 //! here; the shell only turns the answer into a menu item and a tooltip line.
 
-use crate::models::{InstalledModel, ModelKind};
-use crate::services::ServiceState;
+use switchyard_base::services::ServiceState;
+use switchyard_models::{InstalledModel, ModelKind};
 
 /// What "Start/Stop Diffusion" would do now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +90,7 @@ pub fn diffusion_control(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::ModelSource;
+    use switchyard_models::ModelSource;
 
     fn model(id: &str, kind: ModelKind, added_at_ms: u64) -> InstalledModel {
         InstalledModel {

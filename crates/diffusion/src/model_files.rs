@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::errors::{EngineError, Result};
-use crate::models::{FileRole, InstalledModel};
+use switchyard_base::errors::{EngineError, Result};
+use switchyard_models::{FileRole, InstalledModel};
 
 /// Where each part of a model is on disk.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]

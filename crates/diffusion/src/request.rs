@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::errors::{EngineError, Result};
+use switchyard_base::errors::{EngineError, Result};
 
 /// Image sides are multiples of this (the VAE downsamples by 8 and the UNet by 8 more).
 pub const SIDE_STEP: u32 = 64;

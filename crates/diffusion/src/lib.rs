@@ -43,7 +43,14 @@ pub use request::{ImageRequest, PlacementOverrides, RequestLimits};
 pub use runner::RunnerKind;
 pub use service::{ImageService, ImageServiceOptions};
 
-use crate::errors::{EngineError, Result};
+/// What image generation announces; the engine wraps it into its `EngineEvent`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DiffusionEvent {
+    /// An image job was queued, moved on (stage, step, percent) or finished.
+    JobChanged(JobSummary),
+}
+
+use switchyard_base::errors::{EngineError, Result};
 
 /// The running image server, as the window shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]

@@ -17,7 +17,7 @@ use ts_rs::TS;
 use super::progress::{Progress, Stage};
 use super::request::ImageRequest;
 use super::runner::GeneratedImage;
-use crate::errors::{EngineError, ErrorCode, Result};
+use switchyard_base::errors::{EngineError, ErrorCode, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]

@@ -16,7 +16,7 @@ use super::placement::Placement;
 use super::progress::Progress;
 use super::request::ImageRequest;
 use super::server_runner::ServerRunner;
-use crate::errors::{EngineError, Result};
+use switchyard_base::errors::{EngineError, Result};
 
 /// Which way images are made.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]

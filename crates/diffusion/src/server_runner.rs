@@ -19,7 +19,7 @@ use super::args::{server_args, server_job_body, ContextArgs};
 use super::child::{OutputLines, SdChild, Stream, STDERR_TAIL_LINES};
 use super::progress::ProgressParser;
 use super::runner::{png_size, GeneratedImage, JobSpec, ProgressSink, RunnerConfig};
-use crate::errors::{EngineError, Result};
+use switchyard_base::errors::{EngineError, Result};
 
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -255,7 +255,7 @@ impl ServerRunner {
                     stderr_tail.push(message);
                     let out_of_memory = stderr_tail
                         .iter()
-                        .any(|line| crate::process::failure::mentions_out_of_memory(line));
+                        .any(|line| switchyard_process::failure::mentions_out_of_memory(line));
                     return Err(EngineError::GenerationFailed {
                         exit: "sd-server reported a failed job".into(),
                         exit_code: None,

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::estimate::diffusion::{
+use switchyard_estimate::diffusion::{
     estimate, DiffusionComponents, DiffusionConfig, DiffusionEstimate,
 };
 

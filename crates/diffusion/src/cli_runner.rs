@@ -12,7 +12,7 @@ use super::args::{cli_args, output_file, ContextArgs};
 use super::child::{SdChild, Stream, STDERR_TAIL_LINES};
 use super::progress::ProgressParser;
 use super::runner::{png_size, GeneratedImage, JobSpec, ProgressSink, RunnerConfig};
-use crate::errors::{EngineError, Result};
+use switchyard_base::errors::{EngineError, Result};
 
 /// How long output may trail the exit before it is given up on.
 const DRAIN_AFTER_EXIT: std::time::Duration = std::time::Duration::from_millis(500);
