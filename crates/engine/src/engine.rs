@@ -193,7 +193,7 @@ impl Engine {
             let orchestrator = Orchestrator::new(
                 opened.manager.clone(),
                 environment,
-                events.clone(),
+                events.emitter(),
                 deps.clock.clone(),
             );
             apply_orchestrator_settings(&orchestrator, &deps.settings);

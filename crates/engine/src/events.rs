@@ -143,6 +143,12 @@ impl From<DiffusionEvent> for EngineEvent {
     }
 }
 
+impl From<OrchestratorEvent> for EngineEvent {
+    fn from(event: OrchestratorEvent) -> Self {
+        Self::Orchestrator(event)
+    }
+}
+
 impl From<ModelsEvent> for EngineEvent {
     fn from(event: ModelsEvent) -> Self {
         match event {

@@ -8,7 +8,6 @@ pub mod control;
 pub mod engine;
 pub mod events;
 pub mod first_run;
-pub mod orchestrator;
 pub mod paths;
 pub mod report;
 pub mod settings;
@@ -26,6 +25,7 @@ pub use switchyard_llama as llama;
 pub use switchyard_llama::instance_files;
 pub use switchyard_models as models;
 pub use switchyard_net as net;
+pub use switchyard_orchestrator as orchestrator;
 pub use switchyard_process as process;
 pub use switchyard_system as system;
 

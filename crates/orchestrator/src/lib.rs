@@ -30,13 +30,13 @@ pub use elsewhere::ServersElsewhere;
 pub use memory::{MemorySample, MemorySource};
 pub use usage::{InstanceUsage, UsageBasis};
 
-use crate::diffusion::gate::BoxFuture;
-use crate::diffusion::{GateDecision, GateOutcome, GateRequest, GenerationGate};
-use crate::errors::{ErrorCode, ErrorReport, Result};
-use crate::estimate::AutoFields;
-use crate::events::{EngineEvent, EventBus};
-use crate::llama::{InstanceSpec, InstanceState, InstanceStatus, LlamaManager};
-use crate::locks::lock;
+use switchyard_base::emit::Emitter;
+use switchyard_base::errors::{ErrorCode, ErrorReport, Result};
+use switchyard_base::locks::lock;
+use switchyard_diffusion::gate::BoxFuture;
+use switchyard_diffusion::{GateDecision, GateOutcome, GateRequest, GenerationGate};
+use switchyard_estimate::AutoFields;
+use switchyard_llama::{InstanceSpec, InstanceState, InstanceStatus, LlamaManager};
 
 /// How the orchestrator decides and how hard it tries to bring the LLM back.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, TS)]
@@ -224,14 +224,14 @@ enum RoomHolder {
 struct Shared {
     llama: LlamaManager,
     memory: Arc<dyn MemorySource>,
-    events: EventBus,
+    events: Emitter<OrchestratorEvent>,
     policy: Mutex<OrchestratorPolicy>,
     state: Mutex<State>,
     /// `true` from the decision to reload (the last holder gone) until the reload
     /// has ended. Set and read with `state` locked, so a new holder either joins
     /// the stopped servers before that decision or waits for the reload.
     reloading: watch::Sender<bool>,
-    clock: Arc<dyn crate::clock::Clock>,
+    clock: Arc<dyn switchyard_base::clock::Clock>,
     elsewhere: RwLock<Option<Arc<dyn ServersElsewhere>>>,
     /// One decision (and offload) at a time: this process's image windows and other
     /// processes' requests for room may come together; two offloads would save the
@@ -261,8 +261,8 @@ impl Orchestrator {
     pub fn new(
         llama: LlamaManager,
         memory: Arc<dyn MemorySource>,
-        events: EventBus,
-        clock: Arc<dyn crate::clock::Clock>,
+        events: Emitter<OrchestratorEvent>,
+        clock: Arc<dyn switchyard_base::clock::Clock>,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -281,11 +281,11 @@ impl Orchestrator {
 
     /// The LLM servers of another process (the daemon) this one asks to make room.
     pub fn set_servers_elsewhere(&self, elsewhere: Arc<dyn ServersElsewhere>) {
-        *crate::locks::write(&self.shared.elsewhere) = Some(elsewhere);
+        *switchyard_base::locks::write(&self.shared.elsewhere) = Some(elsewhere);
     }
 
     fn servers_elsewhere(&self) -> Option<Arc<dyn ServersElsewhere>> {
-        crate::locks::read(&self.shared.elsewhere).clone()
+        switchyard_base::locks::read(&self.shared.elsewhere).clone()
     }
 
     pub fn policy(&self) -> OrchestratorPolicy {
@@ -383,7 +383,7 @@ impl Orchestrator {
     }
 
     fn emit(&self, event: OrchestratorEvent) {
-        self.shared.events.emit(EngineEvent::Orchestrator(event));
+        self.shared.events.emit(event);
     }
 }
 

@@ -6,8 +6,8 @@
 
 use std::fmt::Debug;
 
-use crate::diffusion::gate::BoxFuture;
-use crate::errors::ErrorReport;
+use switchyard_base::errors::ErrorReport;
+use switchyard_diffusion::gate::BoxFuture;
 
 /// The other process, as the orchestrator needs it.
 pub trait ServersElsewhere: Send + Sync + Debug {

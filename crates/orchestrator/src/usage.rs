@@ -4,7 +4,7 @@
 use serde::Serialize;
 use ts_rs::TS;
 
-use crate::llama::InstanceStatus;
+use switchyard_llama::InstanceStatus;
 
 /// Where a server's counted memory comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
