@@ -14,13 +14,26 @@ export SWITCHYARD_SD_SERVER="${SWITCHYARD_SD_SERVER:-$(bash scripts/build-tool.s
 export SWITCHYARD_SKULK_LLAMA_SERVER="${SWITCHYARD_SKULK_LLAMA_SERVER:-$(bash scripts/build-tool.sh skulk-llama-server)}"
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
-step "The engine and the CLI have no Tauri (nor GTK) in their dependency trees"
-for crate in switchyard-engine switchyard-cli; do
+step "The crates keep their layers; none below the shell has Tauri (nor GTK); the pure ones no async runtime"
+python3 scripts/check-layers.py
+for crate in switchyard-base switchyard-gguf switchyard-estimate switchyard-system switchyard-net \
+  switchyard-process switchyard-models switchyard-binaries switchyard-llama switchyard-diffusion \
+  switchyard-orchestrator switchyard-engine switchyard-cli; do
   if cargo tree -p "$crate" -e normal,build --prefix none | grep -iE '^(tauri|wry|tao|webkit2gtk|gtk)'; then
     echo "$crate depends on Tauri or GTK: it must stay free of them (headless machines have neither)" >&2
     exit 1
   fi
 done
+for crate in switchyard-base switchyard-estimate switchyard-system; do
+  if cargo tree -p "$crate" -e normal --prefix none | grep -E '^(tokio|reqwest|hyper|axum) '; then
+    echo "$crate depends on an async runtime or HTTP: it must stay pure (publishable on its own)" >&2
+    exit 1
+  fi
+done
+if cargo tree -p switchyard-gguf --no-default-features -e normal --prefix none | grep -E '^(tokio|reqwest|hyper|axum) '; then
+  echo "switchyard-gguf without its sources feature must stay pure" >&2
+  exit 1
+fi
 
 step "Rust tests (engine, test kit, CLI, shell)"
 cargo nextest run --workspace --no-fail-fast

@@ -5,15 +5,17 @@
 mod facts;
 mod ggml_type;
 mod parser;
+#[cfg(feature = "sources")]
 mod source;
 mod value;
 
 pub use facts::{file_type_name, ModelFacts, QuantShare, SplitInfo};
 pub use ggml_type::GgmlType;
 pub use parser::{parse, Stop};
-pub use source::content_range;
+#[cfg(feature = "sources")]
 pub use source::{
-    read_header, read_local, read_remote, FetchStats, HttpSource, LocalSource, RangeSource,
+    content_range, read_header, read_local, read_remote, FetchStats, HttpSource, LocalSource,
+    RangeSource,
 };
 pub use value::{PackedArray, Value, ValueType};
 
