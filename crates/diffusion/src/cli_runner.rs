@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::args::{cli_args, output_file, ContextArgs};
 use super::child::{SdChild, Stream, STDERR_TAIL_LINES};
 use super::progress::ProgressParser;
-use super::runner::{png_size, GeneratedImage, JobSpec, ProgressSink, RunnerConfig};
+use super::run_spec::{png_size, GeneratedImage, JobSpec, ProgressSink, RunnerConfig};
 use switchyard_base::errors::{EngineError, Result};
 
 /// How long output may trail the exit before it is given up on.

@@ -26,6 +26,7 @@ pub mod openapi;
 pub mod placement;
 pub mod progress;
 pub mod request;
+pub mod run_spec;
 pub mod runner;
 pub mod server_runner;
 pub mod service;

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::args::{server_args, server_job_body, ContextArgs};
 use super::child::{OutputLines, SdChild, Stream, STDERR_TAIL_LINES};
 use super::progress::ProgressParser;
-use super::runner::{png_size, GeneratedImage, JobSpec, ProgressSink, RunnerConfig};
+use super::run_spec::{png_size, GeneratedImage, JobSpec, ProgressSink, RunnerConfig};
 use switchyard_base::errors::{EngineError, Result};
 
 const POLL_INTERVAL: Duration = Duration::from_millis(50);

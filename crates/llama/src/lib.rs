@@ -32,7 +32,6 @@ mod service_state;
 mod spec;
 mod state;
 mod store;
-mod supervisor;
 
 pub use args::{redact, LaunchPlan};
 pub use chat::{ChatDelta, ChatMessage, ChatOutcome, ChatRequest, ChatTimings};

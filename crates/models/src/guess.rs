@@ -10,7 +10,6 @@ use serde::Serialize;
 use ts_rs::TS;
 
 use super::catalog::{FileRole, ModelKind};
-use super::hub::HubFile;
 
 /// What a file's name suggests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
@@ -225,32 +224,8 @@ fn spellings(pattern: &str) -> Vec<String> {
         .collect()
 }
 
-/// A Hub listing in the order the Add form shows it: weights first, smallest to
-/// largest (so quantizations line up by size), then the files that go with weights
-/// (projectors, VAEs, encoders), then everything else; names in natural order
-/// ("Q2" before "Q10") within each group.
-pub fn sort_listing(files: &mut [HubFile]) {
-    let group = |file: &HubFile| match file.guess.role {
-        Some(FileRole::Weights) => 0,
-        Some(_) => 1,
-        None => 2,
-    };
-    files.sort_by(|a, b| {
-        group(a)
-            .cmp(&group(b))
-            .then_with(|| {
-                if group(a) == 0 {
-                    a.size_bytes.cmp(&b.size_bytes)
-                } else {
-                    Ordering::Equal
-                }
-            })
-            .then_with(|| natural_order(&a.path, &b.path))
-    });
-}
-
 /// Case-insensitive, with runs of digits compared as numbers.
-fn natural_order(a: &str, b: &str) -> Ordering {
+pub(crate) fn natural_order(a: &str, b: &str) -> Ordering {
     let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
     loop {
         match (a.first(), b.first()) {
@@ -367,46 +342,6 @@ mod tests {
             }
         );
         assert_eq!(FileGuess::of("", "README.md").role, None);
-    }
-
-    fn listed(path: &str, size_bytes: u64) -> HubFile {
-        HubFile::new(
-            path.into(),
-            size_bytes,
-            None,
-            "bartowski/Qwen2-VL-7B-Instruct-GGUF",
-        )
-    }
-
-    #[test]
-    fn a_listing_puts_weights_first_by_size_then_companions_then_the_rest_by_name() {
-        let mut files = vec![
-            listed(".gitattributes", 2_391),
-            listed("README.md", 11_842),
-            listed("Qwen2-VL-7B-Instruct.imatrix", 5_229_060),
-            listed("Qwen2-VL-7B-Instruct-Q8_0.gguf", 8_000),
-            listed("mmproj-Qwen2-VL-7B-Instruct-f16.gguf", 600),
-            listed("Qwen2-VL-7B-Instruct-IQ2_M.gguf", 2_000),
-            listed("Qwen2-VL-7B-Instruct-f16.gguf", 16_000),
-            listed("Qwen2-VL-7B-Instruct-Q4_K_M.gguf", 4_000),
-            listed("Qwen2-VL-7B-Instruct-Q4_K_S.gguf", 4_000),
-        ];
-        sort_listing(&mut files);
-        let paths: Vec<&str> = files.iter().map(|file| file.path.as_str()).collect();
-        assert_eq!(
-            paths,
-            [
-                "Qwen2-VL-7B-Instruct-IQ2_M.gguf",
-                "Qwen2-VL-7B-Instruct-Q4_K_M.gguf",
-                "Qwen2-VL-7B-Instruct-Q4_K_S.gguf",
-                "Qwen2-VL-7B-Instruct-Q8_0.gguf",
-                "Qwen2-VL-7B-Instruct-f16.gguf",
-                "mmproj-Qwen2-VL-7B-Instruct-f16.gguf",
-                ".gitattributes",
-                "Qwen2-VL-7B-Instruct.imatrix",
-                "README.md",
-            ]
-        );
     }
 
     #[test]

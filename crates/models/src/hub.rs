@@ -2,10 +2,13 @@
 //! the download URL of a file. The Hub's address is a setting, so mirrors and the
 //! tests' fixture server work the same way.
 
+use std::cmp::Ordering;
+
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use super::guess::{self, FileGuess};
+use super::catalog::FileRole;
+use super::guess::{natural_order, FileGuess};
 use switchyard_base::errors::{EngineError, Result};
 
 pub const DEFAULT_HUB_URL: &str = "https://huggingface.co";
@@ -110,7 +113,7 @@ pub fn resolve_url(hub_url: &str, repo: &str, revision: &str, path: &str) -> Res
 }
 
 /// Every file of a repository at a revision, weights first (see
-/// [`guess::sort_listing`]).
+/// [`sort_listing`]).
 pub async fn list_files(
     client: &reqwest::Client,
     hub_url: &str,
@@ -156,13 +159,77 @@ pub async fn list_files(
             HubFile::new(entry.path, size_bytes, sha256, repo)
         })
         .collect();
-    guess::sort_listing(&mut files);
+    sort_listing(&mut files);
     Ok(files)
+}
+
+/// A Hub listing in the order the Add form shows it: weights first, smallest to
+/// largest (so quantizations line up by size), then the files that go with weights
+/// (projectors, VAEs, encoders), then everything else; names in natural order
+/// ("Q2" before "Q10") within each group.
+pub fn sort_listing(files: &mut [HubFile]) {
+    let group = |file: &HubFile| match file.guess.role {
+        Some(FileRole::Weights) => 0,
+        Some(_) => 1,
+        None => 2,
+    };
+    files.sort_by(|a, b| {
+        group(a)
+            .cmp(&group(b))
+            .then_with(|| {
+                if group(a) == 0 {
+                    a.size_bytes.cmp(&b.size_bytes)
+                } else {
+                    Ordering::Equal
+                }
+            })
+            .then_with(|| natural_order(&a.path, &b.path))
+    });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn listed(path: &str, size_bytes: u64) -> HubFile {
+        HubFile::new(
+            path.into(),
+            size_bytes,
+            None,
+            "bartowski/Qwen2-VL-7B-Instruct-GGUF",
+        )
+    }
+
+    #[test]
+    fn a_listing_puts_weights_first_by_size_then_companions_then_the_rest_by_name() {
+        let mut files = vec![
+            listed(".gitattributes", 2_391),
+            listed("README.md", 11_842),
+            listed("Qwen2-VL-7B-Instruct.imatrix", 5_229_060),
+            listed("Qwen2-VL-7B-Instruct-Q8_0.gguf", 8_000),
+            listed("mmproj-Qwen2-VL-7B-Instruct-f16.gguf", 600),
+            listed("Qwen2-VL-7B-Instruct-IQ2_M.gguf", 2_000),
+            listed("Qwen2-VL-7B-Instruct-f16.gguf", 16_000),
+            listed("Qwen2-VL-7B-Instruct-Q4_K_M.gguf", 4_000),
+            listed("Qwen2-VL-7B-Instruct-Q4_K_S.gguf", 4_000),
+        ];
+        sort_listing(&mut files);
+        let paths: Vec<&str> = files.iter().map(|file| file.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "Qwen2-VL-7B-Instruct-IQ2_M.gguf",
+                "Qwen2-VL-7B-Instruct-Q4_K_M.gguf",
+                "Qwen2-VL-7B-Instruct-Q4_K_S.gguf",
+                "Qwen2-VL-7B-Instruct-Q8_0.gguf",
+                "Qwen2-VL-7B-Instruct-f16.gguf",
+                "mmproj-Qwen2-VL-7B-Instruct-f16.gguf",
+                ".gitattributes",
+                "Qwen2-VL-7B-Instruct.imatrix",
+                "README.md",
+            ]
+        );
+    }
 
     #[test]
     fn urls_are_built_only_from_valid_parts() {

@@ -12,9 +12,8 @@ use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 
 use super::daemon_file::DaemonFile;
-use super::images::{self, DaemonImageRequest, QueuedImage};
-use super::room::{RoomAnswer, RoomRequest};
 use super::rows::{DaemonStatus, InstanceRow};
+use super::wire::{self, DaemonImageRequest, QueuedImage, RoomAnswer, RoomRequest};
 use crate::diffusion::{JobSummary, JobView};
 use crate::errors::{EngineError, ErrorReport};
 use crate::llama::{is_valid_name, InstanceStatus, LogLine};
@@ -107,11 +106,11 @@ impl ControlClient {
         self.parse(&answer)
     }
 
-    /// The job, once finished or after `wait` (at most [`images::MAX_WAIT`]) with
+    /// The job, once finished or after `wait` (at most [`wire::MAX_WAIT`]) with
     /// its progress.
     pub async fn image_job(&self, id: &str, wait: Duration) -> Result<JobView, ErrorReport> {
         let path = format!("/v1/images/{}?wait_s={}", image(id), wait.as_secs());
-        self.call(Method::GET, &path, QUICK_TIMEOUT + images::MAX_WAIT)
+        self.call(Method::GET, &path, QUICK_TIMEOUT + wire::MAX_WAIT)
             .await
     }
 

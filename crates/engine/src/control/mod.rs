@@ -14,16 +14,18 @@
 mod client;
 mod daemon;
 mod daemon_file;
-mod images;
 mod link;
 mod room;
 mod rows;
 mod server;
+mod wire;
 
 pub use client::ControlClient;
 pub use daemon::{run_daemon, DaemonOptions};
 pub use daemon_file::{DaemonFile, DaemonLock};
-pub use images::{DaemonImageRequest, QueuedImage, MAX_WAIT as MAX_IMAGE_WAIT};
 pub use link::{AttachedDaemon, DaemonInstance, DaemonLink};
-pub use room::{DaemonServers, RoomAnswer, RoomRequest};
+pub use room::DaemonServers;
 pub use rows::{DaemonStatus, InstanceRow};
+pub use wire::{
+    DaemonImageRequest, QueuedImage, RoomAnswer, RoomRequest, MAX_WAIT as MAX_IMAGE_WAIT,
+};

@@ -23,9 +23,9 @@ use super::ports;
 use super::spec::InstanceSpec;
 use super::state::{InstanceState, InstanceStatus, StateChange};
 use super::store::{self, StoredInstance, StoredInstances};
-use super::supervisor::{supervise, Launch, StopSignal};
 use crate::llm_service_state;
 use crate::LlamaEvent;
+use supervisor::{supervise, Launch, StopSignal};
 use switchyard_base::clock::Clock;
 use switchyard_base::emit::Emitter;
 use switchyard_base::errors::{EngineError, ErrorReport, Result};
@@ -38,6 +38,7 @@ use switchyard_process::{pidfile, EndedLeftover};
 mod chat;
 mod lifecycle;
 mod requests;
+mod supervisor;
 
 /// Extra time a stop may take beyond its signal deadlines (reaping, log drain).
 const STOP_SLACK: Duration = Duration::from_secs(5);

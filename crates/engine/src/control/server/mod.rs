@@ -12,11 +12,13 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use super::rows::{DaemonStatus, InstanceRow};
-use super::{images, room};
 use crate::errors::{EngineError, ErrorCode, ErrorReport};
 use crate::llama::{InstanceStatus, LogLine};
 use crate::locks::lock;
 use crate::Engine;
+
+mod images;
+mod room;
 
 #[derive(Debug)]
 pub(super) struct ServerState {

@@ -10,13 +10,13 @@ use tokio::process::Command;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::args::{redact, LaunchPlan};
-use super::flags::SupportedFlags;
-use super::manager::Shared;
-use super::output::{pump, OutputSink};
-use super::policy::{StartHistory, StopPolicy};
-use super::ports;
-use super::state::{InstanceState, RunningConfig};
+use super::Shared;
+use crate::args::{redact, LaunchPlan};
+use crate::flags::SupportedFlags;
+use crate::output::{pump, OutputSink};
+use crate::policy::{StartHistory, StopPolicy};
+use crate::ports;
+use crate::state::{InstanceState, RunningConfig};
 use switchyard_base::errors::{EngineError, Result};
 use switchyard_estimate::{parse_llama_log, Backend, LlamaEstimate};
 use switchyard_process::{

@@ -7,35 +7,14 @@ use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::server::{ApiError, Authorized, ServerState};
-use crate::diffusion::{ImageRequest, JobSummary, JobView};
+use super::{ApiError, Authorized, ServerState};
+use crate::control::wire::{DaemonImageRequest, QueuedImage, MAX_WAIT};
+use crate::diffusion::{JobSummary, JobView};
 use crate::errors::EngineError;
 
-/// A generation as `switchyard image` asks the daemon for one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DaemonImageRequest {
-    /// An installed diffusion model; `None`: the first installed one.
-    #[serde(default)]
-    pub model: Option<String>,
-    #[serde(flatten)]
-    pub request: ImageRequest,
-}
-
-/// The job the daemon queued.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct QueuedImage {
-    pub id: String,
-    /// The model it runs on.
-    pub model: String,
-}
-
-/// A client waits at most this long per call for a job to finish (then asks again),
-/// so no connection stays open for the hours a large batch may take.
-pub const MAX_WAIT: Duration = Duration::from_secs(60);
-
-pub(super) async fn generate(
+pub(in crate::control) async fn generate(
     _: Authorized,
     State(state): State<Arc<ServerState>>,
     Json(order): Json<DaemonImageRequest>,
@@ -49,13 +28,13 @@ pub(super) async fn generate(
 }
 
 #[derive(Debug, Deserialize)]
-pub(super) struct WaitQuery {
+pub(in crate::control) struct WaitQuery {
     /// Seconds to wait for the job to finish before answering with how it is.
     #[serde(default)]
     wait_s: u64,
 }
 
-pub(super) async fn job(
+pub(in crate::control) async fn job(
     _: Authorized,
     State(state): State<Arc<ServerState>>,
     Path(id): Path<String>,
@@ -73,7 +52,7 @@ pub(super) async fn job(
     Ok(Json(state.engine.image_job(&id)?))
 }
 
-pub(super) async fn cancel(
+pub(in crate::control) async fn cancel(
     _: Authorized,
     State(state): State<Arc<ServerState>>,
     Path(id): Path<String>,
