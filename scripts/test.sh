@@ -16,6 +16,7 @@ step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 step "The crates keep their layers; none below the shell has Tauri (nor GTK); the pure ones no async runtime"
 python3 scripts/check-layers.py
+python3 scripts/module-graph.py
 for crate in switchyard-base switchyard-gguf switchyard-estimate switchyard-system switchyard-net \
   switchyard-process switchyard-models switchyard-binaries switchyard-llama switchyard-diffusion \
   switchyard-orchestrator switchyard-engine switchyard-cli; do
