@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Moves Switchyard's binary pin to new upstream releases and fills in every asset's
-SHA-256 and size. The pin is crates/engine/src/binaries/manifest.json (embedded into
+SHA-256 and size. The pin is crates/binaries/src/manifest.json (embedded into
 the engine at compile time); see docs/binaries.md.
 
     python3 scripts/pin-binaries.py                     # fill in what is missing
@@ -25,7 +25,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-MANIFEST = Path(__file__).resolve().parent.parent / "crates/engine/src/binaries/manifest.json"
+MANIFEST = Path(__file__).resolve().parent.parent / "crates/binaries/src/manifest.json"
 API = "https://api.github.com/repos/{repo}/releases/tags/{tag}"
 
 

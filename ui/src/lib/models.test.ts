@@ -3,7 +3,7 @@ import { fakeDiffusionFacts, fakeHubFiles, fakeLlamaFacts } from './fixtures';
 import { baseName, isModelFile, normalizeRepo, quantizationOf, REPO_SHAPE } from './models';
 
 // What a file name suggests (name, kind, role, quantization) and the listing's order
-// are the engine's: crates/engine/src/models/guess.rs tests them.
+// are the engine's: crates/models/src/guess.rs tests them.
 describe('model names', () => {
   it('shows the last part of a path or address', () => {
     expect(baseName('sub/dir/model.gguf')).toBe('model.gguf');
