@@ -25,6 +25,9 @@ use switchyard_testkit::tools::{sd_cli, sd_server};
 /// Set for the copy of this test binary that plays the app.
 const CHILD_DIR_ENV: &str = "SWITCHYARD_TEST_SD_ORPHAN_DIR";
 const CHILD_RUNNER_ENV: &str = "SWITCHYARD_TEST_SD_ORPHAN_RUNNER";
+/// The model the test wrote: the child is killed, so a model it wrote itself would
+/// never be deleted (843 MB left in the temp folder per run).
+const CHILD_MODEL_ENV: &str = "SWITCHYARD_TEST_SD_ORPHAN_MODEL";
 
 /// The app: starts the image server with the real sd and the random SDXS-512 model,
 /// queues a 512² image, prints `RUNNING` once sd is at work, then waits to be
@@ -38,11 +41,13 @@ async fn child_app_that_makes_an_image_and_waits() {
         Ok("server") => RunnerKind::Server,
         _ => RunnerKind::Cli,
     };
+    let model = std::env::var_os(CHILD_MODEL_ENV)
+        .map(PathBuf::from)
+        .expect("the test names the model");
     let engine = engine_at(&dir.join("data"), &dir).await;
-    let model = shared_sdxs_512();
     engine
         .start_image_server(ImageServerConfig {
-            files: Some(DiffusionModelFiles::single(model.path())),
+            files: Some(DiffusionModelFiles::single(model)),
             sd_binary: Some(sd_cli()),
             port: Some(0),
             options: ImageServiceOptions {
@@ -99,6 +104,7 @@ fn sd_children(parent: u32) -> Vec<u32> {
 
 async fn killed_during_an_image_leaves_no_sd(runner: &str) {
     let dir = tempfile::tempdir().unwrap();
+    let model = shared_sdxs_512();
     let mut app = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -107,6 +113,7 @@ async fn killed_during_an_image_leaves_no_sd(runner: &str) {
         ])
         .env(CHILD_DIR_ENV, dir.path())
         .env(CHILD_RUNNER_ENV, runner)
+        .env(CHILD_MODEL_ENV, model.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
