@@ -1,4 +1,7 @@
-//! Switchyard's engine: everything the app knows and does, with no Tauri in it.
+//! Switchyard's engine: the facade over the crates that know and do everything
+//! (docs/architecture.md), with no Tauri in it. It owns [`Engine`], [`EngineEvent`]
+//! and its bus (each part's own events wrapped into it), the settings and their
+//! file, the data layout, the daemon and its control API.
 //!
 //! The desktop shell, the CLI and the tests all drive the same [`Engine`]. It is
 //! built from [`EngineDeps`] (data folder, system probe, clock) so a test can hand it
