@@ -1,6 +1,7 @@
 //! GGUF v2/v3 reader: metadata and tensor infos from the header alone, read from a
 //! local file or from a URL with HTTP range requests that fetch only what the
-//! header needs.
+//! header needs. The readers (tokio, reqwest) are the default `sources` feature;
+//! without it the crate is the parser and the facts alone.
 
 mod facts;
 mod ggml_type;
