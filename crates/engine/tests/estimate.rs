@@ -568,6 +568,71 @@ fn buffer_lines_are_split_into_ram_and_vram() {
     assert!(parse_llama_log("nothing about memory\n").is_empty());
 }
 
+/// A sliding-window model (gemma3, Q4_K_M, 4096 tokens, CPU) as llama.cpp 11434 logs
+/// it: the lines follow its format strings (`llama-model.cpp`, `llama-kv-cache-iswa.cpp`,
+/// `llama-kv-cache.cpp`), the sizes are the ones a real gemma3 run logged: weights
+/// repacked for the CPU beside the mapped file, and two caches.
+const ISWA_LOG: &str = "\
+0.00.101.112 I load_tensors:   CPU_Mapped model buffer size =   235.16 MiB
+0.00.101.113 I load_tensors:   CPU_REPACK model buffer size =    12.66 MiB
+0.00.140.201 I llama_context:        CPU  output buffer size =     1.00 MiB
+0.00.140.230 I llama_kv_cache_iswa: creating non-SWA KV cache, size = 4096 cells
+0.00.140.260 I llama_kv_cache:        CPU KV buffer size =    12.00 MiB
+0.00.141.002 I llama_kv_cache: size =   12.00 MiB (  4096 cells,   3 layers,  1/1 seqs), K (f16):    6.00 MiB, V (f16):    6.00 MiB
+0.00.141.030 I llama_kv_cache_iswa: creating     SWA KV cache, size = 1536 cells
+0.00.141.061 I llama_kv_cache:        CPU KV buffer size =    15.00 MiB
+0.00.141.790 I llama_kv_cache: size =   15.00 MiB (  1536 cells,  15 layers,  1/1 seqs), K (f16):    7.50 MiB, V (f16):    7.50 MiB
+0.00.160.442 I sched_reserve:        CPU compute buffer size =   160.51 MiB
+";
+
+#[test]
+fn every_model_and_cache_buffer_counts_and_compute_is_the_last_reserve() {
+    let iswa = parse_llama_log(ISWA_LOG);
+    assert_eq!(
+        iswa.ram.kv_cache,
+        27 * MIB,
+        "the non-SWA and the SWA cache are both memory"
+    );
+    assert_eq!(
+        iswa.ram.weights,
+        mib(235.16) + mib(12.66),
+        "repacked weights are counted beside the mapped file"
+    );
+    assert_eq!(iswa.ram.compute, mib(160.51));
+
+    // A model in two files: a mapped buffer per file.
+    let split = CPU_LOG.replace(
+        "CPU_Mapped model buffer size =   105.53 MiB",
+        "CPU_Mapped model buffer size =   100.00 MiB\n0.00.056.000 I load_tensors:   CPU_Mapped model buffer size =     5.53 MiB",
+    );
+    assert_eq!(parse_llama_log(&split).ram.weights, mib(105.53));
+
+    // A hybrid model's recurrent state is part of its cache.
+    let hybrid = format!(
+        "{CPU_LOG}0.00.070.000 I llama_memory_recurrent:        CPU RS buffer size =     3.00 MiB\n"
+    );
+    assert_eq!(parse_llama_log(&hybrid).ram.kv_cache, 19 * MIB);
+}
+
+#[test]
+fn a_log_missing_a_buffer_never_replaces_the_formula_with_nothing() {
+    let shape = kit_model(32_000);
+    let estimated = estimate(&shape, &config(4096), Backend::Cpu);
+    assert!(estimated.ram.kv_cache > 0);
+    // The cache lines worded in a way this reader does not know: no cache seen.
+    let without_cache: String = CPU_LOG
+        .lines()
+        .filter(|line| !line.contains("KV buffer size"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let measured = parse_llama_log(&without_cache);
+    assert_eq!(measured.ram.kv_cache, 0);
+    let refined = apply_measured(&estimated, &measured);
+    assert_eq!(refined.ram.kv_cache, estimated.ram.kv_cache);
+    assert_eq!(refined.ram.weights, measured.ram.weights);
+    assert_eq!(refined.ram.compute, measured.ram.compute);
+}
+
 #[test]
 fn calibration_replaces_the_formula_and_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();

@@ -7,6 +7,13 @@
 //! sched_reserve:   CUDA_Host compute buffer size =    17.27 MiB
 //! ```
 //!
+//! A device may report several model and cache buffers, and each is memory of its
+//! own: a model in several files has a model buffer per file, `CPU_REPACK` holds the
+//! weights repacked for the CPU beside `CPU_Mapped`, a sliding-window model
+//! (gemma3's iSWA) has a non-SWA and a SWA cache, a recurrent or hybrid model a state
+//! buffer (`RS buffer size`). The compute and output buffers are sized again when
+//! the scheduler reserves its graph again: the last size counts.
+//!
 //! Measurements are kept per model and configuration (`state/calibration.json`);
 //! a later estimate for the same pair uses them instead of the formula. The app,
 //! the daemon and benchmarks each keep a copy and each records into the file as it
@@ -56,9 +63,11 @@ enum Buffer {
     Output,
 }
 
-const MARKERS: [(&str, Buffer); 4] = [
+const MARKERS: [(&str, Buffer); 5] = [
     (" model buffer size = ", Buffer::Model),
     (" KV buffer size = ", Buffer::Kv),
+    // A recurrent model's state (Mamba, the recurrent layers of a hybrid): its cache.
+    (" RS buffer size = ", Buffer::Kv),
     (" compute buffer size = ", Buffer::Compute),
     (" output buffer size = ", Buffer::Output),
 ];
@@ -80,12 +89,16 @@ fn parse_line(line: &str) -> Option<(Buffer, String, u64)> {
     Some((*buffer, device, (mib * MIB).round() as u64))
 }
 
-/// Reads the buffer lines of a llama-server log. When the scheduler reserves its
-/// graph again, the last size per device counts.
+/// Reads the buffer lines of a llama-server log: every model and cache buffer adds
+/// up; of the compute and output buffers, the last size per device counts.
 pub fn parse_llama_log(log: &str) -> MeasuredMemory {
     let mut sizes: BTreeMap<(Buffer, String), u64> = BTreeMap::new();
     for (buffer, device, bytes) in log.lines().filter_map(parse_line) {
-        sizes.insert((buffer, device), bytes);
+        let size = sizes.entry((buffer, device)).or_default();
+        match buffer {
+            Buffer::Model | Buffer::Kv => *size += bytes,
+            Buffer::Compute | Buffer::Output => *size = bytes,
+        }
     }
     let mut measured = MeasuredMemory::default();
     for ((buffer, device), bytes) in sizes {
@@ -105,13 +118,39 @@ pub fn parse_llama_log(log: &str) -> MeasuredMemory {
 }
 
 /// Replaces the formula's weights, KV cache and compute buffers with measured
-/// ones; the runtime overhead, which no log line shows, stays estimated.
+/// ones; the runtime overhead, which no log line shows, stays estimated. A part the
+/// log did not show at all (a line llama-server words differently one day) keeps
+/// the formula's figure: a partial reading never makes a model look smaller.
 pub fn apply(estimate: &LlamaEstimate, measured: &MeasuredMemory) -> LlamaEstimate {
+    let (estimated_parts, measured_parts) = (
+        estimate.ram.plus(&estimate.vram),
+        measured.ram.plus(&measured.vram),
+    );
+    let weights_seen =
+        measured_parts.weights > 0 || estimated_parts.weights + estimated_parts.output_layer == 0;
+    let kv_seen = measured_parts.kv_cache > 0 || estimated_parts.kv_cache == 0;
+    let compute_seen = measured_parts.compute > 0 || estimated_parts.compute == 0;
     let merge = |estimated: &Breakdown, measured: &Breakdown| Breakdown {
-        weights: measured.weights,
-        output_layer: 0,
-        kv_cache: measured.kv_cache,
-        compute: measured.compute,
+        weights: if weights_seen {
+            measured.weights
+        } else {
+            estimated.weights
+        },
+        output_layer: if weights_seen {
+            0
+        } else {
+            estimated.output_layer
+        },
+        kv_cache: if kv_seen {
+            measured.kv_cache
+        } else {
+            estimated.kv_cache
+        },
+        compute: if compute_seen {
+            measured.compute
+        } else {
+            estimated.compute
+        },
         overhead: estimated.overhead,
     };
     LlamaEstimate {

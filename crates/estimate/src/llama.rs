@@ -215,6 +215,17 @@ impl Breakdown {
         .into_iter()
         .fold(self.weights, u64::saturating_add)
     }
+
+    /// Part by part, this and `other` together (RAM and VRAM of one estimate).
+    pub fn plus(&self, other: &Self) -> Self {
+        Self {
+            weights: self.weights.saturating_add(other.weights),
+            output_layer: self.output_layer.saturating_add(other.output_layer),
+            kv_cache: self.kv_cache.saturating_add(other.kv_cache),
+            compute: self.compute.saturating_add(other.compute),
+            overhead: self.overhead.saturating_add(other.overhead),
+        }
+    }
 }
 
 /// Where a number came from.
