@@ -32,10 +32,7 @@ fn write_with(path: &Path, bytes: &[u8], access: Access) -> std::io::Result<()> 
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let folder = path
-        .parent()
-        .filter(|folder| !folder.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let folder = folder_of(path);
     let prefix = format!(".{file_name}.");
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix).suffix(".partial");
@@ -55,11 +52,22 @@ fn write_with(path: &Path, bytes: &[u8], access: Access) -> std::io::Result<()> 
     temporary.write_all(bytes)?;
     temporary.as_file().sync_all()?;
     temporary.persist(path).map_err(|error| error.error)?;
-    // Makes the rename itself durable; not possible on every platform.
+    sync_folder(folder);
+    Ok(())
+}
+
+/// The folder `path` is in (`.` for a bare file name).
+fn folder_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|folder| !folder.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Makes a rename in `folder` durable; not possible on every platform.
+fn sync_folder(folder: &Path) {
     if let Ok(folder) = std::fs::File::open(folder) {
         let _ = folder.sync_all();
     }
-    Ok(())
 }
 
 /// Puts a file another writer has just finished (`staged`, in the same folder) in
@@ -75,11 +83,7 @@ pub fn replace_with_private(staged: &Path, target: &Path) -> std::io::Result<()>
     }
     drop(file);
     std::fs::rename(staged, target)?;
-    if let Some(folder) = target.parent().filter(|f| !f.as_os_str().is_empty()) {
-        if let Ok(folder) = std::fs::File::open(folder) {
-            let _ = folder.sync_all();
-        }
-    }
+    sync_folder(folder_of(target));
     Ok(())
 }
 

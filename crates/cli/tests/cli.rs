@@ -16,6 +16,7 @@ use switchyard_engine::llama::InstanceSpec;
 use switchyard_engine::settings::Settings;
 use switchyard_engine::{Engine, EngineDeps, ErrorCode};
 use switchyard_testkit::gguf::{shared_sdxs_512, LlamaSpec};
+use switchyard_testkit::processes::children_named;
 use switchyard_testkit::tools::{llama_server, sd_cli, use_real_llama_server};
 use switchyard_testkit::{FakeProbe, Fault, FixtureServer};
 
@@ -891,31 +892,6 @@ fn up_in_the_foreground_runs_until_sigterm_and_its_log_is_read_from_the_file() {
     );
 }
 
-/// The pids of the processes whose parent is `parent` and whose name starts with
-/// `sd` (sd-cli, sd-server).
-fn sd_children(parent: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                let Some((name, rest)) = stat
-                    .split_once(" (")
-                    .and_then(|(_, rest)| rest.rsplit_once(')'))
-                else {
-                    return false;
-                };
-                let ppid = rest
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|ppid| ppid.parse::<u32>().ok());
-                name.starts_with("sd") && ppid == Some(parent)
-            })
-        })
-        .collect()
-}
-
 /// A program on a headless box makes images over HTTP as it chats: the daemon
 /// serves the image API (with the app's guard), its orchestrator pauses the LLM for
 /// each image (threshold 0) while chat requests are held and answered after, and
@@ -1005,7 +981,7 @@ async fn the_daemon_serves_the_image_api_and_no_sd_outlives_it() {
                 "{runner}: the image ended before sd was seen: {job}"
             );
             if job["status"] == "running" {
-                sd = sd_children(daemon_pid);
+                sd = children_named(daemon_pid, "sd");
             }
             tokio::time::sleep(POLL).await;
         }

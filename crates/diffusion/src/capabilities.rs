@@ -34,11 +34,12 @@ impl SdCapabilities {
     }
 
     /// Runs `binary --help` (sd prints the usage to stdout; some releases complain
-    /// about `--help` on stderr first and still exit 0).
-    pub async fn read(binary: &Path) -> Result<Self> {
+    /// about `--help` on stderr first and still exit 0), recorded in `pid_dir` while
+    /// it runs like every sd.
+    pub async fn read(binary: &Path, pid_dir: Option<&Path>) -> Result<Self> {
         let mut command = tokio::process::Command::new(binary);
         command.arg("--help");
-        let mut process = CapturedProcess::spawn(command, None)
+        let mut process = CapturedProcess::spawn(command, pid_dir)
             .await
             .map_err(|error| EngineError::BinaryUnavailable {
                 kind: "sd".into(),

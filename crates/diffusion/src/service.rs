@@ -153,7 +153,8 @@ impl ImageService {
     /// worker. A persistent server (if chosen) starts with the first job.
     pub async fn start(setup: ImageServiceSetup) -> Result<Self> {
         setup.files.check()?;
-        let mut capabilities = SdCapabilities::read(&setup.cli_binary).await?;
+        let mut capabilities =
+            SdCapabilities::read(&setup.cli_binary, setup.pid_dir.as_deref()).await?;
         let active_pid = ActivePid::default();
         let runner = Runner::new(
             setup.options.runner,

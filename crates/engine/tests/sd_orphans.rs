@@ -20,6 +20,7 @@ use switchyard_engine::diffusion::{
 use switchyard_engine::engine::ImageServerConfig;
 use switchyard_engine::process::{ChildKind, PidFile};
 use switchyard_testkit::gguf::shared_sdxs_512;
+use switchyard_testkit::processes::children_named;
 use switchyard_testkit::tools::{sd_cli, sd_server};
 
 /// Set for the copy of this test binary that plays the app.
@@ -77,31 +78,6 @@ async fn child_app_that_makes_an_image_and_waits() {
     tokio::time::sleep(Duration::from_secs(600)).await;
 }
 
-/// The pids of this user's processes whose name starts with `sd` and whose parent
-/// is `parent`.
-fn sd_children(parent: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                let Some((name, rest)) = stat
-                    .split_once(" (")
-                    .and_then(|(_, rest)| rest.rsplit_once(')'))
-                else {
-                    return false;
-                };
-                let ppid = rest
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|ppid| ppid.parse::<u32>().ok());
-                name.starts_with("sd") && ppid == Some(parent)
-            })
-        })
-        .collect()
-}
-
 async fn killed_during_an_image_leaves_no_sd(runner: &str) {
     let dir = tempfile::tempdir().unwrap();
     let model = shared_sdxs_512();
@@ -138,7 +114,7 @@ async fn killed_during_an_image_leaves_no_sd(runner: &str) {
         "{runner}: the app said it was at work"
     );
     let app_pid = app.id();
-    let sd = sd_children(app_pid);
+    let sd = children_named(app_pid, "sd");
     assert!(!sd.is_empty(), "{runner}: sd runs for the image");
     let recorded: Vec<_> = std::fs::read_dir(dir.path().join("data/state"))
         .unwrap()

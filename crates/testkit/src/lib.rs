@@ -12,6 +12,7 @@ mod clock;
 mod fixture_server;
 pub mod gguf;
 mod probe;
+pub mod processes;
 pub mod random;
 pub mod tools;
 
