@@ -252,7 +252,11 @@ async fn follow(
 mod tests {
     use super::*;
 
-    fn request(source: &str, file: Option<&str>, kind: Option<&str>) -> AddModel {
+    fn try_request(
+        source: &str,
+        file: Option<&str>,
+        kind: Option<&str>,
+    ) -> Result<AddModel, ErrorReport> {
         add_request(
             source.into(),
             file.map(Into::into),
@@ -261,7 +265,10 @@ mod tests {
             kind,
             None,
         )
-        .unwrap_or_else(|error| panic!("{error:?}"))
+    }
+
+    fn request(source: &str, file: Option<&str>, kind: Option<&str>) -> AddModel {
+        try_request(source, file, kind).unwrap_or_else(|error| panic!("{error:?}"))
     }
 
     #[test]
@@ -285,16 +292,9 @@ mod tests {
     #[test]
     fn an_unknown_kind_or_a_repository_without_a_file_is_refused() {
         let refused = |source: &str, file: Option<&str>, kind: Option<&str>| {
-            add_request(
-                source.into(),
-                file.map(Into::into),
-                "main".into(),
-                None,
-                kind,
-                None,
-            )
-            .map(|_| ())
-            .map_err(|report| report.message)
+            try_request(source, file, kind)
+                .map(|_| ())
+                .map_err(|report| report.message)
         };
         assert!(refused("https://example.com/a.gguf", None, Some("image"))
             .unwrap_err()
