@@ -12,13 +12,18 @@ use anyhow::{bail, Context, Result};
 use switchyard_engine::estimate::{self, parse_llama_log, Backend, LlamaConfig, ModelShape};
 use switchyard_engine::gguf;
 use switchyard_engine::system::NvidiaGpus;
-use switchyard_testkit::gguf::{LlamaSpec, TensorType};
-use switchyard_testkit::tools::{free_port, llama_server};
+use switchyard_testkit::gguf::{Architecture, LlamaSpec, TensorType};
+use switchyard_testkit::tools::{free_port, llama_server, quantize_model};
 
 const MIB: f64 = 1024.0 * 1024.0;
-const GOAL_PERCENT: f64 = 10.0;
-const CONTEXTS: [u32; 3] = [512, 4096, 16384];
+const GOAL_PERCENT: f64 = 5.0;
+/// Two contexts: one micro-batch, and eight (a prompt filling 16k tokens takes
+/// minutes on two cores; the buffers past it grow as the formula says).
+const CONTEXTS: [u32; 2] = [512, 4096];
+/// Tokens left for the answer when a prompt fills the context.
+const ANSWER_ROOM: u32 = 64;
 const HEALTH_DEADLINE: Duration = Duration::from_secs(120);
+const PROMPT_DEADLINE: Duration = Duration::from_secs(600);
 
 pub struct Options {
     backend: Backend,
@@ -26,16 +31,19 @@ pub struct Options {
     models_dir: Option<PathBuf>,
     /// Appends every run's memory lines here.
     log_file: Option<PathBuf>,
+    /// Only the models whose name contains this.
+    only: Option<String>,
 }
 
 impl Options {
-    /// `[--gpu] [--llama-server PATH] [--models DIR] [--log FILE]`
+    /// `[--gpu] [--llama-server PATH] [--models DIR] [--log FILE] [--only NAME]`
     pub fn parse(args: &[String]) -> Result<Self> {
         let mut options = Self {
             backend: Backend::Cpu,
             server: PathBuf::new(),
             models_dir: None,
             log_file: None,
+            only: None,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -44,8 +52,9 @@ impl Options {
                 "--llama-server" => options.server = args.next().context("a path")?.into(),
                 "--models" => options.models_dir = Some(args.next().context("a folder")?.into()),
                 "--log" => options.log_file = Some(args.next().context("a file")?.into()),
+                "--only" => options.only = Some(args.next().context("a name part")?.clone()),
                 other => bail!(
-                    "unknown option {other} (known: --gpu, --llama-server PATH, --models DIR, --log FILE)"
+                    "unknown option {other} (known: --gpu, --llama-server PATH, --models DIR, --log FILE, --only NAME)"
                 ),
             }
         }
@@ -56,10 +65,48 @@ impl Options {
     }
 }
 
-/// Shapes chosen to vary what the estimate depends on: depth, width, attention
-/// heads and their grouping (MHA, GQA, MQA), feed-forward width, vocabulary and
-/// weight type.
-fn models() -> Vec<LlamaSpec> {
+/// A model of the bench: generated as `spec`, then quantized by the real
+/// llama-quantize when `quant` names a type.
+struct BenchModel {
+    spec: LlamaSpec,
+    quant: Option<&'static str>,
+}
+
+impl BenchModel {
+    fn name(&self) -> String {
+        match self.quant {
+            Some(quant) => format!("{}-{}", self.spec.name, quant.to_ascii_lowercase()),
+            None => self.spec.name.clone(),
+        }
+    }
+
+    /// The file, made on first use (a quantized one from its F16 base).
+    fn file(&self, dir: &Path) -> Result<PathBuf> {
+        let path = dir.join(format!("{}.gguf", self.name()));
+        if path.exists() {
+            return Ok(path);
+        }
+        let Some(quant) = self.quant else {
+            self.spec.write_to(&path)?;
+            return Ok(path);
+        };
+        let base = dir.join(format!("{}-f16.gguf", self.spec.name));
+        if !base.exists() {
+            self.spec.write_to(&base)?;
+        }
+        quantize_model(&base, &path, quant)?;
+        Ok(path)
+    }
+}
+
+/// The quantizations people download most, from the smallest to near-lossless.
+const QUANTS: [&str; 5] = ["Q4_K_M", "Q5_K_M", "Q6_K", "IQ4_XS", "Q8_0"];
+
+/// Generated float and Q8_0 shapes, chosen to vary what the estimate depends on
+/// (depth, width, attention heads and their grouping — MHA, GQA, MQA —,
+/// feed-forward width, vocabulary, weight type), then each architecture whose
+/// memory differs quantized the way published files are.
+fn models(only: Option<&str>) -> Vec<BenchModel> {
     let spec =
         |name: &str, layers, embedding, heads, kv_heads, feed_forward, vocab, tensor_type| {
             LlamaSpec {
@@ -73,9 +120,10 @@ fn models() -> Vec<LlamaSpec> {
                 context: 32_768,
                 tensor_type,
                 seed: 7,
+                ..LlamaSpec::default()
             }
         };
-    vec![
+    let plain = [
         spec("mha-f32", 4, 512, 8, 8, 1408, 32_000, TensorType::F32),
         spec("gqa4-f16", 8, 1024, 16, 4, 2816, 32_000, TensorType::F16),
         spec(
@@ -100,6 +148,81 @@ fn models() -> Vec<LlamaSpec> {
             TensorType::Q8_0,
         ),
         spec("mqa-q8", 12, 1024, 8, 1, 4096, 32_000, TensorType::Q8_0),
+    ];
+    let mut models: Vec<BenchModel> = plain
+        .into_iter()
+        .map(|spec| BenchModel { spec, quant: None })
+        .collect();
+    for spec in quantized_architectures() {
+        for quant in QUANTS {
+            models.push(BenchModel {
+                spec: spec.clone(),
+                quant: Some(quant),
+            });
+        }
+    }
+    models.retain(|model| only.is_none_or(|only| model.name().contains(only)));
+    models
+}
+
+/// F16 models of each architecture, with widths K-quants take (multiples of 256).
+pub fn quantized_architectures() -> Vec<LlamaSpec> {
+    let base = LlamaSpec {
+        context: 32_768,
+        tensor_type: TensorType::F16,
+        seed: 11,
+        vocab: 32_000,
+        ..LlamaSpec::default()
+    };
+    vec![
+        LlamaSpec {
+            name: "llama".into(),
+            layers: 8,
+            embedding: 1024,
+            heads: 16,
+            kv_heads: 4,
+            feed_forward: 2816,
+            ..base.clone()
+        },
+        LlamaSpec {
+            name: "qwen3".into(),
+            architecture: Architecture::Qwen3,
+            layers: 8,
+            embedding: 1024,
+            heads: 16,
+            kv_heads: 8,
+            head_dim: Some(128),
+            feed_forward: 3072,
+            ..base.clone()
+        },
+        LlamaSpec {
+            name: "gemma3".into(),
+            architecture: Architecture::Gemma3 {
+                sliding_window: 512,
+            },
+            layers: 12,
+            embedding: 1024,
+            heads: 4,
+            kv_heads: 1,
+            head_dim: Some(256),
+            feed_forward: 4096,
+            vocab: 64_000,
+            ..base.clone()
+        },
+        LlamaSpec {
+            name: "qwen3moe".into(),
+            architecture: Architecture::Qwen3Moe {
+                experts: 16,
+                experts_used: 4,
+                expert_feed_forward: 512,
+            },
+            layers: 6,
+            embedding: 1024,
+            heads: 16,
+            kv_heads: 4,
+            feed_forward: 2048,
+            ..base
+        },
     ]
 }
 
@@ -135,7 +258,7 @@ pub fn run(options: &Options) -> Result<()> {
         bail!("--gpu needs an NVIDIA GPU that NVML can read");
     }
     println!(
-        "estimator: {} with {}, contexts {CONTEXTS:?}, llama-server defaults otherwise (4 slots, unified KV, flash attention auto)",
+        "estimator: {} with {}, contexts {CONTEXTS:?}, a prompt that fills the context, llama-server defaults otherwise (4 slots, unified KV, flash attention auto)",
         if gpu { "all layers on the GPU" } else { "CPU" },
         options.server.display()
     );
@@ -144,11 +267,9 @@ pub fn run(options: &Options) -> Result<()> {
         .enable_all()
         .build()?;
     let mut rows = Vec::new();
-    for spec in models() {
-        let path = models_dir.join(format!("{}.gguf", spec.name));
-        if !path.exists() {
-            spec.write_to(&path)?;
-        }
+    for model in models(options.only.as_deref()) {
+        let name = model.name();
+        let path = model.file(&models_dir)?;
         let file = runtime.block_on(gguf::read_local(&path))?;
         let shape = ModelShape::from_gguf(&file).context("a llama model")?;
         let file_bytes = std::fs::metadata(&path)?.len();
@@ -175,12 +296,12 @@ pub fn run(options: &Options) -> Result<()> {
                 scratch.path(),
             )?;
             if let Some(log_file) = &options.log_file {
-                keep_memory_lines(log_file, &spec.name, &config, &measured.log)?;
+                keep_memory_lines(log_file, &name, &config, &measured.log)?;
             }
             let (seed_ram, seed_vram) =
                 estimate::seed_formula(file_bytes, shape.layers, config.gpu_layers);
             let row = Row {
-                model: spec.name.clone(),
+                model: name.clone(),
                 context,
                 gpu_layers,
                 estimate_vram_mib: estimated.vram_bytes() as f64 / MIB,
@@ -229,11 +350,11 @@ fn buffers(estimated: &estimate::LlamaEstimate, shape: &ModelShape) -> u64 {
 fn print_row(row: &Row, header: bool, gpu: bool) {
     if header {
         println!(
-            "{:<47} | {:^29} | error of the estimate",
+            "{:<47} | {:^29} | error of the estimate | runtime (MiB)",
             "", "llama-server"
         );
         println!(
-            "{:<16} {:>6} {:>3} {:>8} | {:>9} {:>9} {:>9} | {:>7} {:>7} | {:>9} {:>7}{}",
+            "{:<16} {:>6} {:>3} {:>8} | {:>9} {:>9} {:>9} | {:>7} {:>7} | {:>7} {:>7} | {:>9} {:>7}{}",
             "model",
             "ctx",
             "ngl",
@@ -243,6 +364,8 @@ fn print_row(row: &Row, header: bool, gpu: bool) {
             "used",
             "buffers",
             "total",
+            "rt est",
+            "rt used",
             "seed",
             "seed err",
             if gpu { " | est VRAM  NVML VRAM" } else { "" }
@@ -257,7 +380,7 @@ fn print_row(row: &Row, header: bool, gpu: bool) {
         String::new()
     };
     println!(
-        "{:<16} {:>6} {:>3} {:>8.1} | {:>9.1} {:>9.1} {:>9.1} | {:>6.1}% {:>6.1}% | {:>9.1} {:>6.1}%{vram}",
+        "{:<16} {:>6} {:>3} {:>8.1} | {:>9.1} {:>9.1} {:>9.1} | {:>6.1}% {:>6.1}% | {:>7.1} {:>7.1} | {:>9.1} {:>6.1}%{vram}",
         row.model,
         row.context,
         row.gpu_layers,
@@ -267,6 +390,8 @@ fn print_row(row: &Row, header: bool, gpu: bool) {
         row.used_mib,
         percent(row.estimate_buffers_mib, row.reported_mib),
         percent(row.estimate_mib, row.used_mib),
+        row.estimate_mib - row.estimate_buffers_mib,
+        row.used_mib - row.reported_mib,
         row.seed_mib,
         percent(row.seed_mib, row.used_mib),
     );
@@ -341,6 +466,9 @@ fn measure(
         .args(["--host", "127.0.0.1", "--port", &port.to_string()])
         .args(["-c", &config.context.to_string(), "-lv", "4"])
         .args(["-ngl", &config.gpu_layers.to_string()])
+        // Switchyard's bounds on the caches that grow with use (the estimate counts them).
+        .args(["--ctx-checkpoints", &config.context_checkpoints.to_string()])
+        .args(["--cache-ram", &config.prompt_cache_mib.to_string()])
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
@@ -368,14 +496,15 @@ fn measure(
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        // A prompt of a full micro-batch touches the compute buffers as a real
-        // conversation does.
+        // A prompt that fills the context touches every buffer as a long
+        // conversation does: the whole KV cache, and the compute buffer's attention
+        // over all of it (a short prompt leaves the mask's pages untouched).
         // (Token ids: the generated tokenizer spells words letter by letter.)
-        let prompt = vec![300u32; 480];
+        let prompt = vec![300u32; config.context.saturating_sub(ANSWER_ROOM).max(1) as usize];
         client
             .post(format!("{base}/completion"))
             .json(&serde_json::json!({"prompt": prompt, "n_predict": 1, "cache_prompt": false}))
-            .timeout(HEALTH_DEADLINE)
+            .timeout(PROMPT_DEADLINE)
             .send()
             .await?
             .error_for_status()?;

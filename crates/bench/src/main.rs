@@ -32,7 +32,7 @@ const SUITES: &[(&str, &str)] = &[
     ),
     (
         "estimator",
-        "memory estimate vs the real llama-server's buffers and RSS (+VRAM), 6 models x 3 contexts [--gpu] [--llama-server PATH] [--models DIR] [--log FILE]",
+        "memory estimate vs the real llama-server's buffers and RSS (+VRAM): 6 generated models and 4 architectures x 5 quantizations, 2 contexts [--gpu] [--llama-server PATH] [--models DIR] [--log FILE] [--only NAME]",
     ),
     (
         "binaries",

@@ -6,9 +6,9 @@
 #![allow(clippy::expect_used)]
 
 use switchyard_engine::estimate::{
-    apply_measured, check_fits, estimate, first_estimate, fit, max_gpu_layers, parse_llama_log,
-    AutoFields, Backend, Budget, CacheType, Calibration, EstimateSource, FlashAttention,
-    LlamaConfig, ModelShape,
+    apply_measured, check_fits, estimate, estimate_on, first_estimate, fit, max_gpu_layers,
+    parse_llama_log, AutoFields, Backend, Budget, CacheType, Calibration, CpuKernels,
+    EstimateSource, FlashAttention, LlamaConfig, ModelShape,
 };
 use switchyard_engine::gguf::{self, GgmlType, Value};
 use switchyard_engine::ErrorCode;
@@ -252,6 +252,115 @@ fn gemma3_sliding_window_layers_keep_only_the_window() {
         Backend::Cpu,
     );
     assert_eq!(full.ram.kv_cache, 34 * 32_768 * per_cell_per_layer);
+}
+
+#[test]
+fn sliding_window_checkpoints_and_the_prompt_cache_are_counted_at_their_bounds() {
+    let shape = gemma3_4b().shape();
+    let with = |context_checkpoints, prompt_cache_mib| {
+        estimate_on(
+            &shape,
+            &LlamaConfig {
+                context_checkpoints,
+                prompt_cache_mib,
+                ..config(32_768)
+            },
+            Backend::Cpu,
+            CpuKernels::None,
+        )
+    };
+    let none = with(0, 0);
+    // A checkpoint copies one conversation's window: 1024 cells of the 29 sliding
+    // layers, K and V of 4 heads × 256 in f16.
+    let checkpoint = 1024 * 29 * (2 * 4 * 256 * 2);
+    assert_eq!(with(3, 0).ram.overhead - none.ram.overhead, 3 * checkpoint);
+    assert_eq!(with(0, 512).ram.overhead - none.ram.overhead, 512 * MIB);
+    // A model without a sliding window has nothing to checkpoint.
+    let llama = llama3_8b().shape();
+    let plain = |context_checkpoints| LlamaConfig {
+        context_checkpoints,
+        ..config(8192)
+    };
+    assert_eq!(
+        estimate(&llama, &plain(0), Backend::Cpu).ram.overhead,
+        estimate(&llama, &plain(32), Backend::Cpu).ram.overhead
+    );
+}
+
+#[test]
+fn a_sliding_window_model_has_a_mask_per_cache() {
+    let shape = gemma3_4b().shape();
+    let compute = |context| {
+        estimate_on(&shape, &config(context), Backend::Cpu, CpuKernels::None)
+            .ram
+            .compute
+    };
+    // The full layers' mask grows with the context (f16 with flash attention);
+    // the sliding layers' stays at the window's cells.
+    assert_eq!(compute(32_768) - compute(16_384), 512 * 16_384 * 2);
+}
+
+#[test]
+fn repacked_weights_count_for_layers_on_the_cpu_when_the_kernels_repack_their_type() {
+    // Q8_0 layer matrices (repacked on ARM only) and a Q4_K output (on both).
+    let shape = llama3_8b().shape();
+    let on = |kernels, gpu_layers, backend| {
+        estimate_on(
+            &shape,
+            &LlamaConfig {
+                gpu_layers,
+                ..config(4096)
+            },
+            backend,
+            kernels,
+        )
+    };
+    let plain = on(CpuKernels::None, 0, Backend::Cpu);
+    let avx2 = on(CpuKernels::X86Avx2, 0, Backend::Cpu);
+    let output_matrix = shape.output_bytes - 4096 * 4;
+    assert_eq!(
+        avx2.ram.weights, plain.ram.weights,
+        "AVX2 keeps Q8_0 as it is"
+    );
+    assert_eq!(
+        avx2.ram.output_layer - plain.ram.output_layer,
+        output_matrix
+    );
+    let arm = on(CpuKernels::ArmDotprod, 0, Backend::Cpu);
+    let norms = 32 * 2 * 4096 * 4;
+    assert_eq!(
+        arm.ram.weights - plain.ram.weights,
+        shape.layer_bytes.iter().sum::<u64>() - norms,
+        "every layer matrix, not the norms (f32 vectors)"
+    );
+    // Layers on the GPU are not repacked; the embeddings (a row lookup) never are.
+    let on_gpu = on(CpuKernels::ArmDotprod, 99, Backend::Cuda);
+    assert_eq!(on_gpu.ram.weights, shape.input_bytes);
+    assert_eq!(on_gpu.ram.output_layer, 0);
+}
+
+#[test]
+fn real_logs_of_each_architecture_add_every_buffer() {
+    let fixture = |name: &str| {
+        std::fs::read_to_string(format!(
+            "{}/tests/fixtures/llama-server-11434-{name}-q4_k_m.txt",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("a captured log")
+    };
+    // (weights = mapped + repacked, KV caches, compute) as the lines print them.
+    for (name, weights, kv, compute) in [
+        ("llama", mib(93.20) + mib(41.62), 32 * MIB, mib(30.52)),
+        ("qwen3", mib(113.22) + mib(58.50), 128 * MIB, mib(32.02)),
+        ("gemma3", mib(155.93) + mib(83.53), 33 * MIB, mib(40.53)),
+        ("qwen3moe", mib(132.65) + mib(80.16), 24 * MIB, mib(26.02)),
+    ] {
+        let measured = parse_llama_log(&fixture(name));
+        assert_eq!(measured.ram.weights, weights, "{name}");
+        assert_eq!(measured.ram.kv_cache, kv, "{name}");
+        assert_eq!(measured.ram.compute, compute, "{name}");
+        assert_eq!(measured.vram.total(), 0, "{name}");
+    }
 }
 
 #[test]

@@ -7,6 +7,7 @@ pub mod calibration;
 pub mod diffusion;
 pub mod fit;
 pub mod llama;
+pub mod repack;
 pub mod shape;
 
 use serde::Serialize;
@@ -15,9 +16,10 @@ use ts_rs::TS;
 pub use calibration::{apply as apply_measured, parse_llama_log, Calibration, MeasuredMemory};
 pub use fit::{check_fits, fit, max_gpu_layers, AutoFields, Budget, FitPlan};
 pub use llama::{
-    estimate, seed_formula, Backend, Breakdown, CacheType, EstimateSource, FlashAttention,
-    LlamaConfig, LlamaEstimate,
+    estimate, estimate_on, seed_formula, Backend, Breakdown, CacheType, EstimateSource,
+    FlashAttention, LlamaConfig, LlamaEstimate,
 };
+pub use repack::{CpuKernels, MatrixBytes};
 pub use shape::{ModelShape, NoShape};
 
 use switchyard_gguf::GgufFile;

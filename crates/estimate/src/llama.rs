@@ -3,7 +3,8 @@
 //!
 //! - weights: each `blk.N` layer lives where llama.cpp puts it (the last
 //!   `gpu_layers - 1` layers and the output layer on the GPU, the embeddings always
-//!   in RAM, routed experts of the first `cpu_moe_layers` layers in RAM);
+//!   in RAM, routed experts of the first `cpu_moe_layers` layers in RAM), plus the
+//!   repacked copy of the matrices the CPU backend repacks (`repack`);
 //! - KV cache: cells (context padded to 256; sliding-window layers keep only
 //!   `window × slots + ubatch`) × each layer's K and V widths × the cache types;
 //! - compute buffers: the peak of the graph, which is the feed-forward block
@@ -20,6 +21,7 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+use super::repack::{CpuKernels, MatrixBytes};
 use super::shape::ModelShape;
 use switchyard_gguf::GgmlType;
 
@@ -27,6 +29,9 @@ const MIB: u64 = 1024 * 1024;
 /// llama.cpp pads the context (KV cells) to this.
 const CELL_PADDING: u64 = 256;
 const F32: u64 = 4;
+/// The runtime's growth once a prompt spans several micro-batches, beyond what
+/// scales with the activations.
+const LONG_PROMPT_RUNTIME: u64 = 3 * MIB / 2;
 /// The tokenizer's tables in RAM, per vocabulary entry (measured: +17 MiB of RSS
 /// for a 128k vocabulary).
 const VOCAB_ENTRY_BYTES: u64 = 128;
@@ -108,12 +113,12 @@ pub enum Backend {
 
 impl Backend {
     /// Resident memory of a llama-server process before its buffers: binary,
-    /// libraries, HTTP server, threads. Measured: 16 MiB for the CPU build here;
+    /// libraries, HTTP server, threads. Measured: 15 MiB for the CPU build here;
     /// about 350 MiB for a CUDA 13 build on an H100, 64 MiB more once cuBLAS runs
     /// (f16/f32 weights).
     fn ram_overhead(self, float_weights: bool) -> u64 {
         match self {
-            Self::Cpu | Self::Metal => 16 * MIB,
+            Self::Cpu | Self::Metal => 15 * MIB,
             Self::Vulkan => 96 * MIB,
             Self::Cuda if float_weights => 414 * MIB,
             Self::Cuda => 350 * MIB,
@@ -136,6 +141,10 @@ impl Backend {
         !matches!(self, Self::Cpu)
     }
 }
+
+/// llama.cpp's first default for `--ctx-checkpoints`, enough to reuse the last
+/// turns of a conversation.
+pub const DEFAULT_CONTEXT_CHECKPOINTS: u32 = 3;
 
 /// The settings of a llama-server that change its memory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -160,6 +169,16 @@ pub struct LlamaConfig {
     pub cpu_moe_layers: u32,
     /// `--swa-full`: sliding-window layers keep the whole context.
     pub swa_full: bool,
+    /// `--ctx-checkpoints`: copies of a conversation's sliding-window cache that
+    /// llama-server keeps in RAM to reuse a prompt (one or two per prompt, up to this
+    /// many). llama.cpp's default of 32 lets a long conversation with a large
+    /// sliding-window model take gigabytes no buffer line shows.
+    pub context_checkpoints: u32,
+    /// `--cache-ram`: MiB of RAM llama-server may fill with idle conversations'
+    /// caches. llama.cpp's default is 8 GiB; Switchyard's is none, so a server holds
+    /// what the estimate says, and a person who wants the cache gives it a bound the
+    /// estimate counts.
+    pub prompt_cache_mib: u32,
     /// A multimodal projector loaded beside the model.
     #[ts(type = "number")]
     pub mmproj_bytes: u64,
@@ -180,6 +199,8 @@ impl Default for LlamaConfig {
             gpu_layers: 0,
             cpu_moe_layers: 0,
             swa_full: false,
+            context_checkpoints: DEFAULT_CONTEXT_CHECKPOINTS,
+            prompt_cache_mib: 0,
             mmproj_bytes: 0,
         }
     }
@@ -289,10 +310,22 @@ fn micro_batch(config: &LlamaConfig) -> u64 {
     u64::from(config.ubatch.max(1)).min(batch)
 }
 
-/// Estimates llama-server's memory for `shape` under `config` on `backend`.
+/// Estimates llama-server's memory for `shape` under `config` on `backend`, on
+/// this machine's CPU (see [`estimate_on`]).
+pub fn estimate(shape: &ModelShape, config: &LlamaConfig, backend: Backend) -> LlamaEstimate {
+    estimate_on(shape, config, backend, CpuKernels::of_this_cpu())
+}
+
+/// Estimates llama-server's memory for `shape` under `config` on `backend`, with a
+/// CPU that runs `kernels` (which decide the repacked weights of the layers in RAM).
 /// Products and sums saturate: a header's dimensions are bounded, but not so
 /// tightly that every configuration's product fits 64 bits.
-pub fn estimate(shape: &ModelShape, config: &LlamaConfig, backend: Backend) -> LlamaEstimate {
+pub fn estimate_on(
+    shape: &ModelShape,
+    config: &LlamaConfig,
+    backend: Backend,
+    kernels: CpuKernels,
+) -> LlamaEstimate {
     let layers = shape.layers as usize;
     let all_layers = shape.layers.saturating_add(1);
     let gpu_layers = if backend.has_device() {
@@ -327,6 +360,8 @@ pub fn estimate(shape: &ModelShape, config: &LlamaConfig, backend: Backend) -> L
             add(&mut ram.weights, experts);
         } else {
             add(&mut ram.weights, bytes);
+            let matrices = shape.layer_matrices.get(il).map_or(&[][..], Vec::as_slice);
+            add(&mut ram.weights, MatrixBytes::repacked(matrices, kernels));
         }
     }
     if on_gpu(layers) {
@@ -336,6 +371,10 @@ pub fn estimate(shape: &ModelShape, config: &LlamaConfig, backend: Backend) -> L
         }
     } else {
         add(&mut ram.output_layer, shape.output_bytes);
+        add(
+            &mut ram.output_layer,
+            MatrixBytes::repacked(&shape.output_matrices, kernels),
+        );
     }
     if gpu_layers > 0 {
         add(&mut vram.weights, config.mmproj_bytes);
@@ -355,21 +394,26 @@ pub fn estimate(shape: &ModelShape, config: &LlamaConfig, backend: Backend) -> L
     });
     let mut widest_kv = 0u64;
     let mut full_layers = 0usize;
+    // One conversation's sliding-window cache: what a context checkpoint copies.
+    let mut window_row_bytes = 0u64;
     for il in 0..layers {
         let (k_width, v_width) = shape.kv_widths(il);
         widest_kv = widest_kv.max(k_width.saturating_add(v_width));
         let sliding = !config.swa_full && shape.sliding_layers.get(il).copied().unwrap_or(false);
+        let row = config
+            .cache_type_k
+            .row_bytes(k_width)
+            .saturating_add(config.cache_type_v.row_bytes(v_width));
         let layer_cells = match (sliding, window_cells) {
-            (true, Some(window)) => window,
+            (true, Some(window)) => {
+                add(&mut window_row_bytes, row);
+                window
+            }
             _ => {
                 full_layers += 1;
                 total_cells
             }
         };
-        let row = config
-            .cache_type_k
-            .row_bytes(k_width)
-            .saturating_add(config.cache_type_v.row_bytes(v_width));
         let bytes = layer_cells.saturating_mul(row);
         if on_gpu(il) {
             add(&mut vram.kv_cache, bytes);
@@ -385,14 +429,25 @@ pub fn estimate(shape: &ModelShape, config: &LlamaConfig, backend: Backend) -> L
         window_cells.unwrap_or(stream_cells)
     };
     let flash = config.flash_attention.enabled();
-    let mask = product(&[ubatch, attended, if flash { 2 } else { F32 }]);
+    let mask_cell = if flash { 2 } else { F32 };
+    let mut mask = product(&[ubatch, attended, mask_cell]);
+    // A model with both kinds of layers (gemma3's iSWA) has a mask per cache.
+    let sliding_layers = shape.sliding_layers.iter().filter(|&&s| s).count();
+    if shape.sliding_window.is_some() && sliding_layers > 0 && sliding_layers < layers {
+        let sliding_cells = if config.swa_full {
+            stream_cells
+        } else {
+            window_cells.unwrap_or(0)
+        };
+        add(&mut mask, product(&[ubatch, sliding_cells, mask_cell]));
+    }
     if gpu_layers > 0 {
         // With a GPU, the graph's heavy work runs there, also for the layers left in
         // RAM (their weights are copied over per batch); the host keeps the inputs,
         // the mask and the residual stream (measured: mask + 4 × ubatch × width).
         add(
             &mut vram.compute,
-            compute_bytes(shape, config, ubatch, attended, widest_kv, 4),
+            compute_bytes(shape, config, ubatch, attended, mask, widest_kv, 4),
         );
         add(
             &mut ram.compute,
@@ -401,7 +456,7 @@ pub fn estimate(shape: &ModelShape, config: &LlamaConfig, backend: Backend) -> L
     } else {
         add(
             &mut ram.compute,
-            compute_bytes(shape, config, ubatch, attended, widest_kv, 5),
+            compute_bytes(shape, config, ubatch, attended, mask, widest_kv, 5),
         );
     }
 
@@ -411,6 +466,29 @@ pub fn estimate(shape: &ModelShape, config: &LlamaConfig, backend: Backend) -> L
     add(&mut ram.overhead, product(&[slots, vocab, F32]));
     add(&mut ram.overhead, vocab.saturating_mul(VOCAB_ENTRY_BYTES));
     add(&mut ram.overhead, backend.ram_overhead(float_weights));
+    // Reading a prompt longer than a micro-batch leaves the runtime holding more
+    // (work buffers and the allocator's arenas, sized by the micro-batch's
+    // activations). Measured with prompts that fill the context, 11434 on the CPU:
+    // +3.2 to +3.5 MiB at width 512, +3.4 to +5.5 MiB at width 1024.
+    if u64::from(config.context) > ubatch {
+        add(&mut ram.overhead, LONG_PROMPT_RUNTIME);
+        add(&mut ram.overhead, product(&[ubatch, shape.embedding, 6]));
+    }
+    // The checkpoints of one conversation (more at once add as many again) and the
+    // prompt cache at its bound: both in RAM, whatever runs the layers.
+    let window = shape.sliding_window.unwrap_or(0).min(total_cells);
+    add(
+        &mut ram.overhead,
+        product(&[
+            u64::from(config.context_checkpoints),
+            window,
+            window_row_bytes,
+        ]),
+    );
+    add(
+        &mut ram.overhead,
+        u64::from(config.prompt_cache_mib).saturating_mul(MIB),
+    );
     if backend.has_device() {
         add(&mut vram.overhead, backend.vram_overhead(float_weights));
     }
@@ -443,6 +521,7 @@ fn compute_bytes(
     config: &LlamaConfig,
     ubatch: u64,
     attended_cells: u64,
+    mask: u64,
     widest_kv: u64,
     residual_tensors: u64,
 ) -> u64 {
@@ -455,7 +534,6 @@ fn compute_bytes(
     } else {
         shape.feed_forward
     };
-    let mask = product(&[ubatch, attended_cells, if flash { 2 } else { F32 }]);
     // gate, up and their product, plus the residual stream and norms (one of
     // those lives on the host when a GPU runs the graph).
     let widths = ffn_width

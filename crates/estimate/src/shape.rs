@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+use crate::repack::MatrixBytes;
 use switchyard_gguf::{GgufFile, Value};
 
 /// A model's memory-relevant shape.
@@ -35,6 +36,11 @@ pub struct ModelShape {
     /// Bytes of the routed experts inside each layer (what `--cpu-moe` keeps in RAM).
     #[ts(type = "Array<number>")]
     pub expert_bytes: Vec<u64>,
+    /// Each layer's weight matrices by type and row divisor: what the CPU backend
+    /// may repack.
+    pub layer_matrices: Vec<Vec<MatrixBytes>>,
+    /// The output projection's (the embeddings' when the output is tied).
+    pub output_matrices: Vec<MatrixBytes>,
     /// Token embeddings: llama.cpp always keeps them in RAM.
     #[ts(type = "number")]
     pub input_bytes: u64,
@@ -150,6 +156,14 @@ impl ModelShape {
 
         let mut layer_bytes = vec![0u64; layers as usize];
         let mut expert_bytes = vec![0u64; layers as usize];
+        let mut layer_matrices = vec![Vec::new(); layers as usize];
+        let (mut output_matrices, mut input_matrices) = (Vec::new(), Vec::new());
+        // A matrix's rows are its second dimension (a stack of experts is one).
+        let matrix = |list: &mut Vec<MatrixBytes>, tensor: &switchyard_gguf::TensorInfo| {
+            if let Some(&rows) = tensor.dims.get(1) {
+                MatrixBytes::add(list, tensor.ggml_type.name, rows, tensor.bytes);
+            }
+        };
         let (mut input_bytes, mut output_bytes, mut other_bytes) = (0u64, 0u64, 0u64);
         let mut float_layer_bytes = 0u64;
         let mut has_output = false;
@@ -165,11 +179,14 @@ impl ModelShape {
                 if tensor.name.contains("_exps.") {
                     add(&mut expert_bytes[il], tensor.bytes);
                 }
+                matrix(&mut layer_matrices[il], tensor);
             } else if tensor.name.starts_with("token_embd") {
                 add(&mut input_bytes, tensor.bytes);
+                matrix(&mut input_matrices, tensor);
             } else if tensor.name.starts_with("output") {
                 has_output |= tensor.name == "output.weight";
                 add(&mut output_bytes, tensor.bytes);
+                matrix(&mut output_matrices, tensor);
             } else {
                 add(&mut other_bytes, tensor.bytes);
             }
@@ -196,6 +213,12 @@ impl ModelShape {
             value_length,
             layer_bytes,
             expert_bytes,
+            layer_matrices,
+            output_matrices: if has_output {
+                output_matrices
+            } else {
+                input_matrices
+            },
             input_bytes,
             output_bytes,
             output_tied: !has_output,

@@ -74,6 +74,8 @@ impl LaunchPlan {
         if let Some(threads) = self.threads {
             args.value("-t", threads.to_string());
         }
+        args.value("--ctx-checkpoints", config.context_checkpoints.to_string());
+        args.value("--cache-ram", config.prompt_cache_mib.to_string());
         if let Some(file) = &self.api_key_file {
             args.always("--api-key-file", file.to_string_lossy());
         }
@@ -175,7 +177,7 @@ mod tests {
         for expected in [
             "-m /models/m.gguf",
             "--host 127.0.0.1 --port 8080",
-            "-c 8192 -np 2 -no-kvu -ctk q8_0 -ctv f16 -fa on -b 2048 -ub 512 -ngl 33 --n-cpu-moe 4 -t 6",
+            "-c 8192 -np 2 -no-kvu -ctk q8_0 -ctv f16 -fa on -b 2048 -ub 512 -ngl 33 --n-cpu-moe 4 -t 6 --ctx-checkpoints 3 --cache-ram 0",
             "--api-key-file /state/a.key -lv 4 --metrics --slots --jinja --reasoning-format deepseek --temp 0.3",
         ] {
             assert!(line.contains(expected), "{expected:?} missing in {line}");

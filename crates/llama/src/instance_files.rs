@@ -82,6 +82,8 @@ struct LlamaSection {
     kv_unified: Option<bool>,
     cpu_moe_layers: Option<u32>,
     swa_full: Option<bool>,
+    context_checkpoints: Option<u32>,
+    prompt_cache_mib: Option<u32>,
     api_key: Option<String>,
     reasoning: Option<ReasoningChoice>,
     #[serde(default)]
@@ -259,6 +261,10 @@ pub fn parse(path: &Path, text: &str) -> Result<InstanceFile> {
     config.kv_unified = llama.kv_unified.unwrap_or(config.kv_unified);
     config.cpu_moe_layers = llama.cpu_moe_layers.unwrap_or(config.cpu_moe_layers);
     config.swa_full = llama.swa_full.unwrap_or(config.swa_full);
+    config.context_checkpoints = llama
+        .context_checkpoints
+        .unwrap_or(config.context_checkpoints);
+    config.prompt_cache_mib = llama.prompt_cache_mib.unwrap_or(config.prompt_cache_mib);
     // A `model_id`'s path comes from the store later (`load_dir`); every other
     // field is checked now.
     let mut checked = spec.clone();

@@ -150,6 +150,8 @@ fn typical_model() -> ModelShape {
         value_length: 128,
         layer_bytes: vec![0; layers as usize],
         expert_bytes: vec![0; layers as usize],
+        layer_matrices: vec![Vec::new(); layers as usize],
+        output_matrices: Vec::new(),
         input_bytes: 0,
         output_bytes: 0,
         output_tied: false,

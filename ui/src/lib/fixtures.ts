@@ -476,6 +476,8 @@ export function fakeInstance(
     gpu_layers: 0,
     cpu_moe_layers: 0,
     swa_full: false,
+    context_checkpoints: 3,
+    prompt_cache_mib: 0,
     mmproj_bytes: 0,
   };
   return {
@@ -590,6 +592,10 @@ export function fakePreview(
         gpu_layers: 0,
         cpu_moe_layers: 0,
         swa_full: false,
+        context_checkpoints: 3,
+        prompt_cache_mib: 0,
+    context_checkpoints: 3,
+    prompt_cache_mib: 0,
         mmproj_bytes: 0,
       },
       gpu_layers: 0,

@@ -1,6 +1,8 @@
-//! Complete llama-architecture models with random weights and a working
-//! SentencePiece-style tokenizer and chat template: llama-server loads them and
-//! answers chat (with random text).
+//! Complete models with random weights and a working SentencePiece-style tokenizer
+//! and chat template, in the architectures whose memory differs: llama, qwen3
+//! (query and key norms), gemma3 (interleaved sliding-window attention, tied output,
+//! post-norms) and qwen3moe (routed experts). llama-server loads them and answers
+//! chat (with random text); `llama-quantize` turns their F16 form into any quant.
 
 use std::path::Path;
 
@@ -45,14 +47,51 @@ impl TensorType {
     }
 }
 
-/// The shape of a generated llama model.
+/// Which llama.cpp architecture the file declares, with what only it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Architecture {
+    #[default]
+    Llama,
+    /// RMS norms on each head's query and key.
+    Qwen3,
+    /// Five of every six layers attend to a window of `sliding_window` tokens
+    /// (llama.cpp's default pattern for gemma3); the output reuses the embeddings.
+    Gemma3 { sliding_window: u32 },
+    /// Every layer's feed-forward is `experts` routed experts of width
+    /// `expert_feed_forward`, `experts_used` of them per token.
+    Qwen3Moe {
+        experts: u32,
+        experts_used: u32,
+        expert_feed_forward: u32,
+    },
+}
+
+impl Architecture {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Llama => "llama",
+            Self::Qwen3 => "qwen3",
+            Self::Gemma3 { .. } => "gemma3",
+            Self::Qwen3Moe { .. } => "qwen3moe",
+        }
+    }
+
+    fn has_head_norms(self) -> bool {
+        !matches!(self, Self::Llama)
+    }
+}
+
+/// The shape of a generated model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LlamaSpec {
     pub name: String,
+    pub architecture: Architecture,
     pub layers: u32,
     pub embedding: u32,
     pub heads: u32,
     pub kv_heads: u32,
+    /// Width of one attention head; `None`: `embedding / heads`.
+    pub head_dim: Option<u32>,
     pub feed_forward: u32,
     /// At least 259 (3 special tokens and 256 byte tokens).
     pub vocab: u32,
@@ -66,10 +105,12 @@ impl Default for LlamaSpec {
     fn default() -> Self {
         Self {
             name: "switchyard-tiny-llama".into(),
+            architecture: Architecture::Llama,
             layers: 2,
             embedding: 64,
             heads: 4,
             kv_heads: 2,
+            head_dim: None,
             feed_forward: 128,
             vocab: 512,
             context: 2048,
@@ -92,6 +133,36 @@ const CONTROL: i32 = 3;
 const BYTE: i32 = 6;
 
 impl LlamaSpec {
+    /// A small F16 model of `architecture` whose widths K-quants take (multiples of
+    /// 256), for `llama-quantize`: 4 layers of width 512 (6 for gemma3, so one
+    /// layer in six attends to everything, as llama.cpp's gemma3 pattern has it).
+    pub fn quantizable(architecture: Architecture) -> Self {
+        let base = Self {
+            name: format!("switchyard-{}", architecture.name()),
+            architecture,
+            layers: 4,
+            embedding: 512,
+            heads: 8,
+            kv_heads: 2,
+            head_dim: Some(64),
+            feed_forward: 1536,
+            vocab: 8000,
+            context: 32_768,
+            tensor_type: TensorType::F16,
+            seed: 5,
+        };
+        match architecture {
+            Architecture::Gemma3 { .. } => Self {
+                layers: 6,
+                heads: 4,
+                kv_heads: 1,
+                head_dim: Some(256),
+                ..base
+            },
+            _ => base,
+        }
+    }
+
     pub fn write_to(&self, path: &Path) -> std::io::Result<()> {
         self.writer().write_to(path)
     }
@@ -111,20 +182,39 @@ impl LlamaSpec {
 
     fn writer_with(&self, chat_template: &str) -> GgufWriter {
         let mut gguf = GgufWriter::new();
-        let head_dim = self.embedding / self.heads.max(1);
-        gguf.string("general.architecture", "llama")
+        let arch = self.architecture.name();
+        let head_dim = self.head_dim.unwrap_or(self.embedding / self.heads.max(1));
+        let key = |suffix: &str| format!("{arch}.{suffix}");
+        gguf.string("general.architecture", arch)
             .string("general.name", &self.name)
             .u32("general.file_type", self.tensor_type.file_type())
-            .u32("llama.context_length", self.context)
-            .u32("llama.embedding_length", self.embedding)
-            .u32("llama.block_count", self.layers)
-            .u32("llama.feed_forward_length", self.feed_forward)
-            .u32("llama.attention.head_count", self.heads)
-            .u32("llama.attention.head_count_kv", self.kv_heads)
-            .u32("llama.rope.dimension_count", head_dim)
-            .kv("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5))
-            .kv("llama.rope.freq_base", Value::F32(10_000.0))
-            .u32("llama.vocab_size", self.vocab);
+            .u32(&key("context_length"), self.context)
+            .u32(&key("embedding_length"), self.embedding)
+            .u32(&key("block_count"), self.layers)
+            .u32(&key("feed_forward_length"), self.feed_forward)
+            .u32(&key("attention.head_count"), self.heads)
+            .u32(&key("attention.head_count_kv"), self.kv_heads)
+            .u32(&key("attention.key_length"), head_dim)
+            .u32(&key("attention.value_length"), head_dim)
+            .u32(&key("rope.dimension_count"), head_dim)
+            .kv(&key("attention.layer_norm_rms_epsilon"), Value::F32(1e-5))
+            .kv(&key("rope.freq_base"), Value::F32(10_000.0))
+            .u32(&key("vocab_size"), self.vocab);
+        match self.architecture {
+            Architecture::Gemma3 { sliding_window } => {
+                gguf.u32(&key("attention.sliding_window"), sliding_window);
+            }
+            Architecture::Qwen3Moe {
+                experts,
+                experts_used,
+                expert_feed_forward,
+            } => {
+                gguf.u32(&key("expert_count"), experts)
+                    .u32(&key("expert_used_count"), experts_used)
+                    .u32(&key("expert_feed_forward_length"), expert_feed_forward);
+            }
+            Architecture::Llama | Architecture::Qwen3 => {}
+        }
         self.tokenizer(&mut gguf, chat_template);
 
         let mut random = XorShift::new(self.seed);
@@ -133,30 +223,64 @@ impl LlamaSpec {
             u64::from(self.vocab),
             u64::from(self.feed_forward),
         );
+        let (head, attention_width) = (
+            u64::from(head_dim),
+            u64::from(head_dim) * u64::from(self.heads),
+        );
         let kv_width = u64::from(head_dim * self.kv_heads);
         let ty = self.tensor_type;
-        let mut matrix = |gguf: &mut GgufWriter, name: &str, cols: u64, rows: u64| {
+        let mut tensor = |gguf: &mut GgufWriter, name: &str, dims: &[u64]| {
             // Small values (±0.05) keep activations finite through the layers.
-            let values: Vec<f32> = (0..cols * rows).map(|_| random.symmetric(0.05)).collect();
-            gguf.tensor(name, &[cols, rows], ty.ggml_id(), ty.encode(&values));
+            let count: u64 = dims.iter().product();
+            let values: Vec<f32> = (0..count).map(|_| random.symmetric(0.05)).collect();
+            gguf.tensor(name, dims, ty.ggml_id(), ty.encode(&values));
         };
         let ones = |len: u64| vec![1.0f32; usize::try_from(len).unwrap_or(0)];
+        let norm = |gguf: &mut GgufWriter, name: &str, len: u64| {
+            gguf.tensor_f32(name, &[len], &ones(len));
+        };
 
-        matrix(&mut gguf, "token_embd.weight", embd, vocab);
+        tensor(&mut gguf, "token_embd.weight", &[embd, vocab]);
         for layer in 0..self.layers {
             let name = |part: &str| format!("blk.{layer}.{part}.weight");
-            gguf.tensor_f32(&name("attn_norm"), &[embd], &ones(embd));
-            matrix(&mut gguf, &name("attn_q"), embd, embd);
-            matrix(&mut gguf, &name("attn_k"), embd, kv_width);
-            matrix(&mut gguf, &name("attn_v"), embd, kv_width);
-            matrix(&mut gguf, &name("attn_output"), embd, embd);
-            gguf.tensor_f32(&name("ffn_norm"), &[embd], &ones(embd));
-            matrix(&mut gguf, &name("ffn_gate"), embd, ff);
-            matrix(&mut gguf, &name("ffn_down"), ff, embd);
-            matrix(&mut gguf, &name("ffn_up"), embd, ff);
+            norm(&mut gguf, &name("attn_norm"), embd);
+            tensor(&mut gguf, &name("attn_q"), &[embd, attention_width]);
+            tensor(&mut gguf, &name("attn_k"), &[embd, kv_width]);
+            tensor(&mut gguf, &name("attn_v"), &[embd, kv_width]);
+            tensor(&mut gguf, &name("attn_output"), &[attention_width, embd]);
+            if self.architecture.has_head_norms() {
+                norm(&mut gguf, &name("attn_q_norm"), head);
+                norm(&mut gguf, &name("attn_k_norm"), head);
+            }
+            norm(&mut gguf, &name("ffn_norm"), embd);
+            match self.architecture {
+                Architecture::Qwen3Moe {
+                    experts,
+                    expert_feed_forward,
+                    ..
+                } => {
+                    let (experts, width) = (u64::from(experts), u64::from(expert_feed_forward));
+                    tensor(&mut gguf, &name("ffn_gate_inp"), &[embd, experts]);
+                    tensor(&mut gguf, &name("ffn_gate_exps"), &[embd, width, experts]);
+                    tensor(&mut gguf, &name("ffn_down_exps"), &[width, embd, experts]);
+                    tensor(&mut gguf, &name("ffn_up_exps"), &[embd, width, experts]);
+                }
+                _ => {
+                    tensor(&mut gguf, &name("ffn_gate"), &[embd, ff]);
+                    tensor(&mut gguf, &name("ffn_down"), &[ff, embd]);
+                    tensor(&mut gguf, &name("ffn_up"), &[embd, ff]);
+                }
+            }
+            if let Architecture::Gemma3 { .. } = self.architecture {
+                norm(&mut gguf, &name("post_attention_norm"), embd);
+                norm(&mut gguf, &name("post_ffw_norm"), embd);
+            }
         }
-        gguf.tensor_f32("output_norm.weight", &[embd], &ones(embd));
-        matrix(&mut gguf, "output.weight", embd, vocab);
+        norm(&mut gguf, "output_norm.weight", embd);
+        // gemma3 ties its output to the embeddings, as the published models do.
+        if !matches!(self.architecture, Architecture::Gemma3 { .. }) {
+            tensor(&mut gguf, "output.weight", &[embd, vocab]);
+        }
         gguf
     }
 

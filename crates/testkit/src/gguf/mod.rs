@@ -8,5 +8,5 @@ mod quant;
 mod writer;
 
 pub use diffusion::{shared_sdxs_512, write_sdxs_512, SharedSdxs};
-pub use llama::{LlamaSpec, TensorType, THINKING_CHAT_TEMPLATE};
+pub use llama::{Architecture, LlamaSpec, TensorType, THINKING_CHAT_TEMPLATE};
 pub use writer::{GgufWriter, TensorSpec};
