@@ -594,8 +594,6 @@ export function fakePreview(
         swa_full: false,
         context_checkpoints: 3,
         prompt_cache_mib: 0,
-    context_checkpoints: 3,
-    prompt_cache_mib: 0,
         mmproj_bytes: 0,
       },
       gpu_layers: 0,
