@@ -19,7 +19,7 @@ pub use llama::{
     estimate, estimate_on, seed_formula, Backend, Breakdown, CacheType, EstimateSource,
     FlashAttention, LlamaConfig, LlamaEstimate,
 };
-pub use repack::{CpuKernels, MatrixBytes};
+pub use repack::{CpuKernels, EdgeTensor, MatrixBytes, TensorPlace};
 pub use shape::{ModelShape, NoShape};
 
 use switchyard_gguf::GgufFile;

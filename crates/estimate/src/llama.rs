@@ -21,7 +21,7 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use super::repack::{CpuKernels, MatrixBytes};
+use super::repack::{CpuKernels, EdgeTensor, MatrixBytes, TensorPlace};
 use super::shape::ModelShape;
 use switchyard_gguf::GgmlType;
 
@@ -376,6 +376,17 @@ pub fn estimate_on(
             MatrixBytes::repacked(&shape.output_matrices, kernels),
         );
     }
+    // Repacked tensors at either end of the file's data are outside the mapping.
+    let in_ram = |place: TensorPlace| match place {
+        TensorPlace::Layer(il) => !on_gpu(il as usize),
+        TensorPlace::Output => !on_gpu(layers),
+        TensorPlace::Fixed => true,
+    };
+    let unmapped =
+        EdgeTensor::unmapped_run(&shape.leading_tensors, kernels, in_ram).saturating_add(
+            EdgeTensor::unmapped_run(&shape.trailing_tensors, kernels, in_ram),
+        );
+    ram.weights = ram.weights.saturating_sub(unmapped);
     if gpu_layers > 0 {
         add(&mut vram.weights, config.mmproj_bytes);
     } else {

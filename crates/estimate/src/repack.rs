@@ -91,16 +91,21 @@ pub struct MatrixBytes {
     pub bytes: u64,
 }
 
+/// 8 when `rows` is a multiple of 8, 4 when of 4, else 1: all repacking asks.
+fn row_divisor(rows: u64) -> u8 {
+    if rows.is_multiple_of(8) {
+        8
+    } else if rows.is_multiple_of(4) {
+        4
+    } else {
+        1
+    }
+}
+
 impl MatrixBytes {
     /// Adds a matrix to a layer's list.
     pub fn add(list: &mut Vec<Self>, ggml_type: &str, rows: u64, bytes: u64) {
-        let rows_divisible_by = if rows.is_multiple_of(8) {
-            8
-        } else if rows.is_multiple_of(4) {
-            4
-        } else {
-            1
-        };
+        let rows_divisible_by = row_divisor(rows);
         match list
             .iter_mut()
             .find(|m| m.ggml_type == ggml_type && m.rows_divisible_by == rows_divisible_by)
@@ -119,6 +124,72 @@ impl MatrixBytes {
         list.iter()
             .filter(|m| kernels.repacks(&m.ggml_type, u64::from(m.rows_divisible_by)))
             .fold(0, |sum, m| sum.saturating_add(m.bytes))
+    }
+}
+
+/// Where a tensor at one end of the file's data belongs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum TensorPlace {
+    Layer(u32),
+    /// The output norm and projection: placed with the output layer.
+    Output,
+    /// Embeddings and anything else: always in RAM, never repacked (a row lookup
+    /// or no matrix product).
+    Fixed,
+}
+
+/// A tensor near one end of the file's data. The mapped buffer spans from the first
+/// to the last tensor it holds: repacked tensors at either end fall outside it
+/// (in the middle they stay mapped), so they are held once, not twice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct EdgeTensor {
+    pub place: TensorPlace,
+    pub ggml_type: String,
+    /// 0 for a vector (not a matrix); else as in [`MatrixBytes`].
+    pub rows_divisible_by: u8,
+    #[ts(type = "number")]
+    pub bytes: u64,
+}
+
+/// How many tensors of each end a shape keeps: runs of repacked matrices longer
+/// than this at an end are rare, and what is past it only makes the estimate high.
+pub const EDGE_TENSORS: usize = 64;
+
+impl EdgeTensor {
+    pub fn new(place: TensorPlace, ggml_type: &str, dims: &[u64], bytes: u64) -> Self {
+        Self {
+            place,
+            ggml_type: ggml_type.to_owned(),
+            rows_divisible_by: dims.get(1).map_or(0, |&rows| row_divisor(rows)),
+            bytes,
+        }
+    }
+
+    /// The bytes of the run of repacked tensors at this end (`tensors` from the end
+    /// inwards) that the mapped buffer leaves out. Tensors not in RAM (`in_ram`
+    /// false: on a GPU) are in no CPU buffer and do not end the run.
+    pub fn unmapped_run(
+        tensors: &[Self],
+        kernels: CpuKernels,
+        in_ram: impl Fn(TensorPlace) -> bool,
+    ) -> u64 {
+        let mut run = 0u64;
+        for tensor in tensors {
+            if !in_ram(tensor.place) {
+                continue;
+            }
+            let repacked = tensor.place != TensorPlace::Fixed
+                && tensor.rows_divisible_by > 0
+                && kernels.repacks(&tensor.ggml_type, u64::from(tensor.rows_divisible_by));
+            if !repacked {
+                break;
+            }
+            run = run.saturating_add(tensor.bytes);
+        }
+        run
     }
 }
 
@@ -147,6 +218,43 @@ mod tests {
         assert!(kernels.repacks("Q8_0", 12));
         assert!(!kernels.repacks("Q6_K", 12));
         assert!(!kernels.repacks("IQ4_XS", 1024));
+    }
+
+    #[test]
+    fn a_run_of_repacked_tensors_at_an_end_leaves_the_mapping() {
+        let tensor = |place, ty, rows, bytes| EdgeTensor::new(place, ty, &[256, rows], bytes);
+        let end = [
+            tensor(TensorPlace::Layer(7), "Q4_K", 1024, 10),
+            tensor(TensorPlace::Layer(7), "Q4_K", 1024, 20),
+            EdgeTensor::new(TensorPlace::Layer(7), "F32", &[256], 1),
+            tensor(TensorPlace::Layer(7), "Q4_K", 1024, 40),
+        ];
+        let everything_in_ram = |_| true;
+        assert_eq!(
+            EdgeTensor::unmapped_run(&end, CpuKernels::X86Avx2, everything_in_ram),
+            30,
+            "a norm (a vector, mapped) ends the run"
+        );
+        assert_eq!(
+            EdgeTensor::unmapped_run(&end, CpuKernels::None, everything_in_ram),
+            0
+        );
+        let embeddings = [tensor(TensorPlace::Fixed, "Q4_K", 1024, 10)];
+        assert_eq!(
+            EdgeTensor::unmapped_run(&embeddings, CpuKernels::X86Avx2, everything_in_ram),
+            0,
+            "the embeddings are looked up, never repacked"
+        );
+        // A layer on the GPU is in no CPU buffer: the run goes on past it.
+        let offloaded = [
+            tensor(TensorPlace::Layer(8), "Q6_K", 1024, 5),
+            tensor(TensorPlace::Layer(7), "Q4_K", 1024, 10),
+        ];
+        let layer_8_on_gpu = |place| place != TensorPlace::Layer(8);
+        assert_eq!(
+            EdgeTensor::unmapped_run(&offloaded, CpuKernels::X86Avx2, layer_8_on_gpu),
+            10
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::repack::MatrixBytes;
+use crate::repack::{EdgeTensor, MatrixBytes, TensorPlace, EDGE_TENSORS};
 use switchyard_gguf::{GgufFile, Value};
 
 /// A model's memory-relevant shape.
@@ -41,6 +41,10 @@ pub struct ModelShape {
     pub layer_matrices: Vec<Vec<MatrixBytes>>,
     /// The output projection's (the embeddings' when the output is tied).
     pub output_matrices: Vec<MatrixBytes>,
+    /// The first and the last tensors of the file's data, each from its end inwards
+    /// (at most [`EDGE_TENSORS`]): repacked ones there are not mapped as well.
+    pub leading_tensors: Vec<EdgeTensor>,
+    pub trailing_tensors: Vec<EdgeTensor>,
     /// Token embeddings: llama.cpp always keeps them in RAM.
     #[ts(type = "number")]
     pub input_bytes: u64,
@@ -191,6 +195,23 @@ impl ModelShape {
                 add(&mut other_bytes, tensor.bytes);
             }
         }
+        let mut in_file_order: Vec<&switchyard_gguf::TensorInfo> = file.tensors.iter().collect();
+        in_file_order.sort_by_key(|tensor| tensor.offset);
+        let edge = |tensor: &&switchyard_gguf::TensorInfo| {
+            let place = match layer_index(&tensor.name).filter(|&il| il < layers as usize) {
+                Some(il) => TensorPlace::Layer(u32::try_from(il).unwrap_or(u32::MAX)),
+                None if tensor.name.starts_with("output") => TensorPlace::Output,
+                None => TensorPlace::Fixed,
+            };
+            EdgeTensor::new(place, tensor.ggml_type.name, &tensor.dims, tensor.bytes)
+        };
+        let leading_tensors = in_file_order.iter().take(EDGE_TENSORS).map(edge).collect();
+        let trailing_tensors = in_file_order
+            .iter()
+            .rev()
+            .take(EDGE_TENSORS)
+            .map(edge)
+            .collect();
         let vocab = match file.get("tokenizer.ggml.tokens").and_then(Value::array_len) {
             Some(tokens) => tokens as u64,
             None => dimension("vocab_size", MAX_VOCAB)?.unwrap_or(0),
@@ -219,6 +240,8 @@ impl ModelShape {
             } else {
                 input_matrices
             },
+            leading_tensors,
+            trailing_tensors,
             input_bytes,
             output_bytes,
             output_tied: !has_output,

@@ -152,6 +152,8 @@ fn typical_model() -> ModelShape {
         expert_bytes: vec![0; layers as usize],
         layer_matrices: vec![Vec::new(); layers as usize],
         output_matrices: Vec::new(),
+        leading_tensors: Vec::new(),
+        trailing_tensors: Vec::new(),
         input_bytes: 0,
         output_bytes: 0,
         output_tied: false,
