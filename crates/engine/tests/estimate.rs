@@ -724,6 +724,34 @@ fn every_model_and_cache_buffer_counts_and_compute_is_the_last_reserve() {
 }
 
 #[test]
+fn the_runtime_is_what_the_process_held_once_loaded_beyond_the_buffers_it_wrote() {
+    let shape = kit_model(32_000);
+    let estimated = estimate(&shape, &config(4096), Backend::Cpu);
+    let mut measured = parse_llama_log(CPU_LOG);
+    let written = measured.ram.weights + measured.ram.kv_cache + measured.ram.overhead;
+    measured.rss_bytes = Some(written + 40 * MIB);
+    let calibrated = apply_measured(&estimated, &measured);
+    assert_eq!(calibrated.runtime_bytes, 40 * MIB);
+    assert_eq!(
+        calibrated.ram.overhead - estimated.ram.overhead,
+        40 * MIB - estimated.runtime_bytes,
+        "only the runtime is replaced; what grows with use stays estimated"
+    );
+    // A runtime within the warm-up's few pages of the formula is noise.
+    measured.rss_bytes = Some(written + estimated.runtime_bytes + 2 * MIB);
+    assert_eq!(
+        apply_measured(&estimated, &measured).runtime_bytes,
+        estimated.runtime_bytes
+    );
+    // Without the RSS (or with less than the buffers) the formula's runtime stays.
+    measured.rss_bytes = Some(written / 2);
+    assert_eq!(
+        apply_measured(&estimated, &measured).runtime_bytes,
+        estimated.runtime_bytes
+    );
+}
+
+#[test]
 fn a_log_missing_a_buffer_never_replaces_the_formula_with_nothing() {
     let shape = kit_model(32_000);
     let estimated = estimate(&shape, &config(4096), Backend::Cpu);

@@ -32,6 +32,13 @@ use switchyard_base::fs_atomic;
 
 const MIB: f64 = 1024.0 * 1024.0;
 
+/// What the RSS once loaded holds beyond the runtime: the pages of the compute
+/// buffer that llama.cpp's warm-up batch touched (measured: 1.5–2 MiB on the CPU
+/// for every model of the estimator's real test). A measured runtime closer to the
+/// formula than twice that is noise; a farther one (another backend's libraries, a
+/// build the formula does not know) replaces it.
+const RUNTIME_NOISE: u64 = 4 * 1024 * 1024;
+
 /// Taken while the file is read, changed and written.
 const LOCK_FILE: &str = "calibration.lock";
 
@@ -51,6 +58,19 @@ pub struct MeasuredMemory {
 impl MeasuredMemory {
     pub fn is_empty(&self) -> bool {
         self.ram.total() == 0 && self.vram.total() == 0
+    }
+
+    /// The process's own runtime in RAM: its resident memory once loaded beyond the
+    /// model, the caches and the logits, which loading wrote. (The compute buffer is
+    /// left out: only the warm-up batch has touched a little of it by then, which
+    /// this keeps, on the safe side.)
+    pub fn runtime_bytes(&self) -> Option<u64> {
+        let written = self
+            .ram
+            .weights
+            .saturating_add(self.ram.kv_cache)
+            .saturating_add(self.ram.overhead);
+        self.rss_bytes?.checked_sub(written)
     }
 }
 
@@ -118,7 +138,9 @@ pub fn parse_llama_log(log: &str) -> MeasuredMemory {
 }
 
 /// Replaces the formula's weights, KV cache and compute buffers with measured
-/// ones; the runtime overhead, which no log line shows, stays estimated. A part the
+/// ones, and its runtime with the measured runtime (the RSS once loaded beyond the
+/// buffers loading wrote); what grows with use (a long prompt's work buffers, the
+/// checkpoints and the prompt cache at their bounds) stays estimated. A part the
 /// log did not show at all (a line llama-server words differently one day) keeps
 /// the formula's figure: a partial reading never makes a model look smaller.
 pub fn apply(estimate: &LlamaEstimate, measured: &MeasuredMemory) -> LlamaEstimate {
@@ -153,9 +175,24 @@ pub fn apply(estimate: &LlamaEstimate, measured: &MeasuredMemory) -> LlamaEstima
         },
         overhead: estimated.overhead,
     };
+    let mut ram = merge(&estimate.ram, &measured.ram);
+    let mut runtime_bytes = estimate.runtime_bytes;
+    let differs = |runtime: &u64| runtime.abs_diff(estimate.runtime_bytes) > RUNTIME_NOISE;
+    if let Some(measured_runtime) = measured
+        .runtime_bytes()
+        .filter(|_| weights_seen && kv_seen)
+        .filter(differs)
+    {
+        ram.overhead = ram
+            .overhead
+            .saturating_sub(estimate.runtime_bytes)
+            .saturating_add(measured_runtime);
+        runtime_bytes = measured_runtime;
+    }
     LlamaEstimate {
-        ram: merge(&estimate.ram, &measured.ram),
+        ram,
         vram: merge(&estimate.vram, &measured.vram),
+        runtime_bytes,
         source: EstimateSource::Measured,
         ..estimate.clone()
     }

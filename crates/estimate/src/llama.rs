@@ -270,6 +270,11 @@ pub struct LlamaEstimate {
     pub gpu_layers: u32,
     pub ram: Breakdown,
     pub vram: Breakdown,
+    /// The part of `ram.overhead` that is the process's own runtime once loaded
+    /// (binary, libraries, threads, tokenizer): what calibration replaces with the
+    /// measured figure.
+    #[ts(type = "number")]
+    pub runtime_bytes: u64,
     pub source: EstimateSource,
 }
 
@@ -475,8 +480,10 @@ pub fn estimate_on(
     let vocab = u64::from(shape.vocab);
     let float_weights = shape.float_weights;
     add(&mut ram.overhead, product(&[slots, vocab, F32]));
-    add(&mut ram.overhead, vocab.saturating_mul(VOCAB_ENTRY_BYTES));
-    add(&mut ram.overhead, backend.ram_overhead(float_weights));
+    let runtime_bytes = vocab
+        .saturating_mul(VOCAB_ENTRY_BYTES)
+        .saturating_add(backend.ram_overhead(float_weights));
+    add(&mut ram.overhead, runtime_bytes);
     // Reading a prompt longer than a micro-batch leaves the runtime holding more
     // (work buffers and the allocator's arenas, sized by the micro-batch's
     // activations). Measured with prompts that fill the context, 11434 on the CPU:
@@ -514,6 +521,7 @@ pub fn estimate_on(
         gpu_layers,
         ram,
         vram,
+        runtime_bytes,
         source: EstimateSource::Estimated,
     }
 }

@@ -12,4 +12,10 @@ config: LlamaConfig,
 /**
  * Layers (of `layers + 1`, the output layer counting as one) on the GPU.
  */
-gpu_layers: number, ram: Breakdown, vram: Breakdown, source: EstimateSource, };
+gpu_layers: number, ram: Breakdown, vram: Breakdown, 
+/**
+ * The part of `ram.overhead` that is the process's own runtime once loaded
+ * (binary, libraries, threads, tokenizer): what calibration replaces with the
+ * measured figure.
+ */
+runtime_bytes: number, source: EstimateSource, };

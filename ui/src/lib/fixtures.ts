@@ -599,6 +599,7 @@ export function fakePreview(
       gpu_layers: 0,
       ram: { weights: 4400 * MiB, output_layer: 400 * MiB, kv_cache: 512 * MiB, compute: 300 * MiB, overhead: 16 * MiB },
       vram: { weights: 0, output_layer: 0, kv_cache: 0, compute: 0, overhead: 0 },
+      runtime_bytes: 15 * MiB,
       source,
     },
     notes: ['All layers in RAM (no GPU).'],
