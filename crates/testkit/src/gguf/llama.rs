@@ -194,12 +194,16 @@ impl LlamaSpec {
             .u32(&key("feed_forward_length"), self.feed_forward)
             .u32(&key("attention.head_count"), self.heads)
             .u32(&key("attention.head_count_kv"), self.kv_heads)
-            .u32(&key("attention.key_length"), head_dim)
-            .u32(&key("attention.value_length"), head_dim)
             .u32(&key("rope.dimension_count"), head_dim)
             .kv(&key("attention.layer_norm_rms_epsilon"), Value::F32(1e-5))
             .kv(&key("rope.freq_base"), Value::F32(10_000.0))
             .u32(&key("vocab_size"), self.vocab);
+        // Only a head width other than `embedding / heads` is written (llama.cpp
+        // derives it otherwise), so the tiny model's file stays byte for byte as it was.
+        if self.head_dim.is_some() {
+            gguf.u32(&key("attention.key_length"), head_dim)
+                .u32(&key("attention.value_length"), head_dim);
+        }
         match self.architecture {
             Architecture::Gemma3 { sliding_window } => {
                 gguf.u32(&key("attention.sliding_window"), sliding_window);
