@@ -1,0 +1,487 @@
+//! How fast llama-server will generate: one token reads every active weight once
+//! (all of a dense model, the used share of a mixture of experts' routed experts)
+//! and the KV cache so far, so its time is those bytes ÷ the bandwidth of the
+//! memory they live in, plus a runtime cost per token and per layer (building and
+//! scheduling the graph, thread barriers, sampling) that no bandwidth explains.
+//!
+//! The runtime costs and the share of the probe's bandwidth llama.cpp reaches were
+//! measured with llama-server 11434 (`-t 2`, CPU build) on this repository's CI
+//! machine (2-core AMD EPYC, probe 13.9 GB/s) over generated Q4_K_M, Q8_0 and F16
+//! llama models of 20–600 MB (`cargo run --release -p bench -- speed`): see
+//! [`CPU_RUNTIME`]. A GPU's costs were not measured here (no GPU build at hand); its
+//! figures are llama.cpp's published CUDA decode results, stated in [`GPU_RUNTIME`].
+//!
+//! A measured speed for the same model and configuration (llama-server's own
+//! timings after a run, kept by [`Calibration`]) replaces the formula.
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use super::calibration::Calibration;
+use super::llama::{Backend, CacheType, EstimateSource, LlamaEstimate};
+use super::shape::ModelShape;
+use switchyard_gguf::GgmlType;
+
+/// Memory bandwidth where a model's layers can live, in bytes per second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct Bandwidth {
+    /// Measured by a streaming read over all cores.
+    #[ts(type = "number")]
+    pub ram_bytes_per_second: u64,
+    /// The GPU's specification, where its driver states it.
+    #[ts(type = "number | null")]
+    pub gpu_bytes_per_second: Option<u64>,
+}
+
+/// What a token costs besides reading memory, and how much of the bandwidth the
+/// runtime's kernels reach.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RuntimeCost {
+    /// Per token: sampling, the HTTP slot's bookkeeping, building the graph.
+    pub per_token_seconds: f64,
+    /// Per layer and token: the layer's nodes scheduled and the threads'
+    /// barriers between them.
+    pub per_layer_seconds: f64,
+    /// Share of the bandwidth figure the matrix-vector kernels reach.
+    pub bandwidth_share: f64,
+}
+
+/// The CPU backend, fitted to `bench speed` on the 2-core EPYC (probe 13.9 GB/s):
+/// a model of a few layers and 20 MB generates at ~600 tokens/s, whose 1.6 ms are
+/// 0.7 ms per token and ~0.1 ms per layer; large models reach 80 % of the probe.
+pub const CPU_RUNTIME: RuntimeCost = RuntimeCost {
+    per_token_seconds: 0.000_7,
+    per_layer_seconds: 0.000_1,
+    bandwidth_share: 0.8,
+};
+
+/// A GPU backend: not measured here. CUDA graphs make a token cost a few launches
+/// (~20 µs per layer with the graph's copies) and decode kernels reach about 80 %
+/// of the specified bandwidth (llama.cpp's published H100/4090 decode figures:
+/// ~150 tokens/s for a 4.4 GiB 7B Q4_K_M on a 1 TB/s card).
+pub const GPU_RUNTIME: RuntimeCost = RuntimeCost {
+    per_token_seconds: 0.000_3,
+    per_layer_seconds: 0.000_02,
+    bandwidth_share: 0.8,
+};
+
+/// Generated tokens a run needs before its speed counts as measured: the first few
+/// tokens include warm-up that a conversation does not see again.
+pub const MIN_MEASURED_TOKENS: u32 = 16;
+
+/// Tokens a conversation has in its cache when speed is predicted without one
+/// named: a short exchange.
+pub const TYPICAL_CONTEXT_TOKENS: u32 = 512;
+
+/// A speed prediction and what it rests on.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct SpeedEstimate {
+    /// Tokens per second while generating.
+    pub generation_tokens_per_second: f64,
+    /// `measured`: llama-server's own timing of a run of this model and
+    /// configuration.
+    pub source: EstimateSource,
+}
+
+/// Bytes one generated token reads, by where they live: (RAM, GPU).
+fn bytes_per_token(
+    shape: &ModelShape,
+    estimate: &LlamaEstimate,
+    context_tokens: u32,
+) -> (f64, f64) {
+    let layers = shape.layers as usize;
+    let all_layers = shape.layers.saturating_add(1);
+    // llama.cpp offloads from the top; the output layer (index `layers`) first.
+    let first_gpu_layer = all_layers.saturating_sub(estimate.gpu_layers) as usize;
+    let on_gpu = |il: usize| estimate.gpu_layers > 0 && il >= first_gpu_layer;
+    let config = &estimate.config;
+    let expert_share = if shape.is_moe() && shape.expert_used > 0 {
+        f64::from(shape.expert_used.min(shape.expert_count)) / f64::from(shape.expert_count)
+    } else {
+        1.0
+    };
+    let (mut ram, mut gpu) = (0.0, 0.0);
+    let mut place = |gpu_side: bool, bytes: f64| {
+        if gpu_side {
+            gpu += bytes;
+        } else {
+            ram += bytes;
+        }
+    };
+    for il in 0..layers {
+        let all = shape.layer_bytes.get(il).copied().unwrap_or(0) as f64;
+        let experts = shape.expert_bytes.get(il).copied().unwrap_or(0) as f64;
+        let experts_in_ram = il < config.cpu_moe_layers as usize;
+        place(on_gpu(il), all - experts);
+        place(on_gpu(il) && !experts_in_ram, experts * expert_share);
+        // The cache so far: every cell of a full-attention layer, a sliding
+        // layer's window.
+        let sliding = !config.swa_full && shape.sliding_layers.get(il).copied().unwrap_or(false);
+        let cells = match shape.sliding_window {
+            Some(window) if sliding => window.min(u64::from(context_tokens)),
+            _ => u64::from(context_tokens),
+        };
+        let (k_width, v_width) = shape.kv_widths(il);
+        let row = row_bytes(config.cache_type_k, k_width) + row_bytes(config.cache_type_v, v_width);
+        place(on_gpu(il), (cells * row) as f64);
+    }
+    // The output projection, or the embeddings it reuses; the input embeddings
+    // are one row per token, nothing.
+    let output = if shape.output_tied {
+        shape.input_bytes
+    } else {
+        shape.output_bytes
+    };
+    place(on_gpu(layers), output as f64);
+    (ram, gpu)
+}
+
+fn row_bytes(cache: CacheType, width: u64) -> u64 {
+    let name = cache.flag().to_ascii_uppercase();
+    GgmlType::all()
+        .iter()
+        .find(|ty| ty.name == name)
+        .and_then(|ty| ty.bytes_for(width))
+        .unwrap_or(width.saturating_mul(2))
+}
+
+/// The runtime that runs the layers: a GPU backend's when any layer is offloaded.
+fn runtime(backend: Backend, gpu_layers: u32) -> RuntimeCost {
+    if backend == Backend::Cpu || gpu_layers == 0 {
+        CPU_RUNTIME
+    } else {
+        GPU_RUNTIME
+    }
+}
+
+/// The bandwidth of the GPU's memory; Apple's unified memory is RAM when its
+/// figure is unknown. `None` for a discrete GPU that does not say.
+fn gpu_bandwidth(backend: Backend, bandwidth: Bandwidth) -> Option<f64> {
+    match (bandwidth.gpu_bytes_per_second, backend) {
+        (Some(gpu), _) => Some(gpu as f64),
+        (None, Backend::Metal) => Some(bandwidth.ram_bytes_per_second as f64),
+        (None, _) => None,
+    }
+}
+
+/// Predicted generation speed (tokens per second) of a model placed as
+/// `estimate` places it, with `context_tokens` already in its cache. `None`
+/// when a part's bandwidth is unknown.
+pub fn predict_generation(
+    shape: &ModelShape,
+    estimate: &LlamaEstimate,
+    bandwidth: Bandwidth,
+    context_tokens: u32,
+) -> Option<f64> {
+    let (ram_bytes, gpu_bytes) = bytes_per_token(shape, estimate, context_tokens);
+    let cost = runtime(estimate.backend, estimate.gpu_layers);
+    let ram_seconds = seconds_to_read(
+        ram_bytes,
+        bandwidth.ram_bytes_per_second as f64,
+        CPU_RUNTIME,
+    )?;
+    let gpu_seconds = if gpu_bytes > 0.0 {
+        seconds_to_read(
+            gpu_bytes,
+            gpu_bandwidth(estimate.backend, bandwidth)?,
+            GPU_RUNTIME,
+        )?
+    } else {
+        0.0
+    };
+    let overhead = cost.per_token_seconds + cost.per_layer_seconds * f64::from(shape.layers);
+    Some(1.0 / (ram_seconds + gpu_seconds + overhead))
+}
+
+fn seconds_to_read(bytes: f64, bytes_per_second: f64, cost: RuntimeCost) -> Option<f64> {
+    if bytes <= 0.0 {
+        return Some(0.0);
+    }
+    let reached = bytes_per_second * cost.bandwidth_share;
+    (reached > 0.0).then(|| bytes / reached)
+}
+
+/// The prediction, or llama-server's measured speed for this model and
+/// configuration where a run recorded one.
+pub fn speed_estimate(
+    calibration: &Calibration,
+    model_id: &str,
+    shape: &ModelShape,
+    estimate: &LlamaEstimate,
+    bandwidth: Option<Bandwidth>,
+) -> Option<SpeedEstimate> {
+    if let Some(measured) = calibration.speed(model_id, &estimate.config, estimate.backend) {
+        return Some(SpeedEstimate {
+            generation_tokens_per_second: measured.generation_tokens_per_second,
+            source: EstimateSource::Measured,
+        });
+    }
+    let predicted = predict_generation(shape, estimate, bandwidth?, TYPICAL_CONTEXT_TOKENS)?;
+    Some(SpeedEstimate {
+        generation_tokens_per_second: predicted,
+        source: EstimateSource::Estimated,
+    })
+}
+
+/// Generation speed of a dense model known only by its weights' size and layer
+/// count (a curated list, "models up to N GiB"), all of it in one memory of
+/// `bytes_per_second`, at a short conversation.
+pub fn predict_from_size(
+    weights_bytes: u64,
+    layers: u32,
+    bytes_per_second: u64,
+    on_gpu: bool,
+) -> Option<f64> {
+    let cost = if on_gpu { GPU_RUNTIME } else { CPU_RUNTIME };
+    let read = seconds_to_read(weights_bytes as f64, bytes_per_second as f64, cost)?;
+    let overhead = cost.per_token_seconds + cost.per_layer_seconds * f64::from(layers);
+    Some(1.0 / (read + overhead))
+}
+
+/// The largest weights (bytes) a dense model of `layers` layers can have and still
+/// generate `tokens_per_second` from a memory of `bytes_per_second`: the inverse
+/// of [`predict_from_size`]. 0 when the runtime's own cost is already too slow.
+pub fn max_bytes_at_speed(
+    tokens_per_second: f64,
+    layers: u32,
+    bytes_per_second: u64,
+    on_gpu: bool,
+) -> u64 {
+    let cost = if on_gpu { GPU_RUNTIME } else { CPU_RUNTIME };
+    if tokens_per_second <= 0.0 {
+        return u64::MAX;
+    }
+    let overhead = cost.per_token_seconds + cost.per_layer_seconds * f64::from(layers);
+    let left = 1.0 / tokens_per_second - overhead;
+    if left <= 0.0 {
+        return 0;
+    }
+    (left * bytes_per_second as f64 * cost.bandwidth_share) as u64
+}
+
+/// "about 3 tokens/s", "about 25 tokens/s": what people read.
+pub fn describe_speed(tokens_per_second: f64) -> String {
+    if tokens_per_second < 1.0 {
+        "under 1 token/s".to_owned()
+    } else if tokens_per_second < 10.0 {
+        format!("about {tokens_per_second:.0} tokens/s")
+    } else {
+        // Two significant digits: the prediction is not finer than that.
+        let magnitude = 10f64.powf(tokens_per_second.log10().floor() - 1.0);
+        let rounded = (tokens_per_second / magnitude).round() * magnitude;
+        format!("about {rounded:.0} tokens/s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calibration::MeasuredSpeed;
+    use crate::llama::{estimate, LlamaConfig};
+
+    const MB: u64 = 1_000_000;
+    const GB_S: u64 = 1_000_000_000;
+
+    /// A dense model of `layers` layers of `layer_mb` each, a 50 MB output layer and
+    /// 50 MB of embeddings; one KV head of 128 wide per layer.
+    fn dense(layers: u32, layer_mb: u64) -> ModelShape {
+        let n = layers as usize;
+        ModelShape {
+            architecture: "llama".into(),
+            layers,
+            embedding: 1024,
+            feed_forward: 4096,
+            vocab: 32_000,
+            heads: vec![8; n],
+            kv_heads: vec![1; n],
+            key_length: 128,
+            value_length: 128,
+            layer_bytes: vec![layer_mb * MB; n],
+            expert_bytes: vec![0; n],
+            input_bytes: 50 * MB,
+            output_bytes: 50 * MB,
+            output_tied: false,
+            other_bytes: 0,
+            expert_count: 0,
+            expert_used: 0,
+            expert_feed_forward: 0,
+            shared_expert_feed_forward: 0,
+            sliding_window: None,
+            sliding_layers: vec![false; n],
+            trained_context: Some(32_768),
+            float_weights: false,
+        }
+    }
+
+    fn on(backend: Backend, gpu_layers: u32) -> (LlamaConfig, Backend) {
+        let config = LlamaConfig {
+            gpu_layers,
+            ..LlamaConfig::default()
+        };
+        (config, backend)
+    }
+
+    fn predict(
+        shape: &ModelShape,
+        (config, backend): (LlamaConfig, Backend),
+        bandwidth: Bandwidth,
+    ) -> f64 {
+        let planned = estimate(shape, &config, backend);
+        predict_generation(shape, &planned, bandwidth, 0).expect("a prediction")
+    }
+
+    fn ram_only(gb_per_second: u64) -> Bandwidth {
+        Bandwidth {
+            ram_bytes_per_second: gb_per_second * GB_S,
+            gpu_bytes_per_second: None,
+        }
+    }
+
+    fn seconds(bytes: u64, bandwidth: u64, cost: RuntimeCost, layers: u32) -> f64 {
+        bytes as f64 / (bandwidth as f64 * cost.bandwidth_share)
+            + cost.per_token_seconds
+            + cost.per_layer_seconds * f64::from(layers)
+    }
+
+    #[test]
+    fn a_dense_model_reads_its_layers_and_output_but_not_its_embeddings() {
+        let shape = dense(10, 100);
+        let speed = predict(&shape, on(Backend::Cpu, 0), ram_only(20));
+        // 10 × 100 MB of layers and the 50 MB output layer.
+        let expected = 1.0 / seconds(1050 * MB, 20 * GB_S, CPU_RUNTIME, 10);
+        assert!((speed - expected).abs() < 1e-9, "{speed} vs {expected}");
+        // Tied output: the embeddings are read as the output projection.
+        let tied = ModelShape {
+            output_tied: true,
+            output_bytes: 0,
+            input_bytes: 80 * MB,
+            ..shape
+        };
+        let speed = predict(&tied, on(Backend::Cpu, 0), ram_only(20));
+        let expected = 1.0 / seconds(1080 * MB, 20 * GB_S, CPU_RUNTIME, 10);
+        assert!((speed - expected).abs() < 1e-9, "{speed} vs {expected}");
+    }
+
+    #[test]
+    fn a_mixture_of_experts_reads_only_the_experts_it_uses() {
+        // Each 100 MB layer holds 80 MB of experts, 2 of 8 used: 20 + 20 MB read.
+        let moe = ModelShape {
+            expert_bytes: vec![80 * MB; 10],
+            expert_count: 8,
+            expert_used: 2,
+            ..dense(10, 100)
+        };
+        let speed = predict(&moe, on(Backend::Cpu, 0), ram_only(20));
+        let expected = 1.0 / seconds((10 * 40 + 50) * MB, 20 * GB_S, CPU_RUNTIME, 10);
+        assert!((speed - expected).abs() < 1e-9, "{speed} vs {expected}");
+        assert!(speed > 2.0 * predict(&dense(10, 100), on(Backend::Cpu, 0), ram_only(20)));
+    }
+
+    #[test]
+    fn gpu_layers_are_read_at_the_gpu_bandwidth() {
+        let shape = dense(10, 100);
+        let machine = Bandwidth {
+            ram_bytes_per_second: 20 * GB_S,
+            gpu_bytes_per_second: Some(1000 * GB_S),
+        };
+        let cpu = predict(&shape, on(Backend::Cpu, 0), machine);
+        let all = predict(&shape, on(Backend::Cuda, 11), machine);
+        let expected = 1.0 / seconds(1050 * MB, 1000 * GB_S, GPU_RUNTIME, 10);
+        assert!((all - expected).abs() < 1e-6, "{all} vs {expected}");
+        // Half the layers (and the output layer) on the GPU: the RAM half
+        // dominates.
+        let half = predict(&shape, on(Backend::Cuda, 6), machine);
+        let ram_half = (500 * MB) as f64 / (20.0 * GB_S as f64 * CPU_RUNTIME.bandwidth_share);
+        let gpu_half = (550 * MB) as f64 / (1000.0 * GB_S as f64 * GPU_RUNTIME.bandwidth_share);
+        let overhead = GPU_RUNTIME.per_token_seconds + GPU_RUNTIME.per_layer_seconds * 10.0;
+        let expected = 1.0 / (ram_half + gpu_half + overhead);
+        assert!((half - expected).abs() < 1e-6, "{half} vs {expected}");
+        assert!(cpu < half && half < all, "{cpu} < {half} < {all}");
+        // A discrete GPU whose bandwidth is unknown: no figure, rather than a guess.
+        let planned = estimate(&shape, &on(Backend::Cuda, 11).0, Backend::Cuda);
+        assert_eq!(predict_generation(&shape, &planned, ram_only(20), 0), None);
+    }
+
+    #[test]
+    fn the_kv_cache_read_slows_long_conversations() {
+        let shape = dense(10, 100);
+        let planned = estimate(&shape, &LlamaConfig::default(), Backend::Cpu);
+        let short = predict_generation(&shape, &planned, ram_only(20), 0).expect("a figure");
+        let long = predict_generation(&shape, &planned, ram_only(20), 4096).expect("a figure");
+        // 4096 cells × (128 + 128) f16 values × 10 layers = 21 MB more per token.
+        let expected = 1.0 / (1.0 / short + 4096.0 * 512.0 * 10.0 / (20e9 * 0.8));
+        assert!((long - expected).abs() < 1e-6, "{long} vs {expected}");
+    }
+
+    #[test]
+    fn a_measured_speed_replaces_the_formula_for_its_model_and_configuration_only() {
+        let shape = dense(10, 100);
+        let planned = estimate(&shape, &LlamaConfig::default(), Backend::Cpu);
+        let mut calibration = Calibration::default();
+        let measured = MeasuredSpeed {
+            generation_tokens_per_second: 7.5,
+            generated_tokens: 64,
+        };
+        calibration.record_speed("model-a", &planned.config, Backend::Cpu, measured);
+        let bandwidth = Some(ram_only(20));
+        let a = speed_estimate(&calibration, "model-a", &shape, &planned, bandwidth).expect("a");
+        assert_eq!(a.generation_tokens_per_second, 7.5);
+        assert_eq!(a.source, EstimateSource::Measured);
+        let b = speed_estimate(&calibration, "model-b", &shape, &planned, bandwidth).expect("b");
+        assert_eq!(b.source, EstimateSource::Estimated);
+        assert_ne!(b.generation_tokens_per_second, 7.5);
+        let other_context = estimate(
+            &shape,
+            &LlamaConfig {
+                context: 8192,
+                ..LlamaConfig::default()
+            },
+            Backend::Cpu,
+        );
+        let other = speed_estimate(&calibration, "model-a", &shape, &other_context, bandwidth);
+        assert_eq!(
+            other.map(|speed| speed.source),
+            Some(EstimateSource::Estimated)
+        );
+        // Without a bandwidth, only what was measured is known.
+        assert!(speed_estimate(&calibration, "model-b", &shape, &planned, None).is_none());
+        assert!(speed_estimate(&calibration, "model-a", &shape, &planned, None).is_some());
+    }
+
+    #[test]
+    fn a_run_of_a_few_tokens_is_not_a_measurement() {
+        let config = LlamaConfig::default();
+        let mut calibration = Calibration::default();
+        let short = MeasuredSpeed {
+            generation_tokens_per_second: 99.0,
+            generated_tokens: MIN_MEASURED_TOKENS - 1,
+        };
+        calibration.record_speed("model", &config, Backend::Cpu, short);
+        assert_eq!(calibration.speed("model", &config, Backend::Cpu), None);
+    }
+
+    #[test]
+    fn a_calibration_file_from_before_speeds_still_loads() {
+        let old: Calibration = serde_json::from_str(r#"{"entries":{}}"#).expect("it loads");
+        assert_eq!(old, Calibration::default());
+    }
+
+    #[test]
+    fn size_predictions_and_their_inverse_agree() {
+        let speed = predict_from_size(4 * 1024 * MB, 28, 20 * GB_S, false).expect("a figure");
+        let bytes = max_bytes_at_speed(speed, 28, 20 * GB_S, false);
+        assert!((bytes as f64 / (4.0 * 1024.0 * MB as f64) - 1.0).abs() < 1e-6);
+        // The runtime alone is slower than asked: no size reaches it.
+        assert_eq!(max_bytes_at_speed(100_000.0, 28, 20 * GB_S, false), 0);
+    }
+
+    #[test]
+    fn speeds_are_described_in_round_numbers() {
+        assert_eq!(describe_speed(0.4), "under 1 token/s");
+        assert_eq!(describe_speed(3.2), "about 3 tokens/s");
+        assert_eq!(describe_speed(27.4), "about 27 tokens/s");
+        assert_eq!(describe_speed(143.0), "about 140 tokens/s");
+    }
+}
