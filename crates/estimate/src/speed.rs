@@ -17,7 +17,7 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use super::calibration::Calibration;
+use super::calibration::{Calibration, MeasuredSpeed};
 use super::llama::{Backend, CacheType, EstimateSource, LlamaEstimate};
 use super::shape::ModelShape;
 use switchyard_gguf::GgmlType;
@@ -275,10 +275,35 @@ pub fn describe_speed(tokens_per_second: f64) -> String {
     }
 }
 
+/// Reads llama-server's timing of a finished request's generation from its log:
+///
+/// ```text
+/// slot print_timing: id  0 | task 5 |        eval time =     812.40 ms /    64 tokens (   12.69 ms per token,    78.78 tokens per second)
+/// ```
+///
+/// (not the `prompt eval time` line above it, which times reading the prompt).
+pub fn parse_eval_line(line: &str) -> Option<MeasuredSpeed> {
+    const MARKER: &str = " eval time = ";
+    let at = line.find(MARKER)?;
+    if line[..at].ends_with("prompt") {
+        return None;
+    }
+    let mut words = line[at + MARKER.len()..].split_whitespace();
+    let milliseconds: f64 = words.next()?.parse().ok()?;
+    let (unit, slash) = (words.next()?, words.next()?);
+    let tokens: u32 = words.next()?.parse().ok()?;
+    if unit != "ms" || slash != "/" || !milliseconds.is_finite() || milliseconds <= 0.0 {
+        return None;
+    }
+    Some(MeasuredSpeed {
+        generation_tokens_per_second: f64::from(tokens) * 1000.0 / milliseconds,
+        generated_tokens: tokens,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::calibration::MeasuredSpeed;
     use crate::llama::{estimate, LlamaConfig};
 
     const MB: u64 = 1_000_000;
@@ -475,6 +500,21 @@ mod tests {
         assert!((bytes as f64 / (4.0 * 1024.0 * MB as f64) - 1.0).abs() < 1e-6);
         // The runtime alone is slower than asked: no size reaches it.
         assert_eq!(max_bytes_at_speed(100_000.0, 28, 20 * GB_S, false), 0);
+    }
+
+    #[test]
+    fn the_log_s_generation_timing_is_read_and_the_prompt_s_is_not() {
+        let eval = "0.05.123.456 I slot print_timing: id  0 | task 5 |        eval time =     812.40 ms /    64 tokens (   12.69 ms per token,    78.78 tokens per second)";
+        let speed = parse_eval_line(eval).expect("a timing");
+        assert_eq!(speed.generated_tokens, 64);
+        assert!((speed.generation_tokens_per_second - 78.78).abs() < 0.01);
+        let prompt = "slot print_timing: id  0 | task 5 | prompt eval time =      44.86 ms /    51 tokens (    0.88 ms per token,  1136.90 tokens per second)";
+        assert_eq!(parse_eval_line(prompt), None);
+        assert_eq!(parse_eval_line("eval time = soon"), None);
+        assert_eq!(
+            parse_eval_line(" eval time =       0.00 ms /     0 tokens"),
+            None
+        );
     }
 
     #[test]
