@@ -265,6 +265,8 @@ pub fn max_bytes_at_speed(
 pub fn describe_speed(tokens_per_second: f64) -> String {
     if tokens_per_second < 1.0 {
         "under 1 token/s".to_owned()
+    } else if tokens_per_second < 1.5 {
+        "about 1 token/s".to_owned()
     } else if tokens_per_second < 10.0 {
         format!("about {tokens_per_second:.0} tokens/s")
     } else {
@@ -520,6 +522,7 @@ mod tests {
     #[test]
     fn speeds_are_described_in_round_numbers() {
         assert_eq!(describe_speed(0.4), "under 1 token/s");
+        assert_eq!(describe_speed(1.4), "about 1 token/s");
         assert_eq!(describe_speed(3.2), "about 3 tokens/s");
         assert_eq!(describe_speed(27.4), "about 27 tokens/s");
         assert_eq!(describe_speed(143.0), "about 140 tokens/s");

@@ -62,16 +62,22 @@ pub fn measure_ram_bandwidth(buffer_bytes: usize, threads: usize) -> Option<u64>
     (seconds > 0.0).then(|| (bytes / seconds) as u64)
 }
 
-/// Sums the words with independent lanes so the loop is bound by loads, not by
-/// one chain of additions.
+/// Sums the words in eight independent lanes so the loop is bound by loads, not
+/// by one chain of additions. Written out lane by lane: the release profile
+/// optimizes for size, and a zipped iterator there ran at half the speed of RAM.
 fn read_all(words: &[u64]) -> u64 {
     let mut lanes = [0u64; 8];
     let chunks = words.chunks_exact(8);
     let rest = chunks.remainder();
     for chunk in chunks {
-        for (lane, word) in lanes.iter_mut().zip(chunk) {
-            *lane = lane.wrapping_add(*word);
-        }
+        lanes[0] = lanes[0].wrapping_add(chunk[0]);
+        lanes[1] = lanes[1].wrapping_add(chunk[1]);
+        lanes[2] = lanes[2].wrapping_add(chunk[2]);
+        lanes[3] = lanes[3].wrapping_add(chunk[3]);
+        lanes[4] = lanes[4].wrapping_add(chunk[4]);
+        lanes[5] = lanes[5].wrapping_add(chunk[5]);
+        lanes[6] = lanes[6].wrapping_add(chunk[6]);
+        lanes[7] = lanes[7].wrapping_add(chunk[7]);
     }
     lanes
         .iter()
