@@ -125,6 +125,7 @@ pub fn run(options: &Options) -> Result<()> {
     let bandwidth = Bandwidth {
         ram_bytes_per_second: ram,
         gpu_bytes_per_second: None,
+        cpu_threads: THREADS.parse()?,
     };
     println!(
         "RAM read bandwidth (probe): {:.1} GB/s; llama-server -t {THREADS}, {PROMPT_TOKENS}-token prompt, {GENERATED_TOKENS} tokens generated",

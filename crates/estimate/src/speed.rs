@@ -32,6 +32,10 @@ pub struct Bandwidth {
     /// The GPU's specification, where its driver states it.
     #[ts(type = "number | null")]
     pub gpu_bytes_per_second: Option<u64>,
+    /// Threads llama.cpp computes with on the CPU (its default: the physical
+    /// cores); 0 when unknown. Few cores dequantize weights slower than RAM
+    /// streams them.
+    pub cpu_threads: u32,
 }
 
 /// What a token costs besides reading memory, and how much of the bandwidth the
@@ -65,6 +69,35 @@ pub const GPU_RUNTIME: RuntimeCost = RuntimeCost {
     per_layer_seconds: 0.000_02,
     bandwidth_share: 0.8,
 };
+
+/// Bytes of quantized weights (Q4_K…Q8_0) one CPU thread dequantizes and
+/// multiplies per second during generation. See [`CPU_RUNTIME`] for where it was
+/// measured.
+pub const QUANTIZED_BYTES_PER_THREAD: f64 = 5.0e9;
+/// The same for f16/bf16/f32 weights, which need no dequantizing.
+pub const FLOAT_BYTES_PER_THREAD: f64 = 10.0e9;
+
+/// How fast the CPU gets through weights in RAM: the memory's bandwidth as the
+/// matrix-vector kernels reach it, or what `threads` threads dequantize, whichever
+/// is lower.
+pub fn cpu_read_rate(ram_bytes_per_second: u64, threads: u32, float_weights: bool) -> f64 {
+    let memory = ram_bytes_per_second as f64 * CPU_RUNTIME.bandwidth_share;
+    let per_thread = if float_weights {
+        FLOAT_BYTES_PER_THREAD
+    } else {
+        QUANTIZED_BYTES_PER_THREAD
+    };
+    if threads == 0 {
+        memory
+    } else {
+        memory.min(per_thread * f64::from(threads))
+    }
+}
+
+/// How fast a GPU gets through weights in its memory.
+pub fn gpu_read_rate(gpu_bytes_per_second: u64) -> f64 {
+    gpu_bytes_per_second as f64 * GPU_RUNTIME.bandwidth_share
+}
 
 /// Generated tokens a run needs before its speed counts as measured: the first few
 /// tokens include warm-up that a conversation does not see again.
@@ -156,12 +189,12 @@ fn runtime(backend: Backend, gpu_layers: u32) -> RuntimeCost {
     }
 }
 
-/// The bandwidth of the GPU's memory; Apple's unified memory is RAM when its
-/// figure is unknown. `None` for a discrete GPU that does not say.
-fn gpu_bandwidth(backend: Backend, bandwidth: Bandwidth) -> Option<f64> {
+/// How fast the GPU gets through its layers; Apple's unified memory is RAM when
+/// its figure is unknown. `None` for a discrete GPU that does not say.
+fn gpu_rate(backend: Backend, bandwidth: Bandwidth) -> Option<f64> {
     match (bandwidth.gpu_bytes_per_second, backend) {
-        (Some(gpu), _) => Some(gpu as f64),
-        (None, Backend::Metal) => Some(bandwidth.ram_bytes_per_second as f64),
+        (Some(gpu), _) => Some(gpu_read_rate(gpu)),
+        (None, Backend::Metal) => Some(gpu_read_rate(bandwidth.ram_bytes_per_second)),
         (None, _) => None,
     }
 }
@@ -177,17 +210,14 @@ pub fn predict_generation(
 ) -> Option<f64> {
     let (ram_bytes, gpu_bytes) = bytes_per_token(shape, estimate, context_tokens);
     let cost = runtime(estimate.backend, estimate.gpu_layers);
-    let ram_seconds = seconds_to_read(
-        ram_bytes,
-        bandwidth.ram_bytes_per_second as f64,
-        CPU_RUNTIME,
-    )?;
+    let cpu = cpu_read_rate(
+        bandwidth.ram_bytes_per_second,
+        bandwidth.cpu_threads,
+        shape.float_weights,
+    );
+    let ram_seconds = seconds_to_read(ram_bytes, cpu)?;
     let gpu_seconds = if gpu_bytes > 0.0 {
-        seconds_to_read(
-            gpu_bytes,
-            gpu_bandwidth(estimate.backend, bandwidth)?,
-            GPU_RUNTIME,
-        )?
+        seconds_to_read(gpu_bytes, gpu_rate(estimate.backend, bandwidth)?)?
     } else {
         0.0
     };
@@ -195,12 +225,11 @@ pub fn predict_generation(
     Some(1.0 / (ram_seconds + gpu_seconds + overhead))
 }
 
-fn seconds_to_read(bytes: f64, bytes_per_second: f64, cost: RuntimeCost) -> Option<f64> {
+fn seconds_to_read(bytes: f64, bytes_per_second: f64) -> Option<f64> {
     if bytes <= 0.0 {
         return Some(0.0);
     }
-    let reached = bytes_per_second * cost.bandwidth_share;
-    (reached > 0.0).then(|| bytes / reached)
+    (bytes_per_second > 0.0).then(|| bytes / bytes_per_second)
 }
 
 /// The prediction, or llama-server's measured speed for this model and
@@ -226,27 +255,28 @@ pub fn speed_estimate(
 }
 
 /// Generation speed of a dense model known only by its weights' size and layer
-/// count (a curated list, "models up to N GiB"), all of it in one memory of
-/// `bytes_per_second`, at a short conversation.
+/// count (a curated list, "models up to N GiB"), all of it read at `read_rate`
+/// bytes per second ([`cpu_read_rate`] or [`gpu_read_rate`]), at a short
+/// conversation.
 pub fn predict_from_size(
     weights_bytes: u64,
     layers: u32,
-    bytes_per_second: u64,
+    read_rate: f64,
     on_gpu: bool,
 ) -> Option<f64> {
     let cost = if on_gpu { GPU_RUNTIME } else { CPU_RUNTIME };
-    let read = seconds_to_read(weights_bytes as f64, bytes_per_second as f64, cost)?;
+    let read = seconds_to_read(weights_bytes as f64, read_rate)?;
     let overhead = cost.per_token_seconds + cost.per_layer_seconds * f64::from(layers);
     Some(1.0 / (read + overhead))
 }
 
 /// The largest weights (bytes) a dense model of `layers` layers can have and still
-/// generate `tokens_per_second` from a memory of `bytes_per_second`: the inverse
-/// of [`predict_from_size`]. 0 when the runtime's own cost is already too slow.
+/// generate `tokens_per_second` when read at `read_rate`: the inverse of
+/// [`predict_from_size`]. 0 when the runtime's own cost is already too slow.
 pub fn max_bytes_at_speed(
     tokens_per_second: f64,
     layers: u32,
-    bytes_per_second: u64,
+    read_rate: f64,
     on_gpu: bool,
 ) -> u64 {
     let cost = if on_gpu { GPU_RUNTIME } else { CPU_RUNTIME };
@@ -258,7 +288,7 @@ pub fn max_bytes_at_speed(
     if left <= 0.0 {
         return 0;
     }
-    (left * bytes_per_second as f64 * cost.bandwidth_share) as u64
+    (left * read_rate) as u64
 }
 
 /// "about 3 tokens/s", "about 25 tokens/s": what people read.
@@ -359,10 +389,12 @@ mod tests {
         predict_generation(shape, &planned, bandwidth, 0).expect("a prediction")
     }
 
+    /// RAM alone, with cores enough that they never limit it.
     fn ram_only(gb_per_second: u64) -> Bandwidth {
         Bandwidth {
             ram_bytes_per_second: gb_per_second * GB_S,
             gpu_bytes_per_second: None,
+            cpu_threads: 0,
         }
     }
 
@@ -412,6 +444,7 @@ mod tests {
         let machine = Bandwidth {
             ram_bytes_per_second: 20 * GB_S,
             gpu_bytes_per_second: Some(1000 * GB_S),
+            cpu_threads: 0,
         };
         let cpu = predict(&shape, on(Backend::Cpu, 0), machine);
         let all = predict(&shape, on(Backend::Cuda, 11), machine);
@@ -429,6 +462,39 @@ mod tests {
         // A discrete GPU whose bandwidth is unknown: no figure, rather than a guess.
         let planned = estimate(&shape, &on(Backend::Cuda, 11).0, Backend::Cuda);
         assert_eq!(predict_generation(&shape, &planned, ram_only(20), 0), None);
+    }
+
+    #[test]
+    fn few_cores_dequantize_slower_than_fast_ram_streams() {
+        let shape = dense(10, 100);
+        let two_cores = Bandwidth {
+            cpu_threads: 2,
+            ..ram_only(100)
+        };
+        // Quantized weights: two threads set the pace, not the 100 GB/s.
+        let speed = predict(&shape, on(Backend::Cpu, 0), two_cores);
+        let rate = 2.0 * QUANTIZED_BYTES_PER_THREAD;
+        let overhead = CPU_RUNTIME.per_token_seconds + CPU_RUNTIME.per_layer_seconds * 10.0;
+        let expected = 1.0 / ((1050 * MB) as f64 / rate + overhead);
+        assert!((speed - expected).abs() < 1e-9, "{speed} vs {expected}");
+        // Slow RAM: the memory is the limit again, whatever the cores.
+        let slow_ram = Bandwidth {
+            cpu_threads: 2,
+            ..ram_only(2)
+        };
+        let speed = predict(&shape, on(Backend::Cpu, 0), slow_ram);
+        let expected = 1.0 / seconds(1050 * MB, 2 * GB_S, CPU_RUNTIME, 10);
+        assert!((speed - expected).abs() < 1e-9, "{speed} vs {expected}");
+        // Float weights need no dequantizing: the cores go further.
+        let floats = ModelShape {
+            float_weights: true,
+            ..shape.clone()
+        };
+        assert!(cpu_read_rate(100 * GB_S, 2, true) > cpu_read_rate(100 * GB_S, 2, false));
+        assert!(
+            predict(&floats, on(Backend::Cpu, 0), two_cores)
+                > predict(&shape, on(Backend::Cpu, 0), two_cores)
+        );
     }
 
     #[test]
@@ -497,11 +563,12 @@ mod tests {
 
     #[test]
     fn size_predictions_and_their_inverse_agree() {
-        let speed = predict_from_size(4 * 1024 * MB, 28, 20 * GB_S, false).expect("a figure");
-        let bytes = max_bytes_at_speed(speed, 28, 20 * GB_S, false);
+        let rate = cpu_read_rate(20 * GB_S, 8, false);
+        let speed = predict_from_size(4 * 1024 * MB, 28, rate, false).expect("a figure");
+        let bytes = max_bytes_at_speed(speed, 28, rate, false);
         assert!((bytes as f64 / (4.0 * 1024.0 * MB as f64) - 1.0).abs() < 1e-6);
         // The runtime alone is slower than asked: no size reaches it.
-        assert_eq!(max_bytes_at_speed(100_000.0, 28, 20 * GB_S, false), 0);
+        assert_eq!(max_bytes_at_speed(100_000.0, 28, rate, false), 0);
     }
 
     #[test]

@@ -76,5 +76,9 @@ pub fn machine_bandwidth(system: &SystemInfo) -> Option<Bandwidth> {
     Some(Bandwidth {
         ram_bytes_per_second: system.ram_bandwidth_bytes_per_second?,
         gpu_bytes_per_second: gpu.and_then(|gpu| gpu.identity.memory_bandwidth_bytes_per_second),
+        cpu_threads: system
+            .cpu
+            .physical_cores
+            .unwrap_or(system.cpu.logical_cores),
     })
 }

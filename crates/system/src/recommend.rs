@@ -4,7 +4,9 @@
 
 use super::{CpuInfo, GpuIdentity, GpuMemory, GpuVendor, MemoryInfo, Recommendation, RunsOn};
 use crate::budget::share as scale;
-use switchyard_estimate::speed::{describe_speed, max_bytes_at_speed, predict_from_size};
+use switchyard_estimate::speed::{
+    cpu_read_rate, describe_speed, gpu_read_rate, max_bytes_at_speed, predict_from_size,
+};
 use switchyard_estimate::{estimate, Backend, LlamaConfig, ModelShape};
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
@@ -104,20 +106,24 @@ pub fn recommend(
 
     // Generation reads every weight per token: the memory the model lives in sets
     // its speed.
-    let bandwidth = match runs_on {
-        RunsOn::Gpu => largest_gpu.and_then(|(gpu, _)| gpu.memory_bandwidth_bytes_per_second),
+    let threads = cpu.physical_cores.unwrap_or(cpu.logical_cores);
+    let read_rate = match runs_on {
+        RunsOn::Gpu => largest_gpu
+            .and_then(|(gpu, _)| gpu.memory_bandwidth_bytes_per_second)
+            .map(gpu_read_rate),
         RunsOn::UnifiedMemory => unified
             .and_then(|gpu| gpu.memory_bandwidth_bytes_per_second)
-            .or(ram_bandwidth),
-        RunsOn::Cpu => ram_bandwidth,
+            .or(ram_bandwidth)
+            .map(gpu_read_rate),
+        RunsOn::Cpu => ram_bandwidth.map(|ram| cpu_read_rate(ram, threads, false)),
     };
     let on_gpu = runs_on == RunsOn::Gpu;
     let layers = typical_model().layers;
-    let max_model_tokens_per_second = bandwidth
+    let max_model_tokens_per_second = read_rate
         .filter(|_| max_model_bytes > 0)
-        .and_then(|bandwidth| predict_from_size(max_model_bytes, layers, bandwidth, on_gpu));
-    let usable_model_bytes = bandwidth.map(|bandwidth| {
-        max_bytes_at_speed(usable_tokens_per_second, layers, bandwidth, on_gpu).min(max_model_bytes)
+        .and_then(|rate| predict_from_size(max_model_bytes, layers, rate, on_gpu));
+    let usable_model_bytes = read_rate.map(|rate| {
+        max_bytes_at_speed(usable_tokens_per_second, layers, rate, on_gpu).min(max_model_bytes)
     });
 
     let mut details = vec![format!(
@@ -161,7 +167,7 @@ pub fn recommend(
         max_model_tokens_per_second,
         usable_tokens_per_second,
         usable_model_bytes,
-        bandwidth_bytes_per_second: bandwidth,
+        read_rate_bytes_per_second: read_rate,
         headline,
         details,
     }
@@ -419,7 +425,10 @@ mod tests {
             None,
             10.0,
         );
-        assert_eq!(advice.bandwidth_bytes_per_second, Some(1_000_000_000_000));
+        assert_eq!(
+            advice.read_rate_bytes_per_second,
+            Some(gpu_read_rate(1_000_000_000_000))
+        );
         assert_eq!(advice.usable_model_bytes, Some(advice.max_model_bytes));
         let speed = advice.max_model_tokens_per_second.expect("a prediction");
         assert!(speed > 10.0, "{speed}");

@@ -143,10 +143,11 @@ pub struct Recommendation {
     /// (at most `max_model_bytes`); `None` when the bandwidth is unknown.
     #[ts(type = "number | null")]
     pub usable_model_bytes: Option<u64>,
-    /// Bandwidth of the memory the models run from (bytes per second): RAM, or the
-    /// GPU's where it runs them.
-    #[ts(type = "number | null")]
-    pub bandwidth_bytes_per_second: Option<u64>,
+    /// How fast a quantized model's weights are read where models run (bytes per
+    /// second): the GPU's or RAM's bandwidth as llama.cpp reaches it, or on few
+    /// cores what they dequantize. Speed predictions for models known by their
+    /// size alone divide by it.
+    pub read_rate_bytes_per_second: Option<f64>,
     /// One sentence: the largest model that fits.
     pub headline: String,
     /// Further plain sentences (where it runs, context, caveats).

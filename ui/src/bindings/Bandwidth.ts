@@ -11,4 +11,10 @@ ram_bytes_per_second: number,
 /**
  * The GPU's specification, where its driver states it.
  */
-gpu_bytes_per_second: number | null, };
+gpu_bytes_per_second: number | null, 
+/**
+ * Threads llama.cpp computes with on the CPU (its default: the physical
+ * cores); 0 when unknown. Few cores dequantize weights slower than RAM
+ * streams them.
+ */
+cpu_threads: number, };

@@ -25,10 +25,12 @@ usable_tokens_per_second: number,
  */
 usable_model_bytes: number | null, 
 /**
- * Bandwidth of the memory the models run from (bytes per second): RAM, or the
- * GPU's where it runs them.
+ * How fast a quantized model's weights are read where models run (bytes per
+ * second): the GPU's or RAM's bandwidth as llama.cpp reaches it, or on few
+ * cores what they dequantize. Speed predictions for models known by their
+ * size alone divide by it.
  */
-bandwidth_bytes_per_second: number | null, 
+read_rate_bytes_per_second: number | null, 
 /**
  * One sentence: the largest model that fits.
  */

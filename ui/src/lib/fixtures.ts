@@ -76,7 +76,7 @@ export function fakeSystemInfo(sampledAtMs = Date.now()): SystemInfo {
       max_model_tokens_per_second: 41.8,
       usable_tokens_per_second: 10,
       usable_model_bytes: 9_315_266_068,
-      bandwidth_bytes_per_second: 504_000_000_000,
+      read_rate_bytes_per_second: 403_200_000_000,
       headline:
         'Models up to 8.7 GiB run on the NVIDIA GeForce RTX 4070 (12.0 GiB of VRAM): about 15B parameters at Q4_K_M, or 8.8B at Q8_0.',
       details: [
@@ -103,7 +103,7 @@ export function fakeCpuOnlySystemInfo(sampledAtMs = Date.now()): SystemInfo {
       max_model_tokens_per_second: 1.4,
       usable_tokens_per_second: 10,
       usable_model_bytes: 2_993_000_000,
-      bandwidth_bytes_per_second: 38_400_000_000,
+      read_rate_bytes_per_second: 30_720_000_000,
       headline:
         'Models up to 19.5 GiB run on the CPU: about 34B parameters at Q4_K_M, or 20B at Q8_0.',
       details: [

@@ -80,11 +80,11 @@ pub fn propose(
     let usable_speed = recommendation.usable_tokens_per_second;
     let choice = |model: &CuratedModel| {
         let tokens_per_second = recommendation
-            .bandwidth_bytes_per_second
+            .read_rate_bytes_per_second
             .filter(|_| model.kind == ModelKind::Llm)
-            .and_then(|bandwidth| {
+            .and_then(|rate| {
                 let on_gpu = recommendation.runs_on == RunsOn::Gpu;
-                predict_from_size(model.size_bytes, model.layers, bandwidth, on_gpu)
+                predict_from_size(model.size_bytes, model.layers, rate, on_gpu)
             });
         CuratedChoice {
             fits: model.size_bytes <= budget,
@@ -141,16 +141,16 @@ mod tests {
             max_model_tokens_per_second: None,
             usable_tokens_per_second: 10.0,
             usable_model_bytes: None,
-            bandwidth_bytes_per_second: None,
+            read_rate_bytes_per_second: None,
             headline: "Models up to …".into(),
             details: Vec::new(),
         }
     }
 
-    /// The same machine with its RAM read at `gb_per_second`.
+    /// The same machine reading models' weights at `gb_per_second`.
     fn with_bandwidth(max_model_bytes: u64, gb_per_second: u64) -> Recommendation {
         Recommendation {
-            bandwidth_bytes_per_second: Some(gb_per_second * GB),
+            read_rate_bytes_per_second: Some((gb_per_second * GB) as f64),
             ..recommendation(max_model_bytes)
         }
     }
@@ -198,7 +198,10 @@ mod tests {
 
     #[test]
     fn when_nothing_is_fast_enough_the_fastest_is_proposed_and_called_slow() {
-        let crawling = with_bandwidth(64 * GB, 2);
+        let crawling = Recommendation {
+            read_rate_bytes_per_second: Some(1.5e9),
+            ..recommendation(64 * GB)
+        };
         let proposal = propose(&curated_models(), &crawling, |_| false);
         assert_eq!(
             proposal.recommended.as_deref(),
