@@ -37,7 +37,7 @@ const SUITES: &[(&str, &str)] = &[
     ),
     (
         "speed",
-        "predicted vs llama-server's measured generation tokens/s, generated models quantized with llama-quantize (Q4_K_M, Q8_0) [--llama-server PATH] [--llama-quantize PATH] [--models DIR]",
+        "predicted vs llama-server's measured generation tokens/s, generated models quantized with llama-quantize (Q4_K_M, Q8_0) [--llama-server PATH] [--llama-quantize PATH] [--models DIR] [--reuse-timings]",
     ),
     (
         "binaries",

@@ -4,10 +4,13 @@
 //! memory they live in, plus a runtime cost per token and per layer (building and
 //! scheduling the graph, thread barriers, sampling) that no bandwidth explains.
 //!
-//! The runtime costs and the share of the probe's bandwidth llama.cpp reaches were
-//! measured with llama-server 11434 (`-t 2`, CPU build) on this repository's CI
-//! machine (2-core AMD EPYC, probe 13.9 GB/s) over generated Q4_K_M, Q8_0 and F16
-//! llama models of 20–600 MB (`cargo run --release -p bench -- speed`): see
+//! On a CPU with few cores the dequantizing, not the memory, can set the pace of
+//! quantized weights: the rate weights are read at is the lower of the two.
+//!
+//! The runtime costs, the share of the probe's bandwidth llama.cpp reaches and the
+//! dequantizing rate were measured with llama-server 11434 (`-t 2`, CPU build) on
+//! this repository's 2-core machine over generated Q4_K_M, Q8_0 and F16 llama
+//! models of 14–800 MB (`cargo run --release -p bench -- speed`): see
 //! [`CPU_RUNTIME`]. A GPU's costs were not measured here (no GPU build at hand); its
 //! figures are llama.cpp's published CUDA decode results, stated in [`GPU_RUNTIME`].
 //!
@@ -51,13 +54,17 @@ pub struct RuntimeCost {
     pub bandwidth_share: f64,
 }
 
-/// The CPU backend, fitted to `bench speed` on the 2-core EPYC (probe 13.9 GB/s):
-/// a model of a few layers and 20 MB generates at ~600 tokens/s, whose 1.6 ms are
-/// 0.7 ms per token and ~0.1 ms per layer; large models reach 80 % of the probe.
+/// The CPU backend, fitted to `bench speed` on a 2-core Xeon VM (AVX-512, 480 MiB
+/// L3; RAM probe 16.4 GB/s) with llama-server 11434 at `-t 2`: F16 models of
+/// 330–700 MB generate at 16.3–16.7 GB/s of weights, the probe's figure, so the
+/// share is 1; quantized ones (Q4_K_M, Q8_0) at 11–12 GB/s whatever their size,
+/// the two cores' dequantizing rate ([`QUANTIZED_BYTES_PER_THREAD`]); what is
+/// left of a 24-layer model's 10 ms token beside that, ~1.7 ms, is 0.3 ms per
+/// token and 0.06 ms per layer.
 pub const CPU_RUNTIME: RuntimeCost = RuntimeCost {
-    per_token_seconds: 0.000_7,
-    per_layer_seconds: 0.000_1,
-    bandwidth_share: 0.8,
+    per_token_seconds: 0.000_3,
+    per_layer_seconds: 0.000_06,
+    bandwidth_share: 1.0,
 };
 
 /// A GPU backend: not measured here. CUDA graphs make a token cost a few launches
@@ -71,10 +78,13 @@ pub const GPU_RUNTIME: RuntimeCost = RuntimeCost {
 };
 
 /// Bytes of quantized weights (Q4_K…Q8_0) one CPU thread dequantizes and
-/// multiplies per second during generation. See [`CPU_RUNTIME`] for where it was
-/// measured.
-pub const QUANTIZED_BYTES_PER_THREAD: f64 = 5.0e9;
-/// The same for f16/bf16/f32 weights, which need no dequantizing.
+/// multiplies per second during generation: 6 GB/s on the Xeon of
+/// [`CPU_RUNTIME`] (Q4_K_M and Q8_0 alike). On a desktop with more cores the
+/// memory is the limit instead.
+pub const QUANTIZED_BYTES_PER_THREAD: f64 = 6.0e9;
+/// The same for f16/bf16/f32 weights, which need no dequantizing: not reached on
+/// that machine (two threads read F16 as fast as the probe reads RAM), so a bound
+/// above what was seen.
 pub const FLOAT_BYTES_PER_THREAD: f64 = 10.0e9;
 
 /// How fast the CPU gets through weights in RAM: the memory's bandwidth as the
@@ -504,7 +514,7 @@ mod tests {
         let short = predict_generation(&shape, &planned, ram_only(20), 0).expect("a figure");
         let long = predict_generation(&shape, &planned, ram_only(20), 4096).expect("a figure");
         // 4096 cells × (128 + 128) f16 values × 10 layers = 21 MB more per token.
-        let expected = 1.0 / (1.0 / short + 4096.0 * 512.0 * 10.0 / (20e9 * 0.8));
+        let expected = 1.0 / (1.0 / short + 4096.0 * 512.0 * 10.0 / (20e9 * CPU_RUNTIME.bandwidth_share));
         assert!((long - expected).abs() < 1e-6, "{long} vs {expected}");
     }
 
