@@ -161,6 +161,10 @@ pub fn apply(estimate: &LlamaEstimate, measured: &MeasuredMemory) -> LlamaEstima
     }
 }
 
+/// Generated tokens a run needs before its speed counts as measured: the first few
+/// tokens include warm-up that a conversation does not see again.
+pub const MIN_MEASURED_TOKENS: u32 = 16;
+
 /// Generation speed as llama-server timed it (`timings.predicted_per_second`, or
 /// its log's `eval time = … tokens per second`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, TS)]
@@ -243,7 +247,7 @@ impl Calibration {
     }
 
     /// Keeps a run's generation speed when it timed enough tokens to mean
-    /// something ([`crate::speed::MIN_MEASURED_TOKENS`]); the latest such run wins.
+    /// something ([`MIN_MEASURED_TOKENS`]); the latest such run wins.
     pub fn record_speed(
         &mut self,
         model_id: &str,
@@ -251,7 +255,7 @@ impl Calibration {
         backend: Backend,
         measured: MeasuredSpeed,
     ) {
-        let timed = measured.generated_tokens >= crate::speed::MIN_MEASURED_TOKENS
+        let timed = measured.generated_tokens >= MIN_MEASURED_TOKENS
             && measured.generation_tokens_per_second.is_finite()
             && measured.generation_tokens_per_second > 0.0;
         if timed {

@@ -20,6 +20,7 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+pub use super::calibration::MIN_MEASURED_TOKENS;
 use super::calibration::{Calibration, MeasuredSpeed};
 use super::llama::{Backend, CacheType, EstimateSource, LlamaEstimate};
 use super::shape::ModelShape;
@@ -108,10 +109,6 @@ pub fn cpu_read_rate(ram_bytes_per_second: u64, threads: u32, float_weights: boo
 pub fn gpu_read_rate(gpu_bytes_per_second: u64) -> f64 {
     gpu_bytes_per_second as f64 * GPU_RUNTIME.bandwidth_share
 }
-
-/// Generated tokens a run needs before its speed counts as measured: the first few
-/// tokens include warm-up that a conversation does not see again.
-pub const MIN_MEASURED_TOKENS: u32 = 16;
 
 /// Tokens a conversation has in its cache when speed is predicted without one
 /// named: a short exchange.
