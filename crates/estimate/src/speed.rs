@@ -511,7 +511,8 @@ mod tests {
         let short = predict_generation(&shape, &planned, ram_only(20), 0).expect("a figure");
         let long = predict_generation(&shape, &planned, ram_only(20), 4096).expect("a figure");
         // 4096 cells × (128 + 128) f16 values × 10 layers = 21 MB more per token.
-        let expected = 1.0 / (1.0 / short + 4096.0 * 512.0 * 10.0 / (20e9 * CPU_RUNTIME.bandwidth_share));
+        let expected =
+            1.0 / (1.0 / short + 4096.0 * 512.0 * 10.0 / (20e9 * CPU_RUNTIME.bandwidth_share));
         assert!((long - expected).abs() < 1e-6, "{long} vs {expected}");
     }
 

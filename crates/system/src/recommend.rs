@@ -182,7 +182,8 @@ fn speed_sentence(speed: f64, usable_bytes: u64, usable: f64, max_model_bytes: u
             describe_speed(speed)
         );
     }
-    let at_least = describe_speed(usable).replacen("about ", "", 1);
+    // The setting as the person typed it, not rounded like a prediction.
+    let at_least = format!("{usable:.0} tokens/s");
     if usable_bytes == 0 {
         return format!(
             "A model that large generates {} here, and none reaches {at_least}: expect slow answers.",

@@ -105,10 +105,9 @@ pub fn propose(
         .and_then(|choice| {
             let speed = choice.tokens_per_second?;
             Some(format!(
-                "Every model that fits is slow on this machine: {} is the fastest, at {} (usable is {} or more).",
+                "Every model that fits is slow on this machine: {} is the fastest, at {} (usable is {usable_speed:.0} tokens/s or more).",
                 choice.model.name,
                 describe_speed(speed),
-                describe_speed(usable_speed).replacen("about ", "", 1),
             ))
         });
     FirstRunProposal {
