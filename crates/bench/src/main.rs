@@ -13,6 +13,7 @@ mod llama;
 mod orchestrator;
 mod proc_stats;
 mod session;
+mod speed;
 mod transfer;
 
 use anyhow::{bail, Result};
@@ -33,6 +34,10 @@ const SUITES: &[(&str, &str)] = &[
     (
         "estimator",
         "memory estimate vs the real llama-server's buffers and RSS (+VRAM): 6 generated models and 4 architectures x 5 quantizations, 2 contexts [--gpu] [--llama-server PATH] [--models DIR] [--log FILE] [--only NAME]",
+    ),
+    (
+        "speed",
+        "predicted vs llama-server's measured generation tokens/s, generated models quantized with llama-quantize (Q4_K_M, Q8_0) [--llama-server PATH] [--llama-quantize PATH] [--models DIR] [--reuse-timings]",
     ),
     (
         "binaries",
@@ -87,6 +92,7 @@ fn main() -> Result<()> {
         "cli" => cli::run(&rest),
         "attach" => attach::run(),
         "estimator" => estimator::run(&estimator::Options::parse(&rest)?),
+        "speed" => speed::run(&speed::Options::parse(&rest)?),
         "binaries" => binaries::run(&rest),
         "start-overhead" => llama::start_overhead(),
         "restart-latency" => llama::restart_latency(),

@@ -265,6 +265,7 @@ impl Engine {
             location,
             system.recommendation.suggested_context,
             crate::system::machine_budget(&system),
+            crate::system::machine_bandwidth(&system),
         )
         .await
     }
@@ -287,7 +288,8 @@ impl Engine {
     }
 
     pub fn system_info(&self) -> SystemInfo {
-        self.inner.system.info()
+        let usable = self.settings().usable_tokens_per_second;
+        self.inner.system.info(f64::from(usable))
     }
 
     pub fn system_sample(&self) -> SystemSample {

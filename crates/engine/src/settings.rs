@@ -78,6 +78,11 @@ pub struct Settings {
     /// sent again once it is back (a stream under way ends with an error event).
     #[serde(default = "default_drain_seconds")]
     pub drain_seconds: u16,
+    /// Generation speed (tokens per second) below which a model counts as too slow
+    /// to chat with: the wizard and the System tab recommend the largest model that
+    /// fits and still reaches it.
+    #[serde(default = "default_usable_tokens_per_second")]
+    pub usable_tokens_per_second: u16,
     /// Web apps (`scheme://host[:port]`) whose pages may use the LLM endpoints and
     /// the image API from the person's browser. Pages of this machine
     /// (`http://localhost:…`) always may; every other page is refused.
@@ -112,6 +117,13 @@ fn default_drain_seconds() -> u16 {
     u16::try_from(crate::orchestrator::DEFAULT_DRAIN_MS / 1000).unwrap_or(30)
 }
 
+fn default_usable_tokens_per_second() -> u16 {
+    10
+}
+
+/// The usable speed's range, in tokens per second.
+pub const USABLE_TOKENS_PER_SECOND_RANGE: std::ops::RangeInclusive<u16> = 1..=1000;
+
 /// The drain time's range, in seconds: up to ten minutes (an image waits that long
 /// at most for the answers under way).
 pub const DRAIN_SECONDS_RANGE: std::ops::RangeInclusive<u16> = 0..=600;
@@ -135,6 +147,7 @@ impl Default for Settings {
             restore_llm_servers: default_restore_llm_servers(),
             offload_threshold: default_offload_threshold(),
             drain_seconds: default_drain_seconds(),
+            usable_tokens_per_second: default_usable_tokens_per_second(),
             allowed_origins: Vec::new(),
             first_run_done: false,
         }
@@ -200,6 +213,17 @@ impl Settings {
                     self.drain_seconds,
                     DRAIN_SECONDS_RANGE.start(),
                     DRAIN_SECONDS_RANGE.end()
+                ),
+            });
+        }
+        if !USABLE_TOKENS_PER_SECOND_RANGE.contains(&self.usable_tokens_per_second) {
+            return Err(EngineError::InvalidSetting {
+                field: "usable_tokens_per_second",
+                problem: format!(
+                    "{} tokens/s is outside {} to {} tokens/s",
+                    self.usable_tokens_per_second,
+                    USABLE_TOKENS_PER_SECOND_RANGE.start(),
+                    USABLE_TOKENS_PER_SECOND_RANGE.end()
                 ),
             });
         }
@@ -319,7 +343,8 @@ mod tests {
                 "offload_threshold",
                 "restore_llm_servers",
                 "sd_path",
-                "theme"
+                "theme",
+                "usable_tokens_per_second"
             ]
         );
         assert!(settings.close_to_tray);
@@ -352,6 +377,29 @@ mod tests {
             };
             let error = settings.validate().unwrap_err().to_string();
             assert!(error.contains("offload_threshold"), "{error}");
+        }
+    }
+
+    #[test]
+    fn the_usable_speed_round_trips_and_is_bounded() {
+        let (settings, problem) = Settings::from_stored(json!({"llm_port": 9000}));
+        assert_eq!(problem, None);
+        assert_eq!(
+            settings.usable_tokens_per_second, 10,
+            "old files load with the default"
+        );
+        let (settings, problem) = Settings::from_stored(json!({"usable_tokens_per_second": 25}));
+        assert_eq!(problem, None);
+        assert_eq!(settings.usable_tokens_per_second, 25);
+        let stored = serde_json::to_value(&settings).unwrap();
+        assert_eq!(stored["usable_tokens_per_second"], 25);
+        for bad in [0, 1001] {
+            let settings = Settings {
+                usable_tokens_per_second: bad,
+                ..Settings::default()
+            };
+            let error = settings.validate().unwrap_err().to_string();
+            assert!(error.contains("usable_tokens_per_second"), "{error}");
         }
     }
 

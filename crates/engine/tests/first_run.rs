@@ -18,12 +18,16 @@ use switchyard_testkit::{FakeProbe, FixtureServer, ManualClock};
 const DEADLINE: Duration = Duration::from_secs(30);
 
 fn engine_in(dir: &std::path::Path, ram_gib: u64, hub_url: String) -> Engine {
+    engine_with(dir, ram_gib, hub_url, Settings::default())
+}
+
+fn engine_with(dir: &std::path::Path, ram_gib: u64, hub_url: String, settings: Settings) -> Engine {
     Engine::new(EngineDeps {
         data_dir_override: Some(dir.join("data")),
         config_dir: dir.join("config"),
         settings: Settings {
             hub_url,
-            ..Settings::default()
+            ..settings
         },
         probe: Arc::new(FakeProbe::cpu_only(ram_gib)),
         clock: Arc::new(ManualClock::at(1_700_000_000_000)),
@@ -32,27 +36,47 @@ fn engine_in(dir: &std::path::Path, ram_gib: u64, hub_url: String) -> Engine {
 }
 
 #[test]
-fn the_proposal_is_the_largest_curated_model_within_the_machines_budget() {
+fn the_proposal_is_the_largest_curated_model_within_the_machines_budget_and_speed() {
     for ram_gib in [1, 2, 4, 8, 16, 64] {
         let dir = tempfile::tempdir().expect("temp dir");
         let engine = engine_in(dir.path(), ram_gib, "https://huggingface.co".into());
         let proposal = engine.first_run_proposal();
         let budget = engine.system_info().recommendation.max_model_bytes;
         assert_eq!(proposal.max_model_bytes, budget);
+        assert_eq!(proposal.usable_tokens_per_second, 10.0);
         let fitting: Vec<_> = proposal.choices.iter().filter(|c| c.fits).collect();
-        let largest_fitting = fitting
+        let largest_usable = fitting
             .iter()
+            .filter(|choice| choice.usable)
             .max_by_key(|choice| choice.model.size_bytes)
             .map(|choice| choice.model.id.clone());
-        assert_eq!(proposal.recommended, largest_fitting, "{ram_gib} GiB");
+        assert_eq!(proposal.recommended, largest_usable, "{ram_gib} GiB");
         assert!(fitting.iter().all(|c| c.model.size_bytes <= budget));
         assert!(proposal.choices.iter().all(|c| !c.installed));
+        assert!(proposal.choices.iter().all(|c| c
+            .tokens_per_second
+            .is_some_and(|speed| c.usable == (speed >= 10.0))));
     }
-    // A 16 GiB machine runs the largest chat model of the list and an image model.
+    // 16 GiB read at the fake's 40 GB/s: the 7B fits but generates ~7 tokens/s,
+    // so the 3B is proposed, with an image model.
     let dir = tempfile::tempdir().expect("temp dir");
     let proposal = engine_in(dir.path(), 16, "https://huggingface.co".into()).first_run_proposal();
-    assert_eq!(proposal.recommended.as_deref(), Some("qwen2.5-7b-instruct"));
+    assert_eq!(proposal.recommended.as_deref(), Some("qwen2.5-3b-instruct"));
+    assert_eq!(proposal.speed_warning, None);
     assert!(proposal.image_model.is_some());
+    // Someone content with 5 tokens/s gets the largest.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let patient = Settings {
+        usable_tokens_per_second: 5,
+        ..Settings::default()
+    };
+    let engine = engine_with(dir.path(), 16, "https://huggingface.co".into(), patient);
+    let proposal = engine.first_run_proposal();
+    assert_eq!(proposal.recommended.as_deref(), Some("qwen2.5-7b-instruct"));
+    assert_eq!(
+        engine.system_info().recommendation.usable_tokens_per_second,
+        5.0
+    );
 }
 
 #[tokio::test]
@@ -120,7 +144,7 @@ async fn a_curated_model_downloads_from_the_hub_setting_once() {
 #[test]
 fn a_problem_report_is_a_zip_in_the_reports_folder() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let engine = engine_in(dir.path(), 8, "https://user:token@hub.example/".into());
+    let engine = engine_in(dir.path(), 8, "https://user:s3cret@hub.example/".into());
     let logs = engine.layout().logs().join("default");
     std::fs::create_dir_all(&logs).expect("log folder");
     std::fs::write(logs.join("llama-server.log"), "main: server is listening\n").expect("log");
@@ -150,7 +174,7 @@ fn a_problem_report_is_a_zip_in_the_reports_folder() {
     let system: serde_json::Value = serde_json::from_str(&read("system.json")).expect("json");
     assert_eq!(system["cpu"]["brand"], "Fake Ryzen 7 5800X");
     let settings = read("settings.json");
-    assert!(!settings.contains("token"), "{settings}");
+    assert!(!settings.contains("s3cret"), "{settings}");
     assert!(settings.contains("https://hub.example/"));
     assert_eq!(
         read("logs/default/llama-server.log"),

@@ -343,3 +343,64 @@ async fn nothing_starts_once_the_engine_shuts_down() {
     let error = llama.start("late").await.expect_err("refused");
     assert_eq!(error.code(), switchyard_engine::ErrorCode::ShuttingDown);
 }
+
+#[tokio::test]
+async fn a_generation_s_measured_speed_is_kept_for_its_model_and_configuration() {
+    use switchyard_engine::estimate::{Backend, Calibration};
+    let rig = rig().await;
+    let model = rig.model("tiny.gguf", &LlamaSpec::default());
+    let llama = rig.engine.llama().clone();
+    llama.create(spec("tiny", &model)).expect("created");
+    let status = llama.start("tiny").await.expect("starts");
+    let config = status.running.expect("running").config;
+    let endpoint = status.api_endpoint.expect("the stable endpoint");
+    let key = "tiny.gguf";
+    assert_eq!(llama.calibration().speed(key, &config, Backend::Cpu), None);
+
+    let generate = |tokens: u32| {
+        let url = format!("{endpoint}/completion");
+        async move {
+            reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client")
+                .post(url)
+                .json(&serde_json::json!({
+                    "prompt": "Hello",
+                    "n_predict": tokens,
+                    "ignore_eos": true,
+                }))
+                .send()
+                .await
+                .expect("answered")
+                .error_for_status()
+                .expect("a completion")
+                .json::<serde_json::Value>()
+                .await
+                .expect("json")
+        }
+    };
+    // Too few tokens to time: not kept.
+    generate(4).await;
+    // Enough: llama-server logs the timing right after answering.
+    let answer = generate(32).await;
+    assert_eq!(answer["timings"]["predicted_n"], 32);
+    let mut kept = None;
+    for _ in 0..100 {
+        kept = llama
+            .calibration()
+            .speed(key, &config, Backend::Cpu)
+            .copied();
+        if kept.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let kept = kept.expect("the speed was recorded");
+    assert_eq!(kept.generated_tokens, 32);
+    assert!(kept.generation_tokens_per_second > 0.0);
+    // On disk, for the next start of the app.
+    let stored = Calibration::load(&rig.data_dir().join("state")).expect("the file");
+    assert_eq!(stored.speed(key, &config, Backend::Cpu), Some(&kept));
+    llama.stop("tiny").await.expect("stops");
+}

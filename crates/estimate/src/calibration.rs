@@ -198,10 +198,28 @@ pub fn apply(estimate: &LlamaEstimate, measured: &MeasuredMemory) -> LlamaEstima
     }
 }
 
+/// Generated tokens a run needs before its speed counts as measured: the first few
+/// tokens include warm-up that a conversation does not see again.
+pub const MIN_MEASURED_TOKENS: u32 = 16;
+
+/// Generation speed as llama-server timed it (`timings.predicted_per_second`, or
+/// its log's `eval time = … tokens per second`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct MeasuredSpeed {
+    pub generation_tokens_per_second: f64,
+    /// Tokens the timed run generated.
+    pub generated_tokens: u32,
+}
+
 /// Measurements per model and configuration, kept across restarts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Calibration {
     entries: BTreeMap<String, MeasuredMemory>,
+    /// Generation speeds, by the same key; absent from files written before
+    /// speeds were measured.
+    #[serde(default)]
+    speeds: BTreeMap<String, MeasuredSpeed>,
 }
 
 impl Calibration {
@@ -243,6 +261,53 @@ impl Calibration {
         next.record(model_id, config, backend, measured);
         next.save(state_dir)?;
         Ok(next)
+    }
+
+    /// Records a generation speed into `state/calibration.json` as it is now,
+    /// under the same lock as [`Calibration::record_shared`].
+    pub fn record_speed_shared(
+        &self,
+        state_dir: &Path,
+        model_id: &str,
+        config: &LlamaConfig,
+        backend: Backend,
+        measured: MeasuredSpeed,
+    ) -> Result<Self> {
+        let lock_path = state_dir.join(LOCK_FILE);
+        let file = switchyard_base::locks::lock_file(&lock_path)?;
+        file.lock()
+            .map_err(|source| EngineError::writing(&lock_path, source))?;
+        let mut next = Self::load(state_dir).unwrap_or_else(|_| self.clone());
+        next.record_speed(model_id, config, backend, measured);
+        next.save(state_dir)?;
+        Ok(next)
+    }
+
+    /// Keeps a run's generation speed when it timed enough tokens to mean
+    /// something ([`MIN_MEASURED_TOKENS`]); the latest such run wins.
+    pub fn record_speed(
+        &mut self,
+        model_id: &str,
+        config: &LlamaConfig,
+        backend: Backend,
+        measured: MeasuredSpeed,
+    ) {
+        let timed = measured.generated_tokens >= MIN_MEASURED_TOKENS
+            && measured.generation_tokens_per_second.is_finite()
+            && measured.generation_tokens_per_second > 0.0;
+        if timed {
+            self.speeds
+                .insert(Self::key(model_id, config, backend), measured);
+        }
+    }
+
+    pub fn speed(
+        &self,
+        model_id: &str,
+        config: &LlamaConfig,
+        backend: Backend,
+    ) -> Option<&MeasuredSpeed> {
+        self.speeds.get(&Self::key(model_id, config, backend))
     }
 
     /// The key: the model and every setting that changes its memory.

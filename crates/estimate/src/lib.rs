@@ -9,11 +9,14 @@ pub mod fit;
 pub mod llama;
 pub mod repack;
 pub mod shape;
+pub mod speed;
 
 use serde::Serialize;
 use ts_rs::TS;
 
-pub use calibration::{apply as apply_measured, parse_llama_log, Calibration, MeasuredMemory};
+pub use calibration::{
+    apply as apply_measured, parse_llama_log, Calibration, MeasuredMemory, MeasuredSpeed,
+};
 pub use fit::{check_fits, fit, max_gpu_layers, AutoFields, Budget, FitPlan};
 pub use llama::{
     estimate, estimate_on, seed_formula, Backend, Breakdown, CacheType, EstimateSource,
@@ -21,12 +24,13 @@ pub use llama::{
 };
 pub use repack::{CpuKernels, EdgeTensor, MatrixBytes, TensorPlace};
 pub use shape::{ModelShape, NoShape};
+pub use speed::{Bandwidth, SpeedEstimate};
 
 use switchyard_gguf::GgufFile;
 
 /// The answer to "can I run this?" that the Models tab shows before a download:
 /// the model at a context on this machine, placed the way fitting would place it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[ts(export)]
 pub struct MemoryEstimate {
     pub context: u32,
@@ -48,18 +52,33 @@ pub struct MemoryEstimate {
     pub layers: u32,
     /// It fits this machine's memory at this context.
     pub fits: bool,
+    /// Predicted generation speed placed this way (tokens/s, at a short
+    /// conversation); `None` when the machine's memory bandwidth is unknown.
+    pub generation_tokens_per_second: Option<f64>,
     /// How it would run, in words ("All layers on the GPU."), or why it does not fit.
     pub notes: Vec<String>,
 }
 
 /// The estimate for a model header at `context` tokens (capped at what it was
-/// trained for) on a machine with `backend` and `budget`. `None` for a file that
-/// is not a language model, or whose header claims what it cannot be.
+/// trained for) on a machine with `backend` and `budget`, without a speed. `None`
+/// for a file that is not a language model, or whose header claims what it cannot
+/// be.
 pub fn first_estimate(
     file: &GgufFile,
     context: u32,
     backend: Backend,
     budget: Budget,
+) -> Option<MemoryEstimate> {
+    first_estimate_at_speed(file, context, (backend, budget), None)
+}
+
+/// [`first_estimate`] with the generation speed predicted from the machine's
+/// memory `bandwidth`.
+pub fn first_estimate_at_speed(
+    file: &GgufFile,
+    context: u32,
+    (backend, budget): (Backend, Budget),
+    bandwidth: Option<Bandwidth>,
 ) -> Option<MemoryEstimate> {
     let shape = ModelShape::from_gguf(file).ok()?;
     let context = shape
@@ -100,6 +119,9 @@ pub fn first_estimate(
         gpu_layers: planned.gpu_layers,
         layers: shape.layers,
         fits,
+        generation_tokens_per_second: bandwidth.and_then(|bandwidth| {
+            speed::predict_generation(&shape, &planned, bandwidth, speed::TYPICAL_CONTEXT_TOKENS)
+        }),
         notes,
     })
 }

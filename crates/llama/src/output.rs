@@ -1,11 +1,12 @@
 //! Reading a server's standard output and error: every line into the instance's
 //! ring and log file, batched onto the event bus, the start-up lines kept for the
-//! estimator's calibration and the error lines for messages to the person. Text of
+//! estimator's calibration, each request's generation timing for the speed
+//! calibration, and the error lines for messages to the person. Text of
 //! requests and answers that a line quotes is taken out first (see `request_text`).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
@@ -15,6 +16,8 @@ use super::request_text::RequestTextFilter;
 use crate::LlamaEvent;
 use switchyard_base::emit::Emitter;
 use switchyard_base::locks::lock;
+use switchyard_estimate::speed::parse_eval_line;
+use switchyard_estimate::MeasuredSpeed;
 
 /// Lines are sent to the window at most this often (or when a batch is full).
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
@@ -52,6 +55,15 @@ struct Capture {
     tail: VecDeque<String>,
 }
 
+/// Told each generation speed the server logs (`eval time = …`).
+struct SpeedHook(Box<dyn Fn(MeasuredSpeed) + Send + Sync>);
+
+impl std::fmt::Debug for SpeedHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SpeedHook")
+    }
+}
+
 /// The destination of one run's output.
 #[derive(Debug)]
 pub struct OutputSink {
@@ -61,6 +73,7 @@ pub struct OutputSink {
     events: Emitter<LlamaEvent>,
     capture: Mutex<Capture>,
     request_text: Mutex<RequestTextFilter>,
+    on_speed: OnceLock<SpeedHook>,
 }
 
 impl OutputSink {
@@ -77,7 +90,13 @@ impl OutputSink {
             events,
             capture: Mutex::new(Capture::default()),
             request_text: Mutex::new(RequestTextFilter::default()),
+            on_speed: OnceLock::new(),
         }
+    }
+
+    /// Hands each request's generation timing to `hook` (the first hook set stays).
+    pub fn on_generation_speed(&self, hook: impl Fn(MeasuredSpeed) + Send + Sync + 'static) {
+        let _ = self.on_speed.set(SpeedHook(Box::new(hook)));
     }
 
     /// A line from Switchyard itself, in the same log (start, stop, crash).
@@ -124,6 +143,10 @@ impl OutputSink {
             capture.tail.pop_front();
         }
         capture.tail.push_back(raw.to_owned());
+        drop(capture);
+        if let (Some(hook), Some(speed)) = (self.on_speed.get(), parse_eval_line(raw)) {
+            (hook.0)(speed);
+        }
         line
     }
 

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use switchyard_base::errors::ErrorReport;
-use switchyard_estimate::{LlamaConfig, LlamaEstimate, MeasuredMemory};
+use switchyard_estimate::{LlamaConfig, LlamaEstimate, MeasuredMemory, SpeedEstimate};
 
 use super::ownership::Owner;
 use super::spec::InstanceSpec;
@@ -137,4 +137,8 @@ pub struct InstancePreview {
     pub free_ram_bytes: u64,
     #[ts(type = "number")]
     pub free_vram_bytes: u64,
+    /// Generation speed this way: llama-server's timing of an earlier run of the
+    /// same model and configuration, else the prediction; `None` when neither is
+    /// known.
+    pub speed: Option<SpeedEstimate>,
 }

@@ -9,7 +9,7 @@ use super::hub::{self, HubFile};
 use super::names::sanitize_file_name;
 use super::store::{DownloadFileRequest, DownloadRequest};
 use switchyard_base::errors::{EngineError, Result};
-use switchyard_estimate::{first_estimate, Backend, Budget, MemoryEstimate};
+use switchyard_estimate::{first_estimate_at_speed, Backend, Bandwidth, Budget, MemoryEstimate};
 use switchyard_gguf::{self as gguf, ModelFacts};
 
 /// Where a model file is.
@@ -82,12 +82,13 @@ pub async fn inspect(
     hub_url: &str,
     location: &ModelLocation,
     context: u32,
-    (backend, budget): (Backend, Budget),
+    machine: (Backend, Budget),
+    bandwidth: Option<Bandwidth>,
 ) -> Result<RemoteModel> {
     let url = url_of(hub_url, location)?;
     let (file, stats) = gguf::read_remote(client.clone(), &url).await?;
     let facts = file.facts();
-    let memory = first_estimate(&file, context, backend, budget);
+    let memory = first_estimate_at_speed(&file, context, machine, bandwidth);
     Ok(RemoteModel {
         facts,
         size_bytes: file.file_len,

@@ -87,6 +87,7 @@ impl AmdCard {
             driver: self.driver.clone(),
             backends: vec![GpuBackend::Rocm, GpuBackend::Vulkan],
             unified_memory: false,
+            memory_bandwidth_bytes_per_second: None,
         }
     }
 

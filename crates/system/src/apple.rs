@@ -15,6 +15,7 @@ pub fn apple_unified_gpu(cpu_brand: &str, arch: &str) -> Option<GpuIdentity> {
         driver: Some("Metal".into()),
         backends: vec![GpuBackend::Metal],
         unified_memory: true,
+        memory_bandwidth_bytes_per_second: None,
     })
 }
 

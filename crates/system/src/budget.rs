@@ -4,7 +4,7 @@
 
 use crate::{GpuVendor, SystemInfo};
 use switchyard_estimate::Backend;
-use switchyard_estimate::Budget;
+use switchyard_estimate::{Bandwidth, Budget};
 
 /// Share of RAM a model may plan for: the OS and other programs keep the rest.
 const RAM_SHARE: f64 = 0.75;
@@ -61,4 +61,24 @@ pub fn machine_budget(system: &SystemInfo) -> (Backend, Budget) {
             vram_bytes: 0,
         },
     )
+}
+
+/// The memory bandwidths speed predictions use: RAM's (measured at start) and the
+/// GPU's that [`machine_budget`] plans on. `None` when RAM's was not measured.
+pub fn machine_bandwidth(system: &SystemInfo) -> Option<Bandwidth> {
+    let gpu = system
+        .gpus
+        .iter()
+        .filter(|gpu| !gpu.identity.unified_memory)
+        .max_by_key(|gpu| gpu.memory.total_bytes)
+        .filter(|gpu| gpu.memory.total_bytes > 0)
+        .or_else(|| system.gpus.iter().find(|gpu| gpu.identity.unified_memory));
+    Some(Bandwidth {
+        ram_bytes_per_second: system.ram_bandwidth_bytes_per_second?,
+        gpu_bytes_per_second: gpu.and_then(|gpu| gpu.identity.memory_bandwidth_bytes_per_second),
+        cpu_threads: system
+            .cpu
+            .physical_cores
+            .unwrap_or(system.cpu.logical_cores),
+    })
 }

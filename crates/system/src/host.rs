@@ -10,7 +10,8 @@ use switchyard_base::errors::{EngineError, Result};
 use super::amd::{AmdCard, AmdSysfs};
 use super::nvidia::NvidiaGpus;
 use super::{
-    apple, cpu_features, CpuInfo, GpuIdentity, GpuMemory, MemoryInfo, OsInfo, SystemProbe,
+    apple, bandwidth, cpu_features, CpuInfo, GpuIdentity, GpuMemory, MemoryInfo, OsInfo,
+    SystemProbe,
 };
 
 #[derive(Debug)]
@@ -110,6 +111,19 @@ impl SystemProbe for HostProbe {
                 .map(|(card, index)| card.identity(index)),
         );
         gpus
+    }
+
+    fn ram_bandwidth(&self) -> Option<u64> {
+        // One reader per physical core: llama.cpp's default thread count.
+        let threads = self
+            .cpu()
+            .physical_cores
+            .map(|cores| cores as usize)
+            .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+            .unwrap_or(1);
+        let bandwidth = bandwidth::measure_ram_bandwidth(bandwidth::RAM_PROBE_BYTES, threads);
+        tracing::info!(?bandwidth, threads, "RAM read bandwidth measured");
+        bandwidth
     }
 
     fn memory(&self) -> MemoryInfo {

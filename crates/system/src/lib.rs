@@ -4,6 +4,7 @@
 
 mod amd;
 mod apple;
+mod bandwidth;
 mod budget;
 mod cpu_features;
 mod host;
@@ -14,7 +15,8 @@ mod types;
 
 pub use amd::AmdSysfs;
 pub use apple::apple_unified_gpu;
-pub use budget::machine_budget;
+pub use bandwidth::{gpu_bandwidth, measure_ram_bandwidth, RAM_PROBE_BYTES};
+pub use budget::{machine_bandwidth, machine_budget};
 pub use host::HostProbe;
 pub use monitor::SystemMonitor;
 pub use nvidia::NvidiaGpus;
@@ -30,6 +32,8 @@ pub trait SystemProbe: Send + Sync + std::fmt::Debug {
     fn os(&self) -> OsInfo;
     /// The GPUs present, without their (changing) memory use. Called once.
     fn gpus(&self) -> Vec<GpuIdentity>;
+    /// RAM read bandwidth in bytes per second (a short measurement). Called once.
+    fn ram_bandwidth(&self) -> Option<u64>;
     /// RAM right now.
     fn memory(&self) -> MemoryInfo;
     /// Each GPU's memory right now, by the index given in [`SystemProbe::gpus`].

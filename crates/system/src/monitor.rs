@@ -1,4 +1,4 @@
-//! Caches what does not change (CPU, OS, which GPUs) and reads what does (free RAM
+//! Caches what does not change (CPU, OS, which GPUs, memory bandwidth) and reads what does (free RAM
 //! and VRAM, CPU use) fresh on every call.
 
 use std::sync::{Arc, OnceLock};
@@ -14,6 +14,7 @@ struct StaticFacts {
     cpu: CpuInfo,
     os: OsInfo,
     gpus: Vec<GpuIdentity>,
+    ram_bandwidth: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -37,19 +38,28 @@ impl SystemMonitor {
             cpu: self.probe.cpu(),
             os: self.probe.os(),
             gpus: self.probe.gpus(),
+            ram_bandwidth: self.probe.ram_bandwidth(),
         })
     }
 
-    /// The full picture: cached identity, fresh memory, and the recommendation.
-    pub fn info(&self) -> SystemInfo {
+    /// The full picture: cached identity, fresh memory, and the recommendation for
+    /// models that generate at least `usable_tokens_per_second`.
+    pub fn info(&self, usable_tokens_per_second: f64) -> SystemInfo {
         let facts = self.facts();
         let memory = self.probe.memory();
         let gpu_memory = self.probe.gpu_memory();
-        let recommendation = recommend(&facts.cpu, &memory, &facts.gpus, &gpu_memory);
+        let recommendation = recommend(
+            &facts.cpu,
+            &memory,
+            (&facts.gpus, &gpu_memory),
+            facts.ram_bandwidth,
+            usable_tokens_per_second,
+        );
         SystemInfo {
             cpu: facts.cpu.clone(),
             os: facts.os.clone(),
             memory,
+            ram_bandwidth_bytes_per_second: facts.ram_bandwidth,
             gpus: facts
                 .gpus
                 .iter()

@@ -3,7 +3,8 @@
 
 use std::sync::OnceLock;
 
-use nvml_wrapper::Nvml;
+use nvml_wrapper::enum_wrappers::device::Clock;
+use nvml_wrapper::{Device, Nvml};
 
 use super::{GpuBackend, GpuIdentity, GpuMemory, GpuVendor};
 
@@ -49,16 +50,20 @@ impl NvidiaGpus {
             .ok()
             .map(|version| format!("NVIDIA {version}"));
         (0..self.count())
-            .map(|nvml_index| GpuIdentity {
-                index: first_index + nvml_index,
-                vendor: GpuVendor::Nvidia,
-                name: nvml
-                    .device_by_index(nvml_index)
-                    .and_then(|device| device.name())
-                    .unwrap_or_else(|_| format!("NVIDIA GPU {nvml_index}")),
-                driver: driver.clone(),
-                backends: vec![GpuBackend::Cuda, GpuBackend::Vulkan],
-                unified_memory: false,
+            .map(|nvml_index| {
+                let device = nvml.device_by_index(nvml_index).ok();
+                GpuIdentity {
+                    index: first_index + nvml_index,
+                    vendor: GpuVendor::Nvidia,
+                    name: device
+                        .as_ref()
+                        .and_then(|device| device.name().ok())
+                        .unwrap_or_else(|| format!("NVIDIA GPU {nvml_index}")),
+                    driver: driver.clone(),
+                    backends: vec![GpuBackend::Cuda, GpuBackend::Vulkan],
+                    unified_memory: false,
+                    memory_bandwidth_bytes_per_second: device.as_ref().and_then(bandwidth),
+                }
             })
             .collect()
     }
@@ -88,4 +93,12 @@ impl NvidiaGpus {
             })
             .collect()
     }
+}
+
+/// The GPU's memory bandwidth by its specification (bus width and highest memory
+/// clock); `None` where NVML does not say (some virtual GPUs).
+fn bandwidth(device: &Device<'_>) -> Option<u64> {
+    let bus_width = device.memory_bus_width().ok()?;
+    let clock = device.max_clock_info(Clock::Memory).ok()?;
+    super::bandwidth::gpu_bandwidth(bus_width, clock)
 }

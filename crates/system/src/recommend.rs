@@ -4,6 +4,9 @@
 
 use super::{CpuInfo, GpuIdentity, GpuMemory, GpuVendor, MemoryInfo, Recommendation, RunsOn};
 use crate::budget::share as scale;
+use switchyard_estimate::speed::{
+    cpu_read_rate, describe_speed, gpu_read_rate, max_bytes_at_speed, predict_from_size,
+};
 use switchyard_estimate::{estimate, Backend, LlamaConfig, ModelShape};
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
@@ -14,13 +17,15 @@ const CONTEXT_STEPS: [u32; 5] = [32_768, 16_384, 8_192, 4_096, 2_048];
 const Q4_K_M_BYTES_PER_PARAM: f64 = 4.85 / 8.0;
 const Q8_0_BYTES_PER_PARAM: f64 = 8.5 / 8.0;
 
-/// Builds the recommendation for this machine. `gpus` and `gpu_memory` are paired
-/// by index.
+/// Builds the recommendation for this machine. `gpus` and their memory are paired
+/// by index; `ram_bandwidth` is the measured RAM read bandwidth (bytes/s), and
+/// models slower than `usable_tokens_per_second` are called slow.
 pub fn recommend(
     cpu: &CpuInfo,
     memory: &MemoryInfo,
-    gpus: &[GpuIdentity],
-    gpu_memory: &[GpuMemory],
+    (gpus, gpu_memory): (&[GpuIdentity], &[GpuMemory]),
+    ram_bandwidth: Option<u64>,
+    usable_tokens_per_second: f64,
 ) -> Recommendation {
     let largest_gpu = gpus
         .iter()
@@ -99,10 +104,40 @@ pub fn recommend(
         )
     };
 
+    // Generation reads every weight per token: the memory the model lives in sets
+    // its speed.
+    let threads = cpu.physical_cores.unwrap_or(cpu.logical_cores);
+    let read_rate = match runs_on {
+        RunsOn::Gpu => largest_gpu
+            .and_then(|(gpu, _)| gpu.memory_bandwidth_bytes_per_second)
+            .map(gpu_read_rate),
+        RunsOn::UnifiedMemory => unified
+            .and_then(|gpu| gpu.memory_bandwidth_bytes_per_second)
+            .or(ram_bandwidth)
+            .map(gpu_read_rate),
+        RunsOn::Cpu => ram_bandwidth.map(|ram| cpu_read_rate(ram, threads, false)),
+    };
+    let on_gpu = runs_on == RunsOn::Gpu;
+    let layers = typical_model().layers;
+    let max_model_tokens_per_second = read_rate
+        .filter(|_| max_model_bytes > 0)
+        .and_then(|rate| predict_from_size(max_model_bytes, layers, rate, on_gpu));
+    let usable_model_bytes = read_rate.map(|rate| {
+        max_bytes_at_speed(usable_tokens_per_second, layers, rate, on_gpu).min(max_model_bytes)
+    });
+
     let mut details = vec![format!(
         "Suggested context: {} tokens.",
         group_thousands(suggested_context)
     )];
+    if let (Some(speed), Some(usable_bytes)) = (max_model_tokens_per_second, usable_model_bytes) {
+        details.push(speed_sentence(
+            speed,
+            usable_bytes,
+            usable_tokens_per_second,
+            max_model_bytes,
+        ));
+    }
     match runs_on {
         RunsOn::Gpu => details.push(format!(
             "Larger models still run with some layers in RAM ({} total), more slowly.",
@@ -115,7 +150,7 @@ pub fn recommend(
             let simd =
                 simd_tier(&cpu.features).map_or(String::new(), |tier| format!(" with {tier}"));
             details.push(format!(
-                "No usable GPU was found, so models run on the CPU{simd} ({} threads): expect a few tokens per second.",
+                "No usable GPU was found, so models run on the CPU{simd} ({} threads), at the speed of the RAM.",
                 cpu.logical_cores
             ));
         }
@@ -129,9 +164,38 @@ pub fn recommend(
         runs_on,
         max_model_bytes,
         suggested_context,
+        max_model_tokens_per_second,
+        usable_tokens_per_second,
+        usable_model_bytes,
+        read_rate_bytes_per_second: read_rate,
         headline,
         details,
     }
+}
+
+/// How fast the largest model would generate, and which size still reaches the
+/// usable speed.
+fn speed_sentence(speed: f64, usable_bytes: u64, usable: f64, max_model_bytes: u64) -> String {
+    if usable_bytes >= max_model_bytes {
+        return format!(
+            "A model that large generates {} here.",
+            describe_speed(speed)
+        );
+    }
+    // The setting as the person typed it, not rounded like a prediction.
+    let at_least = format!("{usable:.0} tokens/s");
+    if usable_bytes == 0 {
+        return format!(
+            "A model that large generates {} here, and none reaches {at_least}: expect slow answers.",
+            describe_speed(speed)
+        );
+    }
+    format!(
+        "A model that large generates only {} here; for {at_least} or more, pick one up to {} (about {} parameters at Q4_K_M).",
+        describe_speed(speed),
+        gib(usable_bytes),
+        params(usable_bytes, Q4_K_M_BYTES_PER_PARAM),
+    )
 }
 
 /// Llama 3 8B's shape without its weights: what the context and the runtime cost
@@ -248,6 +312,7 @@ mod tests {
             driver: None,
             backends: vec![GpuBackend::Vulkan],
             unified_memory: unified,
+            memory_bandwidth_bytes_per_second: Some(1_000_000_000_000),
         }
     }
 
@@ -263,7 +328,7 @@ mod tests {
 
     #[test]
     fn cpu_only_machine_runs_on_cpu_and_names_the_simd_level() {
-        let advice = recommend(&cpu(), &ram(24), &[], &[]);
+        let advice = recommend(&cpu(), &ram(24), (&[], &[]), None, 10.0);
         assert_eq!(advice.runs_on, RunsOn::Cpu);
         assert!(advice.max_model_bytes > 10 * GB && advice.max_model_bytes < 18 * GB);
         assert!(
@@ -280,7 +345,13 @@ mod tests {
     #[test]
     fn the_largest_gpu_decides() {
         let gpus = [gpu(0, false), gpu(1, false)];
-        let advice = recommend(&cpu(), &ram(64), &gpus, &[vram(0, 8), vram(1, 24)]);
+        let advice = recommend(
+            &cpu(),
+            &ram(64),
+            (&gpus, &[vram(0, 8), vram(1, 24)]),
+            None,
+            10.0,
+        );
         assert_eq!(advice.runs_on, RunsOn::Gpu);
         assert!(
             advice.headline.contains("GPU 1 (24.0 GiB of VRAM)"),
@@ -292,16 +363,22 @@ mod tests {
 
     #[test]
     fn apple_silicon_uses_unified_memory() {
-        let advice = recommend(&cpu(), &ram(32), &[gpu(0, true)], &[vram(0, 32)]);
+        let advice = recommend(
+            &cpu(),
+            &ram(32),
+            (&[gpu(0, true)], &[vram(0, 32)]),
+            None,
+            10.0,
+        );
         assert_eq!(advice.runs_on, RunsOn::UnifiedMemory);
         assert!(advice.details.iter().any(|line| line.contains("one pool")));
     }
 
     #[test]
     fn more_memory_never_means_a_smaller_model_or_context() {
-        let mut previous = recommend(&cpu(), &ram(1), &[], &[]);
+        let mut previous = recommend(&cpu(), &ram(1), (&[], &[]), None, 10.0);
         for total in 2..=256 {
-            let next = recommend(&cpu(), &ram(total), &[], &[]);
+            let next = recommend(&cpu(), &ram(total), (&[], &[]), None, 10.0);
             assert!(
                 next.max_model_bytes >= previous.max_model_bytes,
                 "at {total} GiB"
@@ -317,10 +394,60 @@ mod tests {
 
     #[test]
     fn tiny_machines_are_told_plainly() {
-        let advice = recommend(&cpu(), &ram(0), &[], &[]);
+        let advice = recommend(&cpu(), &ram(0), (&[], &[]), None, 10.0);
         assert_eq!(advice.max_model_bytes, 0);
         assert!(advice.headline.contains("too little"));
         assert_eq!(advice.suggested_context, 2_048);
+    }
+
+    #[test]
+    fn slow_memory_narrows_the_usable_models_and_says_so() {
+        // 64 GiB of RAM read at 20 GB/s: ~40 GiB fits, at ~0.4 tokens/s.
+        let advice = recommend(&cpu(), &ram(64), (&[], &[]), Some(20_000_000_000), 10.0);
+        let speed = advice.max_model_tokens_per_second.expect("a prediction");
+        assert!(speed < 1.0, "{speed}");
+        let usable = advice.usable_model_bytes.expect("a usable size");
+        assert!(usable > GB && usable < 2 * GB, "{usable}");
+        assert!(
+            advice
+                .details
+                .iter()
+                .any(|line| line.contains("for 10 tokens/s or more, pick one up to 1.")),
+            "{:?}",
+            advice.details
+        );
+        // A faster threshold asks for smaller models.
+        let stricter = recommend(&cpu(), &ram(64), (&[], &[]), Some(20_000_000_000), 20.0);
+        assert!(stricter.usable_model_bytes < advice.usable_model_bytes);
+    }
+
+    #[test]
+    fn a_fast_gpu_runs_its_largest_model_at_a_usable_speed() {
+        let advice = recommend(
+            &cpu(),
+            &ram(64),
+            (&[gpu(0, false)], &[vram(0, 24)]),
+            None,
+            10.0,
+        );
+        assert_eq!(
+            advice.read_rate_bytes_per_second,
+            Some(gpu_read_rate(1_000_000_000_000))
+        );
+        assert_eq!(advice.usable_model_bytes, Some(advice.max_model_bytes));
+        let speed = advice.max_model_tokens_per_second.expect("a prediction");
+        assert!(speed > 10.0, "{speed}");
+        assert!(advice
+            .details
+            .iter()
+            .any(|line| line.starts_with("A model that large generates about")));
+    }
+
+    #[test]
+    fn without_a_bandwidth_no_speed_is_claimed() {
+        let advice = recommend(&cpu(), &ram(24), (&[], &[]), None, 10.0);
+        assert_eq!(advice.max_model_tokens_per_second, None);
+        assert_eq!(advice.usable_model_bytes, None);
     }
 
     #[test]

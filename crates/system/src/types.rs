@@ -73,6 +73,10 @@ pub struct GpuIdentity {
     pub backends: Vec<GpuBackend>,
     /// The GPU shares system RAM (Apple Silicon): RAM and VRAM are one budget.
     pub unified_memory: bool,
+    /// Memory bandwidth as the driver states it (bytes per second), where it does:
+    /// what bounds generation speed for the layers on this GPU.
+    #[ts(type = "number | null")]
+    pub memory_bandwidth_bytes_per_second: Option<u64>,
 }
 
 /// A GPU's memory right now.
@@ -130,6 +134,20 @@ pub struct Recommendation {
     #[ts(type = "number")]
     pub max_model_bytes: u64,
     pub suggested_context: u32,
+    /// Predicted generation speed of a model of `max_model_bytes` here; `None`
+    /// when the memory bandwidth is unknown.
+    pub max_model_tokens_per_second: Option<f64>,
+    /// The speed the person calls usable (the `usable_tokens_per_second` setting).
+    pub usable_tokens_per_second: f64,
+    /// The largest model file that fits and still generates at the usable speed
+    /// (at most `max_model_bytes`); `None` when the bandwidth is unknown.
+    #[ts(type = "number | null")]
+    pub usable_model_bytes: Option<u64>,
+    /// How fast a quantized model's weights are read where models run (bytes per
+    /// second): the GPU's or RAM's bandwidth as llama.cpp reaches it, or on few
+    /// cores what they dequantize. Speed predictions for models known by their
+    /// size alone divide by it.
+    pub read_rate_bytes_per_second: Option<f64>,
     /// One sentence: the largest model that fits.
     pub headline: String,
     /// Further plain sentences (where it runs, context, caveats).
@@ -143,6 +161,10 @@ pub struct SystemInfo {
     pub cpu: CpuInfo,
     pub os: OsInfo,
     pub memory: MemoryInfo,
+    /// RAM read bandwidth measured once at start (bytes per second): what bounds
+    /// generation speed for the layers in RAM.
+    #[ts(type = "number | null")]
+    pub ram_bandwidth_bytes_per_second: Option<u64>,
     pub gpus: Vec<GpuInfo>,
     pub recommendation: Recommendation,
     #[ts(type = "number")]

@@ -13,6 +13,8 @@ pub const GIB: u64 = 1024 * 1024 * 1024;
 pub struct FakeProbe {
     pub cpu: CpuInfo,
     pub gpus: Vec<GpuIdentity>,
+    /// RAM read bandwidth (bytes/s); `None` as if the probe failed.
+    pub ram_bandwidth: Option<u64>,
     total_ram: u64,
     available_ram: AtomicU64,
     gpu_memory: Mutex<Vec<GpuMemory>>,
@@ -32,6 +34,8 @@ impl FakeProbe {
                 features: vec!["AVX".into(), "AVX2".into(), "FMA".into()],
             },
             gpus: Vec::new(),
+            // Dual-channel DDR4-3200, as such a desktop has: ~40 GB/s.
+            ram_bandwidth: Some(40_000_000_000),
             total_ram: ram_gib * GIB,
             available_ram: AtomicU64::new(ram_gib * GIB / 2),
             gpu_memory: Mutex::new(Vec::new()),
@@ -49,6 +53,8 @@ impl FakeProbe {
             driver: Some("NVIDIA 560.35.03".into()),
             backends: vec![GpuBackend::Cuda, GpuBackend::Vulkan],
             unified_memory: false,
+            // A mid-range card's GDDR6: ~450 GB/s.
+            memory_bandwidth_bytes_per_second: Some(450_000_000_000),
         });
         self.lock_gpu_memory().push(GpuMemory {
             index,
@@ -112,6 +118,11 @@ impl SystemProbe for FakeProbe {
     fn gpus(&self) -> Vec<GpuIdentity> {
         self.static_reads.fetch_add(1, Ordering::SeqCst);
         self.gpus.clone()
+    }
+
+    fn ram_bandwidth(&self) -> Option<u64> {
+        self.static_reads.fetch_add(1, Ordering::SeqCst);
+        self.ram_bandwidth
     }
 
     fn memory(&self) -> MemoryInfo {

@@ -10,6 +10,16 @@ export type CuratedChoice = { model: CuratedModel,
  */
 fits: boolean, 
 /**
+ * Predicted generation speed here (tokens/s); `None` when this machine's
+ * memory bandwidth is unknown or it is not a language model.
+ */
+tokens_per_second: number | null, 
+/**
+ * Reaches the usable speed (`true` when the speed is unknown: nothing says
+ * otherwise).
+ */
+usable: boolean, 
+/**
  * Already installed (a rerun of the wizard, or added by hand).
  */
 installed: boolean, };

@@ -21,7 +21,12 @@ repo: string, file: string,
 /**
  * The file's size as published (the download itself checks the Hub's listing).
  */
-size_bytes: number, license: string, license_url: string, 
+size_bytes: number, 
+/**
+ * Transformer layers (0 for an image model): each costs the runtime a little
+ * time per token, which speed predictions count.
+ */
+layers: number, license: string, license_url: string, 
 /**
  * One plain sentence: what it is good for.
  */

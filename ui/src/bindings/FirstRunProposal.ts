@@ -22,6 +22,14 @@ image_model: CuratedChoice | null,
  */
 max_model_bytes: number, 
 /**
+ * The speed the choice was made against (tokens/s).
+ */
+usable_tokens_per_second: number, 
+/**
  * The machine's one-sentence verdict (the System tab's headline).
  */
-headline: string, };
+headline: string, 
+/**
+ * Said when even the proposed model is slower than the usable speed.
+ */
+speed_warning: string | null, };

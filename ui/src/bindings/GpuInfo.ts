@@ -11,4 +11,9 @@ driver: string | null, backends: Array<GpuBackend>,
 /**
  * The GPU shares system RAM (Apple Silicon): RAM and VRAM are one budget.
  */
-unified_memory: boolean, };
+unified_memory: boolean, 
+/**
+ * Memory bandwidth as the driver states it (bytes per second), where it does:
+ * what bounds generation speed for the layers on this GPU.
+ */
+memory_bandwidth_bytes_per_second: number | null, };

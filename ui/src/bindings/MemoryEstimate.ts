@@ -15,6 +15,11 @@ gpu_layers: number, layers: number,
  */
 fits: boolean, 
 /**
+ * Predicted generation speed placed this way (tokens/s, at a short
+ * conversation); `None` when the machine's memory bandwidth is unknown.
+ */
+generation_tokens_per_second: number | null, 
+/**
  * How it would run, in words ("All layers on the GPU."), or why it does not fit.
  */
 notes: Array<string>, };

@@ -11,6 +11,27 @@ export type Recommendation = { runs_on: RunsOn,
  */
 max_model_bytes: number, suggested_context: number, 
 /**
+ * Predicted generation speed of a model of `max_model_bytes` here; `None`
+ * when the memory bandwidth is unknown.
+ */
+max_model_tokens_per_second: number | null, 
+/**
+ * The speed the person calls usable (the `usable_tokens_per_second` setting).
+ */
+usable_tokens_per_second: number, 
+/**
+ * The largest model file that fits and still generates at the usable speed
+ * (at most `max_model_bytes`); `None` when the bandwidth is unknown.
+ */
+usable_model_bytes: number | null, 
+/**
+ * How fast a quantized model's weights are read where models run (bytes per
+ * second): the GPU's or RAM's bandwidth as llama.cpp reaches it, or on few
+ * cores what they dequantize. Speed predictions for models known by their
+ * size alone divide by it.
+ */
+read_rate_bytes_per_second: number | null, 
+/**
  * One sentence: the largest model that fits.
  */
 headline: string, 

@@ -68,6 +68,12 @@ offload_threshold: number,
  */
 drain_seconds: number, 
 /**
+ * Generation speed (tokens per second) below which a model counts as too slow
+ * to chat with: the wizard and the System tab recommend the largest model that
+ * fits and still reaches it.
+ */
+usable_tokens_per_second: number, 
+/**
  * Web apps (`scheme://host[:port]`) whose pages may use the LLM endpoints and
  * the image API from the person's browser. Pages of this machine
  * (`http://localhost:…`) always may; every other page is refused.

@@ -8,4 +8,9 @@ import type { Recommendation } from "./Recommendation";
 /**
  * Everything the System tab shows.
  */
-export type SystemInfo = { cpu: CpuInfo, os: OsInfo, memory: MemoryInfo, gpus: Array<GpuInfo>, recommendation: Recommendation, sampled_at_ms: number, };
+export type SystemInfo = { cpu: CpuInfo, os: OsInfo, memory: MemoryInfo, 
+/**
+ * RAM read bandwidth measured once at start (bytes per second): what bounds
+ * generation speed for the layers in RAM.
+ */
+ram_bandwidth_bytes_per_second: number | null, gpus: Array<GpuInfo>, recommendation: Recommendation, sampled_at_ms: number, };

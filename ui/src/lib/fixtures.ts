@@ -50,6 +50,7 @@ export function fakeSystemInfo(sampledAtMs = Date.now()): SystemInfo {
       available_bytes: Math.round(21.4 * GIB),
       used_bytes: RAM_TOTAL - Math.round(21.4 * GIB),
     },
+    ram_bandwidth_bytes_per_second: 38_400_000_000,
     gpus: [
       {
         index: 0,
@@ -58,6 +59,7 @@ export function fakeSystemInfo(sampledAtMs = Date.now()): SystemInfo {
         driver: 'NVIDIA 560.35.03',
         backends: ['cuda', 'vulkan'],
         unified_memory: false,
+        memory_bandwidth_bytes_per_second: 504_000_000_000,
         memory: {
           index: 0,
           total_bytes: VRAM_TOTAL,
@@ -71,10 +73,15 @@ export function fakeSystemInfo(sampledAtMs = Date.now()): SystemInfo {
       runs_on: 'gpu',
       max_model_bytes: 9_315_266_068,
       suggested_context: 8192,
+      max_model_tokens_per_second: 41.8,
+      usable_tokens_per_second: 10,
+      usable_model_bytes: 9_315_266_068,
+      read_rate_bytes_per_second: 403_200_000_000,
       headline:
         'Models up to 8.7 GiB run on the NVIDIA GeForce RTX 4070 (12.0 GiB of VRAM): about 15B parameters at Q4_K_M, or 8.8B at Q8_0.',
       details: [
         'Suggested context: 8,192 tokens.',
+        'A model that large generates about 42 tokens/s here.',
         'Larger models still run with some layers in RAM (31.3 GiB total), more slowly.',
         'Estimated for a typical 8B-class model; each model\u2019s own estimate follows when you pick it.',
       ],
@@ -93,11 +100,16 @@ export function fakeCpuOnlySystemInfo(sampledAtMs = Date.now()): SystemInfo {
       runs_on: 'cpu',
       max_model_bytes: 20_899_535_257,
       suggested_context: 32768,
+      max_model_tokens_per_second: 1.4,
+      usable_tokens_per_second: 10,
+      usable_model_bytes: 2_993_000_000,
+      read_rate_bytes_per_second: 30_720_000_000,
       headline:
         'Models up to 19.5 GiB run on the CPU: about 34B parameters at Q4_K_M, or 20B at Q8_0.',
       details: [
         'Suggested context: 32,768 tokens.',
-        'No usable GPU was found, so models run on the CPU with AVX2 (16 threads): expect a few tokens per second.',
+        'A model that large generates only about 1 token/s here; for 10 tokens/s or more, pick one up to 2.8 GiB (about 5.0B parameters at Q4_K_M).',
+        'No usable GPU was found, so models run on the CPU with AVX2 (16 threads), at the speed of the RAM.',
         'Estimated for a typical 8B-class model; each model\u2019s own estimate follows when you pick it.',
       ],
     },
@@ -143,6 +155,7 @@ export function fakeSettings(theme: Settings['theme'] = 'system'): Settings {
     restore_llm_servers: true,
     offload_threshold: 75,
     drain_seconds: 30,
+    usable_tokens_per_second: 10,
     allowed_origins: [],
     first_run_done: true,
   };
@@ -195,13 +208,16 @@ export const fakeAppInfo: AppInfo = {
 
 const curated = (
   id: string, name: string, parameters: string, sizeMb: number, license: string, fits: boolean,
+  tokensPerSecond: number,
 ): CuratedChoice => ({
   model: {
     id, name, kind: 'llm', parameters, repo: `example/${name}-GGUF`, file: `${id}.gguf`,
-    size_bytes: sizeMb * 1_000_000, license, license_url: 'https://www.apache.org/licenses/LICENSE-2.0',
+    size_bytes: sizeMb * 1_000_000, layers: 28, license, license_url: 'https://www.apache.org/licenses/LICENSE-2.0',
     summary: `${name}, a curated model.`,
   },
   fits,
+  tokens_per_second: tokensPerSecond,
+  usable: tokensPerSecond >= 10,
   installed: false,
 });
 
@@ -209,12 +225,14 @@ const curated = (
 export const fakeProposal: FirstRunProposal = {
   recommended: 'qwen2.5-3b-instruct',
   choices: [
-    curated('qwen2.5-0.5b-instruct', 'Qwen2.5 0.5B Instruct', '0.5B', 491, 'Apache-2.0', true),
-    curated('qwen2.5-3b-instruct', 'Qwen2.5 3B Instruct', '3B', 2100, 'Qwen Research License', true),
-    curated('qwen2.5-7b-instruct', 'Qwen2.5 7B Instruct', '7B', 4680, 'Apache-2.0', false),
+    curated('qwen2.5-0.5b-instruct', 'Qwen2.5 0.5B Instruct', '0.5B', 491, 'Apache-2.0', true, 58),
+    curated('qwen2.5-3b-instruct', 'Qwen2.5 3B Instruct', '3B', 2100, 'Qwen Research License', true, 14),
+    curated('qwen2.5-7b-instruct', 'Qwen2.5 7B Instruct', '7B', 4680, 'Apache-2.0', false, 6.4),
   ],
   image_model: null,
   max_model_bytes: 3_000_000_000,
+  usable_tokens_per_second: 10,
+  speed_warning: null,
   headline: 'Models up to 2.8 GiB run on the CPU: about 4.9B parameters at Q4_K_M, or 2.8B at Q8_0.',
 };
 
@@ -452,6 +470,7 @@ export function fakeRemoteModel(url: string, sizeBytes: number | null, quant: st
       gpu_layers: 0,
       layers: 32,
       fits: true,
+      generation_tokens_per_second: 6.8,
       notes: ['Runs on the CPU.'],
     },
   };
@@ -606,6 +625,7 @@ export function fakePreview(
     problem: null,
     free_ram_bytes: 16_000 * MiB,
     free_vram_bytes: 0,
+    speed: { generation_tokens_per_second: 6.8, source: 'estimated' },
   };
 }
 

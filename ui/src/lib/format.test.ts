@@ -9,6 +9,7 @@ import {
   formatParams,
   formatPercent,
   formatSpeed,
+  formatTokensPerSecond,
   fraction,
   progressPercent,
   runsOnLabel,
@@ -136,5 +137,16 @@ describe('formatMemory', () => {
   it('names VRAM only when some is used', () => {
     expect(formatMemory(1.3 * 2 ** 30, 0)).toBe('1.3 GiB RAM');
     expect(formatMemory(512 * 2 ** 20, 2 * 2 ** 30)).toBe('512 MiB RAM · 2.0 GiB VRAM');
+  });
+});
+
+describe('formatTokensPerSecond', () => {
+  it('rounds as people read speeds, with a dash when unknown', () => {
+    expect(formatTokensPerSecond(0.4)).toBe('under 1 token/s');
+    expect(formatTokensPerSecond(1.4)).toBe('about 1 token/s');
+    expect(formatTokensPerSecond(3.2)).toBe('about 3 tokens/s');
+    expect(formatTokensPerSecond(27.4)).toBe('about 27 tokens/s');
+    expect(formatTokensPerSecond(143)).toBe('about 140 tokens/s');
+    expect(formatTokensPerSecond(null)).toBe('—');
   });
 });

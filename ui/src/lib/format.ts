@@ -45,6 +45,28 @@ export function formatSpeed(bytesPerSecond: number | null | undefined): string {
   return `${Math.round(bytesPerSecond)} B/s`;
 }
 
+/** Generation speed as people read it: "under 1 token/s", "about 3 tokens/s",
+ *  "about 140 tokens/s" (two significant digits: no prediction is finer); a dash
+ *  when unknown. */
+export function formatTokensPerSecond(tokensPerSecond: number | null | undefined): string {
+  if (tokensPerSecond === null || tokensPerSecond === undefined || !Number.isFinite(tokensPerSecond) || tokensPerSecond < 0) {
+    return '—';
+  }
+  if (tokensPerSecond < 1) return 'under 1 token/s';
+  if (tokensPerSecond < 1.5) return 'about 1 token/s';
+  if (tokensPerSecond < 10) return `about ${Math.round(tokensPerSecond)} tokens/s`;
+  const magnitude = 10 ** (Math.floor(Math.log10(tokensPerSecond)) - 1);
+  return `about ${Math.round(tokensPerSecond / magnitude) * magnitude} tokens/s`;
+}
+
+/** Memory bandwidth in decimal gigabytes per second, as vendors state it: "11.7 GB/s". */
+export function formatBandwidth(bytesPerSecond: number | null | undefined): string {
+  if (bytesPerSecond === null || bytesPerSecond === undefined || !Number.isFinite(bytesPerSecond) || bytesPerSecond <= 0) {
+    return '—';
+  }
+  return `${(bytesPerSecond / 1e9).toFixed(1)} GB/s`;
+}
+
 /** Time left, e.g. "45 s", "2 min 5 s", "1 h 3 min", "2 d 4 h"; a dash when unknown. */
 export function formatEta(seconds: number | null | undefined): string {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds) || seconds < 0) return '—';

@@ -37,6 +37,22 @@ describe('FirstRunWizard', () => {
       .map((choice) => choice.dataset.id);
     expect(tooLarge).toEqual(['qwen2.5-7b-instruct']);
     expect(row.textContent).toContain('Qwen Research License');
+    expect(row.querySelector('[data-testid="first-run-speed"]')?.textContent).toBe('about 14 tokens/s');
+    expect(screen.getByTestId('first-run-proposal').textContent).toContain('10 tokens/s or more');
+    expect(screen.queryByTestId('first-run-speed-warning')).toBeNull();
+  });
+
+  it('marks fitting models too slow to chat with, and says when even the proposal is slow', async () => {
+    const slow = {
+      ...fakeProposal,
+      recommended: 'qwen2.5-0.5b-instruct',
+      choices: fakeProposal.choices.map((choice) => ({ ...choice, tokens_per_second: 3, usable: false })),
+      speed_warning: 'Every model that fits is slow on this machine: Qwen2.5 0.5B Instruct is the fastest, at about 3 tokens/s (usable is 10 tokens/s or more).',
+    };
+    setup({ first_run_proposal: () => slow });
+    expect((await screen.findByTestId('first-run-speed-warning')).textContent).toContain('about 3 tokens/s');
+    // The two that fit are slow; the one that does not fit says so instead.
+    expect(screen.getAllByTestId('first-run-slow')).toHaveLength(2);
   });
 
   it('skipping marks the first run done and closes', async () => {

@@ -91,6 +91,15 @@ describe('SettingsDialog', () => {
     expect(sent[1]?.hub_url).toBe('https://huggingface.co');
   });
 
+  it('saves the usable chat speed with the rest', async () => {
+    const { sent } = setup((next) => ({ settings: next, restart_required: false }));
+    expect(input('Usable chat speed (tokens/s)').value).toBe('10');
+    await fireEvent.input(input('Usable chat speed (tokens/s)'), { target: { value: '20' } });
+    await fireEvent.click(screen.getByTestId('settings-save'));
+    await waitFor(() => expect(sent).toHaveLength(1));
+    expect(sent[0]).toEqual({ ...fakeSettings(), usable_tokens_per_second: 20 });
+  });
+
   it('saves the binary paths and mirror; empty fields are sent as null', async () => {
     const { sent } = setup((next) => ({ settings: next, restart_required: false }));
     expect(input('Use this llama-server').value).toBe('');

@@ -45,8 +45,11 @@ impl LaunchEnvironment for EngineEnvironment {
     }
 
     fn suggested_context(&self) -> u32 {
-        self.engine.upgrade().map_or(4096, |engine| {
-            engine.system.info().recommendation.suggested_context
+        self.engine.upgrade().map_or(4096, |inner| {
+            Engine { inner }
+                .system_info()
+                .recommendation
+                .suggested_context
         })
     }
 }

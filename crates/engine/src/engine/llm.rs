@@ -39,9 +39,13 @@ impl Engine {
         let shape = self.model_shape(model_id).await?;
         let backend = self.llama_backend();
         let engine = self.clone();
-        let memory = tokio::task::spawn_blocking(move || Memory {
-            free: engine.free_budget(),
-            suggested_context: engine.system_info().recommendation.suggested_context,
+        let (memory, bandwidth) = tokio::task::spawn_blocking(move || {
+            let system = engine.system_info();
+            let memory = Memory {
+                free: engine.free_budget(),
+                suggested_context: system.recommendation.suggested_context,
+            };
+            (memory, crate::system::machine_bandwidth(&system))
         })
         .await
         .map_err(|error| EngineError::Internal {
@@ -73,7 +77,15 @@ impl Engine {
                 (calibration.refine(model_id, &asked), Some(error.report()))
             }
         };
+        let speed = crate::estimate::speed::speed_estimate(
+            &calibration,
+            model_id,
+            &shape,
+            &estimate,
+            bandwidth,
+        );
         Ok(InstancePreview {
+            speed,
             estimate,
             notes,
             problem,

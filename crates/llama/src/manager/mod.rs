@@ -32,7 +32,7 @@ use switchyard_base::errors::{EngineError, ErrorReport, Result};
 use switchyard_base::locks::{lock, read, write};
 use switchyard_base::services::{ServiceKind, StatusBoard};
 use switchyard_binaries::{BinaryKind, BinaryStatus};
-use switchyard_estimate::{Backend, Calibration, LlamaConfig, MeasuredMemory};
+use switchyard_estimate::{Backend, Calibration, LlamaConfig, MeasuredMemory, MeasuredSpeed};
 use switchyard_process::{pidfile, EndedLeftover};
 
 mod chat;
@@ -213,6 +213,29 @@ impl Shared {
             Err(error) => {
                 // Kept for this run at least.
                 calibration.record(model_key, config, backend, measured);
+                tracing::warn!(%error, "cannot save the calibration");
+            }
+        }
+    }
+
+    /// Keeps a generation speed llama-server logged; runs too short to time
+    /// (`MIN_MEASURED_TOKENS`) are left out.
+    pub(crate) fn record_speed(
+        &self,
+        model_key: &str,
+        config: &LlamaConfig,
+        backend: Backend,
+        measured: MeasuredSpeed,
+    ) {
+        if measured.generated_tokens < switchyard_estimate::speed::MIN_MEASURED_TOKENS {
+            return;
+        }
+        let mut calibration = lock(&self.calibration);
+        match calibration.record_speed_shared(&self.state_dir, model_key, config, backend, measured)
+        {
+            Ok(merged) => *calibration = merged,
+            Err(error) => {
+                calibration.record_speed(model_key, config, backend, measured);
                 tracing::warn!(%error, "cannot save the calibration");
             }
         }

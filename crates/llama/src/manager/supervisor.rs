@@ -258,6 +258,19 @@ async fn run_once(
         shared.log_file(&name),
         shared.events.clone(),
     ));
+    {
+        // Each request's generation speed, for later predictions of this model
+        // and configuration.
+        let (shared, model_key, config, backend) = (
+            Arc::clone(shared),
+            launch.model_key.clone(),
+            launch.plan.config.clone(),
+            launch.backend,
+        );
+        sink.on_generation_speed(move |speed| {
+            shared.record_speed(&model_key, &config, backend, speed);
+        });
+    }
     let shown_args = shown_args(&args, plan.extra_args.len());
     sink.note(&format!(
         "starting {} {}",

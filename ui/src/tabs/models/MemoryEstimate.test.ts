@@ -20,6 +20,12 @@ describe('MemoryEstimate', () => {
     expect(fit.textContent).toContain('Fits');
     expect(fit.textContent).toContain('Runs on the CPU.');
     expect(screen.queryByTestId('preview-split')).toBeNull();
+    expect(screen.getByTestId('preview-speed').textContent).toContain('about 7 tokens/s');
+  });
+
+  it('claims no speed when the engine could not predict one', () => {
+    render(MemoryEstimate, { memory: { ...estimate(), generation_tokens_per_second: null } });
+    expect(screen.queryByTestId('preview-speed')).toBeNull();
   });
 
   it('shows the RAM/VRAM split and the reason when it does not fit', () => {

@@ -27,6 +27,10 @@ describe('SystemTab', () => {
     expect(screen.getByTestId('system-sampled-at').getAttribute('data-sampled-at')).toBe('1000');
     expect(screen.getByText('AVX2')).toBeTruthy();
     expect(screen.getByText('Debian GNU/Linux 12 (bookworm)')).toBeTruthy();
+    // The memory bandwidths that set generation speed, and the speed at the size advised.
+    expect(screen.getByTestId('ram-bandwidth').textContent).toBe('38.4 GB/s');
+    expect(screen.getByTestId('gpu-0-bandwidth').textContent).toBe('504.0 GB/s');
+    expect(screen.getByTestId('recommendation-speed').textContent).toContain('about 42 tokens/s');
   });
 
   it('shows a dash for physical cores the OS did not report', () => {
@@ -50,6 +54,9 @@ describe('SystemTab', () => {
     render(SystemTab, { store: storeWith(fakeCpuOnlySystemInfo(1_000)) });
     expect(screen.getByTestId('no-gpu-card').textContent).toContain('No dedicated GPU found — models run on the CPU');
     expect(screen.queryByTestId('gpu-card-0')).toBeNull();
+    const speed = screen.getByTestId('recommendation-speed').textContent ?? '';
+    expect(speed).toContain('about 1 token/s');
+    expect(speed).toContain('10 tokens/s or more');
   });
 
   it('says when a GPU does not report its memory use, and notes unified memory', () => {
