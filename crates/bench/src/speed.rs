@@ -96,6 +96,7 @@ fn sources() -> Vec<(LlamaSpec, &'static [&'static str], bool)> {
         context: 32_768,
         tensor_type: TensorType::F16,
         seed: 11,
+        ..LlamaSpec::default()
     };
     vec![
         (spec("tiny", 4, 512, 8, 8, 1536, 8_000), &["Q4_K_M"], false),
