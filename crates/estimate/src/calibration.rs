@@ -252,13 +252,21 @@ impl Calibration {
         backend: Backend,
         measured: MeasuredMemory,
     ) -> Result<Self> {
+        self.update_shared(state_dir, |next| {
+            next.record(model_id, config, backend, measured);
+        })
+    }
+
+    /// Reads `state/calibration.json` as it is now under the OS lock, applies
+    /// `change` and saves it: what every recording into the shared file does.
+    fn update_shared(&self, state_dir: &Path, change: impl FnOnce(&mut Self)) -> Result<Self> {
         let lock_path = state_dir.join(LOCK_FILE);
         let file = switchyard_base::locks::lock_file(&lock_path)?;
         file.lock()
             .map_err(|source| EngineError::writing(&lock_path, source))?;
         // A damaged file was kept aside by `load`; this copy replaces it.
         let mut next = Self::load(state_dir).unwrap_or_else(|_| self.clone());
-        next.record(model_id, config, backend, measured);
+        change(&mut next);
         next.save(state_dir)?;
         Ok(next)
     }
@@ -273,14 +281,9 @@ impl Calibration {
         backend: Backend,
         measured: MeasuredSpeed,
     ) -> Result<Self> {
-        let lock_path = state_dir.join(LOCK_FILE);
-        let file = switchyard_base::locks::lock_file(&lock_path)?;
-        file.lock()
-            .map_err(|source| EngineError::writing(&lock_path, source))?;
-        let mut next = Self::load(state_dir).unwrap_or_else(|_| self.clone());
-        next.record_speed(model_id, config, backend, measured);
-        next.save(state_dir)?;
-        Ok(next)
+        self.update_shared(state_dir, |next| {
+            next.record_speed(model_id, config, backend, measured);
+        })
     }
 
     /// Keeps a run's generation speed when it timed enough tokens to mean
