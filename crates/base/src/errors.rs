@@ -487,7 +487,7 @@ mod tests {
     #[test]
     fn codes_serialize_in_screaming_snake_case() {
         let report = EngineError::InvalidSetting {
-            field: "llm_port",
+            field: "endpoint_port",
             problem: "must not be 0".into(),
         }
         .report();
@@ -495,7 +495,7 @@ mod tests {
         assert_eq!(json["code"], "INVALID_SETTING");
         assert_eq!(
             json["message"],
-            "The setting `llm_port` is invalid: must not be 0"
+            "The setting `endpoint_port` is invalid: must not be 0"
         );
         assert_eq!(json["suggestion"], "Correct the value and save again.");
     }

@@ -33,6 +33,7 @@ mod images;
 mod llm;
 mod model_use;
 mod monitor;
+mod router;
 mod settings;
 mod setup;
 mod support;
@@ -117,6 +118,8 @@ struct Inner {
     startup_warnings: Vec<crate::errors::ErrorReport>,
     images: images::ImageSlot,
     orchestrator: Orchestrator,
+    /// The Switchyard endpoint: one address, the request's `model` picks the model.
+    router: crate::orchestrator::router::Router,
     /// The daemon of this data folder, when the app attaches to one.
     daemon: attached::Attachment,
 }
@@ -198,6 +201,12 @@ impl Engine {
             // here asks it to make room (the daemon itself finds no other).
             orchestrator
                 .set_servers_elsewhere(Arc::new(crate::control::DaemonServers::new(daemon.link())));
+            let router =
+                crate::orchestrator::router::Router::new(orchestrator.clone(), deps.clock.clone());
+            router.set_catalog(Arc::new(router::EngineCatalog {
+                engine: engine.clone(),
+            }));
+            router::apply_router_settings(&router, &deps.settings);
             Inner {
                 system: SystemMonitor::new(deps.probe, deps.clock.clone()),
                 events,
@@ -213,6 +222,7 @@ impl Engine {
                     &images::image_api_key_file(&layout),
                 ),
                 orchestrator,
+                router,
                 daemon,
                 settings: RwLock::new(deps.settings),
                 data_dir_override: deps.data_dir_override,
@@ -335,6 +345,7 @@ impl Engine {
         }
         self.inner.events.emit(EngineEvent::ShuttingDown);
         self.inner.shutdown.cancel();
+        self.inner.router.close().await;
         self.inner.llama.shutdown().await;
         self.stop_image_server().await;
         self.stop_standing_image_api().await;

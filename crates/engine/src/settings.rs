@@ -31,9 +31,24 @@ pub struct Settings {
     #[serde(default)]
     #[ts(type = "string | null")]
     pub data_dir: Option<PathBuf>,
-    /// Port of the stable LLM endpoint that other programs call.
-    #[serde(default = "default_llm_port")]
-    pub llm_port: u16,
+    /// Port of the Switchyard endpoint other programs call: one OpenAI-compatible
+    /// address for every model, the request's `model` picking it (see
+    /// docs/router.md). Clear of llama-server's 8080, Ollama's 11434, LM Studio's 1234.
+    #[serde(default = "default_endpoint_port")]
+    pub endpoint_port: u16,
+    /// Serve the Switchyard endpoint to other machines too (all addresses); off:
+    /// this computer only.
+    #[serde(default)]
+    pub endpoint_on_network: bool,
+    /// Minutes without requests after which a model the endpoint loaded is
+    /// unloaded (a model's own idle time beats it); 0: never.
+    #[serde(default = "default_model_idle_minutes")]
+    pub model_idle_minutes: u16,
+    /// A model that fits whole on the GPU only once others are unloaded: unload
+    /// them (`evict`, the default: a model split with the CPU answers several times
+    /// slower), or load it partly on the CPU beside them (`split_with_cpu`).
+    #[serde(default)]
+    pub gpu_shortfall: crate::orchestrator::router::GpuShortfall,
     /// Port of Switchyard's image API.
     #[serde(default = "default_image_port")]
     pub image_port: u16,
@@ -98,8 +113,11 @@ fn default_hub_url() -> String {
     crate::models::hub::DEFAULT_HUB_URL.to_owned()
 }
 
-fn default_llm_port() -> u16 {
-    8080
+fn default_endpoint_port() -> u16 {
+    crate::orchestrator::router::DEFAULT_ROUTER_PORT
+}
+fn default_model_idle_minutes() -> u16 {
+    15
 }
 fn default_image_port() -> u16 {
     8081
@@ -135,7 +153,10 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             data_dir: None,
-            llm_port: default_llm_port(),
+            endpoint_port: default_endpoint_port(),
+            endpoint_on_network: false,
+            model_idle_minutes: default_model_idle_minutes(),
+            gpu_shortfall: crate::orchestrator::router::GpuShortfall::default(),
             image_port: default_image_port(),
             close_to_tray: default_close_to_tray(),
             autostart: false,
@@ -172,7 +193,10 @@ impl Settings {
     }
 
     pub fn validate(&self) -> Result<()> {
-        for (field, port) in [("llm_port", self.llm_port), ("image_port", self.image_port)] {
+        for (field, port) in [
+            ("endpoint_port", self.endpoint_port),
+            ("image_port", self.image_port),
+        ] {
             if port < FIRST_UNPRIVILEGED_PORT {
                 return Err(EngineError::InvalidSetting {
                     field,
@@ -182,7 +206,7 @@ impl Settings {
                 });
             }
         }
-        if self.llm_port == self.image_port {
+        if self.endpoint_port == self.image_port {
             return Err(EngineError::InvalidSetting {
                 field: "image_port",
                 problem: format!("port {} is already the LLM port", self.image_port),
@@ -335,11 +359,14 @@ mod tests {
                 "close_to_tray",
                 "data_dir",
                 "drain_seconds",
+                "endpoint_on_network",
+                "endpoint_port",
                 "first_run_done",
+                "gpu_shortfall",
                 "hub_url",
                 "image_port",
                 "llama_server_path",
-                "llm_port",
+                "model_idle_minutes",
                 "offload_threshold",
                 "restore_llm_servers",
                 "sd_path",
@@ -357,7 +384,7 @@ mod tests {
 
     #[test]
     fn offload_threshold_is_a_percent_from_0_to_100() {
-        let (settings, problem) = Settings::from_stored(json!({"llm_port": 9000}));
+        let (settings, problem) = Settings::from_stored(json!({"endpoint_port": 9000}));
         assert_eq!(problem, None);
         assert_eq!(
             settings.offload_threshold, 75,
@@ -382,7 +409,7 @@ mod tests {
 
     #[test]
     fn the_usable_speed_round_trips_and_is_bounded() {
-        let (settings, problem) = Settings::from_stored(json!({"llm_port": 9000}));
+        let (settings, problem) = Settings::from_stored(json!({"endpoint_port": 9000}));
         assert_eq!(problem, None);
         assert_eq!(
             settings.usable_tokens_per_second, 10,
@@ -405,20 +432,20 @@ mod tests {
 
     #[test]
     fn partial_settings_keep_other_defaults() {
-        let (settings, _) = Settings::from_stored(json!({"theme": "dark", "llm_port": 9000}));
+        let (settings, _) = Settings::from_stored(json!({"theme": "dark", "endpoint_port": 9000}));
         assert_eq!(settings.theme, Theme::Dark);
-        assert_eq!(settings.llm_port, 9000);
+        assert_eq!(settings.endpoint_port, 9000);
         assert_eq!(settings.image_port, 8081);
     }
 
     #[test]
     fn unreadable_settings_fall_back_to_defaults_with_a_reason() {
-        let (settings, problem) = Settings::from_stored(json!({"llm_port": "eighty"}));
+        let (settings, problem) = Settings::from_stored(json!({"endpoint_port": "eighty"}));
         assert_eq!(settings, Settings::default());
         assert!(problem.unwrap().contains("invalid type"));
-        let (settings, problem) = Settings::from_stored(json!({"llm_port": 80}));
+        let (settings, problem) = Settings::from_stored(json!({"endpoint_port": 80}));
         assert_eq!(settings, Settings::default());
-        assert!(problem.unwrap().contains("llm_port"));
+        assert!(problem.unwrap().contains("endpoint_port"));
     }
 
     #[test]
@@ -450,7 +477,7 @@ mod tests {
         ));
 
         let privileged = Settings {
-            llm_port: 443,
+            endpoint_port: 443,
             ..Settings::default()
         };
         assert!(privileged
@@ -464,12 +491,12 @@ mod tests {
     #[test]
     fn settings_from_before_the_binary_fields_still_load() {
         let (settings, problem) = Settings::from_stored(json!({
-            "llm_port": 9000, "image_port": 9001, "close_to_tray": false,
+            "endpoint_port": 9000, "image_port": 9001, "close_to_tray": false,
             "autostart": false, "theme": "light", "hub_url": "https://huggingface.co",
             "data_dir": null
         }));
         assert_eq!(problem, None);
-        assert_eq!(settings.llm_port, 9000);
+        assert_eq!(settings.endpoint_port, 9000);
         assert_eq!(settings.llama_server_path, None);
         assert_eq!(settings.sd_path, None);
         assert_eq!(settings.binaries_mirror, None);

@@ -179,7 +179,7 @@ mod tests {
         let text = std::fs::read_to_string(path(dir.path())).unwrap_or_default();
         let file: Value = serde_json::from_str(&text).unwrap_or_default();
         assert_eq!(file["window"]["width"], 900);
-        assert_eq!(file[KEY]["llm_port"], 8080);
+        assert_eq!(file[KEY]["endpoint_port"], 8434);
     }
 
     #[test]
@@ -189,7 +189,7 @@ mod tests {
         save(config, &Settings::default()).unwrap_or_else(|error| panic!("{error}"));
         let before = std::fs::read_to_string(path(config)).unwrap_or_default();
 
-        std::fs::write(staging_path(config), r#"{"settings": {"llm_port": "#)
+        std::fs::write(staging_path(config), r#"{"settings": {"endpoint_port": "#)
             .unwrap_or_else(|error| panic!("{error}"));
         let error = commit_staged(config).err();
         assert!(error.is_some(), "a torn store write is refused");
@@ -253,7 +253,7 @@ mod tests {
     #[test]
     fn a_damaged_file_is_kept_byte_for_byte_and_reported_at_start() {
         let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
-        let damaged = r#"{"settings": {"theme": "dark", "llm_port": "#;
+        let damaged = r#"{"settings": {"theme": "dark", "endpoint_port": "#;
         std::fs::write(path(dir.path()), damaged).unwrap_or_else(|error| panic!("{error}"));
         let (settings, report) = load(dir.path());
         assert_eq!(settings, Settings::default());
@@ -273,10 +273,10 @@ mod tests {
         assert_eq!(std::fs::read_to_string(kept).unwrap_or_default(), damaged);
 
         // A value that no longer validates is reported the same way.
-        std::fs::write(path(dir.path()), r#"{"settings": {"llm_port": 80}}"#)
+        std::fs::write(path(dir.path()), r#"{"settings": {"endpoint_port": 80}}"#)
             .unwrap_or_else(|error| panic!("{error}"));
         let (_, report) = load(dir.path());
-        assert!(report.is_some_and(|report| report.message.contains("llm_port")));
+        assert!(report.is_some_and(|report| report.message.contains("endpoint_port")));
 
         // The next save replaces the damaged file with a whole one.
         save(dir.path(), &Settings::default()).unwrap_or_else(|error| panic!("{error}"));

@@ -5,56 +5,11 @@
 
 mod llama_common;
 
-use llama_common::{rig, DEADLINE};
+use llama_common::{install_tiny_model, rig};
 use switchyard_engine::llama::{tooltip, InstanceSpec, InstanceState, LlmAction};
-use switchyard_engine::models::ModelLocation;
-use switchyard_engine::models::{AddModel, AddModelFile, DownloadState, FileRole, ModelKind};
 use switchyard_engine::settings::Settings;
-use switchyard_engine::{Engine, EngineEvent, ErrorCode};
-use switchyard_testkit::gguf::LlamaSpec;
+use switchyard_engine::ErrorCode;
 use switchyard_testkit::FixtureServer;
-
-const REPO: &str = "switchyard/tiny-llama-GGUF";
-
-/// Installs the generated tiny model from a fixture Hub; returns its id.
-async fn install_tiny_model(engine: &Engine, server: &FixtureServer) -> String {
-    server.add_hub_file(REPO, "tiny-F32.gguf", LlamaSpec::default().to_bytes(), None);
-    engine
-        .update_settings(Settings {
-            hub_url: server.hub_url(),
-            ..engine.settings()
-        })
-        .expect("settings");
-    let mut events = engine.subscribe();
-    let id = engine
-        .add_model(AddModel {
-            name: "Tiny llama".into(),
-            kind: ModelKind::Llm,
-            files: vec![AddModelFile {
-                location: ModelLocation::Hub {
-                    repo: REPO.into(),
-                    revision: "main".into(),
-                    path: "tiny-F32.gguf".into(),
-                },
-                role: FileRole::Weights,
-                expected_sha256: None,
-            }],
-        })
-        .await
-        .expect("download started");
-    tokio::time::timeout(DEADLINE, async {
-        loop {
-            if let Ok(EngineEvent::DownloadChanged(status)) = events.recv().await {
-                if status.id == id && status.state == DownloadState::Complete {
-                    return;
-                }
-            }
-        }
-    })
-    .await
-    .expect("the model downloads");
-    id
-}
 
 #[tokio::test]
 async fn the_tray_toggle_creates_starts_and_stops_the_default_instance() {

@@ -7,6 +7,8 @@
 //! ```toml
 //! model = "/srv/models/qwen3-8b-q4_k_m.gguf"   # or: model_id = "qwen3-8b"
 //! autostart = true                              # the daemon starts it
+//! pinned = true           # the router never unloads it
+//! idle_unload_secs = 600  # unloaded after 10 idle minutes when the router loaded it
 //!
 //! [llama]
 //! port = 8080          # llama-server's own; omitted: a free port at each start
@@ -58,6 +60,11 @@ struct FileContents {
     /// The daemon starts this instance when it starts.
     #[serde(default)]
     autostart: bool,
+    /// The router never unloads it (to make room or when idle).
+    #[serde(default)]
+    pinned: bool,
+    /// Seconds without requests before the router unloads it (0: never).
+    idle_unload_secs: Option<u64>,
     #[serde(default)]
     llama: LlamaSection,
 }
@@ -238,6 +245,8 @@ pub fn parse(path: &Path, text: &str) -> Result<InstanceFile> {
         threads: llama.threads,
         api_key: llama.api_key,
         extra_args: llama.extra_args,
+        pinned: contents.pinned,
+        idle_unload_secs: contents.idle_unload_secs,
         ..InstanceSpec::default()
     };
     if let Some(host) = llama.host {

@@ -72,6 +72,12 @@ pub struct InstanceSpec {
     pub reasoning: ReasoningChoice,
     /// Appended after Switchyard's own arguments.
     pub extra_args: Vec<String>,
+    /// The router never unloads it: not to make room, not when idle.
+    pub pinned: bool,
+    /// Seconds without requests after which the router unloads it when the router
+    /// loaded it; `null`: the router's default (15 minutes); 0: never.
+    #[ts(type = "number | null")]
+    pub idle_unload_secs: Option<u64>,
 }
 
 /// Hides the API key and the extra arguments' values (see [`switchyard_base::redact`]), so no
@@ -93,6 +99,8 @@ impl std::fmt::Debug for InstanceSpec {
             api_key,
             reasoning,
             extra_args,
+            pinned,
+            idle_unload_secs,
         } = self;
         f.debug_struct("InstanceSpec")
             .field("name", name)
@@ -111,6 +119,8 @@ impl std::fmt::Debug for InstanceSpec {
                 "extra_args",
                 &switchyard_base::redact::extra_args(extra_args),
             )
+            .field("pinned", pinned)
+            .field("idle_unload_secs", idle_unload_secs)
             .finish()
     }
 }
@@ -134,6 +144,8 @@ impl Default for InstanceSpec {
             api_key: None,
             reasoning: ReasoningChoice::Auto,
             extra_args: Vec::new(),
+            pinned: false,
+            idle_unload_secs: None,
         }
     }
 }

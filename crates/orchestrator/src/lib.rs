@@ -16,6 +16,7 @@ mod offload;
 mod prediction;
 mod reload;
 mod room;
+pub mod router;
 mod usage;
 
 use std::collections::BTreeSet;
@@ -177,6 +178,32 @@ pub enum OrchestratorEvent {
         instances: Vec<String>,
         error: ErrorReport,
     },
+    /// The router loaded a model a request (or the person) asked for.
+    ModelLoaded {
+        instance: String,
+        reason: String,
+        #[ts(type = "number")]
+        load_ms: u64,
+        #[ts(type = "number")]
+        ram_bytes: u64,
+        #[ts(type = "number")]
+        vram_bytes: u64,
+    },
+    /// The router unloaded a model: to make room, idle, or by hand.
+    ModelUnloaded {
+        instance: String,
+        reason: String,
+        /// What it held.
+        #[ts(type = "number")]
+        ram_bytes: u64,
+        #[ts(type = "number")]
+        vram_bytes: u64,
+    },
+    /// A model could not be loaded (no room, or it failed to start).
+    ModelLoadFailed {
+        instance: String,
+        error: ErrorReport,
+    },
 }
 
 /// Where the orchestrator stands, for the Resource Monitor's status.
@@ -246,7 +273,7 @@ pub struct Orchestrator {
     shared: Arc<Shared>,
 }
 
-fn is_up(state: InstanceState) -> bool {
+pub(crate) fn is_up(state: InstanceState) -> bool {
     matches!(
         state,
         InstanceState::Starting
@@ -374,6 +401,19 @@ impl Orchestrator {
         lock(&self.shared.state).phase = phase;
     }
 
+    /// Waits, at most `timeout`, until no image holds the servers stopped and no
+    /// reload is pending: the router loads nothing beside an image.
+    pub(crate) async fn wait_for_images(&self, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let held = !lock(&self.shared.state).holders.is_empty() || self.reload_pending();
+            if !held || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(self.policy().poll_ms.max(10))).await;
+        }
+    }
+
     /// Waits until no reload is pending; `false` when `timeout` passed first.
     pub async fn wait_for_reload(&self, timeout: Duration) -> bool {
         let mut reloading = self.shared.reloading.subscribe();
@@ -382,11 +422,11 @@ impl Orchestrator {
             .is_ok_and(|waited| waited.is_ok())
     }
 
-    fn emit(&self, event: OrchestratorEvent) {
+    pub(crate) fn emit(&self, event: OrchestratorEvent) {
         self.shared.events.emit(event);
     }
 }
 
-fn millis(duration: Duration) -> u64 {
+pub(crate) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

@@ -5,9 +5,15 @@
 use super::*;
 
 impl Orchestrator {
-    /// Saves and stops every running server, held stopped for `holder`.
+    /// Saves and stops every running server but the pinned ones, held stopped for
+    /// `holder`.
     pub(super) async fn offload(&self, reason: String, holder: RoomHolder) -> Result<()> {
-        let running = self.running_instances();
+        // A pinned model is never unloaded, for an image either (the router's rule).
+        let running: Vec<InstanceStatus> = self
+            .running_instances()
+            .into_iter()
+            .filter(|status| !status.spec.pinned)
+            .collect();
         let mut saved = Vec::new();
         let llama = &self.shared.llama;
         let decided = Instant::now();

@@ -13,7 +13,7 @@ data_dir: string | null,
 /**
  * Port of the stable LLM endpoint that other programs call.
  */
-llm_port: number, 
+endpoint_port: number, 
 /**
  * Port of Switchyard's image API.
  */

@@ -143,7 +143,7 @@ export const DEFAULT_HUB_URL = 'https://huggingface.co';
 export function fakeSettings(theme: Settings['theme'] = 'system'): Settings {
   return {
     data_dir: null,
-    llm_port: 8080,
+    endpoint_port: 8434,
     image_port: 8081,
     close_to_tray: true,
     autostart: false,

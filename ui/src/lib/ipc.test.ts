@@ -9,7 +9,7 @@ afterEach(() => clearMocks());
 
 describe('toErrorReport', () => {
   it('keeps an ErrorReport from the engine as it is', () => {
-    const report = { code: 'INVALID_SETTING', message: 'Invalid llm_port', suggestion: 'Correct it.' };
+    const report = { code: 'INVALID_SETTING', message: 'Invalid endpoint_port', suggestion: 'Correct it.' };
     expect(toErrorReport(report)).toEqual(report);
   });
 

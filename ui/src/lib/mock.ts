@@ -61,14 +61,14 @@ function invalid(field: string, problem: string): ErrorReport {
 
 function validate(settings: Settings): ErrorReport | null {
   for (const [field, port] of [
-    ['llm_port', settings.llm_port],
+    ['endpoint_port', settings.endpoint_port],
     ['image_port', settings.image_port],
   ] as const) {
     if (port < 1024) {
       return invalid(field, `port ${port} is reserved for the system; use one from 1024 to 65535`);
     }
   }
-  if (settings.llm_port === settings.image_port) {
+  if (settings.endpoint_port === settings.image_port) {
     return invalid('image_port', `port ${settings.image_port} is already the LLM port`);
   }
   if (!/^https?:\/\//.test(settings.hub_url)) {

@@ -33,7 +33,7 @@ const input = (label: string) => screen.getByLabelText(label) as HTMLInputElemen
 describe('SettingsDialog', () => {
   it('fills the form from the settings and shows About', () => {
     setup(() => null);
-    expect(input('LLM port').value).toBe('8080');
+    expect(input('Endpoint port').value).toBe('8434');
     expect(input('Image port').value).toBe('8081');
     expect(input('Data folder').value).toBe('');
     expect(input('Model hub address').value).toBe('https://huggingface.co');
@@ -50,16 +50,16 @@ describe('SettingsDialog', () => {
 
   it('shows the ErrorReport inline when the engine refuses', async () => {
     const { sent, settings } = setup(() => {
-      throw { code: 'INVALID_SETTING', message: 'Invalid llm_port: port 80 is reserved', suggestion: 'Correct the value and save again.' };
+      throw { code: 'INVALID_SETTING', message: 'Invalid endpoint_port: port 80 is reserved', suggestion: 'Correct the value and save again.' };
     });
-    await fireEvent.input(input('LLM port'), { target: { value: '80' } });
+    await fireEvent.input(input('Endpoint port'), { target: { value: '80' } });
     await fireEvent.click(screen.getByTestId('settings-save'));
 
     const error = await screen.findByTestId('settings-error');
-    expect(error.textContent).toContain('Invalid llm_port: port 80 is reserved');
+    expect(error.textContent).toContain('Invalid endpoint_port: port 80 is reserved');
     expect(error.textContent).toContain('Correct the value and save again.');
-    expect(sent[0]?.llm_port).toBe(80);
-    expect(settings.value?.llm_port).toBe(8080); // unchanged: the engine said no
+    expect(sent[0]?.endpoint_port).toBe(80);
+    expect(settings.value?.endpoint_port).toBe(8434); // unchanged: the engine said no
   });
 
   it('sends an empty data folder as null and notes when a restart is needed', async () => {

@@ -84,6 +84,12 @@ pub async fn run_daemon(
             None
         }
     };
+    // The Switchyard endpoint (one address for every model). A taken port is said
+    // in the log: the instances' own endpoints still answer.
+    match engine.serve_endpoint().await {
+        Ok(address) => tracing::info!(%address, "the Switchyard endpoint listens"),
+        Err(error) => tracing::warn!(%error, "the Switchyard endpoint is not served"),
+    }
     let stop_requested = CancellationToken::new();
     let state = Arc::new(ServerState {
         engine: engine.clone(),

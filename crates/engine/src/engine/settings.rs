@@ -43,6 +43,7 @@ impl Engine {
         let restart_required = next_data_dir != self.inner.layout.root();
         apply_binaries_mirror(&self.inner.binaries, &settings);
         apply_orchestrator_settings(&self.inner.orchestrator, &settings);
+        super::router::apply_router_settings(&self.inner.router, &settings);
         self.allowed_origins().set(&settings.allowed_origins);
         *write(&self.inner.settings) = settings.clone();
         self.inner

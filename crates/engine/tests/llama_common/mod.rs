@@ -300,3 +300,50 @@ pub async fn wait_for_generation(endpoint: &str, slots: usize, tokens: u64) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+const REPO: &str = "switchyard/tiny-llama-GGUF";
+
+/// Installs the generated tiny model from a fixture Hub; returns its id.
+pub async fn install_tiny_model(
+    engine: &Engine,
+    server: &switchyard_testkit::FixtureServer,
+) -> String {
+    server.add_hub_file(REPO, "tiny-F32.gguf", LlamaSpec::default().to_bytes(), None);
+    engine
+        .update_settings(Settings {
+            hub_url: server.hub_url(),
+            ..engine.settings()
+        })
+        .expect("settings");
+    let mut events = engine.subscribe();
+    let id = engine
+        .add_model(switchyard_engine::models::AddModel {
+            name: "Tiny llama".into(),
+            kind: switchyard_engine::models::ModelKind::Llm,
+            files: vec![switchyard_engine::models::AddModelFile {
+                location: switchyard_engine::models::ModelLocation::Hub {
+                    repo: REPO.into(),
+                    revision: "main".into(),
+                    path: "tiny-F32.gguf".into(),
+                },
+                role: switchyard_engine::models::FileRole::Weights,
+                expected_sha256: None,
+            }],
+        })
+        .await
+        .expect("download started");
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let Ok(EngineEvent::DownloadChanged(status)) = events.recv().await {
+                if status.id == id
+                    && status.state == switchyard_engine::models::DownloadState::Complete
+                {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the model downloads");
+    id
+}

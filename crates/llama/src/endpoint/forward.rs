@@ -32,17 +32,6 @@ pub(super) async fn serve(listener: tokio::net::TcpListener, endpoint: Arc<Endpo
 }
 
 async fn handle(State(endpoint): State<Arc<EndpointShared>>, request: Request) -> Response {
-    let answer = answer(&endpoint, request).await;
-    if answer.is_err() {
-        endpoint
-            .counters
-            .refused
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    }
-    answer.unwrap_or_else(IntoResponse::into_response)
-}
-
-async fn answer(endpoint: &EndpointShared, request: Request) -> Result<Response, Refusal> {
     let (parts, body) = request.into_parts();
     // Held until the answer is complete: a request cut by a pause is sent again.
     let held = read_body(
@@ -51,8 +40,39 @@ async fn answer(endpoint: &EndpointShared, request: Request) -> Result<Response,
         endpoint.policy.body_limits(),
         &endpoint.budget,
     )
-    .await
-    .map_err(Refusal::from)?;
+    .await;
+    match held {
+        Ok(held) => answer_held(&endpoint, parts, held).await,
+        Err(refused) => counted_refusal(&endpoint, Refusal::from(refused)),
+    }
+}
+
+/// Answers a request whose body has been read (here, or by the router, which read
+/// it for its `model`): forwarded, held, or refused with the reason.
+pub(super) async fn answer_held(
+    endpoint: &EndpointShared,
+    parts: Parts,
+    held: HeldBody,
+) -> Response {
+    match answer(endpoint, parts, held).await {
+        Ok(response) => response,
+        Err(refusal) => counted_refusal(endpoint, refusal),
+    }
+}
+
+fn counted_refusal(endpoint: &EndpointShared, refusal: Refusal) -> Response {
+    endpoint
+        .counters
+        .refused
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    refusal.into_response()
+}
+
+async fn answer(
+    endpoint: &EndpointShared,
+    parts: Parts,
+    held: HeldBody,
+) -> Result<Response, Refusal> {
     let body = held.bytes.clone();
     let instance = &endpoint.instance;
     let deadline = Instant::now() + endpoint.policy.hold_timeout;

@@ -75,7 +75,7 @@ impl Default for EndpointPolicy {
 }
 
 impl EndpointPolicy {
-    pub(super) fn body_limits(&self) -> BodyLimits {
+    pub fn body_limits(&self) -> BodyLimits {
         BodyLimits {
             max_bytes: self.max_body_bytes,
             timeout: self.body_timeout,
@@ -335,6 +335,10 @@ impl Endpoints {
         }
     }
 
+    pub fn policy(&self) -> EndpointPolicy {
+        *lock(&self.policy)
+    }
+
     /// Applies to endpoints bound from now on.
     pub fn set_policy(&self, policy: EndpointPolicy) {
         let mut current = lock(&self.policy);
@@ -347,6 +351,12 @@ impl Endpoints {
     /// The origins every endpoint lets in (the `allowed_origins` setting).
     pub fn allowed_origins(&self) -> AllowedOrigins {
         self.allowed_origins.clone()
+    }
+
+    /// How a request's body is read, and the budget every endpoint shares (the
+    /// router reads its requests by the same rules, against the same budget).
+    pub fn body_rules(&self) -> (BodyLimits, BodyBudget) {
+        (lock(&self.policy).body_limits(), lock(&self.budget).clone())
     }
 
     /// Bytes of request bodies the endpoints hold now.
@@ -526,6 +536,27 @@ impl Endpoints {
             .cut
             .send_modify(|(cuts, last)| (*cuts, *last) = (*cuts + 1, Some(reason)));
         in_flight
+    }
+
+    /// Answers a request the router has read whole (it picked `instance` by the
+    /// body's `model`) exactly as `instance`'s own endpoint would: forwarded, held
+    /// while the server loads or is paused, or refused with the reason.
+    pub async fn answer_routed(
+        &self,
+        instance: &str,
+        parts: axum::http::request::Parts,
+        held: switchyard_net::body::HeldBody,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        match self.shared(instance) {
+            Some(shared) => forward::answer_held(&shared, parts, held).await,
+            None => Refusal::Stopped {
+                instance: instance.to_owned(),
+                reason: "the server is stopped".into(),
+                error: None,
+            }
+            .into_response(),
+        }
     }
 
     /// Whether answers under way were cut since the server's run began.

@@ -176,8 +176,29 @@ impl LlamaManager {
         Ok(())
     }
 
-    /// Everything decided before a spawn: binary, flags, port, configuration.
-    async fn prepare(&self, spec: &InstanceSpec) -> Result<Launch> {
+    /// What `name` would need if started with `budget` free: its `auto` fields
+    /// fitted to that budget, measured where llama-server already reported this
+    /// model and configuration. The router makes this much room before a start.
+    /// `None` when Switchyard cannot read the model's shape (llama-server's own
+    /// defaults then apply); `INSUFFICIENT_RESOURCES` when even `budget` is short.
+    pub async fn planned_need(
+        &self,
+        name: &str,
+        budget: switchyard_estimate::Budget,
+    ) -> Result<Option<switchyard_estimate::LlamaEstimate>> {
+        let spec = self.status(name)?.spec;
+        let (_, _, resolved) = self.resolve_plan(&spec, Some(budget), 0).await?;
+        Ok(resolved.estimate)
+    }
+
+    /// The binary, what it supports, and `spec` resolved against `free` memory
+    /// (read now when `None`).
+    async fn resolve_plan(
+        &self,
+        spec: &InstanceSpec,
+        free: Option<switchyard_estimate::Budget>,
+        port: u16,
+    ) -> Result<(PathBuf, BinaryFacts, plan::Resolved)> {
         let environment = &self.shared.environment;
         let chosen = read(&self.shared.binary).clone();
         let binary = chosen
@@ -191,11 +212,13 @@ impl LlamaManager {
         // A downloaded variant says its backend; the person's own build says it
         // through --list-devices.
         let backend = backend_of(binary.variant).or(facts.backend);
-        let port = ports::claim(crate::LOOPBACK, spec.port)?;
         let calibration = lock(&self.shared.calibration).clone();
         let environment = environment.clone();
         let (free, suggested_context) = tokio::task::spawn_blocking(move || {
-            (environment.free_memory(), environment.suggested_context())
+            (
+                free.unwrap_or_else(|| environment.free_memory()),
+                environment.suggested_context(),
+            )
         })
         .await
         .map_err(|error| EngineError::Internal {
@@ -213,6 +236,13 @@ impl LlamaManager {
             },
         )
         .await?;
+        Ok((binary_path, facts, resolved))
+    }
+
+    /// Everything decided before a spawn: binary, flags, port, configuration.
+    async fn prepare(&self, spec: &InstanceSpec) -> Result<Launch> {
+        let port = ports::claim(crate::LOOPBACK, spec.port)?;
+        let (binary_path, facts, resolved) = self.resolve_plan(spec, None, port).await?;
         let mut plan = resolved.plan;
         // llama-server's own port answers only with a key, so a web page that finds
         // the port (it reflects any Origin in CORS) gets nothing: the person's key

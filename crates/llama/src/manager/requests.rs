@@ -2,7 +2,8 @@
 //! a pause, and their counters.
 
 use super::LlamaManager;
-use crate::endpoint::{CutReason, EndpointActivity};
+use crate::endpoint::{CutReason, EndpointActivity, EndpointPolicy};
+use switchyard_net::body::{BodyBudget, BodyLimits, HeldBody};
 
 impl LlamaManager {
     /// The orchestrator is about to stop `name` and will bring it back: its
@@ -60,5 +61,28 @@ impl LlamaManager {
     /// Requests held or being answered on any endpoint now.
     pub fn requests_busy(&self) -> u64 {
         self.shared.endpoints.busy()
+    }
+
+    /// Answers a request the router read whole and picked `name` for, as `name`'s
+    /// own endpoint would (held while it loads, refused with the reason when it is
+    /// stopped).
+    pub async fn answer_routed(
+        &self,
+        name: &str,
+        parts: axum::http::request::Parts,
+        held: HeldBody,
+    ) -> axum::response::Response {
+        self.shared.endpoints.answer_routed(name, parts, held).await
+    }
+
+    /// How the endpoints read request bodies, and the budget they share.
+    pub fn request_body_rules(&self) -> (BodyLimits, BodyBudget) {
+        self.shared.endpoints.body_rules()
+    }
+
+    /// The endpoints' policy for the next one bound (the router applies the same
+    /// connection limits and hold time).
+    pub fn endpoint_policy(&self) -> EndpointPolicy {
+        self.shared.endpoints.policy()
     }
 }

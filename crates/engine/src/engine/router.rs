@@ -1,0 +1,114 @@
+//! The Switchyard endpoint on the engine: one address for every installed model
+//! (the orchestrator's router, placing models by this engine's memory readings),
+//! the models' states and their load, unload and pin for the window and the CLI.
+
+use std::net::SocketAddr;
+use std::sync::Weak;
+
+use super::{Engine, Inner};
+use crate::errors::{EngineError, Result};
+use crate::llama::InstanceStatus;
+use crate::models::ModelKind;
+use crate::orchestrator::router::{CatalogModel, ModelCatalog, RoutedModel, Router, RouterPolicy};
+use crate::settings::Settings;
+
+/// The engine's installed models, for the router (a weak link: the engine still
+/// drops when its last handle goes).
+#[derive(Debug)]
+pub(super) struct EngineCatalog {
+    pub engine: Weak<Inner>,
+}
+
+impl EngineCatalog {
+    fn engine(&self) -> Option<Engine> {
+        self.engine.upgrade().map(|inner| Engine { inner })
+    }
+}
+
+impl ModelCatalog for EngineCatalog {
+    fn language_models(&self) -> Vec<CatalogModel> {
+        let Some(engine) = self.engine() else {
+            return Vec::new();
+        };
+        engine
+            .models()
+            .models()
+            .into_iter()
+            .filter(|model| model.kind == ModelKind::Llm)
+            .map(|model| CatalogModel {
+                size_bytes: model.size_bytes(),
+                id: model.id,
+                name: model.name,
+            })
+            .collect()
+    }
+
+    fn create_instance(&self, name: &str, model_id: &str) -> Result<InstanceStatus> {
+        self.engine()
+            .ok_or(EngineError::ShuttingDown)?
+            .create_instance_for_model(name, model_id)
+    }
+}
+
+impl Engine {
+    /// The router behind the Switchyard endpoint.
+    pub fn router(&self) -> &Router {
+        &self.inner.router
+    }
+
+    /// Serves the Switchyard endpoint where the settings say (`endpoint_port`, on
+    /// loopback unless `endpoint_on_network`). `PORT_IN_USE` when taken (the
+    /// daemon of this data folder may serve it).
+    pub async fn serve_endpoint(&self) -> Result<SocketAddr> {
+        let settings = self.settings();
+        let host = if settings.endpoint_on_network {
+            "0.0.0.0"
+        } else {
+            crate::llama::LOOPBACK
+        };
+        self.router().serve(host, settings.endpoint_port).await
+    }
+
+    /// The endpoint's address for clients (`http://127.0.0.1:8434/v1`), while it
+    /// listens.
+    pub fn endpoint_url(&self) -> Option<String> {
+        self.router().address().map(|address| {
+            let host = if address.ip().is_unspecified() {
+                "127.0.0.1".to_owned()
+            } else {
+                address.ip().to_string()
+            };
+            format!("http://{host}:{}/v1", address.port())
+        })
+    }
+
+    /// Every model the endpoint answers for, with its state.
+    pub fn routed_models(&self) -> Vec<RoutedModel> {
+        self.router().models()
+    }
+
+    /// Loads a model as a request for it would (making room first).
+    pub async fn load_model(&self, model: &str) -> Result<RoutedModel> {
+        self.router().load(model).await
+    }
+
+    /// Unloads a model once its answers under way are done.
+    pub async fn unload_model(&self, model: &str) -> Result<RoutedModel> {
+        self.router().unload(model).await
+    }
+
+    /// Pins a model (never unloaded by the router, nor paused for an image) or
+    /// unpins it.
+    pub fn pin_model(&self, model: &str, pinned: bool) -> Result<RoutedModel> {
+        self.router().set_pinned(model, pinned)
+    }
+}
+
+/// The settings' idle time and GPU rule become the router's policy.
+pub(super) fn apply_router_settings(router: &Router, settings: &Settings) {
+    router.set_policy(RouterPolicy {
+        idle_unload_secs: u64::from(settings.model_idle_minutes) * 60,
+        gpu_shortfall: settings.gpu_shortfall,
+        ..router.policy()
+    });
+}
