@@ -49,6 +49,7 @@ async fn measure() -> Result<()> {
         DaemonOptions {
             port: 0,
             image_port: Some(0),
+            endpoint_port: Some(0),
             version: "bench".into(),
         },
         async move {

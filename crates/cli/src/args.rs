@@ -67,6 +67,10 @@ pub enum Command {
         /// 8081; 0: any free one).
         #[arg(long)]
         image_port: Option<u16>,
+        /// The Switchyard endpoint's port (default: the `endpoint_port` setting,
+        /// 8434; 0: any free one, written to daemon.json).
+        #[arg(long)]
+        endpoint_port: Option<u16>,
     },
     /// Run the daemon at login: a systemd user unit on Linux.
     #[command(subcommand)]
@@ -100,6 +104,21 @@ pub enum ModelsCommand {
     Rm { id: String },
     /// Check an installed model's files against their SHA-256.
     Verify { id: String },
+    /// The models of the Switchyard endpoint (served by the daemon): state,
+    /// memory, requests, pinned, when an idle one unloads.
+    Ps,
+    /// Load a model now, as the endpoint does on a request (unloading the least
+    /// recently used when it needs the room). Starts the daemon if none runs.
+    Load { model: String },
+    /// Unload a model once the answers it is writing are done.
+    Unload { model: String },
+    /// Pin a model: never unloaded to make room, when idle, or for an image.
+    Pin {
+        model: String,
+        /// Unpin it instead.
+        #[arg(long)]
+        off: bool,
+    },
 }
 
 #[derive(Debug, Args)]

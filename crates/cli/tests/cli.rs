@@ -233,7 +233,7 @@ fn app_instance(app: &Engine, name: &str, model: &Path) {
 fn start_daemon(home: &Home) -> Child {
     // Its image API on a free port: tests run side by side.
     let child = home
-        .command(&["daemon", "--image-port", "0"])
+        .command(&["daemon", "--image-port", "0", "--endpoint-port", "0"])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -1024,4 +1024,49 @@ async fn poll_image_job(http: &reqwest::Client, url: &str) -> Value {
         assert!(started.elapsed() < DEADLINE, "{job}");
         tokio::time::sleep(POLL).await;
     }
+}
+
+#[test]
+fn models_load_ps_pin_unload_through_the_daemon_and_its_endpoint_answers_by_model() {
+    let home = Home::new();
+    home.tiny_instance("tiny");
+    let mut daemon = start_daemon(&home);
+
+    let loaded = home.json(&["models", "load", "tiny"]);
+    assert_eq!(loaded[0]["state"], "loaded", "{loaded}");
+    // The endpoint the daemon serves (a free port, in daemon.json) answers by model.
+    let port = DaemonFile::read(&home.data_dir())
+        .ok()
+        .flatten()
+        .and_then(|daemon| daemon.endpoint_port)
+        .expect("the endpoint's port in daemon.json");
+    let answer = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "--noproxy",
+            "*",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            r#"{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":2}"#,
+            &format!("http://127.0.0.1:{port}/v1/chat/completions"),
+        ])
+        .output()
+        .expect("curl runs");
+    let answer: Value = serde_json::from_slice(&answer.stdout).expect("a JSON answer");
+    assert!(answer["choices"][0]["message"].is_object(), "{answer}");
+
+    let pinned = home.json(&["models", "pin", "tiny"]);
+    assert_eq!(pinned[0]["pinned"], true, "{pinned}");
+    let listed = home.ok(&["models", "ps"]);
+    assert!(
+        listed.contains("tiny") && listed.contains("loaded") && listed.contains("yes"),
+        "{listed}"
+    );
+    let unloaded = home.json(&["models", "unload", "tiny"]);
+    assert_eq!(unloaded[0]["state"], "unloaded", "{unloaded}");
+    let unpinned = home.json(&["models", "pin", "tiny", "--off"]);
+    assert_eq!(unpinned[0]["pinned"], false, "{unpinned}");
+    home.ok(&["daemon", "stop"]);
+    let _ = daemon.wait();
 }

@@ -451,7 +451,7 @@ mod tests {
     #[test]
     fn validation_names_the_field() {
         let same_ports = Settings {
-            image_port: 8080,
+            image_port: 8434,
             ..Settings::default()
         };
         let error = same_ports.validate().unwrap_err();

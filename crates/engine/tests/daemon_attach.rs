@@ -91,6 +91,7 @@ fn spawn_daemon(engine: Engine) -> (oneshot::Sender<()>, tokio::task::JoinHandle
         let options = DaemonOptions {
             port: 0,
             image_port: Some(0),
+            endpoint_port: Some(0),
             version: "test".into(),
         };
         run_daemon(engine, options, async move {

@@ -121,6 +121,7 @@ async fn every_listener_refuses_unknown_pages_and_foreign_hosts_and_answers_cors
         DaemonOptions {
             port: 0,
             image_port: Some(0),
+            endpoint_port: Some(0),
             version: "test".into(),
         },
         async move {
@@ -135,6 +136,7 @@ async fn every_listener_refuses_unknown_pages_and_foreign_hosts_and_answers_cors
     let published = DaemonFile::read(&data).unwrap().unwrap();
     let control = SocketAddr::from(([127, 0, 0, 1], published.port));
     let daemon_images = SocketAddr::from(([127, 0, 0, 1], published.image_port.unwrap()));
+    let switchyard_endpoint = SocketAddr::from(([127, 0, 0, 1], published.endpoint_port.unwrap()));
 
     let chat = r#"{"messages":[{"role":"user","content":"hi"}],"max_tokens":2}"#;
     let listeners = [
@@ -152,6 +154,12 @@ async fn every_listener_refuses_unknown_pages_and_foreign_hosts_and_answers_cors
             r#"{"prompt":"x"}"#,
         ),
         ("control API", control, "/v1/reload", ""),
+        (
+            "Switchyard endpoint",
+            switchyard_endpoint,
+            "/v1/chat/completions",
+            chat,
+        ),
     ];
     for (name, address, path, body) in listeners {
         // A page elsewhere: refused before anything is done, and told nothing.

@@ -9,6 +9,10 @@ export type DaemonFile = { pid: number, port: number,
  */
 image_port: number | null, 
 /**
+ * The Switchyard endpoint's port, when it is served.
+ */
+endpoint_port: number | null, 
+/**
  * Sent as `Authorization: Bearer <token>`.
  */
 token: string, version: string, };

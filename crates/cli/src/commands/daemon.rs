@@ -13,14 +13,9 @@ use crate::args::DaemonCommand;
 use crate::context::Context;
 use crate::render;
 
-pub async fn run(
-    context: &Context,
-    action: Option<DaemonCommand>,
-    port: u16,
-    image_port: Option<u16>,
-) -> Outcome {
+pub async fn run(context: &Context, action: Option<DaemonCommand>, ports: DaemonPorts) -> Outcome {
     match action.unwrap_or(DaemonCommand::Run) {
-        DaemonCommand::Run => serve(context, port, image_port).await,
+        DaemonCommand::Run => serve(context, ports).await,
         DaemonCommand::Status => {
             let status = running(context)?.daemon_status().await?;
             print_status(context, &status);
@@ -52,13 +47,21 @@ pub async fn run(
     }
 }
 
-async fn serve(context: &Context, port: u16, image_port: Option<u16>) -> Outcome {
+/// Where the daemon listens: its control API, the image API, the endpoint.
+pub struct DaemonPorts {
+    pub port: u16,
+    pub image_port: Option<u16>,
+    pub endpoint_port: Option<u16>,
+}
+
+async fn serve(context: &Context, ports: DaemonPorts) -> Outcome {
     let engine = context.local_engine(OwnerKind::Daemon)?;
     run_daemon(
         engine,
         DaemonOptions {
-            port,
-            image_port,
+            port: ports.port,
+            image_port: ports.image_port,
+            endpoint_port: ports.endpoint_port,
             version: env!("CARGO_PKG_VERSION").to_owned(),
         },
         crate::signals::terminated(),

@@ -34,7 +34,15 @@ pub async fn run(command: Command, context: &Context) -> Outcome {
             action,
             port,
             image_port,
-        } => daemon::run(context, action, port, image_port).await,
+            endpoint_port,
+        } => {
+            let ports = daemon::DaemonPorts {
+                port,
+                image_port,
+                endpoint_port,
+            };
+            daemon::run(context, action, ports).await
+        }
         Command::Service(service) => service::run(context, service),
     }
 }

@@ -1,12 +1,15 @@
 //! `models list|pull|rm|verify`: the model store, in this process (it is files on
 //! disk, shared with the app and the daemon).
 
+use switchyard_engine::clock::{Clock, SystemClock};
+use switchyard_engine::control::ControlClient;
 use switchyard_engine::llama::OwnerKind;
 use switchyard_engine::models::names::model_id;
 use switchyard_engine::models::{
     AddModel, AddModelFile, DownloadState, DownloadStatus, FileGuess, FileRole, ModelKind,
     ModelLocation,
 };
+use switchyard_engine::orchestrator::router::RoutedModel;
 use switchyard_engine::{Engine, EngineError, EngineEvent, ErrorReport};
 use tokio::sync::broadcast;
 
@@ -16,8 +19,29 @@ use crate::context::Context;
 use crate::render::{self, mib};
 
 pub async fn run(context: &Context, command: ModelsCommand) -> Outcome {
+    match command {
+        ModelsCommand::Ps => return ps(context).await,
+        ModelsCommand::Load { model } => {
+            let daemon = context.daemon_or_start().await?;
+            let loaded = daemon.load_model(&model).await?;
+            return routed(context, &[loaded]);
+        }
+        ModelsCommand::Unload { model } => {
+            let unloaded = running_daemon(context)?.unload_model(&model).await?;
+            return routed(context, &[unloaded]);
+        }
+        ModelsCommand::Pin { model, off } => {
+            let pinned = running_daemon(context)?.pin_model(&model, !off).await?;
+            return routed(context, &[pinned]);
+        }
+        _ => {}
+    }
     let engine = context.local_engine(OwnerKind::Cli)?;
     match command {
+        ModelsCommand::Ps
+        | ModelsCommand::Load { .. }
+        | ModelsCommand::Unload { .. }
+        | ModelsCommand::Pin { .. } => Ok(0),
         ModelsCommand::List => list(context, &engine),
         ModelsCommand::Rm { id } => {
             if unfinished(&engine, &id).is_some() {
@@ -46,6 +70,59 @@ pub async fn run(context: &Context, command: ModelsCommand) -> Outcome {
             pull(context, &engine, add).await
         }
     }
+}
+
+/// The daemon, which serves the endpoint: without one, nothing is loaded by it.
+fn running_daemon(context: &Context) -> Result<ControlClient, ErrorReport> {
+    context.daemon()?.ok_or_else(|| {
+        EngineError::DaemonNotRunning {
+            data_dir: context.data_dir.clone(),
+        }
+        .report()
+    })
+}
+
+async fn ps(context: &Context) -> Outcome {
+    let models = running_daemon(context)?.routed_models().await?;
+    routed(context, &models)
+}
+
+fn routed(context: &Context, models: &[RoutedModel]) -> Outcome {
+    if context.json {
+        println!("{}", render::json(&models));
+        return Ok(0);
+    }
+    let now_ms = SystemClock.now_ms();
+    let unloads_in = |at_ms: u64| {
+        format!(
+            "in {}",
+            render::duration(at_ms.saturating_sub(now_ms) / 1000)
+        )
+    };
+    println!(
+        "{}",
+        render::table(
+            [
+                "MODEL",
+                "STATE",
+                "MEMORY",
+                "REQUESTS",
+                "PINNED",
+                "IDLE UNLOAD"
+            ],
+            models.iter().map(|model| {
+                [
+                    model.id.clone(),
+                    render::word(&model.state),
+                    render::dash(model.ram_bytes.map(mib)),
+                    model.requests.to_string(),
+                    if model.pinned { "yes" } else { "no" }.to_owned(),
+                    render::dash(model.unload_at_ms.map(unloads_in)),
+                ]
+            }),
+        )
+    );
+    Ok(0)
 }
 
 /// A download of `id` left paused or failed (by this command, the app or the

@@ -17,6 +17,7 @@ use super::wire::{self, DaemonImageRequest, QueuedImage, RoomAnswer, RoomRequest
 use crate::diffusion::{JobSummary, JobView};
 use crate::errors::{EngineError, ErrorReport};
 use crate::llama::{is_valid_name, InstanceStatus, LogLine};
+use crate::orchestrator::router::RoutedModel;
 
 /// Starting a large model can take minutes; the daemon answers when it is healthy.
 const START_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -130,6 +131,28 @@ impl ControlClient {
         self.parse(&answer)
     }
 
+    /// The models of the daemon's Switchyard endpoint, with their states.
+    pub async fn routed_models(&self) -> Result<Vec<RoutedModel>, ErrorReport> {
+        self.call(Method::GET, "/v1/models", QUICK_TIMEOUT).await
+    }
+
+    /// Loads a model as a request for it would (making room first).
+    pub async fn load_model(&self, id: &str) -> Result<RoutedModel, ErrorReport> {
+        self.call(Method::POST, &model(id, "/load"), START_TIMEOUT)
+            .await
+    }
+
+    /// Unloads a model once its answers under way are done.
+    pub async fn unload_model(&self, id: &str) -> Result<RoutedModel, ErrorReport> {
+        self.call(Method::POST, &model(id, "/unload"), START_TIMEOUT)
+            .await
+    }
+
+    pub async fn pin_model(&self, id: &str, pinned: bool) -> Result<RoutedModel, ErrorReport> {
+        let path = format!("{}?pinned={pinned}", model(id, "/pin"));
+        self.call(Method::POST, &path, QUICK_TIMEOUT).await
+    }
+
     /// Process `pid`'s image is done.
     pub async fn room_no_longer_needed(&self, pid: u32) -> Result<(), ErrorReport> {
         let path = format!("/v1/room?pid={pid}");
@@ -210,6 +233,16 @@ fn image(id: &str) -> &str {
     } else {
         "-"
     }
+}
+
+/// A model id as a path segment: ids are file-name-like; anything else asks for
+/// a model that surely does not exist.
+fn model(id: &str, action: &str) -> String {
+    let safe = !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    format!("/v1/models/{}{action}", if safe { id } else { "-" })
 }
 
 fn instance(name: &str, action: &str) -> String {

@@ -26,6 +26,9 @@ pub struct DaemonOptions {
     /// The image API's port on 127.0.0.1; `None`: the `image_port` setting; 0: any
     /// free one (clients read it from `daemon.json`).
     pub image_port: Option<u16>,
+    /// The Switchyard endpoint's port on loopback (or every address, as the
+    /// settings say); `None`: the `endpoint_port` setting; 0: any free one.
+    pub endpoint_port: Option<u16>,
     pub version: String,
 }
 
@@ -86,10 +89,20 @@ pub async fn run_daemon(
     };
     // The Switchyard endpoint (one address for every model). A taken port is said
     // in the log: the instances' own endpoints still answer.
-    match engine.serve_endpoint().await {
-        Ok(address) => tracing::info!(%address, "the Switchyard endpoint listens"),
-        Err(error) => tracing::warn!(%error, "the Switchyard endpoint is not served"),
-    }
+    let endpoint = match options.endpoint_port {
+        Some(port) => engine.serve_endpoint_at(port).await,
+        None => engine.serve_endpoint().await,
+    };
+    let endpoint_port = match endpoint {
+        Ok(address) => {
+            tracing::info!(%address, "the Switchyard endpoint listens");
+            Some(address.port())
+        }
+        Err(error) => {
+            tracing::warn!(%error, "the Switchyard endpoint is not served");
+            None
+        }
+    };
     let stop_requested = CancellationToken::new();
     let state = Arc::new(ServerState {
         engine: engine.clone(),
@@ -102,6 +115,7 @@ pub async fn run_daemon(
         pid: std::process::id(),
         port,
         image_port,
+        endpoint_port,
         token: state.token.clone(),
         version: options.version,
     }

@@ -23,6 +23,9 @@ pub struct DaemonFile {
     /// The image API's port, when it is served (its port may be taken).
     #[serde(default)]
     pub image_port: Option<u16>,
+    /// The Switchyard endpoint's port, when it is served.
+    #[serde(default)]
+    pub endpoint_port: Option<u16>,
     /// Sent as `Authorization: Bearer <token>`.
     pub token: String,
     pub version: String,
@@ -131,6 +134,7 @@ mod tests {
             pid: 1,
             port: 2,
             image_port: None,
+            endpoint_port: None,
             token: DaemonFile::new_token().unwrap(),
             version: "0".into(),
         };

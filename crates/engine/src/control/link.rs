@@ -213,6 +213,7 @@ mod tests {
             pid: 1,
             port: 9,
             image_port: None,
+            endpoint_port: None,
             token: "t".into(),
             version: "0".into(),
         }

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Weak;
 
 use super::{Engine, Inner};
+use crate::binaries::{BinaryKind, EnsureBinary};
 use crate::errors::{EngineError, Result};
 use crate::llama::InstanceStatus;
 use crate::models::ModelKind;
@@ -48,6 +49,18 @@ impl ModelCatalog for EngineCatalog {
             .ok_or(EngineError::ShuttingDown)?
             .create_instance_for_model(name, model_id)
     }
+
+    fn ensure_runtime(&self) -> crate::diffusion::gate::BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let engine = self.engine().ok_or(EngineError::ShuttingDown)?;
+            if !engine.llama().has_binary() {
+                engine
+                    .ensure_binary(BinaryKind::LlamaServer, EnsureBinary::default())
+                    .await?;
+            }
+            Ok(())
+        })
+    }
 }
 
 impl Engine {
@@ -60,13 +73,17 @@ impl Engine {
     /// loopback unless `endpoint_on_network`). `PORT_IN_USE` when taken (the
     /// daemon of this data folder may serve it).
     pub async fn serve_endpoint(&self) -> Result<SocketAddr> {
-        let settings = self.settings();
-        let host = if settings.endpoint_on_network {
+        self.serve_endpoint_at(self.settings().endpoint_port).await
+    }
+
+    /// The same on `port` (0: a free one), whatever the setting says.
+    pub async fn serve_endpoint_at(&self, port: u16) -> Result<SocketAddr> {
+        let host = if self.settings().endpoint_on_network {
             "0.0.0.0"
         } else {
             crate::llama::LOOPBACK
         };
-        self.router().serve(host, settings.endpoint_port).await
+        self.router().serve(host, port).await
     }
 
     /// The endpoint's address for clients (`http://127.0.0.1:8434/v1`), while it

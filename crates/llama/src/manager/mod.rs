@@ -341,6 +341,12 @@ impl LlamaManager {
         *write(&self.shared.binary) = Some(binary);
     }
 
+    /// Whether a llama-server is there to start (set up through the engine, or
+    /// the environment's).
+    pub fn has_binary(&self) -> bool {
+        read(&self.shared.binary).is_some() || self.shared.environment.llama_binary().is_some()
+    }
+
     /// Replaces the supervision policy (restart backoff, health checks, stop
     /// deadlines, log sizes); applies to starts from now on.
     /// What llama-server reported so far, per model and configuration.

@@ -1,7 +1,7 @@
 //! What the router can route to: the installed language models (from the engine's
 //! store) and every instance, each by a stable id.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use switchyard_base::errors::Result;
@@ -20,10 +20,12 @@ pub struct CatalogModel {
 pub trait ModelCatalog: Send + Sync + std::fmt::Debug {
     fn language_models(&self) -> Vec<CatalogModel>;
     fn create_instance(&self, name: &str, model_id: &str) -> Result<InstanceStatus>;
+    /// Sets up llama-server when none has passed its tests yet (as `up` does).
+    fn ensure_runtime(&self) -> switchyard_diffusion::gate::BoxFuture<'_, Result<()>>;
 }
 
 /// Where a routed model stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 #[ts(export)]
 pub enum ModelState {
@@ -34,7 +36,7 @@ pub enum ModelState {
 }
 
 /// One model the endpoint answers for.
-#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[ts(export)]
 pub struct RoutedModel {
     /// What clients put in `model`: the installed model's id, or the name of an

@@ -125,6 +125,16 @@ struct Slot {
     keep_alive: Option<KeepAlive>,
     /// What its last load was planned to need (RAM, VRAM).
     planned: Option<(u64, u64)>,
+    /// Pinned or unpinned through the router: beats the instance's setting, which
+    /// the daemon reloads from its instance files.
+    pinned: Option<bool>,
+}
+
+impl Slot {
+    fn pinned(slot: Option<&Self>, status: &InstanceStatus) -> bool {
+        slot.and_then(|slot| slot.pinned)
+            .unwrap_or(status.spec.pinned)
+    }
 }
 
 /// A load under way: every request for the model waits for its outcome.
@@ -316,7 +326,7 @@ impl Router {
             instance: serving.map(|status| status.spec.name.clone()),
             aliases,
             state,
-            pinned: serving.is_some_and(|status| status.spec.pinned),
+            pinned: serving.is_some_and(|status| Slot::pinned(slot, status)),
             idle_unload_secs: serving.and_then(|status| status.spec.idle_unload_secs),
             ram_bytes,
             vram_bytes,
@@ -442,6 +452,10 @@ impl Router {
         let mut spec = self.shared.llama.status(&instance)?.spec;
         spec.pinned = pinned;
         self.shared.llama.update(spec)?;
+        lock(&self.shared.slots)
+            .entry(instance.clone())
+            .or_default()
+            .pinned = Some(pinned);
         self.model_of(&instance)
     }
 
@@ -524,6 +538,10 @@ impl Router {
                 });
             failure
         };
+        let catalog = read(&self.shared.catalog).clone();
+        if let Some(catalog) = catalog {
+            catalog.ensure_runtime().await.map_err(failed)?;
+        }
         let (need_ram, need_vram, evicted) = self.make_room(instance).await.map_err(failed)?;
         {
             let mut slots = lock(&self.shared.slots);
@@ -586,7 +604,7 @@ impl Router {
 
     /// How long `status` may stay idle before it is unloaded, if at all.
     fn idle_limit_ms(&self, status: &InstanceStatus, slot: &Slot) -> Option<u64> {
-        if status.spec.pinned {
+        if Slot::pinned(Some(slot), status) {
             return None;
         }
         match slot.keep_alive {

@@ -18,6 +18,7 @@ const MIB: u64 = 1024 * 1024;
 /// A model holding memory, as placement sees it.
 struct Loaded {
     status: InstanceStatus,
+    pinned: bool,
     usage: InstanceUsage,
     busy: bool,
     last_used_ms: u64,
@@ -90,7 +91,7 @@ impl Router {
             };
             let victim = loaded
                 .iter()
-                .filter(|l| !l.status.spec.pinned && l.status.owned_by.is_none())
+                .filter(|l| !l.pinned && l.status.owned_by.is_none())
                 .filter(frees)
                 .min_by_key(|l| (l.busy, l.last_used_ms));
             let Some(victim) = victim else {
@@ -114,6 +115,7 @@ impl Router {
             .map(|status| {
                 let slot = slots.get(&status.spec.name);
                 Loaded {
+                    pinned: Slot::pinned(slot, &status),
                     usage: InstanceUsage::of(&status),
                     busy: slot.is_some_and(|slot| slot.active > 0),
                     last_used_ms: slot.map_or(0, |slot| slot.last_used_ms),
@@ -205,7 +207,7 @@ fn no_room(
             } else {
                 l.usage.ram_bytes
             };
-            let why = if l.status.spec.pinned {
+            let why = if l.pinned {
                 "pinned"
             } else if l.status.owned_by.is_some() {
                 "run by another Switchyard process"

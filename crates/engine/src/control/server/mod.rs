@@ -18,6 +18,7 @@ use crate::locks::lock;
 use crate::Engine;
 
 mod images;
+mod models;
 mod room;
 
 #[derive(Debug)]
@@ -46,6 +47,10 @@ pub(super) fn router(state: Arc<ServerState>) -> Router {
         .route("/v1/images", post(images::generate))
         .route("/v1/images/{id}", get(images::job).delete(images::cancel))
         .route("/v1/room", post(room::make).delete(room::release))
+        .route("/v1/models", get(models::list))
+        .route("/v1/models/{id}/load", post(models::load))
+        .route("/v1/models/{id}/unload", post(models::unload))
+        .route("/v1/models/{id}/pin", post(models::pin))
         .with_state(state)
 }
 
