@@ -57,4 +57,13 @@ api_key: string | null, reasoning: ReasoningChoice,
 /**
  * Appended after Switchyard's own arguments.
  */
-extra_args: Array<string>, };
+extra_args: Array<string>, 
+/**
+ * The router never unloads it: not to make room, not when idle.
+ */
+pinned: boolean, 
+/**
+ * Seconds without requests after which the router unloads it when the router
+ * loaded it; `null`: the router's default (15 minutes); 0: never.
+ */
+idle_unload_secs: number | null, };

@@ -26,4 +26,8 @@ paused_ms: number,
 /**
  * Of the reload: waiting for the memory to be free, then starting.
  */
-memory_wait_ms: number, start_ms: number, } | { "kind": "reload_failed", instances: Array<string>, error: ErrorReport, };
+memory_wait_ms: number, start_ms: number, } | { "kind": "reload_failed", instances: Array<string>, error: ErrorReport, } | { "kind": "model_loaded", instance: string, reason: string, load_ms: number, ram_bytes: number, vram_bytes: number, } | { "kind": "model_unloaded", instance: string, reason: string, 
+/**
+ * What it held.
+ */
+ram_bytes: number, vram_bytes: number, } | { "kind": "model_load_failed", instance: string, error: ErrorReport, };
