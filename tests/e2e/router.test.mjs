@@ -54,6 +54,15 @@ async function clickInRow(driver, testid) {
   }
 }
 
+/** Whether the engine says the model is pinned, and its Pin box agrees. */
+async function pinned(driver) {
+  const row = await driver.findElement(routerRow);
+  const box = await row.findElement(By.css('[data-testid="router-pin"]'));
+  const checked = await driver.executeScript('return arguments[0].checked', box);
+  const engine = (await row.getAttribute('data-pinned')) === 'true';
+  return checked === engine ? engine : null;
+}
+
 async function scrollTo(driver, testid) {
   const element = await visible(driver, testid);
   await driver.executeScript('arguments[0].scrollIntoView({ block: "start" })', element);
@@ -104,7 +113,7 @@ test('the LLM tab shows the Switchyard endpoint first, with a client snippet to 
   await screenshot(driver, 'router-llm-endpoint');
 });
 
-test('the Models tab loads and unloads a model through its buttons', async () => {
+test('the Models tab loads and unloads a model through its buttons, and pins it', async () => {
   const { driver } = session;
   await click(driver, 'tab-models');
   await driver.wait(until.elementLocated(routerRow), DEADLINE_MS, 'the model has no endpoint row');
@@ -115,8 +124,13 @@ test('the Models tab loads and unloads a model through its buttons', async () =>
   // The engine's figures, and the endpoint itself answers for it.
   const listed = await (await fetch(`${url}/models`)).json();
   assert.ok(listed.data.some((model) => model.id === TINY_MODEL_ID), JSON.stringify(listed));
+  // The pin: the engine's answer (and the instance list it announces) keeps it.
+  await clickInRow(driver, 'router-pin');
+  await driver.wait(async () => (await pinned(driver)) === true, DEADLINE_MS, 'the model never showed pinned');
   await scrollTo(driver, 'router-card');
   await screenshot(driver, 'router-models-loaded');
+  await clickInRow(driver, 'router-pin');
+  await driver.wait(async () => (await pinned(driver)) === false, DEADLINE_MS, 'the model never showed unpinned');
 
   await clickInRow(driver, 'router-unload');
   await driver.wait(async () => (await rowState(driver)) === 'unloaded', LOAD_DEADLINE_MS, 'the model never unloaded');

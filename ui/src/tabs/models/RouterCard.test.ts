@@ -107,6 +107,7 @@ describe('RouterCard', () => {
     await fireEvent.click(within(row(LLAMA)).getByTestId('router-pin'));
     expect(argsOf('pin_model')).toEqual([{ model: LLAMA, pinned: true }]);
     await waitFor(() => expect((within(row(LLAMA)).getByTestId('router-pin') as HTMLInputElement).checked).toBe(true));
+    expect(row(LLAMA).dataset.pinned).toBe('true');
     await fireEvent.click(within(row(QWEN)).getByTestId('router-pin'));
     expect(argsOf('pin_model')[1]).toEqual({ model: QWEN, pinned: false });
   });
