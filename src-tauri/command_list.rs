@@ -63,6 +63,11 @@ pub const COMMANDS: &[&str] = &[
     "daemon_restart",
     "daemon_logs",
     "daemon_reload",
+    "endpoint_url",
+    "routed_models",
+    "load_model",
+    "unload_model",
+    "pin_model",
 ];
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod ipc_error;
 mod llama_commands;
 mod model_commands;
 mod monitor_commands;
+mod router_commands;
 mod settings;
 mod tray;
 mod window;
@@ -119,6 +120,11 @@ fn main() -> anyhow::Result<()> {
             daemon_commands::daemon_restart,
             daemon_commands::daemon_logs,
             daemon_commands::daemon_reload,
+            router_commands::endpoint_url,
+            router_commands::routed_models,
+            router_commands::load_model,
+            router_commands::unload_model,
+            router_commands::pin_model,
         ])
         .build(tauri::generate_context!())?;
 
@@ -173,6 +179,17 @@ fn setup(app: &mut App) -> anyhow::Result<()> {
     tauri::async_runtime::spawn({
         let engine = engine.clone();
         async move { engine.run_daemon_watch(DAEMON_WATCH_INTERVAL).await }
+    });
+    // The Switchyard endpoint. A taken port (the daemon of this data folder may
+    // serve it) leaves the window without it, not without the app.
+    tauri::async_runtime::spawn({
+        let engine = engine.clone();
+        async move {
+            match engine.serve_endpoint().await {
+                Ok(address) => tracing::info!(%address, "Switchyard endpoint listening"),
+                Err(error) => tracing::warn!(%error, "Switchyard endpoint not served"),
+            }
+        }
     });
     // Servers that ran when the app last closed, if Settings say so; each start
     // reports through events, so the window shows them come up.

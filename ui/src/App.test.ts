@@ -6,11 +6,13 @@ import App from './App.svelte';
 import type { ErrorReport } from './bindings/ErrorReport';
 import type { Settings } from './bindings/Settings';
 import {
+  FAKE_ENDPOINT_URL,
   fakeAppInfo,
   fakeAttachedDaemon,
   fakeDiskUsage,
   fakeDownload,
   fakeInstalledModels,
+  fakeRoutedModels,
   fakeSample,
   fakeSettings,
   fakeStatus,
@@ -49,6 +51,10 @@ beforeEach(() => {
           return [fakeDownload()];
         case 'disk_usage':
           return fakeDiskUsage();
+        case 'routed_models':
+          return fakeRoutedModels();
+        case 'endpoint_url':
+          return FAKE_ENDPOINT_URL;
         case 'save_settings':
           if (refuseSave) throw refuseSave;
           settings = (args as { settings: Settings }).settings;
@@ -115,6 +121,15 @@ describe('App', () => {
     expect(window.location.hash).toBe('#llm');
 
     for (const id of TAB_IDS) expect(panel(id).childElementCount).toBeGreaterThan(0);
+  });
+
+  it('shows the Switchyard endpoint first in the LLM tab, and its models in the Models tab', async () => {
+    await renderReady();
+    await waitFor(() => expect(screen.getByTestId('endpoint-url').textContent).toBe(FAKE_ENDPOINT_URL));
+    const cards = panel('llm').querySelectorAll<HTMLElement>('[data-testid$="-card"]');
+    expect(cards[0]?.dataset.testid).toBe('endpoint-card');
+    const rows = panel('models').querySelectorAll<HTMLElement>('[data-testid="router-row"]');
+    expect([...rows].map((row) => row.dataset.id)).toEqual(fakeRoutedModels().map((model) => model.id));
   });
 
   it('moves with the arrow keys, Home and End', async () => {

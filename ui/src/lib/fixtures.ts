@@ -144,6 +144,9 @@ export function fakeSettings(theme: Settings['theme'] = 'system'): Settings {
   return {
     data_dir: null,
     endpoint_port: 8434,
+    endpoint_on_network: false,
+    model_idle_minutes: 15,
+    gpu_shortfall: 'evict',
     image_port: 8081,
     close_to_tray: true,
     autostart: false,
@@ -514,6 +517,8 @@ export function fakeInstance(
       api_key: null,
       reasoning: 'auto',
       extra_args: [],
+      pinned: false,
+      idle_unload_secs: null,
     },
     state,
     reason: running ? '/health answered 200' : '',
@@ -704,3 +709,36 @@ export function fakeCompleteJob(id: string, seed = 42, count = 1, size = 512): J
     error: null,
   };
 }
+
+/** A model the Switchyard endpoint answers for, as `routed_models` lists it. */
+export function fakeRoutedModel(
+  overrides: Partial<import('../bindings/RoutedModel').RoutedModel> = {},
+): import('../bindings/RoutedModel').RoutedModel {
+  const state = overrides.state ?? 'unloaded';
+  const loaded = state === 'loaded' || state === 'unloading';
+  return {
+    id: 'meta-llama-3-1-8b-instruct-q4-k-m',
+    name: 'Meta-Llama-3.1-8B-Instruct-Q4_K_M',
+    instance: loaded ? 'meta-llama-3-1-8b-instruct-q4-k-m' : null,
+    aliases: [],
+    state,
+    pinned: false,
+    idle_unload_secs: null,
+    ram_bytes: loaded ? 5_368_709_120 : null,
+    vram_bytes: loaded ? 0 : null,
+    size_bytes: 4_920_739_232,
+    requests: 0,
+    last_used_ms: loaded ? 1_700_000_000_000 : null,
+    unload_at_ms: loaded ? 1_700_000_900_000 : null,
+    ...overrides,
+  };
+}
+
+/** The installed language models (fakeInstalledModels' LLMs) as the endpoint lists them. */
+export function fakeRoutedModels(): import('../bindings/RoutedModel').RoutedModel[] {
+  return fakeInstalledModels()
+    .filter((model) => model.kind === 'llm')
+    .map((model) => fakeRoutedModel({ id: model.id, name: model.name, size_bytes: model.files.reduce((sum, file) => sum + file.size_bytes, 0) }));
+}
+
+export const FAKE_ENDPOINT_URL = 'http://127.0.0.1:8434/v1';

@@ -36,6 +36,7 @@ import type { SdCapabilities } from '../bindings/SdCapabilities';
 import type { InstalledModel } from '../bindings/InstalledModel';
 import type { ModelLocation } from '../bindings/ModelLocation';
 import type { RemoteModel } from '../bindings/RemoteModel';
+import type { RoutedModel } from '../bindings/RoutedModel';
 import type { Settings } from '../bindings/Settings';
 import type { SettingsUpdate } from '../bindings/SettingsUpdate';
 import type { SystemInfo } from '../bindings/SystemInfo';
@@ -192,6 +193,19 @@ export const ipc = {
     call<LogLine[]>('daemon_logs', { name, since, limit }),
   /** The daemon reads its instance files again. */
   daemonReload: () => call<DaemonStatus>('daemon_reload'),
+
+  // The Switchyard endpoint: one OpenAI-compatible address where a request's
+  // `model` picks the model (loaded on request, unloaded when idle or for room).
+  /** The endpoint's address for clients (`http://127.0.0.1:8434/v1`), or null when not served here. */
+  endpointUrl: () => call<string | null>('endpoint_url'),
+  /** Every model the endpoint answers for, with its state (unloaded, loading, ...). */
+  routedModels: () => call<RoutedModel[]>('routed_models'),
+  /** Loads a model as a request for it would (making room first); resolves once loaded. */
+  loadModel: (model: string) => call<RoutedModel>('load_model', { model }),
+  /** Unloads a model once its answers under way are done. */
+  unloadModel: (model: string) => call<RoutedModel>('unload_model', { model }),
+  /** Pins a model (never unloaded by the router) or unpins it. */
+  pinModel: (model: string, pinned: boolean) => call<RoutedModel>('pin_model', { model, pinned }),
 
   /** Calls `handler` for every engine event until the returned function is called. */
   onEngineEvent: async (handler: (event: EngineEvent) => void): Promise<UnlistenFn> => {

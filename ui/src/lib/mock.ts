@@ -4,7 +4,7 @@
 // ?models=none (empty library), ?download=failed (the sample download has failed),
 // ?verify=fail (verification finds a damaged file), ?fast=1 (added downloads finish in seconds),
 // ?binary=none (no binary set up yet), ?binary=fail (every build fails its tests),
-// ?daemon=1 (a `switchyard daemon` runs beside the app), ?firstrun=1 (the first-run wizard opens; its choice step only: downloads and starts
+// ?daemon=1 (a `switchyard daemon` runs beside the app), ?endpoint=none (the Switchyard endpoint is not served), ?firstrun=1 (the first-run wizard opens; its choice step only: downloads and starts
 // need the real engine).
 import { mockIPC } from '@tauri-apps/api/mocks';
 import { emit } from '@tauri-apps/api/event';
@@ -21,6 +21,7 @@ import type { ImageServerInfo } from '../bindings/ImageServerInfo';
 import type { JobView } from '../bindings/JobView';
 import type { InstalledModel } from '../bindings/InstalledModel';
 import type { ModelLocation } from '../bindings/ModelLocation';
+import type { RoutedModel } from '../bindings/RoutedModel';
 import type { ServiceState } from '../bindings/ServiceState';
 import type { Settings } from '../bindings/Settings';
 import type { SettingsUpdate } from '../bindings/SettingsUpdate';
@@ -38,6 +39,8 @@ import {
   fakeImageServer,
   fakeProgress,
   fakeProposal,
+  fakeRoutedModel,
+  FAKE_ENDPOINT_URL,
   TINY_PNG,
   fakeInstalledModels,
   fakeRemoteModel,
@@ -344,6 +347,49 @@ export function installMock(): void {
     return id;
   };
 
+  // ---- The Switchyard endpoint: language models loaded and unloaded on request. ----
+  const routed = new Map<string, RoutedModel>();
+  const routedModels = (): RoutedModel[] =>
+    models
+      .filter((model) => model.kind === 'llm')
+      .map(
+        (model) =>
+          routed.get(model.id) ??
+          fakeRoutedModel({ id: model.id, name: model.name, size_bytes: model.files.reduce((sum, file) => sum + file.size_bytes, 0) }),
+      );
+  const routedModel = (id: string): RoutedModel => {
+    const found = routedModels().find((model) => model.id === id);
+    if (!found) {
+      throw { code: 'NOT_FOUND', message: `model ${id} does not exist`, suggestion: 'Add it in the Models tab.' } satisfies ErrorReport;
+    }
+    return found;
+  };
+  const setRouted = (model: RoutedModel): RoutedModel => {
+    routed.set(model.id, model);
+    return structuredClone(model);
+  };
+  const GIB = 2 ** 30;
+  async function loadRouted(id: string): Promise<RoutedModel> {
+    const model = routedModel(id);
+    if (model.state === 'loaded') return structuredClone(model);
+    setRouted({ ...model, state: 'loading', instance: id });
+    await sleep(1200);
+    const ram = hasGpu ? GIB : model.size_bytes + GIB;
+    const vram = hasGpu ? model.size_bytes : 0;
+    const loaded = setRouted({ ...model, state: 'loaded', instance: id, ram_bytes: ram, vram_bytes: vram, last_used_ms: Date.now(), unload_at_ms: Date.now() + settings.model_idle_minutes * 60_000 });
+    send({ type: 'orchestrator', kind: 'model_loaded', instance: id, reason: 'requested', load_ms: 1200, ram_bytes: ram, vram_bytes: vram });
+    return loaded;
+  }
+  async function unloadRouted(id: string): Promise<RoutedModel> {
+    const model = routedModel(id);
+    if (model.state !== 'loaded') return structuredClone(model);
+    setRouted({ ...model, state: 'unloading' });
+    await sleep(400);
+    const unloaded = setRouted({ ...model, state: 'unloaded', last_used_ms: model.last_used_ms, unload_at_ms: null });
+    send({ type: 'orchestrator', kind: 'model_unloaded', instance: id, reason: 'unloaded by hand', ram_bytes: model.ram_bytes ?? 0, vram_bytes: model.vram_bytes ?? 0 });
+    return unloaded;
+  }
+
   let daemon = params.get('daemon') === '1' ? fakeAttachedDaemon() : null;
   const daemonState = (state: 'healthy' | 'stopped') => {
     daemon = fakeAttachedDaemon(state);
@@ -591,6 +637,18 @@ export function installMock(): void {
           return [];
         case 'daemon_reload':
           return daemon?.status;
+        case 'endpoint_url':
+          return params.get('endpoint') === 'none' ? null : FAKE_ENDPOINT_URL;
+        case 'routed_models':
+          return routedModels();
+        case 'load_model':
+          return loadRouted((args as { model: string }).model);
+        case 'unload_model':
+          return unloadRouted((args as { model: string }).model);
+        case 'pin_model': {
+          const { model, pinned } = args as { model: string; pinned: boolean };
+          return setRouted({ ...routedModel(model), pinned });
+        }
         case 'open_logs_folder':
           return null;
         case 'report_problem':

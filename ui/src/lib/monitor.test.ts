@@ -2,6 +2,36 @@ import { describe, expect, it } from 'vitest';
 import { appendBounded, logEntryOf, predictionText } from './monitor';
 
 describe('monitor log', () => {
+  it('logs the router’s loads, unloads and failed loads with their reasons', () => {
+    const GIB = 2 ** 30;
+    const loaded = logEntryOf(
+      { type: 'orchestrator', kind: 'model_loaded', instance: 'qwen', reason: 'requested; unloaded llama to make room', load_ms: 2400, ram_bytes: 5 * GIB, vram_bytes: 2 * GIB },
+      1,
+      5,
+    );
+    expect(loaded).toMatchObject({ kind: 'model_loaded', level: 'ok', source: 'orchestrator' });
+    expect(loaded?.text).toBe('Loaded qwen in 2.4 s (5.0 GiB RAM · 2.0 GiB VRAM): requested; unloaded llama to make room');
+    const unloaded = logEntryOf(
+      { type: 'orchestrator', kind: 'model_unloaded', instance: 'llama', reason: 'idle for 15 min', ram_bytes: GIB, vram_bytes: 0 },
+      2,
+      6,
+    );
+    expect(unloaded).toMatchObject({ kind: 'model_unloaded', level: 'info' });
+    expect(unloaded?.text).toBe('Unloaded llama, freeing 1.0 GiB RAM: idle for 15 min');
+    const failed = logEntryOf(
+      {
+        type: 'orchestrator',
+        kind: 'model_load_failed',
+        instance: 'huge',
+        error: { code: 'INSUFFICIENT_RESOURCES', message: 'needs 40 GiB, 12 GiB free', suggestion: '' },
+      },
+      3,
+      7,
+    );
+    expect(failed).toMatchObject({ kind: 'model_load_failed', level: 'error' });
+    expect(failed?.text).toBe('Could not load huge: needs 40 GiB, 12 GiB free');
+  });
+
   it('logs orchestrator events with their level', () => {
     const offloaded = logEntryOf(
       { type: 'orchestrator', kind: 'offloaded', instances: ['default'], reason: 'too big', drain_ms: 1200, cut_requests: 0, stop_ms: 21 },

@@ -1,6 +1,7 @@
 // The Resource Monitor's event log: which engine events it keeps, and their words.
 import type { EngineEvent } from '../bindings/EngineEvent';
 import type { OrchestratorPhase } from '../bindings/OrchestratorPhase';
+import { formatMemory } from './format';
 
 /** How many log lines the monitor keeps. */
 export const LOG_CAPACITY = 300;
@@ -12,7 +13,7 @@ export interface MonitorLogEntry {
   seq: number;
   at_ms: number;
   source: LogSource;
-  /** What happened, for `data-kind`: `offloaded`, `reloaded`, `llm_healthy`, `image_complete`, ... */
+  /** What happened, for `data-kind`: `offloaded`, `reloaded`, `model_loaded`, `llm_healthy`, `image_complete`, ... */
   kind: string;
   level: LogLevel;
   text: string;
@@ -55,6 +56,20 @@ export function logEntryOf(event: EngineEvent, seq: number, now: number): Monito
           };
         case 'reload_failed':
           return { ...base, level: 'error', text: `Reload of ${names(event.instances)} failed: ${event.error.message}` };
+        case 'model_loaded':
+          return {
+            ...base,
+            level: 'ok',
+            text: `Loaded ${event.instance} in ${(event.load_ms / 1000).toFixed(1)} s (${formatMemory(event.ram_bytes, event.vram_bytes)}): ${event.reason}`,
+          };
+        case 'model_unloaded':
+          return {
+            ...base,
+            level: 'info',
+            text: `Unloaded ${event.instance}, freeing ${formatMemory(event.ram_bytes, event.vram_bytes)}: ${event.reason}`,
+          };
+        case 'model_load_failed':
+          return { ...base, level: 'error', text: `Could not load ${event.instance}: ${event.error.message}` };
       }
       return null;
     }

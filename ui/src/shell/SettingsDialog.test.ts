@@ -100,6 +100,24 @@ describe('SettingsDialog', () => {
     expect(sent[0]).toEqual({ ...fakeSettings(), usable_tokens_per_second: 20 });
   });
 
+  it('saves the endpoint’s idle time, GPU rule and network choice with the rest', async () => {
+    const { sent } = setup((next) => ({ settings: next, restart_required: false }));
+    expect(input('Unload idle models after (min)').value).toBe('15');
+    expect((screen.getByTestId('settings-gpu-shortfall') as HTMLSelectElement).value).toBe('evict');
+    expect((screen.getByTestId('settings-endpoint-on-network') as HTMLInputElement).checked).toBe(false);
+    await fireEvent.input(input('Unload idle models after (min)'), { target: { value: '0' } });
+    await fireEvent.change(screen.getByTestId('settings-gpu-shortfall'), { target: { value: 'split_with_cpu' } });
+    await fireEvent.click(screen.getByTestId('settings-endpoint-on-network'));
+    await fireEvent.click(screen.getByTestId('settings-save'));
+    await waitFor(() => expect(sent).toHaveLength(1));
+    expect(sent[0]).toEqual({
+      ...fakeSettings(),
+      model_idle_minutes: 0,
+      gpu_shortfall: 'split_with_cpu',
+      endpoint_on_network: true,
+    });
+  });
+
   it('saves the binary paths and mirror; empty fields are sent as null', async () => {
     const { sent } = setup((next) => ({ settings: next, restart_required: false }));
     expect(input('Use this llama-server').value).toBe('');

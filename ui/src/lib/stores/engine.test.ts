@@ -1,12 +1,14 @@
 import { clearMocks, mockIPC } from '@tauri-apps/api/mocks';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
+  FAKE_ENDPOINT_URL,
   fakeBinaryLog,
   fakeBinaryStatus,
   fakeDiskUsage,
   fakeDownload,
   fakeImageServer,
   fakeJobSummary,
+  fakeRoutedModel,
   fakeInstalledModels,
   fakeSample,
   fakeSettings,
@@ -45,6 +47,21 @@ describe('applyEvent', () => {
     applyEvent(s, { type: 'models_changed', models });
     expect(s.models.models).toEqual(models);
     s.models.dispose();
+  });
+
+  it('has the router store read the endpoint’s models again on orchestrator events', async () => {
+    const asked: string[] = [];
+    mockIPC((command) => {
+      asked.push(command);
+      if (command === 'routed_models') return [fakeRoutedModel({ state: 'loaded' })];
+      if (command === 'endpoint_url') return FAKE_ENDPOINT_URL;
+      return null;
+    });
+    const s = createStores();
+    applyEvent(s, { type: 'orchestrator', kind: 'model_loaded', instance: 'x', reason: 'requested', load_ms: 5, ram_bytes: 1, vram_bytes: 0 });
+    await vi.waitFor(() => expect(s.router.models.map((model) => model.state)).toEqual(['loaded']));
+    expect(s.router.url).toBe(FAKE_ENDPOINT_URL);
+    expect(asked).toContain('routed_models');
   });
 
   it('sends binary_log and binary_download to the program’s setup', () => {

@@ -9,6 +9,7 @@ import { DiffusionStore } from './diffusion.svelte';
 import { MonitorStore } from './monitor.svelte';
 import { ModelsStore } from './models.svelte';
 import { NoticesStore } from './notices.svelte';
+import { RouterStore } from './router.svelte';
 import { SettingsStore } from './settings.svelte';
 import { StatusStore } from './status.svelte';
 import { SystemStore } from './system.svelte';
@@ -25,6 +26,7 @@ export interface Stores {
   daemon: DaemonStore;
   diffusion: DiffusionStore;
   monitor: MonitorStore;
+  router: RouterStore;
 }
 
 /** One fresh set of stores: main.ts makes the window's, tests make their own. */
@@ -41,12 +43,14 @@ export function createStores(): Stores {
     daemon: new DaemonStore(),
     diffusion: new DiffusionStore(),
     monitor: new MonitorStore(),
+    router: new RouterStore(),
   };
 }
 
 /** Routes one engine event to the store that owns its data. */
 export function applyEvent(stores: Stores, event: EngineEvent): void {
   stores.monitor.apply(event);
+  stores.router.apply(event);
   switch (event.type) {
     case 'system_sample':
       stores.system.applySample(untagged(event));
@@ -123,6 +127,7 @@ export async function connect(stores: Stores): Promise<() => void> {
     stores.daemon.load(),
     stores.diffusion.load(),
     stores.monitor.load(),
+    stores.router.load(),
   ]);
   return unlisten;
 }
