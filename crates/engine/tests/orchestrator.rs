@@ -761,3 +761,82 @@ async fn answers_left_at_the_drain_time_are_sent_again_or_end_with_an_error_even
     assert_eq!((code, judge_stream(&body.unwrap())), (200, Ok(None)));
     setup.engine.shutdown().await;
 }
+
+/// One arbiter: an image pauses a model the Switchyard endpoint serves like any
+/// other (the endpoint holds its requests meanwhile and does not start it beside
+/// the image), and never pauses a pinned one.
+#[tokio::test]
+async fn the_endpoints_requests_wait_through_an_image_and_a_pinned_model_is_never_paused() {
+    let model = shared_sdxs_512();
+    let mut setup = setup(GIB, &sd_cli(), &model.path()).await;
+    let address = setup
+        .engine
+        .router()
+        .serve("127.0.0.1", 0)
+        .await
+        .expect("the endpoint listens");
+    let ask = || async move {
+        reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .post(format!("http://{address}/v1/chat/completions"))
+            .json(&serde_json::json!({
+                "model": "chat",
+                "messages": [{"role": "user", "content": "hi"}],
+                "max_tokens": 3,
+            }))
+            .send()
+            .await
+            .expect("the endpoint answers")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(ask().await, 200);
+    setup.engine.generate_image(small("a switch yard")).unwrap();
+    record_until(&mut setup.events, is_offloaded).await;
+    assert_eq!(ask().await, 200, "held through the image, then answered");
+    let seen = record_until(&mut setup.events, is_reloaded).await;
+    assert!(
+        !seen.iter().any(|event| matches!(
+            event,
+            EngineEvent::Orchestrator(OrchestratorEvent::ModelLoaded { .. })
+        )),
+        "the orchestrator brought it back, the endpoint did not load it beside the image: {seen:#?}"
+    );
+    setup.engine.shutdown().await;
+
+    // Pinned: the image goes ahead beside it.
+    let mut setup = setup_with(
+        GIB,
+        &sd_cli(),
+        &model.path(),
+        &LlamaSpec::default(),
+        |spec| {
+            spec.pinned = true;
+        },
+    )
+    .await;
+    let pid = setup.engine.llama().status("chat").unwrap().pid;
+    let id = setup.engine.generate_image(small("a pinned yard")).unwrap();
+    let seen = record_until(&mut setup.events, |event| {
+        matches!(event, EngineEvent::ImageJobChanged(job) if job.id == id && job.status == JobStatus::Complete)
+    })
+    .await;
+    let paused: Vec<&Vec<String>> = seen
+        .iter()
+        .filter_map(|event| match event {
+            EngineEvent::Orchestrator(OrchestratorEvent::Offloaded { instances, .. }) => {
+                Some(instances)
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        paused.iter().all(|instances| instances.is_empty()),
+        "{paused:?}"
+    );
+    let status = setup.engine.llama().status("chat").unwrap();
+    assert_eq!((status.state, status.pid), (InstanceState::Healthy, pid));
+    setup.engine.shutdown().await;
+}
