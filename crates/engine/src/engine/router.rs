@@ -86,6 +86,21 @@ impl Engine {
         self.router().serve(host, port).await
     }
 
+    /// Serves the endpoint where the settings now say, if it is served (in the
+    /// background: a settings change returns at once; a taken port is logged and
+    /// the old address stays).
+    pub(super) fn move_endpoint(&self) {
+        if self.router().address().is_none() || tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let engine = self.clone();
+        tokio::spawn(async move {
+            if let Err(error) = engine.serve_endpoint().await {
+                tracing::warn!(%error, "the Switchyard endpoint stays where it was");
+            }
+        });
+    }
+
     /// The endpoint's address for clients (`http://127.0.0.1:8434/v1`), while it
     /// listens.
     pub fn endpoint_url(&self) -> Option<String> {

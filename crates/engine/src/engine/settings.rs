@@ -45,7 +45,15 @@ impl Engine {
         apply_orchestrator_settings(&self.inner.orchestrator, &settings);
         super::router::apply_router_settings(&self.inner.router, &settings);
         self.allowed_origins().set(&settings.allowed_origins);
+        let endpoint_moved = {
+            let before = read(&self.inner.settings);
+            before.endpoint_port != settings.endpoint_port
+                || before.endpoint_on_network != settings.endpoint_on_network
+        };
         *write(&self.inner.settings) = settings.clone();
+        if endpoint_moved {
+            self.move_endpoint();
+        }
         self.inner
             .events
             .emit(EngineEvent::SettingsChanged(settings.clone()));
