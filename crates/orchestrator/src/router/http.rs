@@ -81,6 +81,11 @@ async fn handle(State(router): State<Router>, request: Request) -> Response {
     if request.method() == Method::GET && matches!(path, "/v1/models" | "/models") {
         return list_models(&router);
     }
+    if request.method() == Method::GET {
+        if let Some(id) = path.strip_prefix("/v1/models/") {
+            return one_model(&router, id);
+        }
+    }
     if request.method() == Method::GET && path == "/health" {
         return axum::Json(json!({"status": "ok"})).into_response();
     }
@@ -149,20 +154,40 @@ fn counted_until_sent(response: Response, routed: Routed) -> Response {
 }
 
 fn list_models(router: &Router) -> Response {
-    let data: Vec<Value> = router
-        .models()
-        .into_iter()
-        .map(|model| {
-            json!({
-                "id": model.id,
-                "object": "model",
-                "created": 0,
-                "owned_by": "switchyard",
-                "switchyard": model,
-            })
-        })
-        .collect();
+    let data: Vec<Value> = router.models().into_iter().map(model_entry).collect();
     axum::Json(json!({"object": "list", "data": data})).into_response()
+}
+
+/// OpenAI's `GET /v1/models/{model}`.
+fn one_model(router: &Router, id: &str) -> Response {
+    match router.models().into_iter().find(|model| model.id == id) {
+        Some(model) => axum::Json(model_entry(model)).into_response(),
+        None => match router.resolve(id) {
+            Err(error) => failure_response(&RouteFailure::of(&error)),
+            // An instance's name: listed under its model's id.
+            Ok(instance) => match router
+                .models()
+                .into_iter()
+                .find(|model| model.aliases.contains(&instance))
+            {
+                Some(model) => axum::Json(model_entry(model)).into_response(),
+                None => failure_response(&RouteFailure::of(&EngineError::NotFound {
+                    what: "model",
+                    id: id.to_owned(),
+                })),
+            },
+        },
+    }
+}
+
+fn model_entry(model: super::RoutedModel) -> Value {
+    json!({
+        "id": model.id,
+        "object": "model",
+        "created": 0,
+        "owned_by": "switchyard",
+        "switchyard": model,
+    })
 }
 
 fn failure_response(failure: &RouteFailure) -> Response {

@@ -23,7 +23,7 @@ pub(super) async fn unload_idle_models(router: Router) {
             let _one_decision = router.shared.orchestrator.shared.deciding.lock().await;
             // Looked at again under the lock: a request may have come meanwhile.
             if router.due_for_unload().contains(&instance) {
-                if let Err(error) = router.evict(&instance, "idle".into()).await {
+                if let Err(error) = router.evict_if_idle(&instance, "idle".into()).await {
                     tracing::warn!(instance, %error, "cannot unload an idle model");
                 }
             }

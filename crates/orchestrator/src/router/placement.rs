@@ -130,6 +130,25 @@ impl Router {
     /// arbiter's lock.
     pub(super) async fn evict(&self, instance: &str, reason: String) -> Result<()> {
         let wait = Duration::from_millis(self.policy().eviction_wait_ms);
+        self.evict_within(instance, reason, wait).await
+    }
+
+    /// Unloads `instance` if no request is being answered by it now; whether it did.
+    pub(super) async fn evict_if_idle(&self, instance: &str, reason: String) -> Result<bool> {
+        {
+            let mut slots = lock(&self.shared.slots);
+            let slot = slots.entry(instance.to_owned()).or_default();
+            if slot.active > 0 || slot.evicting {
+                return Ok(false);
+            }
+            // From here new requests wait for it to load again.
+            slot.evicting = true;
+        }
+        self.evict_within(instance, reason, Duration::ZERO).await?;
+        Ok(true)
+    }
+
+    async fn evict_within(&self, instance: &str, reason: String, wait: Duration) -> Result<()> {
         let deadline = tokio::time::Instant::now() + wait;
         lock(&self.shared.slots)
             .entry(instance.to_owned())
