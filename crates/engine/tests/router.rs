@@ -4,6 +4,8 @@
 //! used, never a pinned one, a busy one only after its answer; unloads idle models
 //! by the manual clock and at once for `keep_alive: 0`.
 
+#![allow(clippy::expect_used)]
+
 mod llama_common;
 
 use std::sync::Arc;
