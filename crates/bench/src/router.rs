@@ -1,6 +1,6 @@
 //! `router`: what the Switchyard endpoint adds, against the same work done by hand
 //! through the manager, in the same run, with the same model (a generated llama of
-//! ~64 MiB, so its weights set its memory) and the real llama-server:
+//! ~100 MiB, so its weights set its memory) and the real llama-server:
 //!
 //! - cold: a request for a model not loaded → its first streamed token through the
 //!   endpoint, against `llama().start()` + the first token from the server's own
@@ -13,15 +13,21 @@
 //!   B's first token, against `llama().stop(A)` + `llama().start(B)` + the first
 //!   token by hand.
 //!
-//! Each figure is the median (p99 for warm) of the endpoint minus the reference;
-//! the last line is the worst of the three in milliseconds.
+//! Cold and swap are split by the instance's state changes into call → spawned,
+//! spawned → healthy (the server loading: the same work on both paths, and on a
+//! busy machine most of the noise) and healthy → first token. Their figure is the
+//! median over runs of the endpoint's time minus the reference's, each without its
+//! server's loading; the plain difference is printed beside it. Warm's is the
+//! difference of the p99s. The last line is the worst of the three.
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
+use switchyard_engine::estimate::Budget;
 use switchyard_engine::llama::InstanceState;
 use switchyard_engine::orchestrator::{OrchestratorEvent, OrchestratorPolicy};
 use switchyard_engine::{Engine, EngineEvent};
@@ -72,14 +78,12 @@ impl Rig {
             .with_context(|| format!("{name} runs no server"))
     }
 
-    /// Started by hand: `llama().start()` + the first token from its own port.
-    async fn start_by_hand(&self, name: &str) -> Result<(Duration, Duration)> {
-        let started = Instant::now();
+    /// By hand: `llama().start()`, then the first token from the server's own port.
+    async fn start_by_hand(&self, name: &str) -> Result<()> {
         self.engine.llama().start(name).await?;
-        let healthy = started.elapsed();
         let (server, key) = (self.server(name)?, self.key(name)?);
         first_token(&self.client, &server, Some(&key), name).await?;
-        Ok((healthy, started.elapsed()))
+        Ok(())
     }
 
     /// Only `name` loaded (by hand), nothing else.
@@ -94,13 +98,96 @@ impl Rig {
         }
         Ok(())
     }
+
+    /// Runs `action`, which starts `name`'s server, and splits its time by the
+    /// server's state changes; returns the engine's events meanwhile.
+    async fn trial(
+        &self,
+        name: &str,
+        into: &mut Phases,
+        action: impl Future<Output = Result<()>>,
+    ) -> Result<Vec<EngineEvent>> {
+        let mut events = self.engine.subscribe();
+        let called_ms = now_ms();
+        let started = Instant::now();
+        action.await?;
+        let total = started.elapsed();
+        let seen = drain(&mut events);
+        let (spawned_ms, healthy_ms) = spawn_and_health(&seen, name)
+            .with_context(|| format!("no spawn → healthy of {name} among the events"))?;
+        into.before_spawn
+            .push(Duration::from_millis(spawned_ms.saturating_sub(called_ms)));
+        into.server
+            .push(Duration::from_millis(healthy_ms.saturating_sub(spawned_ms)));
+        into.total.push(total);
+        Ok(seen)
+    }
 }
 
 fn is_running(state: InstanceState) -> bool {
     matches!(state, InstanceState::Healthy | InstanceState::Unhealthy)
 }
 
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
+/// The events received so far (those a slow reader missed are skipped).
+fn drain(events: &mut broadcast::Receiver<EngineEvent>) -> Vec<EngineEvent> {
+    let mut seen = Vec::new();
+    loop {
+        match events.try_recv() {
+            Ok(event) => seen.push(event),
+            Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => return seen,
+        }
+    }
+}
+
+/// When `name`'s server was last spawned and then became healthy (ms, the
+/// engine's clock).
+fn spawn_and_health(events: &[EngineEvent], name: &str) -> Option<(u64, u64)> {
+    let mut spawned = None;
+    let mut healthy = None;
+    for event in events {
+        if let EngineEvent::LlamaState(change) = event {
+            if change.name != name {
+                continue;
+            }
+            match change.to {
+                InstanceState::Starting => (spawned, healthy) = (Some(change.at_ms), None),
+                InstanceState::Healthy if spawned.is_some() => healthy = Some(change.at_ms),
+                _ => {}
+            }
+        }
+    }
+    Some((spawned?, healthy?))
+}
+
+/// The router's loads and unloads among `events`, in words.
+fn placements(events: &[EngineEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            EngineEvent::Orchestrator(OrchestratorEvent::ModelLoaded {
+                instance, load_ms, ..
+            }) => Some(format!("load {instance} in {load_ms} ms")),
+            EngineEvent::Orchestrator(OrchestratorEvent::ModelUnloaded {
+                instance,
+                reason,
+                ..
+            }) => Some(format!("unload {instance} ({reason})")),
+            _ => None,
+        })
+        .collect()
+}
+
 async fn measure() -> Result<()> {
+    let load_before = load_average();
     let dir = tempfile::tempdir()?;
     let engine = engine_on(dir.path(), Arc::new(FakeProbe::cpu_only(RAM_GIB))).await?;
     // Sized so that the weights (not the runtime) set its memory, as the router's
@@ -152,15 +239,19 @@ async fn measure() -> Result<()> {
     rig.engine.shutdown().await;
 
     println!(
-        "router: generated llama (~{} MiB held), -c 512, 4 slots; {RUNS} runs each, by hand and through the endpoint interleaved",
+        "router: generated llama (~{} MiB held), -c 512, {WARM_CLIENTS} slots; {RUNS} runs each, by hand and through the endpoint interleaved",
         held / (1024 * 1024)
     );
-    println!("  {:<52} {:>10} {:>10}", "", "median", "p90");
-    let cold_extra = cold.print();
-    let warm_extra = warm.print();
-    let swap_extra = swap.print(held);
     println!(
-        "  {:<52} {cold_extra:>+7.1} ms (goal <= {COLD_GOAL_MS} ms)",
+        "  the machine's load average (1 min) before and after: {load_before} and {}; other work on the cores shows in every figure",
+        load_average()
+    );
+    println!("  {:<52} {:>10} {:>10}", "", "median", "p90");
+    let (cold_extra, cold_plain) = cold.print();
+    let warm_extra = warm.print();
+    let (swap_extra, swap_plain) = swap.print(held);
+    println!(
+        "  {:<52} {cold_extra:>+7.1} ms (plain difference {cold_plain:+.1} ms; goal <= {COLD_GOAL_MS} ms)",
         "extra: cold request → first token (median)"
     );
     println!(
@@ -168,7 +259,7 @@ async fn measure() -> Result<()> {
         "extra: warm /tokenize p99, 4 clients"
     );
     println!(
-        "  {:<52} {swap_extra:>+7.1} ms (goal <= {SWAP_GOAL_MS} ms)",
+        "  {:<52} {swap_extra:>+7.1} ms (plain difference {swap_plain:+.1} ms; goal <= {SWAP_GOAL_MS} ms)",
         "extra: swap → first token (median)"
     );
     let (worst, which) = [
@@ -185,11 +276,54 @@ async fn measure() -> Result<()> {
     Ok(())
 }
 
+/// The 1-minute load average (Linux), or `?`.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
+
 fn spec(name: &str, model: &Path) -> switchyard_engine::llama::InstanceSpec {
     let mut spec = instance(model);
     spec.name = name.to_owned();
     spec.config.parallel = u32::try_from(WARM_CLIENTS).unwrap_or(1);
     spec
+}
+
+/// A path to a first token, per run: the call → the server spawned, its loading
+/// (spawned → healthy), and the whole.
+#[derive(Default)]
+struct Phases {
+    before_spawn: Vec<Duration>,
+    server: Vec<Duration>,
+    total: Vec<Duration>,
+}
+
+impl Phases {
+    /// Per run: the whole without the server's loading.
+    fn without_server(&self) -> Vec<Duration> {
+        minus(&self.total, &self.server)
+    }
+
+    fn print(&self, label: &str) {
+        print_row(&format!("{label}: call → spawned"), &self.before_spawn);
+        print_row(&format!("{label}: spawned → healthy"), &self.server);
+        print_row(
+            &format!("{label}: healthy → first token"),
+            &minus(&self.without_server(), &self.before_spawn),
+        );
+        print_row(&format!("{label}: call → first token"), &self.total);
+    }
+
+    /// The median of the per-run extras of `self` over `reference`, in ms: without
+    /// the servers' loading, and plain.
+    fn extra_over(&self, reference: &Self) -> (f64, f64) {
+        (
+            median_extra(&self.without_server(), &reference.without_server()),
+            median_extra(&self.total, &reference.total),
+        )
+    }
 }
 
 /// The median of the per-run differences `ours - reference`, in ms (signed: the
@@ -212,14 +346,19 @@ fn minus(ours: &[Duration], reference: &[Duration]) -> Vec<Duration> {
         .collect()
 }
 
-/// Each run's extra, in the order run.
-fn print_runs(ours: &[Duration], reference: &[Duration]) {
+/// Each run's extra without the servers' loading, in the order run.
+fn print_runs(ours: &Phases, reference: &Phases) {
     let runs: Vec<String> = ours
+        .without_server()
         .iter()
-        .zip(reference)
-        .map(|(ours, reference)| format!("{:+.0}", ms(*ours) - ms(*reference)))
+        .zip(reference.without_server())
+        .map(|(ours, reference)| format!("{:+.0}", ms(*ours) - ms(reference)))
         .collect();
-    println!("  {:<52} {} ms", "  each run's extra", runs.join(", "));
+    println!(
+        "  {:<52} {} ms",
+        "  each run's extra (servers' loading left out)",
+        runs.join(", ")
+    );
 }
 
 fn print_row(label: &str, values: &[Duration]) {
@@ -229,58 +368,55 @@ fn print_row(label: &str, values: &[Duration]) {
 }
 
 struct Cold {
-    hand_healthy: Vec<Duration>,
-    hand_total: Vec<Duration>,
-    endpoint_load: Vec<Duration>,
-    endpoint_total: Vec<Duration>,
+    hand: Phases,
+    endpoint: Phases,
+    /// The router's plan before a load (`planned_need`); the start plans again.
+    plan: Vec<Duration>,
 }
 
 impl Cold {
-    fn print(&self) -> f64 {
-        print_row("cold, by hand: llama().start → healthy", &self.hand_healthy);
-        print_row("cold, by hand: start → first token", &self.hand_total);
+    fn print(&self) -> (f64, f64) {
+        self.hand.print("cold, by hand");
+        self.endpoint.print("cold, endpoint");
         print_row(
-            "cold, endpoint: load (the router's ModelLoaded)",
-            &self.endpoint_load,
+            "cold, endpoint: of it, the router's plan (planned_need)",
+            &self.plan,
         );
-        print_row(
-            "cold, endpoint: request → first token",
-            &self.endpoint_total,
-        );
-        print_row(
-            "cold, by hand: healthy → first token",
-            &minus(&self.hand_total, &self.hand_healthy),
-        );
-        print_row(
-            "cold, endpoint: loaded → first token",
-            &minus(&self.endpoint_total, &self.endpoint_load),
-        );
-        print_runs(&self.endpoint_total, &self.hand_total);
-        median_extra(&self.endpoint_total, &self.hand_total)
+        print_runs(&self.endpoint, &self.hand);
+        self.endpoint.extra_over(&self.hand)
     }
 }
 
 async fn cold(rig: &Rig) -> Result<Cold> {
     let mut cold = Cold {
-        hand_healthy: Vec::new(),
-        hand_total: Vec::new(),
-        endpoint_load: Vec::new(),
-        endpoint_total: Vec::new(),
+        hand: Phases::default(),
+        endpoint: Phases::default(),
+        plan: Vec::new(),
     };
     for _ in 0..RUNS {
-        let (healthy, total) = rig.start_by_hand("a").await?;
-        cold.hand_healthy.push(healthy);
-        cold.hand_total.push(total);
+        rig.trial("a", &mut cold.hand, rig.start_by_hand("a"))
+            .await?;
         rig.engine.llama().stop("a").await?;
 
-        let mut events = rig.engine.subscribe();
-        let started = Instant::now();
-        first_token(&rig.client, &rig.base, None, "a").await?;
-        cold.endpoint_total.push(started.elapsed());
-        let (_, load) = placements(&mut events, "a");
-        cold.endpoint_load
-            .push(load.context("the router reported no load of a")?);
+        let seen = rig
+            .trial("a", &mut cold.endpoint, async {
+                first_token(&rig.client, &rig.base, None, "a").await?;
+                Ok(())
+            })
+            .await?;
+        let placements = placements(&seen);
+        if !placements.iter().any(|seen| seen.starts_with("load a")) {
+            bail!("the router did not load a: {placements:?}");
+        }
         rig.engine.unload_model("a").await?;
+
+        let budget = Budget {
+            ram_bytes: RAM_GIB * GIB,
+            vram_bytes: 0,
+        };
+        let started = Instant::now();
+        rig.engine.llama().planned_need("a", budget).await?;
+        cold.plan.push(started.elapsed());
     }
     Ok(cold)
 }
@@ -379,103 +515,60 @@ async fn warm(rig: &Rig) -> Result<Warm> {
 }
 
 struct Swap {
+    hand: Phases,
+    endpoint: Phases,
     hand_stop: Vec<Duration>,
-    hand_total: Vec<Duration>,
-    endpoint_load: Vec<Duration>,
-    endpoint_total: Vec<Duration>,
     placements: Vec<String>,
 }
 
 impl Swap {
-    fn print(&self, held: u64) -> f64 {
+    fn print(&self, held: u64) -> (f64, f64) {
         print_row("swap, by hand: llama().stop(A)", &self.hand_stop);
-        print_row(
-            "swap, by hand: stop A + start B → first token",
-            &self.hand_total,
-        );
-        print_row(
-            "swap, endpoint: unload A + load B (ModelLoaded)",
-            &self.endpoint_load,
-        );
-        print_row(
-            "swap, endpoint: request for B → first token",
-            &self.endpoint_total,
-        );
-        print_row(
-            "swap, endpoint: loaded → first token",
-            &minus(&self.endpoint_total, &self.endpoint_load),
-        );
-        print_runs(&self.endpoint_total, &self.hand_total);
+        self.hand.print("swap, by hand (stop A, start B)");
+        self.endpoint.print("swap, endpoint (request for B)");
+        print_runs(&self.endpoint, &self.hand);
         println!(
             "  swap budget: 1.5 × {} MiB; the router's last swap: {}",
             held / (1024 * 1024),
             self.placements.join(", ")
         );
-        median_extra(&self.endpoint_total, &self.hand_total)
+        self.endpoint.extra_over(&self.hand)
     }
 }
 
 async fn swap(rig: &Rig) -> Result<Swap> {
     let mut swap = Swap {
+        hand: Phases::default(),
+        endpoint: Phases::default(),
         hand_stop: Vec::new(),
-        hand_total: Vec::new(),
-        endpoint_load: Vec::new(),
-        endpoint_total: Vec::new(),
         placements: Vec::new(),
     };
     for _ in 0..RUNS {
         rig.only("a").await?;
-        let started = Instant::now();
-        rig.engine.llama().stop("a").await?;
-        swap.hand_stop.push(started.elapsed());
-        rig.start_by_hand("b").await?;
-        swap.hand_total.push(started.elapsed());
+        let mut stop = Duration::ZERO;
+        rig.trial("b", &mut swap.hand, async {
+            let started = Instant::now();
+            rig.engine.llama().stop("a").await?;
+            stop = started.elapsed();
+            rig.start_by_hand("b").await
+        })
+        .await?;
+        swap.hand_stop.push(stop);
 
         rig.only("a").await?;
-        let mut events = rig.engine.subscribe();
-        let started = Instant::now();
-        first_token(&rig.client, &rig.base, None, "b").await?;
-        swap.endpoint_total.push(started.elapsed());
-        let (placements, load) = placements(&mut events, "b");
+        let seen = rig
+            .trial("b", &mut swap.endpoint, async {
+                first_token(&rig.client, &rig.base, None, "b").await?;
+                Ok(())
+            })
+            .await?;
+        let placements = placements(&seen);
         if !placements.iter().any(|seen| seen.starts_with("unload a")) {
             bail!("the budget fits both: the router did not swap ({placements:?})");
         }
-        swap.endpoint_load
-            .push(load.context("the router reported no load of b")?);
         swap.placements = placements;
     }
     Ok(swap)
-}
-
-/// The router's loads and unloads seen, in words, and the load time of `instance`
-/// it reported.
-fn placements(
-    events: &mut broadcast::Receiver<EngineEvent>,
-    instance: &str,
-) -> (Vec<String>, Option<Duration>) {
-    let mut seen = Vec::new();
-    let mut load = None;
-    while let Ok(event) = events.try_recv() {
-        match event {
-            EngineEvent::Orchestrator(OrchestratorEvent::ModelLoaded {
-                instance: which,
-                load_ms,
-                ..
-            }) => {
-                if which == instance {
-                    load = Some(Duration::from_millis(load_ms));
-                }
-                seen.push(format!("load {which} in {load_ms} ms"));
-            }
-            EngineEvent::Orchestrator(OrchestratorEvent::ModelUnloaded {
-                instance,
-                reason,
-                ..
-            }) => seen.push(format!("unload {instance} ({reason})")),
-            _ => {}
-        }
-    }
-    (seen, load)
 }
 
 fn with_key(request: reqwest::RequestBuilder, key: Option<&str>) -> reqwest::RequestBuilder {
