@@ -359,6 +359,24 @@ fn print_runs(ours: &Phases, reference: &Phases) {
         "  each run's extra (servers' loading left out)",
         runs.join(", ")
     );
+    let loading = |phases: &Phases| {
+        phases
+            .server
+            .iter()
+            .map(|took| format!("{:.0}", ms(*took)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "  {:<52} {} ms",
+        "  each run's server loading, by hand",
+        loading(reference)
+    );
+    println!(
+        "  {:<52} {} ms",
+        "  each run's server loading, endpoint",
+        loading(ours)
+    );
 }
 
 fn print_row(label: &str, values: &[Duration]) {
@@ -424,48 +442,68 @@ async fn cold(rig: &Rig) -> Result<Cold> {
 struct Warm {
     tokenize_direct: Vec<Duration>,
     tokenize_endpoint: Vec<Duration>,
+    /// Through the instance's own endpoint (the hop the router's requests take
+    /// too), to tell the router's part from the proxying.
+    tokenize_instance: Vec<Duration>,
     chat_direct: Vec<Duration>,
     chat_endpoint: Vec<Duration>,
+}
+
+fn p50_p99(times: &[Duration]) -> (Duration, Duration) {
+    let mut times = times.to_vec();
+    (percentile(&mut times, 0.5), percentile(&mut times, 0.99))
+}
+
+fn added_row(label: &str, ours: (Duration, Duration), reference: (Duration, Duration)) {
+    println!(
+        "  {label:<52} {:>+7.2} ms {:>+7.2} ms",
+        ms(ours.0) - ms(reference.0),
+        ms(ours.1) - ms(reference.1)
+    );
 }
 
 impl Warm {
     fn print(&self) -> f64 {
         println!("  {:<52} {:>10} {:>10}", "", "p50", "p99");
-        let mut worst = 0.0;
-        for (label, direct, endpoint, counts) in [
-            (
-                "warm /tokenize",
-                &self.tokenize_direct,
-                &self.tokenize_endpoint,
-                true,
-            ),
-            (
-                "warm chat, 1 token",
-                &self.chat_direct,
-                &self.chat_endpoint,
-                false,
-            ),
-        ] {
-            let (mut direct, mut endpoint) = (direct.clone(), endpoint.clone());
-            let direct = (percentile(&mut direct, 0.5), percentile(&mut direct, 0.99));
-            let endpoint = (
-                percentile(&mut endpoint, 0.5),
-                percentile(&mut endpoint, 0.99),
-            );
-            row(&format!("{label}: server's own port"), direct.0, direct.1);
-            row(&format!("{label}: endpoint"), endpoint.0, endpoint.1);
-            println!(
-                "  {:<52} {:>+7.2} ms {:>+7.2} ms",
-                format!("{label}: added"),
-                ms(endpoint.0) - ms(direct.0),
-                ms(endpoint.1) - ms(direct.1)
-            );
-            if counts {
-                worst = ms(endpoint.1) - ms(direct.1);
-            }
-        }
+        let direct = p50_p99(&self.tokenize_direct);
+        let endpoint = p50_p99(&self.tokenize_endpoint);
+        let instance = p50_p99(&self.tokenize_instance);
+        row("warm /tokenize: server's own port", direct.0, direct.1);
+        row(
+            "warm /tokenize: the instance's endpoint",
+            instance.0,
+            instance.1,
+        );
+        row(
+            "warm /tokenize: the Switchyard endpoint",
+            endpoint.0,
+            endpoint.1,
+        );
+        added_row(
+            "warm /tokenize: added (endpoint - server)",
+            endpoint,
+            direct,
+        );
+        added_row(
+            "warm /tokenize: of it, routing (endpoint - instance's)",
+            endpoint,
+            instance,
+        );
+        let chat_direct = p50_p99(&self.chat_direct);
+        let chat_endpoint = p50_p99(&self.chat_endpoint);
+        row(
+            "warm chat, 1 token: server's own port",
+            chat_direct.0,
+            chat_direct.1,
+        );
+        row(
+            "warm chat, 1 token: endpoint",
+            chat_endpoint.0,
+            chat_endpoint.1,
+        );
+        added_row("warm chat, 1 token: added", chat_endpoint, chat_direct);
         println!("  {:<52} {:>10} {:>10}", "", "median", "p90");
-        worst
+        ms(endpoint.1) - ms(direct.1)
     }
 }
 
@@ -473,42 +511,52 @@ async fn warm(rig: &Rig) -> Result<Warm> {
     first_token(&rig.client, &rig.base, None, "a").await?;
     let server = rig.server("a")?;
     let key = rig.key("a")?;
-    // Connections pooled, both paths taken.
+    let instance = rig
+        .engine
+        .llama()
+        .status("a")?
+        .api_endpoint
+        .context("a's own endpoint")?;
+    // Connections pooled, every path taken.
     for _ in 0..10 {
         tokenize(&rig.client, &server, Some(&key)).await?;
         tokenize(&rig.client, &rig.base, None).await?;
+        tokenize(&rig.client, &instance, None).await?;
     }
     let mut workers = Vec::new();
     for _ in 0..WARM_CLIENTS {
-        let (client, base, server, key) = (
+        let (client, base, server, key, instance) = (
             rig.client.clone(),
             rig.base.clone(),
             server.clone(),
             key.clone(),
+            instance.clone(),
         );
         workers.push(tokio::spawn(async move {
-            let mut times: [Vec<Duration>; 4] = Default::default();
+            let mut times: [Vec<Duration>; 5] = Default::default();
             for _ in 0..WARM_TOKENIZE {
                 times[0].push(tokenize(&client, &server, Some(&key)).await?);
                 times[1].push(tokenize(&client, &base, None).await?);
+                times[2].push(tokenize(&client, &instance, None).await?);
             }
             for _ in 0..WARM_CHATS {
-                times[2].push(chat(&client, &server, Some(&key)).await?);
-                times[3].push(chat(&client, &base, None).await?);
+                times[3].push(chat(&client, &server, Some(&key)).await?);
+                times[4].push(chat(&client, &base, None).await?);
             }
             anyhow::Ok(times)
         }));
     }
-    let mut all: [Vec<Duration>; 4] = Default::default();
+    let mut all: [Vec<Duration>; 5] = Default::default();
     for worker in workers {
         for (all, times) in all.iter_mut().zip(worker.await??) {
             all.extend(times);
         }
     }
-    let [tokenize_direct, tokenize_endpoint, chat_direct, chat_endpoint] = all;
+    let [tokenize_direct, tokenize_endpoint, tokenize_instance, chat_direct, chat_endpoint] = all;
     Ok(Warm {
         tokenize_direct,
         tokenize_endpoint,
+        tokenize_instance,
         chat_direct,
         chat_endpoint,
     })
