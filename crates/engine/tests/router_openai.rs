@@ -38,7 +38,7 @@ async fn openai_client(base_url: String, chat: &str, embeddings: &str) -> Value 
     assert_ne!(
         output.status.code(),
         Some(3),
-        "the PyPI openai package is needed (pip install openai into $SWITCHYARD_PYTHON's venv): {stderr}"
+        "SWITCHYARD_PYTHON lacks the OpenAI client: {stderr}"
     );
     assert!(
         output.status.success(),
