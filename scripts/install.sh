@@ -59,12 +59,13 @@ if [ "$purpose" = test ]; then
   command -v cargo-nextest >/dev/null 2>&1 || { say "Installing cargo-nextest"; cargo install cargo-nextest --locked; }
   command -v tauri-driver >/dev/null 2>&1 || { say "Installing tauri-driver"; cargo install tauri-driver --version '^2' --locked; }
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy || true
-  # llama.cpp's own Python gguf package: an independent writer for the reader's tests.
+  # llama.cpp's own Python gguf package: an independent writer for the reader's tests;
+  # the OpenAI Python client: a real client of the Switchyard endpoint.
   venv="$HOME/.cache/switchyard/venv"
-  if ! "$venv/bin/python" -c 'import gguf' 2>/dev/null; then
-    say "Installing the PyPI gguf package (test venv)"
-    python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet gguf
+  if ! "$venv/bin/python" -c 'import gguf, openai' 2>/dev/null; then
+    say "Installing the PyPI gguf and openai packages (test venv)"
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet gguf openai
   fi
   bash scripts/build-tool.sh llama-server >/dev/null
   bash scripts/build-tool.sh sd-cli >/dev/null

@@ -12,6 +12,7 @@ mod images;
 mod llama;
 mod orchestrator;
 mod proc_stats;
+mod router;
 mod session;
 mod speed;
 mod transfer;
@@ -64,6 +65,10 @@ const SUITES: &[(&str, &str)] = &[
         "request latency through the stable endpoint vs llama-server directly, p50 and p99, 4 clients",
     ),
     (
+        "router",
+        "the Switchyard endpoint vs the same by hand: cold request → first token, warm p99 (4 clients), swap with a one-model budget",
+    ),
+    (
         "cli",
         "switchyard ps through a running daemon vs curl on the same route [--cli PATH]",
     ),
@@ -99,6 +104,7 @@ fn main() -> Result<()> {
         "image-latency" => images::run(&images::Options::parse(&rest)?),
         "offload" => orchestrator::offload(),
         "proxy" => orchestrator::proxy(),
+        "router" => router::run(),
         "--help" | "-h" | "help" => {
             print_usage();
             Ok(())
