@@ -85,6 +85,8 @@ async fn the_openai_python_client_lists_chats_streams_and_embeds_through_the_end
     );
     let chat = &seen["chat"];
     assert!(chat["content"].is_string(), "a chat answer: {seen}");
+    // The answer names the model as the client did, not the file's local path.
+    assert_eq!(chat["model"], "chat", "{seen}");
     assert!(
         matches!(chat["finish_reason"].as_str(), Some("length" | "stop")),
         "{seen}"

@@ -24,6 +24,11 @@ pub struct LaunchPlan {
     /// local user can read).
     pub api_key_file: Option<PathBuf>,
     pub reasoning: bool,
+    /// The names the server answers to and puts in its answers' `model` (the
+    /// installed model's id, then the instance's name): without them it names
+    /// the model file's path, which clients of the endpoint do not know and
+    /// should not see.
+    pub aliases: Vec<String>,
     pub extra_args: Vec<String>,
 }
 
@@ -85,6 +90,13 @@ impl LaunchPlan {
         if self.reasoning {
             args.switch("--jinja");
             args.value("--reasoning-format", "deepseek");
+        }
+        let own_alias = self
+            .extra_args
+            .iter()
+            .any(|arg| arg == "-a" || arg == "--alias" || arg.starts_with("--alias="));
+        if !self.aliases.is_empty() && !own_alias {
+            args.value("--alias", self.aliases.join(","));
         }
         args.list.extend(self.extra_args.iter().cloned());
         args.list
@@ -162,12 +174,24 @@ mod tests {
             port: 8080,
             api_key_file: Some("/state/a.key".into()),
             reasoning: true,
+            aliases: vec!["qwen".into(), "chat".into()],
             extra_args: vec!["--temp".into(), "0.3".into()],
         }
     }
 
     fn pairs(args: &[String]) -> String {
         args.join(" ")
+    }
+
+    #[test]
+    fn the_persons_own_alias_beats_switchyards() {
+        let mut plan = plan();
+        plan.extra_args = vec!["-a".into(), "mine".into()];
+        let line = pairs(&plan.args(&SupportedFlags::assume_current()));
+        assert!(
+            line.ends_with("--reasoning-format deepseek -a mine"),
+            "{line}"
+        );
     }
 
     #[test]
@@ -178,7 +202,7 @@ mod tests {
             "-m /models/m.gguf",
             "--host 127.0.0.1 --port 8080",
             "-c 8192 -np 2 -no-kvu -ctk q8_0 -ctv f16 -fa on -b 2048 -ub 512 -ngl 33 --n-cpu-moe 4 -t 6 --ctx-checkpoints 3 --cache-ram 0",
-            "--api-key-file /state/a.key -lv 4 --metrics --slots --jinja --reasoning-format deepseek --temp 0.3",
+            "--api-key-file /state/a.key -lv 4 --metrics --slots --jinja --reasoning-format deepseek --alias qwen,chat --temp 0.3",
         ] {
             assert!(line.contains(expected), "{expected:?} missing in {line}");
         }

@@ -162,7 +162,15 @@ pub async fn resolve(spec: &InstanceSpec, inputs: Inputs<'_>) -> Result<Resolved
         config.context = FALLBACK_CONTEXT;
     }
     let api_key_file = None;
+    let aliases = spec
+        .model_id
+        .iter()
+        .chain(std::iter::once(&spec.name))
+        .filter(|alias| !alias.is_empty() && !alias.contains(','))
+        .cloned()
+        .collect();
     let plan = LaunchPlan {
+        aliases,
         binary: inputs.binary.to_path_buf(),
         model_path: spec.model_path.clone(),
         mmproj_path: spec.mmproj_path.clone(),
