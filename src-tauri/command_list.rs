@@ -68,6 +68,8 @@ pub const COMMANDS: &[&str] = &[
     "load_model",
     "unload_model",
     "pin_model",
+    "set_endpoint_api_key",
+    "endpoint_api_key_set",
 ];
 
 #[cfg(test)]

@@ -125,6 +125,8 @@ fn main() -> anyhow::Result<()> {
             router_commands::load_model,
             router_commands::unload_model,
             router_commands::pin_model,
+            router_commands::set_endpoint_api_key,
+            router_commands::endpoint_api_key_set,
         ])
         .build(tauri::generate_context!())?;
 

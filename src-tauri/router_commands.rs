@@ -50,3 +50,21 @@ pub fn pin_model(
 ) -> Result<RoutedModel, IpcError> {
     Ok(engine.pin_model(&model, pinned)?)
 }
+
+/// Sets (or, with `null`, removes) the key clients of the endpoint must send;
+/// kept in a private file, never in the settings.
+#[tauri::command]
+#[instrument(skip_all, err(Debug))]
+pub fn set_endpoint_api_key(
+    engine: State<'_, Engine>,
+    key: Option<String>,
+) -> Result<(), IpcError> {
+    Ok(engine.set_endpoint_api_key(key)?)
+}
+
+/// Whether the endpoint wants a key (the key itself never goes back to the window).
+#[tauri::command]
+#[instrument(skip_all)]
+pub fn endpoint_api_key_set(engine: State<'_, Engine>) -> bool {
+    engine.endpoint_api_key_is_set()
+}

@@ -428,3 +428,62 @@ async fn an_installed_model_is_served_by_its_id_through_an_instance_made_on_firs
     assert_eq!(rig.engine.llama().list().len(), 1);
     rig.engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn other_machines_reach_the_endpoint_only_with_its_key_kept_in_a_private_file() {
+    let rig = rig(&["a"]).await;
+    let free_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let on_network = Settings {
+        endpoint_on_network: true,
+        endpoint_port: free_port,
+        ..rig.engine.settings()
+    };
+    let refused = rig
+        .engine
+        .update_settings(on_network.clone())
+        .expect_err("no key yet");
+    assert!(refused.to_string().contains("key"), "{refused}");
+
+    rig.engine
+        .set_endpoint_api_key(Some(" s3cret-key ".into()))
+        .expect("key set");
+    let file = rig.engine.layout().state().join("endpoint-api.key");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&file).expect("key file").permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    rig.engine.update_settings(on_network).expect("with a key");
+    // The endpoint moves at once to every address, on the new port.
+    let started = Instant::now();
+    while !rig
+        .engine
+        .router()
+        .address()
+        .is_some_and(|address| address.ip().is_unspecified() && address.port() == free_port)
+    {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{:?}",
+            rig.engine.router().address()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let base = format!("http://127.0.0.1:{free_port}");
+    let (status, body) = ask(&base, "a", json!({})).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_api_key");
+    let answer = client()
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth("s3cret-key")
+        .json(&json!({"model": "a", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(answer.status(), 200);
+    // The key cannot go while other machines are served.
+    assert!(rig.engine.set_endpoint_api_key(None).is_err());
+    rig.engine.shutdown().await;
+}

@@ -206,6 +206,10 @@ export const ipc = {
   unloadModel: (model: string) => call<RoutedModel>('unload_model', { model }),
   /** Pins a model (never unloaded by the router) or unpins it. */
   pinModel: (model: string, pinned: boolean) => call<RoutedModel>('pin_model', { model, pinned }),
+  /** Sets (or, with null, removes) the key the endpoint wants from clients. */
+  setEndpointApiKey: (key: string | null) => call<void>('set_endpoint_api_key', { key }),
+  /** Whether the endpoint wants a key. */
+  endpointApiKeySet: () => call<boolean>('endpoint_api_key_set'),
 
   /** Calls `handler` for every engine event until the returned function is called. */
   onEngineEvent: async (handler: (event: EngineEvent) => void): Promise<UnlistenFn> => {

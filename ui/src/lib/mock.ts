@@ -314,6 +314,7 @@ export function installMock(): void {
     send({ type: 'status_changed', ...status });
   };
   let imageApiKeySet = false;
+  let endpointApiKeySet = false;
   const imageJobs = new Map<string, JobView>();
   let imageJobNumber = 0;
   const fakeGenerate = (request: ImageRequest): string => {
@@ -578,6 +579,11 @@ export function installMock(): void {
           return null;
         case 'image_api_key_set':
           return imageApiKeySet;
+        case 'set_endpoint_api_key':
+          endpointApiKeySet = Boolean((args as { key: string | null }).key);
+          return null;
+        case 'endpoint_api_key_set':
+          return endpointApiKeySet;
         case 'generate_image':
           return fakeGenerate((args as { request: ImageRequest }).request);
         case 'image_job': {

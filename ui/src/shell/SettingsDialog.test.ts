@@ -118,6 +118,29 @@ describe('SettingsDialog', () => {
     });
   });
 
+  it('sets the endpoint key before the settings that need it, and never shows it', async () => {
+    const calls: string[] = [];
+    mockIPC((command, args) => {
+      calls.push(command === 'set_endpoint_api_key' ? `${command} ${(args as { key: string }).key}` : command);
+      if (command === 'endpoint_api_key_set' || command === 'image_api_key_set') return false;
+      if (command === 'save_settings') return { settings: (args as { settings: Settings }).settings, restart_required: false };
+      return null;
+    });
+    const settings = new SettingsStore();
+    settings.set(fakeSettings());
+    const appInfo = new AppInfoStore();
+    appInfo.value = fakeAppInfo;
+    render(SettingsDialog, { open: true, settings, appInfo });
+    await fireEvent.click(screen.getByTestId('settings-endpoint-on-network'));
+    await fireEvent.input(input('Endpoint key'), { target: { value: ' s3cret ' } });
+    await fireEvent.click(screen.getByTestId('settings-save'));
+    await waitFor(() => expect(calls).toContain('save_settings'));
+    const order = calls.filter((call) => call.startsWith('set_endpoint_api_key') || call === 'save_settings');
+    expect(order).toEqual(['set_endpoint_api_key s3cret', 'save_settings']);
+    expect(input('Endpoint key').value).toBe('');
+    expect(input('Endpoint key').placeholder).toContain('Set');
+  });
+
   it('saves the binary paths and mirror; empty fields are sent as null', async () => {
     const { sent } = setup((next) => ({ settings: next, restart_required: false }));
     expect(input('Use this llama-server').value).toBe('');

@@ -78,6 +78,7 @@ impl Engine {
 
     /// The same on `port` (0: a free one), whatever the setting says.
     pub async fn serve_endpoint_at(&self, port: u16) -> Result<SocketAddr> {
+        check_network_key(self.router(), &self.settings())?;
         let host = if self.settings().endpoint_on_network {
             "0.0.0.0"
         } else {
@@ -134,6 +135,65 @@ impl Engine {
     pub fn pin_model(&self, model: &str, pinned: bool) -> Result<RoutedModel> {
         self.router().set_pinned(model, pinned)
     }
+}
+
+/// Where the endpoint's key is kept (mode 0600), for the app and the daemon alike.
+pub(super) fn endpoint_api_key_file(layout: &crate::paths::DataLayout) -> std::path::PathBuf {
+    layout.state().join("endpoint-api.key")
+}
+
+/// The key kept in `file`, if any.
+pub(super) fn read_key(file: &std::path::Path) -> Option<String> {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|text| text.lines().next().map(str::to_owned))
+        .filter(|key| !key.is_empty())
+}
+
+impl Engine {
+    /// Sets (or, with `None` or empty, removes) the key clients of the Switchyard
+    /// endpoint must send as `Authorization: Bearer <key>`. Kept in a file only
+    /// this user can read, never in the settings; applies at once. It cannot be
+    /// removed while the endpoint serves other machines.
+    pub fn set_endpoint_api_key(&self, key: Option<String>) -> Result<()> {
+        let key = key
+            .map(|key| key.trim().to_owned())
+            .filter(|key| !key.is_empty());
+        if key.is_none() && self.settings().endpoint_on_network {
+            return Err(EngineError::InvalidInput {
+                field: "endpoint_api_key",
+                problem: "the endpoint serves other machines, which it does only with a key: turn that off first".into(),
+            });
+        }
+        let file = endpoint_api_key_file(&self.inner.layout);
+        match &key {
+            Some(key) => crate::secrets::write_lines(&file, &[key])?,
+            None => match std::fs::remove_file(&file) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(EngineError::writing(&file, error))
+                }
+                _ => {}
+            },
+        }
+        self.router().set_api_key(key);
+        Ok(())
+    }
+
+    /// Whether the endpoint wants a key (the key itself never leaves the engine).
+    pub fn endpoint_api_key_is_set(&self) -> bool {
+        self.router().api_key_is_set()
+    }
+}
+
+/// Other machines reach the endpoint only with a key (as an instance's endpoint).
+pub(super) fn check_network_key(router: &Router, settings: &Settings) -> Result<()> {
+    if settings.endpoint_on_network && !router.api_key_is_set() {
+        return Err(EngineError::InvalidSetting {
+            field: "endpoint_on_network",
+            problem: "other machines may use the Switchyard endpoint only with a key: set the endpoint key first".into(),
+        });
+    }
+    Ok(())
 }
 
 /// The settings' idle time and GPU rule become the router's policy.

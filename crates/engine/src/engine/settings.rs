@@ -35,6 +35,7 @@ impl Engine {
             return Err(EngineError::ShuttingDown);
         }
         settings.validate()?;
+        super::router::check_network_key(&self.inner.router, &settings)?;
         // The data folder in use stays until the next start.
         let next_data_dir = paths::resolve_data_dir(
             self.inner.data_dir_override.clone(),

@@ -78,6 +78,9 @@ pub(super) async fn serve(router: &Router, host: &str, port: u16) -> Result<Sock
 
 async fn handle(State(router): State<Router>, request: Request) -> Response {
     let path = request.uri().path();
+    if !router.admits(presented_key(request.headers()).as_deref()) {
+        return key_refused();
+    }
     if request.method() == Method::GET && matches!(path, "/v1/models" | "/models") {
         return list_models(&router);
     }
@@ -119,6 +122,33 @@ async fn handle(State(router): State<Router>, request: Request) -> Response {
         .answer_routed(&instance, parts, held)
         .await;
     counted_until_sent(response, routed)
+}
+
+/// The key a client sent: `Authorization: Bearer <key>` (OpenAI's clients) or
+/// `x-api-key` (Anthropic-style clients).
+fn presented_key(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .or_else(|| {
+            headers
+                .get("x-api-key")
+                .and_then(|value| value.to_str().ok())
+        })
+        .map(|key| key.trim().to_owned())
+}
+
+fn key_refused() -> Response {
+    let body = json!({
+        "error": {
+            "code": "invalid_api_key",
+            "message": "this Switchyard endpoint wants its key",
+            "suggestion": "Send `Authorization: Bearer <key>`: the key set in Switchyard's Settings (Endpoint key).",
+            "type": "invalid_request_error",
+        }
+    });
+    (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
 }
 
 /// A request without `model` (a plain `GET /props`, say) goes to the one model

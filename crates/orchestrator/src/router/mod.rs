@@ -154,6 +154,9 @@ struct Shared {
     flights: Mutex<BTreeMap<String, Arc<Flight>>>,
     serving: Mutex<Option<Serving>>,
     closed: CancellationToken,
+    /// The key clients must send (`Authorization: Bearer <key>`), when one is
+    /// set: always, when the endpoint serves other machines.
+    api_key: RwLock<Option<String>>,
     /// The idle-unload task runs (started with the first request or `serve`, on
     /// the caller's runtime).
     idle_task: std::sync::atomic::AtomicBool,
@@ -208,6 +211,7 @@ impl Router {
                 serving: Mutex::new(None),
                 closed: CancellationToken::new(),
                 idle_task: std::sync::atomic::AtomicBool::new(false),
+                api_key: RwLock::new(None),
             }),
         }
     }
@@ -225,6 +229,33 @@ impl Router {
 
     pub fn set_catalog(&self, catalog: Arc<dyn ModelCatalog>) {
         *write(&self.shared.catalog) = Some(catalog);
+    }
+
+    /// Sets (or, with `None`, removes) the key every client must send; applies
+    /// at once.
+    pub fn set_api_key(&self, key: Option<String>) {
+        *write(&self.shared.api_key) = key.filter(|key| !key.is_empty());
+    }
+
+    pub fn api_key_is_set(&self) -> bool {
+        read(&self.shared.api_key).is_some()
+    }
+
+    /// Whether `presented` is the key (always, when none is set). Compared without
+    /// stopping at the first difference.
+    fn admits(&self, presented: Option<&str>) -> bool {
+        let key = read(&self.shared.api_key);
+        let Some(key) = key.as_deref() else {
+            return true;
+        };
+        presented.is_some_and(|presented| {
+            presented.len() == key.len()
+                && presented
+                    .bytes()
+                    .zip(key.bytes())
+                    .fold(0_u8, |diff, (a, b)| diff | (a ^ b))
+                    == 0
+        })
     }
 
     pub fn policy(&self) -> RouterPolicy {
