@@ -192,7 +192,7 @@ fn saved_settings_are_written_where_they_are_read() {
     );
     let config = dir.path().join("config");
     let bad = Settings {
-        image_port: 8080,
+        image_port: 8434,
         ..Settings::default()
     };
     let error = engine.save_settings(bad).unwrap_err();
@@ -225,7 +225,7 @@ fn settings_are_validated_applied_and_announced() {
     let mut events = engine.subscribe();
 
     let bad = Settings {
-        image_port: 8080,
+        image_port: 8434,
         ..Settings::default()
     };
     let error = engine.update_settings(bad).unwrap_err();
