@@ -16,18 +16,19 @@ pub fn endpoint_url(engine: State<'_, Engine>) -> Option<String> {
     engine.endpoint_url()
 }
 
-/// Every model the endpoint answers for, with its state.
+/// Every model the endpoint answers for, with its state (the daemon's, when it
+/// serves the endpoint clients reach).
 #[tauri::command]
-#[instrument(skip_all)]
-pub fn routed_models(engine: State<'_, Engine>) -> Vec<RoutedModel> {
-    engine.routed_models()
+#[instrument(skip_all, err(Debug))]
+pub async fn routed_models(engine: State<'_, Engine>) -> Result<Vec<RoutedModel>, IpcError> {
+    Ok(engine.endpoint_models().await?)
 }
 
 /// Loads a model as a request for it would (making room first).
 #[tauri::command]
 #[instrument(skip(engine), err(Debug))]
 pub async fn load_model(engine: State<'_, Engine>, model: String) -> Result<RoutedModel, IpcError> {
-    Ok(engine.load_model(&model).await?)
+    Ok(engine.load_on_endpoint(&model).await?)
 }
 
 /// Unloads a model once its answers under way are done.
@@ -37,18 +38,18 @@ pub async fn unload_model(
     engine: State<'_, Engine>,
     model: String,
 ) -> Result<RoutedModel, IpcError> {
-    Ok(engine.unload_model(&model).await?)
+    Ok(engine.unload_on_endpoint(&model).await?)
 }
 
 /// Pins a model (the router never unloads it) or unpins it.
 #[tauri::command]
 #[instrument(skip(engine), err(Debug))]
-pub fn pin_model(
+pub async fn pin_model(
     engine: State<'_, Engine>,
     model: String,
     pinned: bool,
 ) -> Result<RoutedModel, IpcError> {
-    Ok(engine.pin_model(&model, pinned)?)
+    Ok(engine.pin_on_endpoint(&model, pinned).await?)
 }
 
 /// Sets (or, with `null`, removes) the key clients of the endpoint must send;

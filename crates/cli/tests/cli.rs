@@ -1070,3 +1070,44 @@ fn models_load_ps_pin_unload_through_the_daemon_and_its_endpoint_answers_by_mode
     home.ok(&["daemon", "stop"]);
     let _ = daemon.wait();
 }
+
+/// The window of a data folder whose daemon serves the Switchyard endpoint (the
+/// daemon took the port): it shows and drives the daemon's endpoint, where the
+/// models its clients use are loaded, not a second one of its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_window_drives_the_daemons_endpoint_when_the_daemon_serves_it() {
+    use switchyard_engine::orchestrator::router::ModelState;
+    let home = Home::new();
+    home.tiny_instance("tiny");
+    let mut daemon = start_daemon(&home);
+    let port = DaemonFile::read(&home.data_dir())
+        .ok()
+        .flatten()
+        .and_then(|daemon| daemon.endpoint_port)
+        .expect("the daemon's endpoint");
+    let app = home.app_engine().await;
+    assert_eq!(
+        app.endpoint_url(),
+        Some(format!("http://127.0.0.1:{port}/v1"))
+    );
+    let loaded = app.load_on_endpoint("tiny").await.expect("loaded");
+    assert_eq!(loaded.state, ModelState::Loaded);
+    let listed = app.endpoint_models().await.expect("the daemon's models");
+    assert!(
+        listed
+            .iter()
+            .any(|model| model.id == "tiny" && model.state == ModelState::Loaded),
+        "{listed:?}"
+    );
+    assert!(
+        app.routed_models().iter().all(|model| model.id != "tiny"),
+        "the daemon's instance, not one of the window's"
+    );
+    let pinned = app.pin_on_endpoint("tiny", true).await.expect("pinned");
+    assert!(pinned.pinned);
+    let unloaded = app.unload_on_endpoint("tiny").await.expect("unloaded");
+    assert_eq!(unloaded.state, ModelState::Unloaded);
+    app.shutdown().await;
+    home.ok(&["daemon", "stop"]);
+    let _ = daemon.wait();
+}

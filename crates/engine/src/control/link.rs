@@ -105,6 +105,14 @@ impl DaemonLink {
             .map(|(_, client)| client)
     }
 
+    /// The port of the Switchyard endpoint another process's daemon serves, and a
+    /// client for that daemon.
+    pub fn other_process_endpoint(&self) -> Option<(u16, ControlClient)> {
+        self.found()
+            .filter(|(daemon, _)| daemon.pid != std::process::id())
+            .and_then(|(daemon, client)| Some((daemon.endpoint_port?, client)))
+    }
+
     fn found(&self) -> Option<(DaemonFile, ControlClient)> {
         // The file first: it is written once the daemon holds its lock, so the lock
         // is probed (a shared lock for an instant, which a daemon starting in that

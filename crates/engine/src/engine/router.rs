@@ -102,17 +102,63 @@ impl Engine {
         });
     }
 
-    /// The endpoint's address for clients (`http://127.0.0.1:8434/v1`), while it
-    /// listens.
+    /// The endpoint's address for clients (`http://127.0.0.1:8434/v1`): this
+    /// process's while it listens, else the daemon's of this data folder.
     pub fn endpoint_url(&self) -> Option<String> {
-        self.router().address().map(|address| {
+        let own = self.router().address().map(|address| {
             let host = if address.ip().is_unspecified() {
                 "127.0.0.1".to_owned()
             } else {
                 address.ip().to_string()
             };
             format!("http://{host}:{}/v1", address.port())
+        });
+        own.or_else(|| {
+            self.daemons_endpoint()
+                .map(|(port, _)| format!("http://127.0.0.1:{port}/v1"))
         })
+    }
+
+    /// The daemon's endpoint, when this process serves none (the daemon took the
+    /// port first) and a daemon of this data folder serves one: the window then
+    /// drives the daemon's, where the models clients use are loaded.
+    fn daemons_endpoint(&self) -> Option<(u16, crate::control::ControlClient)> {
+        if self.router().address().is_some() {
+            return None;
+        }
+        self.inner.daemon.link().other_process_endpoint()
+    }
+
+    /// The models of the endpoint clients reach (see [`Self::endpoint_url`]).
+    pub async fn endpoint_models(&self) -> Result<Vec<RoutedModel>> {
+        match self.daemons_endpoint() {
+            Some((_, daemon)) => Ok(daemon.routed_models().await?),
+            None => Ok(self.routed_models()),
+        }
+    }
+
+    /// Loads a model on the endpoint clients reach.
+    pub async fn load_on_endpoint(&self, model: &str) -> Result<RoutedModel> {
+        match self.daemons_endpoint() {
+            Some((_, daemon)) => Ok(daemon.load_model(model).await?),
+            None => self.load_model(model).await,
+        }
+    }
+
+    /// Unloads a model from the endpoint clients reach.
+    pub async fn unload_on_endpoint(&self, model: &str) -> Result<RoutedModel> {
+        match self.daemons_endpoint() {
+            Some((_, daemon)) => Ok(daemon.unload_model(model).await?),
+            None => self.unload_model(model).await,
+        }
+    }
+
+    /// Pins or unpins a model on the endpoint clients reach.
+    pub async fn pin_on_endpoint(&self, model: &str, pinned: bool) -> Result<RoutedModel> {
+        match self.daemons_endpoint() {
+            Some((_, daemon)) => Ok(daemon.pin_model(model, pinned).await?),
+            None => self.pin_model(model, pinned),
+        }
     }
 
     /// Every model the endpoint answers for, with its state.
