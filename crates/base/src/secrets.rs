@@ -23,6 +23,43 @@ pub fn write_lines(path: &Path, lines: &[&str]) -> Result<()> {
         .map_err(|source| EngineError::writing(path, source))
 }
 
+/// The key a person set, kept in `path` (its first line), if any.
+pub fn read_key(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.lines().next().map(str::to_owned))
+        .filter(|key| !key.is_empty())
+}
+
+/// Keeps a key a person typed (trimmed) in `path`, mode 0600, or removes the file
+/// when it is `None` or blank. Returns the key as kept.
+pub fn store_key(path: &Path, key: Option<String>) -> Result<Option<String>> {
+    let key = key
+        .map(|key| key.trim().to_owned())
+        .filter(|key| !key.is_empty());
+    match &key {
+        Some(key) => write_lines(path, &[key])?,
+        None => match std::fs::remove_file(path) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                return Err(EngineError::writing(path, error))
+            }
+            _ => {}
+        },
+    }
+    Ok(key)
+}
+
+/// Whether `presented` is `expected`, taking the same time whatever the first
+/// differing byte (a key must not be guessed byte by byte from the timing).
+pub fn same_secret(presented: &[u8], expected: &[u8]) -> bool {
+    presented.len() == expected.len()
+        && presented
+            .iter()
+            .zip(expected)
+            .fold(0_u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use std::os::unix::fs::PermissionsExt as _;

@@ -110,17 +110,17 @@ fn models(only: Option<&str>) -> Vec<BenchModel> {
     let spec =
         |name: &str, layers, embedding, heads, kv_heads, feed_forward, vocab, tensor_type| {
             LlamaSpec {
-                name: name.to_owned(),
-                layers,
-                embedding,
-                heads,
-                kv_heads,
-                feed_forward,
-                vocab,
-                context: 32_768,
-                tensor_type,
                 seed: 7,
-                ..LlamaSpec::default()
+                ..LlamaSpec::shaped(
+                    name,
+                    layers,
+                    embedding,
+                    heads,
+                    kv_heads,
+                    feed_forward,
+                    vocab,
+                    tensor_type,
+                )
             }
         };
     let plain = [

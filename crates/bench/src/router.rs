@@ -190,16 +190,7 @@ async fn measure() -> Result<()> {
     let load_before = load_average();
     let dir = tempfile::tempdir()?;
     let engine = engine_on(dir.path(), Arc::new(FakeProbe::cpu_only(RAM_GIB))).await?;
-    // Sized so that the weights (not the runtime) set its memory, as the router's
-    // tests do.
-    let model = LlamaSpec {
-        embedding: 512,
-        heads: 8,
-        kv_heads: 4,
-        feed_forward: 1024,
-        vocab: 16_384,
-        ..LlamaSpec::default()
-    };
+    let model = LlamaSpec::weights_bound();
     for name in ["a", "b"] {
         let path = dir.path().join(format!("{name}.gguf"));
         model.write_to(&path)?;

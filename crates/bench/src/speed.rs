@@ -86,17 +86,17 @@ impl Options {
 /// weights, which need no dequantizing).
 fn sources() -> Vec<(LlamaSpec, &'static [&'static str], bool)> {
     let spec = |name: &str, layers, embedding, heads, kv_heads, feed_forward, vocab| LlamaSpec {
-        name: name.to_owned(),
-        layers,
-        embedding,
-        heads,
-        kv_heads,
-        feed_forward,
-        vocab,
-        context: 32_768,
-        tensor_type: TensorType::F16,
         seed: 11,
-        ..LlamaSpec::default()
+        ..LlamaSpec::shaped(
+            name,
+            layers,
+            embedding,
+            heads,
+            kv_heads,
+            feed_forward,
+            vocab,
+            TensorType::F16,
+        )
     };
     vec![
         (spec("tiny", 4, 512, 8, 8, 1536, 8_000), &["Q4_K_M"], false),

@@ -213,13 +213,7 @@ fn bearer_matches(headers: &HeaderMap, key: &str) -> bool {
     else {
         return false;
     };
-    // Same time whatever the first differing byte: the key is a secret.
-    given.len() == key.len()
-        && given
-            .bytes()
-            .zip(key.bytes())
-            .fold(0_u8, |diff, (a, b)| diff | (a ^ b))
-            == 0
+    switchyard_base::secrets::same_secret(given.as_bytes(), key.as_bytes())
 }
 
 fn refuse(status: StatusCode, code: &str, message: &str) -> Response {

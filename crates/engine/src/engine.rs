@@ -207,7 +207,9 @@ impl Engine {
                 engine: engine.clone(),
             }));
             router::apply_router_settings(&router, &deps.settings);
-            router.set_api_key(router::read_key(&router::endpoint_api_key_file(&layout)));
+            router.set_api_key(crate::secrets::read_key(&router::endpoint_api_key_file(
+                &layout,
+            )));
             Inner {
                 system: SystemMonitor::new(deps.probe, deps.clock.clone()),
                 events,

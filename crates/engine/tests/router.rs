@@ -56,15 +56,7 @@ async fn rig(names: &[&str]) -> Rig {
         eviction_wait_ms: 20_000,
         ..RouterPolicy::default()
     });
-    // Sized so that the weights (not the runtime) set its memory: ~64 MiB.
-    let model = LlamaSpec {
-        embedding: 512,
-        heads: 8,
-        kv_heads: 4,
-        feed_forward: 1024,
-        vocab: 16_384,
-        ..LlamaSpec::default()
-    };
+    let model = LlamaSpec::weights_bound();
     for name in names {
         let path = dir.path().join(format!("{name}.gguf"));
         model.write_to(&path).expect("model written");

@@ -129,12 +129,9 @@ impl ImageSource for OnDemand {
 impl ImageSlot {
     /// With the key kept in `key_file`, if any.
     pub(super) fn new(gate: Arc<dyn GenerationGate>, key_file: &std::path::Path) -> Self {
-        let key = std::fs::read_to_string(key_file)
-            .ok()
-            .and_then(|text| text.lines().next().map(str::to_owned));
         Self {
             gate: RwLock::new(Some(gate)),
-            api_key: ImageApiKey::fixed(key),
+            api_key: ImageApiKey::fixed(crate::secrets::read_key(key_file)),
             ..Self::default()
         }
     }
@@ -150,19 +147,7 @@ impl Engine {
     /// must send as `Authorization: Bearer <key>`. Kept in a file only this user can
     /// read, never in the settings; applies at once to a running image API.
     pub fn set_image_api_key(&self, key: Option<String>) -> Result<()> {
-        let key = key
-            .map(|key| key.trim().to_owned())
-            .filter(|key| !key.is_empty());
-        let file = image_api_key_file(&self.inner.layout);
-        match &key {
-            Some(key) => crate::secrets::write_lines(&file, &[key])?,
-            None => match std::fs::remove_file(&file) {
-                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(EngineError::writing(&file, error))
-                }
-                _ => {}
-            },
-        }
+        let key = crate::secrets::store_key(&image_api_key_file(&self.inner.layout), key)?;
         self.inner.images.api_key.set(key);
         Ok(())
     }

@@ -188,39 +188,20 @@ pub(super) fn endpoint_api_key_file(layout: &crate::paths::DataLayout) -> std::p
     layout.state().join("endpoint-api.key")
 }
 
-/// The key kept in `file`, if any.
-pub(super) fn read_key(file: &std::path::Path) -> Option<String> {
-    std::fs::read_to_string(file)
-        .ok()
-        .and_then(|text| text.lines().next().map(str::to_owned))
-        .filter(|key| !key.is_empty())
-}
-
 impl Engine {
     /// Sets (or, with `None` or empty, removes) the key clients of the Switchyard
     /// endpoint must send as `Authorization: Bearer <key>`. Kept in a file only
     /// this user can read, never in the settings; applies at once. It cannot be
     /// removed while the endpoint serves other machines.
     pub fn set_endpoint_api_key(&self, key: Option<String>) -> Result<()> {
-        let key = key
-            .map(|key| key.trim().to_owned())
-            .filter(|key| !key.is_empty());
-        if key.is_none() && self.settings().endpoint_on_network {
+        let removing = key.as_deref().is_none_or(|key| key.trim().is_empty());
+        if removing && self.settings().endpoint_on_network {
             return Err(EngineError::InvalidInput {
                 field: "endpoint_api_key",
                 problem: "the endpoint serves other machines, which it does only with a key: turn that off first".into(),
             });
         }
-        let file = endpoint_api_key_file(&self.inner.layout);
-        match &key {
-            Some(key) => crate::secrets::write_lines(&file, &[key])?,
-            None => match std::fs::remove_file(&file) {
-                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(EngineError::writing(&file, error))
-                }
-                _ => {}
-            },
-        }
+        let key = crate::secrets::store_key(&endpoint_api_key_file(&self.inner.layout), key)?;
         self.router().set_api_key(key);
         Ok(())
     }

@@ -189,24 +189,16 @@ fn list_models(router: &Router) -> Response {
 }
 
 /// OpenAI's `GET /v1/models/{model}`.
+/// An instance's name finds the model it serves.
 fn one_model(router: &Router, id: &str) -> Response {
-    match router.models().into_iter().find(|model| model.id == id) {
-        Some(model) => axum::Json(model_entry(model)).into_response(),
-        None => match router.resolve(id) {
-            Err(error) => failure_response(&RouteFailure::of(&error)),
-            // An instance's name: listed under its model's id.
-            Ok(instance) => match router
-                .models()
-                .into_iter()
-                .find(|model| model.aliases.contains(&instance))
-            {
-                Some(model) => axum::Json(model_entry(model)).into_response(),
-                None => failure_response(&RouteFailure::of(&EngineError::NotFound {
-                    what: "model",
-                    id: id.to_owned(),
-                })),
-            },
-        },
+    let models = router.models();
+    let known = || models.iter().map(|model| model.id.clone()).collect();
+    match models
+        .iter()
+        .find(|model| model.id == id || model.aliases.iter().any(|alias| alias == id))
+    {
+        Some(model) => axum::Json(model_entry(model.clone())).into_response(),
+        None => failure_response(&RouteFailure::of(&super::unknown_model(id, known()))),
     }
 }
 

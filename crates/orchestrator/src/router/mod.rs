@@ -241,20 +241,14 @@ impl Router {
         read(&self.shared.api_key).is_some()
     }
 
-    /// Whether `presented` is the key (always, when none is set). Compared without
-    /// stopping at the first difference.
+    /// Whether `presented` is the key (always, when none is set).
     fn admits(&self, presented: Option<&str>) -> bool {
         let key = read(&self.shared.api_key);
         let Some(key) = key.as_deref() else {
             return true;
         };
         presented.is_some_and(|presented| {
-            presented.len() == key.len()
-                && presented
-                    .bytes()
-                    .zip(key.bytes())
-                    .fold(0_u8, |diff, (a, b)| diff | (a ^ b))
-                    == 0
+            switchyard_base::secrets::same_secret(presented.as_bytes(), key.as_bytes())
         })
     }
 
@@ -387,18 +381,8 @@ impl Router {
         if instances.iter().any(|status| status.spec.name == model) {
             return Ok(model.to_owned());
         }
-        let known: Vec<String> = self.models().into_iter().map(|model| model.id).collect();
-        Err(EngineError::NotFound {
-            what: "model",
-            id: format!(
-                "{model} (known: {})",
-                if known.is_empty() {
-                    "none: add one in Switchyard's Models tab".to_owned()
-                } else {
-                    known.join(", ")
-                }
-            ),
-        })
+        let known = self.models().into_iter().map(|model| model.id).collect();
+        Err(unknown_model(model, known))
     }
 
     fn create_instance_for(&self, model_id: &str, instances: &[InstanceStatus]) -> Result<String> {
@@ -652,6 +636,21 @@ impl Router {
             .idle_unload_secs
             .unwrap_or_else(|| self.policy().idle_unload_secs);
         (secs > 0).then(|| secs.saturating_mul(1000))
+    }
+}
+
+/// `NOT_FOUND` for `model`, naming the `known` ones.
+fn unknown_model(model: &str, known: Vec<String>) -> EngineError {
+    EngineError::NotFound {
+        what: "model",
+        id: format!(
+            "{model} (known: {})",
+            if known.is_empty() {
+                "none: add one in Switchyard's Models tab".to_owned()
+            } else {
+                known.join(", ")
+            }
+        ),
     }
 }
 

@@ -133,6 +133,46 @@ const CONTROL: i32 = 3;
 const BYTE: i32 = 6;
 
 impl LlamaSpec {
+    /// A model whose weights (~64 MiB of F32), not llama-server's runtime, set the
+    /// memory it holds (~100 MiB): the router's tests and bench place it by memory.
+    pub fn weights_bound() -> Self {
+        Self {
+            embedding: 512,
+            heads: 8,
+            kv_heads: 4,
+            feed_forward: 1024,
+            vocab: 16_384,
+            ..Self::default()
+        }
+    }
+
+    /// A llama of this shape with a 32 K trained context (the benches' generated
+    /// models, which vary the shape the estimate depends on).
+    #[allow(clippy::too_many_arguments)]
+    pub fn shaped(
+        name: &str,
+        layers: u32,
+        embedding: u32,
+        heads: u32,
+        kv_heads: u32,
+        feed_forward: u32,
+        vocab: u32,
+        tensor_type: TensorType,
+    ) -> Self {
+        Self {
+            name: name.to_owned(),
+            layers,
+            embedding,
+            heads,
+            kv_heads,
+            feed_forward,
+            vocab,
+            context: 32_768,
+            tensor_type,
+            ..Self::default()
+        }
+    }
+
     /// A small F16 model of `architecture` whose widths K-quants take (multiples of
     /// 256), for `llama-quantize`: 4 layers of width 512 (6 for gemma3, so one
     /// layer in six attends to everything, as llama.cpp's gemma3 pattern has it).
