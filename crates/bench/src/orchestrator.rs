@@ -193,14 +193,17 @@ const CLIENT_PLANS: [ClientPlan; 3] = [
     ClientPlan {
         stream: false,
         max_tokens: CLIENT_MAX_TOKENS,
+        model: None,
     },
     ClientPlan {
         stream: false,
         max_tokens: CLIENT_MAX_TOKENS,
+        model: None,
     },
     ClientPlan {
         stream: true,
         max_tokens: CLIENT_MAX_TOKENS,
+        model: None,
     },
 ];
 

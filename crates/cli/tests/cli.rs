@@ -930,6 +930,7 @@ async fn the_daemon_serves_the_image_api_and_no_sd_outlives_it() {
         let plan = |stream| ClientPlan {
             stream,
             max_tokens: 32,
+            model: None,
         };
         let clients = ChattingClients::start(&endpoint, &[plan(false), plan(true), plan(false)]);
         let small = serde_json::json!({

@@ -664,6 +664,7 @@ async fn clients_always_talking_through_offloads_and_reloads_see_no_failure() {
     let plan = |stream| ClientPlan {
         stream,
         max_tokens: 48,
+        model: None,
     };
     let clients = ChattingClients::start(
         &endpoint,

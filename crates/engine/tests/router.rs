@@ -17,7 +17,7 @@ use switchyard_engine::orchestrator::router::{ModelState, RouterPolicy};
 use switchyard_engine::orchestrator::{OrchestratorEvent, OrchestratorPolicy};
 use switchyard_engine::settings::Settings;
 use switchyard_engine::{Engine, EngineDeps, EngineEvent};
-use switchyard_testkit::chat_clients::judge_stream;
+use switchyard_testkit::chat_clients::{judge_stream, ChattingClients, ClientPlan};
 use switchyard_testkit::gguf::LlamaSpec;
 use switchyard_testkit::tools::use_real_llama_server;
 use switchyard_testkit::FakeProbe;
@@ -477,5 +477,43 @@ async fn other_machines_reach_the_endpoint_only_with_its_key_kept_in_a_private_f
     assert_eq!(answer.status(), 200);
     // The key cannot go while other machines are served.
     assert!(rig.engine.set_endpoint_api_key(None).is_err());
+    rig.engine.shutdown().await;
+}
+
+/// Clients always talking to three models when two fit, streams included: models
+/// keep being unloaded and loaded under them, and no request fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clients_always_talking_to_three_models_that_two_fit_see_no_failure() {
+    let mut rig = rig(&["a", "b", "c"]).await;
+    answered(&rig.base, "a").await;
+    rig.budget_of("a", 2.5);
+    let plans: Vec<ClientPlan> = ["a", "b", "c", "a", "b", "c"]
+        .iter()
+        .enumerate()
+        .map(|(index, model)| ClientPlan {
+            stream: index % 2 == 0,
+            max_tokens: 8,
+            model: Some((*model).to_owned()),
+        })
+        .collect();
+    let clients = ChattingClients::start(&rig.base, &plans);
+    // Until models have been swapped under the clients several times.
+    let started = Instant::now();
+    let mut placements = rig.placements();
+    while placements
+        .iter()
+        .filter(|seen| seen.starts_with("unload"))
+        .count()
+        < 4
+    {
+        assert!(started.elapsed() < DEADLINE, "{placements:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        placements.extend(rig.placements());
+    }
+    assert!(clients.wait_for_requests(6, DEADLINE).await);
+    let tally = clients.finish().await;
+    assert_eq!(tally.failures, Vec::<String>::new(), "{placements:?}");
+    assert!(tally.ended_with_error_event.is_empty(), "{tally:?}");
+    assert!(tally.complete >= 12, "{tally:?}");
     rig.engine.shutdown().await;
 }

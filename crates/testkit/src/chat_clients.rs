@@ -18,6 +18,8 @@ pub struct ClientPlan {
     pub stream: bool,
     /// Tokens asked for per request (generated models never sample EOS).
     pub max_tokens: u32,
+    /// The request's `model` (the Switchyard endpoint routes by it); none: left out.
+    pub model: Option<String>,
 }
 
 /// What every client saw, together.
@@ -134,12 +136,15 @@ enum Verdict {
 }
 
 async fn one_request(http: &reqwest::Client, url: &str, plan: &ClientPlan, seed: u64) -> Verdict {
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "messages": [{"role": "user", "content": "Tell me about switch yards."}],
         "max_tokens": plan.max_tokens,
         "seed": seed,
         "stream": plan.stream,
     });
+    if let Some(model) = &plan.model {
+        body["model"] = serde_json::Value::from(model.as_str());
+    }
     let response = match http.post(url).json(&body).send().await {
         Ok(response) => response,
         Err(error) => return Verdict::Failed(format!("no answer: {error}")),
