@@ -70,10 +70,18 @@ test('the theme switch is saved to the settings file', async () => {
   const html = await driver.findElement({ css: 'html' });
   const settingsFile = join(home, 'config', 'settings.json');
   const toggle = await visible(driver, 'theme-toggle');
-  // system -> light -> dark
+  // system -> light -> dark. Each click waits for the save before the next: the
+  // toggle is disabled while a save runs, and `system` may already look light.
   for (const wanted of ['light', 'dark']) {
     await toggle.click();
-    await driver.wait(async () => (await html.getAttribute('data-theme')) === wanted, DEADLINE_MS);
+    await driver.wait(
+      async () =>
+        (await toggle.getAttribute('data-theme-setting')) === wanted &&
+        (await toggle.isEnabled()) &&
+        (await html.getAttribute('data-theme')) === wanted,
+      DEADLINE_MS,
+      `the theme toggle never settled on ${wanted}`,
+    );
   }
   await driver.wait(() => {
     try {
