@@ -23,7 +23,7 @@ use crate::services::{EngineStatus, ServiceKind, ServiceState, StatusBoard};
 use crate::settings::Settings;
 use crate::system::{HostProbe, SystemInfo, SystemMonitor, SystemProbe, SystemSample};
 use environment::EngineEnvironment;
-use settings::{apply_binaries_mirror, apply_orchestrator_settings};
+use settings::{apply_binaries_mirror, apply_orchestrator_settings, apply_slot_saving};
 
 mod attached;
 mod environment;
@@ -186,6 +186,8 @@ impl Engine {
                 environment.clone(),
             );
             startup_warnings.extend(opened.warning);
+            opened.manager.set_slot_folder(layout.kv_cache());
+            apply_slot_saving(&opened.manager, &deps.settings);
             opened
                 .manager
                 .allowed_origins()

@@ -9,7 +9,9 @@ use ts_rs::TS;
 use crate::binaries::{BinariesEvent, BinaryKind, BinaryLog, Variant};
 use crate::control::AttachedDaemon;
 use crate::diffusion::{DiffusionEvent, ImageServerInfo, JobSummary};
-use crate::llama::{ChatDelta, ChatOutcome, InstanceStatus, LlamaEvent, LogLine, StateChange};
+use crate::llama::{
+    ChatDelta, ChatOutcome, InstanceStatus, LlamaEvent, LogLine, SlotsReport, StateChange,
+};
 use crate::models::{DownloadStatus, InstalledModel, ModelsEvent};
 use crate::orchestrator::OrchestratorEvent;
 use crate::services::EngineStatus;
@@ -61,6 +63,9 @@ pub enum EngineEvent {
         instance: String,
         outcome: ChatOutcome,
     },
+    /// An instance's conversations (its slots' KV cache) were saved before a stop,
+    /// or restored after a start.
+    LlamaSlots(SlotsReport),
     /// An image job was queued, moved on (stage, step, percent) or finished.
     ImageJobChanged(JobSummary),
     /// The image server started (with where it listens) or stopped (`None`).
@@ -131,6 +136,7 @@ impl From<LlamaEvent> for EngineEvent {
             LlamaEvent::Log { instance, lines } => Self::LlamaLog { instance, lines },
             LlamaEvent::ChatDelta(delta) => Self::LlamaChatDelta(delta),
             LlamaEvent::ChatDone { instance, outcome } => Self::LlamaChatDone { instance, outcome },
+            LlamaEvent::Slots(report) => Self::LlamaSlots(report),
         }
     }
 }

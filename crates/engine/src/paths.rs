@@ -80,6 +80,11 @@ impl DataLayout {
     pub fn image_work(&self) -> PathBuf {
         self.state().join("images-work")
     }
+    /// Conversations (llama-server slots' KV caches) kept across a pause: private
+    /// to this user, created at the first start that saves one.
+    pub fn kv_cache(&self) -> PathBuf {
+        self.root.join("kv-cache")
+    }
     /// Images the person chose to keep (created on the first save).
     pub fn gallery(&self) -> PathBuf {
         self.root.join("gallery")

@@ -98,6 +98,15 @@ pub struct Settings {
     /// fits and still reaches it.
     #[serde(default = "default_usable_tokens_per_second")]
     pub usable_tokens_per_second: u16,
+    /// Keep conversations across a pause: before an LLM stops for an image, an
+    /// unload or a restart, each slot's KV cache is saved, and read back when the
+    /// same model and configuration start again, so the next turn does not read
+    /// the whole conversation again. On by default.
+    #[serde(default = "default_keep_conversations")]
+    pub keep_conversations: bool,
+    /// MiB the saved conversations may take on disk (the oldest go first).
+    #[serde(default = "default_kv_cache_budget_mib")]
+    pub kv_cache_budget_mib: u32,
     /// Web apps (`scheme://host[:port]`) whose pages may use the LLM endpoints and
     /// the image API from the person's browser. Pages of this machine
     /// (`http://localhost:…`) always may; every other page is refused.
@@ -127,6 +136,12 @@ fn default_close_to_tray() -> bool {
 }
 fn default_restore_llm_servers() -> bool {
     true
+}
+fn default_keep_conversations() -> bool {
+    true
+}
+fn default_kv_cache_budget_mib() -> u32 {
+    u32::try_from(crate::llama::DEFAULT_SLOT_BUDGET_BYTES >> 20).unwrap_or(u32::MAX)
 }
 fn default_offload_threshold() -> u8 {
     75
@@ -169,11 +184,16 @@ impl Default for Settings {
             offload_threshold: default_offload_threshold(),
             drain_seconds: default_drain_seconds(),
             usable_tokens_per_second: default_usable_tokens_per_second(),
+            keep_conversations: default_keep_conversations(),
+            kv_cache_budget_mib: default_kv_cache_budget_mib(),
             allowed_origins: Vec::new(),
             first_run_done: false,
         }
     }
 }
+
+/// From 64 MiB (a short conversation of a small model) to 1 TiB.
+pub const KV_CACHE_BUDGET_MIB_RANGE: std::ops::RangeInclusive<u32> = 64..=1_048_576;
 
 /// Ports below this need administrator rights on Linux and macOS.
 const FIRST_UNPRIVILEGED_PORT: u16 = 1024;
@@ -248,6 +268,17 @@ impl Settings {
                     self.usable_tokens_per_second,
                     USABLE_TOKENS_PER_SECOND_RANGE.start(),
                     USABLE_TOKENS_PER_SECOND_RANGE.end()
+                ),
+            });
+        }
+        if !KV_CACHE_BUDGET_MIB_RANGE.contains(&self.kv_cache_budget_mib) {
+            return Err(EngineError::InvalidSetting {
+                field: "kv_cache_budget_mib",
+                problem: format!(
+                    "{} MiB is outside {} to {} MiB",
+                    self.kv_cache_budget_mib,
+                    KV_CACHE_BUDGET_MIB_RANGE.start(),
+                    KV_CACHE_BUDGET_MIB_RANGE.end()
                 ),
             });
         }
@@ -365,6 +396,8 @@ mod tests {
                 "gpu_shortfall",
                 "hub_url",
                 "image_port",
+                "keep_conversations",
+                "kv_cache_budget_mib",
                 "llama_server_path",
                 "model_idle_minutes",
                 "offload_threshold",

@@ -29,6 +29,9 @@ pub struct LaunchPlan {
     /// the model file's path, which clients of the endpoint do not know and
     /// should not see.
     pub aliases: Vec<String>,
+    /// Where `POST /slots/{id}?action=save|restore` keeps its files (see
+    /// `saved_slots`); `None` leaves slot saving off.
+    pub slot_save_path: Option<PathBuf>,
     pub extra_args: Vec<String>,
 }
 
@@ -87,6 +90,9 @@ impl LaunchPlan {
         args.value("-lv", LOG_VERBOSITY);
         args.switch("--metrics");
         args.switch("--slots");
+        if let Some(folder) = &self.slot_save_path {
+            args.value("--slot-save-path", folder.to_string_lossy());
+        }
         if self.reasoning {
             args.switch("--jinja");
             args.value("--reasoning-format", "deepseek");
@@ -175,6 +181,7 @@ mod tests {
             api_key_file: Some("/state/a.key".into()),
             reasoning: true,
             aliases: vec!["qwen".into(), "chat".into()],
+            slot_save_path: None,
             extra_args: vec!["--temp".into(), "0.3".into()],
         }
     }

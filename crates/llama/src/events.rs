@@ -1,6 +1,6 @@
 //! What the instances announce; the engine wraps each into its `EngineEvent`.
 
-use crate::{ChatDelta, ChatOutcome, InstanceStatus, LogLine, StateChange};
+use crate::{ChatDelta, ChatOutcome, InstanceStatus, LogLine, SlotsReport, StateChange};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum LlamaEvent {
@@ -20,4 +20,6 @@ pub enum LlamaEvent {
         instance: String,
         outcome: ChatOutcome,
     },
+    /// An instance's conversations were saved before a stop, or restored after.
+    Slots(SlotsReport),
 }

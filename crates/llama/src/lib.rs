@@ -8,7 +8,8 @@
 //! Files: `state/instances.json` (instances and whether they ran),
 //! `state/llama-<name>.pid.json` (running servers, for leftovers),
 //! `state/llama-<name>.key` (an API key, readable by the user only),
-//! `logs/<name>/llama-server.log` (+ `.1` … `.K`).
+//! `logs/<name>/llama-server.log` (+ `.1` … `.K`),
+//! `kv-cache/<name>/<fingerprint>/slot-<id>.bin` (conversations kept across a stop).
 
 mod args;
 mod chat;
@@ -28,6 +29,7 @@ mod policy;
 mod ports;
 mod reasoning;
 mod request_text;
+mod saved_slots;
 mod service_state;
 mod spec;
 mod state;
@@ -49,6 +51,10 @@ pub use ownership::{Owner, OwnerKind};
 pub use plan::{plan_memory, Memory};
 pub use policy::{HealthPolicy, LogPolicy, RestartPolicy, SupervisionPolicy};
 pub use reasoning::is_reasoning_model;
+pub use saved_slots::{
+    SavedSlotsUsage, SlotAction, SlotSavePolicy, SlotsReport,
+    DEFAULT_BUDGET_BYTES as DEFAULT_SLOT_BUDGET_BYTES,
+};
 pub use service_state::llm_service_state;
 pub use spec::{is_valid_name, InstanceSpec, ReasoningChoice, LOOPBACK};
 pub use state::{InstancePreview, InstanceState, InstanceStatus, RunningConfig, StateChange};

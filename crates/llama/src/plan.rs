@@ -184,6 +184,7 @@ pub async fn resolve(spec: &InstanceSpec, inputs: Inputs<'_>) -> Result<Resolved
         port: inputs.port,
         api_key_file,
         reasoning,
+        slot_save_path: None,
         extra_args: spec.extra_args.clone(),
     };
     Ok(Resolved {

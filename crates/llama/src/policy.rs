@@ -90,6 +90,8 @@ pub struct SupervisionPolicy {
     pub health: HealthPolicy,
     pub stop: StopPolicy,
     pub logs: LogPolicy,
+    /// Conversations kept across a stop (see `saved_slots`).
+    pub slots: crate::saved_slots::SlotSavePolicy,
 }
 
 /// When an instance was started lately, for the start limit and the backoff.

@@ -13,6 +13,7 @@ import type { JobSummary } from "./JobSummary";
 import type { LogLine } from "./LogLine";
 import type { OrchestratorEvent } from "./OrchestratorEvent";
 import type { Settings } from "./Settings";
+import type { SlotsReport } from "./SlotsReport";
 import type { StateChange } from "./StateChange";
 import type { SystemSample } from "./SystemSample";
 import type { Variant } from "./Variant";
@@ -20,4 +21,4 @@ import type { Variant } from "./Variant";
 /**
  * Everything the engine announces. Serialized as `{"type": "system_sample", ...}`.
  */
-export type EngineEvent = { "type": "system_sample" } & SystemSample | { "type": "settings_changed" } & Settings | { "type": "status_changed" } & EngineStatus | { "type": "download_changed" } & DownloadStatus | { "type": "models_changed", models: Array<InstalledModel>, } | { "type": "binary_log" } & BinaryLog | { "type": "binary_download", kind: BinaryKind, variant: Variant, file: string, bytes: number, total: number | null, } | { "type": "llama_state" } & StateChange | { "type": "llama_instances", instances: Array<InstanceStatus>, } | { "type": "llama_log", instance: string, lines: Array<LogLine>, } | { "type": "llama_chat_delta" } & ChatDelta | { "type": "llama_chat_done", instance: string, outcome: ChatOutcome, } | { "type": "image_job_changed" } & JobSummary | { "type": "image_server_changed", server: ImageServerInfo | null, } | { "type": "orchestrator" } & OrchestratorEvent | { "type": "shutting_down" } | { "type": "daemon_changed", daemon: AttachedDaemon | null, };
+export type EngineEvent = { "type": "system_sample" } & SystemSample | { "type": "settings_changed" } & Settings | { "type": "status_changed" } & EngineStatus | { "type": "download_changed" } & DownloadStatus | { "type": "models_changed", models: Array<InstalledModel>, } | { "type": "binary_log" } & BinaryLog | { "type": "binary_download", kind: BinaryKind, variant: Variant, file: string, bytes: number, total: number | null, } | { "type": "llama_state" } & StateChange | { "type": "llama_instances", instances: Array<InstanceStatus>, } | { "type": "llama_log", instance: string, lines: Array<LogLine>, } | { "type": "llama_chat_delta" } & ChatDelta | { "type": "llama_chat_done", instance: string, outcome: ChatOutcome, } | { "type": "llama_slots" } & SlotsReport | { "type": "image_job_changed" } & JobSummary | { "type": "image_server_changed", server: ImageServerInfo | null, } | { "type": "orchestrator" } & OrchestratorEvent | { "type": "shutting_down" } | { "type": "daemon_changed", daemon: AttachedDaemon | null, };

@@ -4,6 +4,7 @@ import type { InstanceUsage } from "./InstanceUsage";
 import type { NextImagePrediction } from "./NextImagePrediction";
 import type { OrchestratorPhase } from "./OrchestratorPhase";
 import type { OrchestratorPolicy } from "./OrchestratorPolicy";
+import type { SavedSlotsUsage } from "./SavedSlotsUsage";
 import type { SavedState } from "./SavedState";
 
 export type OrchestratorStatus = { phase: OrchestratorPhase, policy: OrchestratorPolicy, saved: SavedState | null, 
@@ -18,4 +19,8 @@ next_image: NextImagePrediction | null,
 /**
  * Each instance's stable endpoint: requests held for it, answered, refused.
  */
-endpoints: Array<EndpointStatus>, };
+endpoints: Array<EndpointStatus>, 
+/**
+ * Conversations saved across pauses, on disk.
+ */
+saved_slots: SavedSlotsUsage, };

@@ -93,6 +93,17 @@ drain_seconds: number,
  */
 usable_tokens_per_second: number, 
 /**
+ * Keep conversations across a pause: before an LLM stops for an image, an
+ * unload or a restart, each slot's KV cache is saved, and read back when the
+ * same model and configuration start again, so the next turn does not read
+ * the whole conversation again. On by default.
+ */
+keep_conversations: boolean, 
+/**
+ * MiB the saved conversations may take on disk (the oldest go first).
+ */
+kv_cache_budget_mib: number, 
+/**
  * Web apps (`scheme://host[:port]`) whose pages may use the LLM endpoints and
  * the image API from the person's browser. Pages of this machine
  * (`http://localhost:…`) always may; every other page is refused.

@@ -20,7 +20,18 @@ impl Engine {
                 owner,
             });
         }
-        self.models().delete(id)
+        self.models().delete(id)?;
+        let forgotten = self
+            .llama()
+            .forget_saved_slots_of_model(&self.models().model_dir(id));
+        if forgotten > 0 {
+            tracing::info!(
+                model = id,
+                folders = forgotten,
+                "deleted the model's saved conversations"
+            );
+        }
+        Ok(())
     }
 
     /// The first server found using model `id`: its instance name and who runs it.

@@ -8,7 +8,7 @@ use super::Engine;
 use crate::diffusion::ImageServerInfo;
 use crate::errors::Result;
 use crate::estimate::diffusion::DiffusionEstimate;
-use crate::llama::{EndpointActivity, InstanceStatus};
+use crate::llama::{EndpointActivity, InstanceStatus, SavedSlotsUsage};
 use crate::orchestrator::{
     InstanceUsage, OffloadPrediction, OrchestratorPhase, OrchestratorPolicy, SavedState,
 };
@@ -40,6 +40,8 @@ pub struct OrchestratorStatus {
     pub next_image: Option<NextImagePrediction>,
     /// Each instance's stable endpoint: requests held for it, answered, refused.
     pub endpoints: Vec<EndpointStatus>,
+    /// Conversations saved across pauses, on disk.
+    pub saved_slots: SavedSlotsUsage,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -90,6 +92,7 @@ impl Engine {
             llm: orchestrator.llm_usage(),
             next_image: self.next_image_prediction(),
             endpoints: self.endpoint_statuses(),
+            saved_slots: self.llama().saved_slots_usage(),
         }
     }
 

@@ -44,6 +44,7 @@ impl Engine {
         let restart_required = next_data_dir != self.inner.layout.root();
         apply_binaries_mirror(&self.inner.binaries, &settings);
         apply_orchestrator_settings(&self.inner.orchestrator, &settings);
+        apply_slot_saving(self.llama(), &settings);
         super::router::apply_router_settings(&self.inner.router, &settings);
         self.allowed_origins().set(&settings.allowed_origins);
         let endpoint_moved = {
@@ -73,6 +74,14 @@ pub(super) fn apply_orchestrator_settings(orchestrator: &Orchestrator, settings:
         drain_ms: u64::from(settings.drain_seconds) * 1000,
         ..orchestrator.policy()
     });
+}
+
+/// `keep_conversations` and `kv_cache_budget_mib` become the manager's slot saving.
+pub(super) fn apply_slot_saving(llama: &crate::llama::LlamaManager, settings: &Settings) {
+    llama.set_slot_saving(
+        settings.keep_conversations,
+        u64::from(settings.kv_cache_budget_mib) << 20,
+    );
 }
 
 /// Settings own the download base: a mirror when one is set, else GitHub (so clearing

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use switchyard_engine::clock::SystemClock;
 use switchyard_engine::llama::{
-    HealthPolicy, InstanceSpec, InstanceState, LogPolicy, RestartPolicy, StateChange, StopPolicy,
-    SupervisionPolicy,
+    HealthPolicy, InstanceSpec, InstanceState, LogPolicy, RestartPolicy, SlotSavePolicy,
+    StateChange, StopPolicy, SupervisionPolicy,
 };
 use switchyard_engine::settings::Settings;
 use switchyard_engine::{Engine, EngineDeps, EngineEvent};
@@ -46,6 +46,7 @@ pub fn fast_policy() -> SupervisionPolicy {
             ..StopPolicy::default()
         },
         logs: LogPolicy::default(),
+        slots: SlotSavePolicy::default(),
     }
 }
 

@@ -267,10 +267,14 @@ impl LlamaManager {
             .collect();
         switchyard_base::secrets::write_lines(&key_file, &keys)?;
         plan.api_key_file = Some(key_file);
+        let slot_folder = self.slot_folder(spec, &facts, &plan);
+        plan.slot_save_path = slot_folder.as_ref().map(|folder| folder.path.clone());
         self.shared
             .endpoints
-            .set_server_key(&spec.name, spec.api_key.is_none().then_some(own_key));
+            .set_server_key(&spec.name, spec.api_key.is_none().then(|| own_key.clone()));
         Ok(Launch {
+            server_key: own_key,
+            slot_folder,
             name: spec.name.clone(),
             plan,
             flags: facts.flags,
@@ -280,6 +284,27 @@ impl LlamaManager {
             estimate: resolved.estimate,
             notes: resolved.notes,
         })
+    }
+
+    /// The folder this launch keeps its conversations in across stops, when
+    /// saving is on and the binary can (a folder that cannot be made only turns
+    /// saving off for this run).
+    fn slot_folder(
+        &self,
+        spec: &InstanceSpec,
+        facts: &BinaryFacts,
+        plan: &crate::args::LaunchPlan,
+    ) -> Option<crate::saved_slots::SlotFolder> {
+        if !self.policy().slots.enabled || !facts.flags.knows("--slot-save-path") {
+            return None;
+        }
+        match self.shared.slot_store().prepare(&spec.name, plan) {
+            Ok(folder) => Some(folder),
+            Err(error) => {
+                tracing::warn!(instance = spec.name, %error, "cannot prepare the folder for saved conversations: this run keeps none");
+                None
+            }
+        }
     }
 
     async fn binary_facts(&self, binary: &Path) -> BinaryFacts {
@@ -302,24 +327,35 @@ impl LlamaManager {
     /// Stops the instance (SIGTERM, a second SIGTERM, SIGKILL, each after its
     /// deadline) and returns once the process is gone and its port free.
     pub async fn stop(&self, name: &str) -> Result<InstanceStatus> {
-        self.end_run(name, false, CutReason::Stopping).await
+        self.end_run(name, false, CutReason::Stopping, false).await
     }
 
-    /// Stops the server like [`Self::stop`] but keeps the person's intent to run it:
-    /// the orchestrator pauses it for an image, and an app closed meanwhile starts
-    /// it again at the next launch.
+    /// Stops the server like [`Self::stop`], saving its conversations first so
+    /// that the next start with the same configuration has them: the router
+    /// unloads a model this way (to make room, or idle).
+    pub async fn unload(&self, name: &str) -> Result<InstanceStatus> {
+        self.end_run(name, false, CutReason::Stopping, true).await
+    }
+
+    /// Stops the server like [`Self::unload`] but keeps the person's intent to run
+    /// it: the orchestrator pauses it for an image, and an app closed meanwhile
+    /// starts it again at the next launch.
     pub async fn pause(&self, name: &str) -> Result<InstanceStatus> {
-        self.end_run(name, true, CutReason::PausedForImage).await
+        self.end_run(name, true, CutReason::PausedForImage, true)
+            .await
     }
 
     /// Ends the running server. Requests still being answered are cut first (see
     /// `Endpoints::cut`): llama-server then has nothing to finish and ends on the
     /// first SIGTERM at once, instead of after the deadline for a second one.
+    /// With `save_slots`, its conversations are saved before the signal (within
+    /// the save deadline, which the stop's deadline here makes room for).
     async fn end_run(
         &self,
         name: &str,
         keep_intent: bool,
         cut: CutReason,
+        save_slots: bool,
     ) -> Result<InstanceStatus> {
         let run = {
             let mut instances = lock(&self.shared.instances);
@@ -335,9 +371,16 @@ impl LlamaManager {
         if let Some(run) = run {
             let endpoints = &self.shared.endpoints;
             endpoints.cut(name, cut);
-            run.cancel.stop(endpoints.answers_were_cut(name));
-            let stop = self.policy().stop;
-            let deadline = stop.graceful + stop.after_second_term + STOP_SLACK;
+            run.cancel
+                .stop(endpoints.answers_were_cut(name), save_slots);
+            let policy = self.policy();
+            let stop = policy.stop;
+            let saving = if save_slots {
+                policy.slots.save_deadline
+            } else {
+                Duration::ZERO
+            };
+            let deadline = saving + stop.graceful + stop.after_second_term + STOP_SLACK;
             let Run {
                 mut task,
                 _ownership: claim,
@@ -370,7 +413,8 @@ impl LlamaManager {
         let endpoints = &self.shared.endpoints;
         endpoints.hold(name, "the server is restarting");
         let restarted = async {
-            self.end_run(name, false, CutReason::Restarting).await?;
+            self.end_run(name, false, CutReason::Restarting, true)
+                .await?;
             self.start(name).await
         }
         .await;
@@ -386,7 +430,7 @@ impl LlamaManager {
         self.shared.closing.store(true, Ordering::SeqCst);
         let names: Vec<String> = lock(&self.shared.instances).keys().cloned().collect();
         for name in names {
-            let _ = self.end_run(&name, true, CutReason::Closing).await;
+            let _ = self.end_run(&name, true, CutReason::Closing, false).await;
         }
         self.shared.endpoints.close_all().await;
         self.shared.persist();

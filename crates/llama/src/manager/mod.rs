@@ -24,6 +24,7 @@ use super::spec::InstanceSpec;
 use super::state::{InstanceState, InstanceStatus, StateChange};
 use super::store::{self, StoredInstance, StoredInstances};
 use crate::llm_service_state;
+use crate::saved_slots::{SavedSlotsUsage, SlotStore, SlotsReport};
 use crate::LlamaEvent;
 use supervisor::{supervise, Launch, StopSignal};
 use switchyard_base::clock::Clock;
@@ -103,6 +104,9 @@ pub struct Shared {
     owner_kind: RwLock<OwnerKind>,
     /// Where the instances are kept (`instances.json`, the window's, by default).
     store_file: RwLock<PathBuf>,
+    /// Where conversations are kept across stops (`<state>/kv-cache` until the
+    /// engine names its data folder's).
+    slot_store: RwLock<SlotStore>,
 }
 
 /// A binary is probed again when it changes.
@@ -172,6 +176,33 @@ impl Shared {
         let instances = lock(&self.instances);
         let state = llm_service_state(instances.values().map(|instance| instance.status.state));
         self.status.set(ServiceKind::Llm, state);
+    }
+
+    /// Announces a save or restore of slots that did something, and keeps the
+    /// folder within its budget after a save.
+    pub(crate) fn report_slots(&self, mut report: SlotsReport) {
+        if report.action == crate::saved_slots::SlotAction::Save {
+            let budget = self.policy().slots.budget_bytes;
+            report.evicted_files = read(&self.slot_store).enforce_budget(budget);
+        }
+        if report.is_empty() {
+            return;
+        }
+        tracing::info!(
+            instance = report.instance,
+            action = ?report.action,
+            slots = report.slots,
+            tokens = report.tokens,
+            bytes = report.bytes,
+            elapsed_ms = report.elapsed_ms,
+            problems = ?report.problems,
+            "conversations (KV cache)"
+        );
+        self.events.emit(LlamaEvent::Slots(report));
+    }
+
+    pub(crate) fn slot_store(&self) -> SlotStore {
+        read(&self.slot_store).clone()
     }
 
     pub(crate) fn update(&self, name: &str, change: impl FnOnce(&mut InstanceStatus)) {
@@ -321,6 +352,7 @@ impl LlamaManager {
             endpoints: Endpoints::new(),
             owner_kind: RwLock::new(OwnerKind::default()),
             store_file: RwLock::new(store_file),
+            slot_store: RwLock::new(SlotStore::new(state_dir.join("kv-cache"))),
         };
         Opened {
             manager: Self {
@@ -407,6 +439,47 @@ impl LlamaManager {
 
     pub fn policy(&self) -> SupervisionPolicy {
         self.shared.policy()
+    }
+
+    /// Keeps conversations across stops in `folder` from the next start on.
+    pub fn set_slot_folder(&self, folder: PathBuf) {
+        *write(&self.shared.slot_store) = SlotStore::new(folder);
+    }
+
+    /// Turns saving conversations across stops on or off, and bounds their folder
+    /// (the oldest files go at the next save). Turning it off deletes the saved
+    /// ones: a person who does not want them kept does not want them on disk.
+    pub fn set_slot_saving(&self, enabled: bool, budget_bytes: u64) {
+        {
+            let mut policy = write(&self.shared.policy);
+            policy.slots.enabled = enabled;
+            policy.slots.budget_bytes = budget_bytes;
+        }
+        if !enabled {
+            self.shared.slot_store().clear();
+        }
+    }
+
+    /// The saved conversations on disk.
+    pub fn saved_slots_usage(&self) -> SavedSlotsUsage {
+        let store = read(&self.shared.slot_store).clone();
+        let (bytes, files) = store.usage();
+        let policy = self.policy().slots;
+        SavedSlotsUsage {
+            enabled: policy.enabled,
+            folder: store.root().display().to_string(),
+            bytes,
+            files,
+            budget_bytes: policy.budget_bytes,
+        }
+    }
+
+    /// Deletes the conversations saved for the model file at or under
+    /// `model_path` (it was deleted: they could never be restored).
+    pub fn forget_saved_slots_of_model(&self, model_path: &Path) -> u32 {
+        read(&self.shared.slot_store)
+            .clone()
+            .forget_model(model_path)
     }
 
     pub fn list(&self) -> Vec<InstanceStatus> {
@@ -496,6 +569,7 @@ impl LlamaManager {
     pub async fn remove(&self, name: &str) -> Result<()> {
         self.stop(name).await?;
         lock(&self.shared.instances).remove(name);
+        read(&self.shared.slot_store).forget_instance(name);
         self.shared.endpoints.remove(name);
         let _ = std::fs::remove_file(api_key_path(&self.shared.state_dir, name));
         self.shared.persist();

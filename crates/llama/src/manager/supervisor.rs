@@ -16,6 +16,7 @@ use crate::flags::SupportedFlags;
 use crate::output::{pump, OutputSink};
 use crate::policy::{StartHistory, StopPolicy};
 use crate::ports;
+use crate::saved_slots::{restore_slots, save_slots, ServerAccess, SlotFolder};
 use crate::state::{InstanceState, RunningConfig};
 use switchyard_base::errors::{EngineError, Result};
 use switchyard_estimate::{parse_llama_log, Backend, LlamaEstimate};
@@ -48,6 +49,10 @@ pub struct Launch {
     pub backend: Backend,
     pub estimate: Option<LlamaEstimate>,
     pub notes: Vec<String>,
+    /// The key Switchyard's own calls to the server's port send.
+    pub server_key: String,
+    /// Where this run's conversations are saved and restored from (`None`: not).
+    pub slot_folder: Option<SlotFolder>,
 }
 
 /// How one run of the server ended.
@@ -74,12 +79,20 @@ pub struct StopSignal {
     /// The endpoint cut the answers under way: the server has nothing left to
     /// finish, so the second SIGTERM (which ends it at once) need not wait.
     answers_cut: Arc<AtomicBool>,
+    /// Its conversations are saved before the signal (a pause, an unload, a
+    /// restart), not dropped (a stop, the app closing).
+    save_slots: Arc<AtomicBool>,
 }
 
 impl StopSignal {
-    pub fn stop(&self, answers_cut: bool) {
+    pub fn stop(&self, answers_cut: bool, save_slots: bool) {
         self.answers_cut.store(answers_cut, Ordering::SeqCst);
+        self.save_slots.store(save_slots, Ordering::SeqCst);
         self.token.cancel();
+    }
+
+    fn wants_slots_saved(&self) -> bool {
+        self.save_slots.load(Ordering::SeqCst)
     }
 
     async fn cancelled(&self) {
@@ -358,6 +371,9 @@ async fn run_once(
             biased;
             () = cancel.cancelled() => {
                 shared.transition(&name, InstanceState::Stopping, "stop requested", None, |_| {});
+                if cancel.wants_slots_saved() && matches!(phase, InstanceState::Healthy | InstanceState::Unhealthy) {
+                    save_conversations(shared, launch, &base).await;
+                }
                 let (outcome, status) = stop_child(&mut child, &cancel.policy(&policy.stop)).await;
                 sink.note(&format!("stopped: {}", describe_exit(status)));
                 drain(readers).await;
@@ -390,6 +406,9 @@ async fn run_once(
                             };
                             if matches!(phase, InstanceState::Starting | InstanceState::Loading) {
                                 calibrate(shared, launch, &sink, pid);
+                                // Before the held requests are let through: the first
+                                // finds its conversation's prefix already there.
+                                restore_conversations(shared, launch, &base).await;
                             }
                             phase = InstanceState::Healthy;
                             shared.transition(&name, phase, &reason, None, |_| {});
@@ -495,6 +514,39 @@ async fn probe(shared: &Shared, base: &str, timeout: Duration) -> Probe {
         Ok(503) => Probe::Loading,
         _ => Probe::Down,
     }
+}
+
+/// Saves the slots of a server about to stop, within the save deadline (a slow or
+/// failing save is reported and the stop goes on).
+async fn save_conversations(shared: &Shared, launch: &Launch, base: &str) {
+    let policy = shared.policy().slots;
+    let (Some(folder), true) = (&launch.slot_folder, policy.enabled) else {
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + policy.save_deadline;
+    let access = ServerAccess {
+        http: &shared.http,
+        base,
+        key: &launch.server_key,
+    };
+    let report = save_slots(access, &launch.name, folder, deadline).await;
+    shared.report_slots(report);
+}
+
+/// Reads the slots saved by an earlier run of the same configuration back into
+/// a server that has just become ready.
+async fn restore_conversations(shared: &Shared, launch: &Launch, base: &str) {
+    let Some(folder) = &launch.slot_folder else {
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + shared.policy().slots.restore_deadline;
+    let access = ServerAccess {
+        http: &shared.http,
+        base,
+        key: &launch.server_key,
+    };
+    let report = restore_slots(access, &launch.name, folder, deadline).await;
+    shared.report_slots(report);
 }
 
 /// Hands what llama-server reported at load to the estimator's calibration.

@@ -180,7 +180,7 @@ impl Router {
             });
         }
         let before = self.shared.llama.status(instance).ok();
-        let stopped = self.shared.llama.stop(instance).await;
+        let stopped = self.shared.llama.unload(instance).await;
         {
             let mut slots = lock(&self.shared.slots);
             let slot: &mut Slot = slots.entry(instance.to_owned()).or_default();
