@@ -158,6 +158,8 @@ export function fakeSettings(theme: Settings['theme'] = 'system'): Settings {
     restore_llm_servers: true,
     offload_threshold: 75,
     drain_seconds: 30,
+    keep_conversations: true,
+    kv_cache_budget_mib: 4096,
     usable_tokens_per_second: 10,
     allowed_origins: [],
     first_run_done: true,

@@ -611,6 +611,13 @@ export function installMock(): void {
             llm: [],
             next_image: null,
             endpoints: [],
+            saved_slots: {
+              enabled: settings.keep_conversations,
+              folder: '~/.local/share/switchyard/kv-cache',
+              bytes: 43_253_760,
+              files: 3,
+              budget_bytes: settings.kv_cache_budget_mib * 1024 * 1024,
+            },
           };
         case 'image_server_status':
           return imageServer && {

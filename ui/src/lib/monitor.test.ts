@@ -32,6 +32,32 @@ describe('monitor log', () => {
     expect(failed?.text).toBe('Could not load huge: needs 40 GiB, 12 GiB free');
   });
 
+  it('logs conversations saved before a stop and restored after, with what failed', () => {
+    const MIB = 2 ** 20;
+    const saved = logEntryOf(
+      { type: 'llama_slots', instance: 'chat', action: 'save', slots: 3, tokens: 6120, bytes: 41 * MIB, elapsed_ms: 120, problems: [], evicted_files: 0 },
+      1,
+      5,
+    );
+    expect(saved).toMatchObject({ kind: 'llm_slots_saved', level: 'ok', source: 'llm' });
+    expect(saved?.text).toBe('LLM chat: saved 3 conversation(s) (6120 tokens, 41 MiB) in 120 ms');
+    const restored = logEntryOf(
+      { type: 'llama_slots', instance: 'chat', action: 'restore', slots: 1, tokens: 2040, bytes: 14 * MIB, elapsed_ms: 35, problems: ['slot 1: llama-server answered 400: Unable to restore slot'], evicted_files: 0 },
+      2,
+      6,
+    );
+    expect(restored).toMatchObject({ kind: 'llm_slots_restored', level: 'warn' });
+    expect(restored?.text).toBe(
+      'LLM chat: restored 1 conversation(s) (2040 tokens, 14 MiB) in 35 ms; not restored: slot 1: llama-server answered 400: Unable to restore slot',
+    );
+    const trimmed = logEntryOf(
+      { type: 'llama_slots', instance: 'chat', action: 'save', slots: 0, tokens: 0, bytes: 0, elapsed_ms: 3, problems: [], evicted_files: 2 },
+      3,
+      7,
+    );
+    expect(trimmed?.text).toBe('LLM chat: saved no conversation; 2 older file(s) deleted for the disk budget');
+  });
+
   it('logs orchestrator events with their level', () => {
     const offloaded = logEntryOf(
       { type: 'orchestrator', kind: 'offloaded', instances: ['default'], reason: 'too big', drain_ms: 1200, cut_requests: 0, stop_ms: 21 },

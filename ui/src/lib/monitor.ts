@@ -1,7 +1,7 @@
 // The Resource Monitor's event log: which engine events it keeps, and their words.
 import type { EngineEvent } from '../bindings/EngineEvent';
 import type { OrchestratorPhase } from '../bindings/OrchestratorPhase';
-import { formatMemory } from './format';
+import { formatBytes, formatMemory } from './format';
 
 /** How many log lines the monitor keeps. */
 export const LOG_CAPACITY = 300;
@@ -72,6 +72,23 @@ export function logEntryOf(event: EngineEvent, seq: number, now: number): Monito
           return { ...base, level: 'error', text: `Could not load ${event.instance}: ${event.error.message}` };
       }
       return null;
+    }
+    case 'llama_slots': {
+      const saving = event.action === 'save';
+      const problems = event.problems.length > 0 ? `; not ${saving ? 'saved' : 'restored'}: ${event.problems.join('; ')}` : '';
+      const evicted = event.evicted_files > 0 ? `; ${event.evicted_files} older file(s) deleted for the disk budget` : '';
+      const done =
+        event.slots > 0
+          ? `${saving ? 'saved' : 'restored'} ${event.slots} conversation(s) (${event.tokens} tokens, ${formatBytes(event.bytes)}) in ${event.elapsed_ms} ms`
+          : `${saving ? 'saved' : 'restored'} no conversation`;
+      return {
+        seq,
+        at_ms: now,
+        source: 'llm',
+        kind: saving ? 'llm_slots_saved' : 'llm_slots_restored',
+        level: event.problems.length > 0 ? 'warn' : 'ok',
+        text: `LLM ${event.instance}: ${done}${problems}${evicted}`,
+      };
     }
     case 'llama_state': {
       const level: LogLevel =

@@ -100,6 +100,22 @@ describe('SettingsDialog', () => {
     expect(sent[0]).toEqual({ ...fakeSettings(), usable_tokens_per_second: 20 });
   });
 
+  it('saves whether conversations are kept across a pause, and their disk budget', async () => {
+    const { sent } = setup((next) => ({ settings: next, restart_required: false }));
+    expect((screen.getByTestId('settings-keep-conversations') as HTMLInputElement).checked).toBe(true);
+    expect(input('Disk for saved conversations (MiB)').value).toBe('4096');
+    await fireEvent.input(input('Disk for saved conversations (MiB)'), { target: { value: '8192' } });
+    await fireEvent.click(screen.getByTestId('settings-save'));
+    await waitFor(() => expect(sent).toHaveLength(1));
+    expect(sent[0]).toEqual({ ...fakeSettings(), kv_cache_budget_mib: 8192 });
+
+    await fireEvent.click(screen.getByTestId('settings-keep-conversations'));
+    expect(input('Disk for saved conversations (MiB)').disabled).toBe(true);
+    await fireEvent.click(screen.getByTestId('settings-save'));
+    await waitFor(() => expect(sent).toHaveLength(2));
+    expect(sent[1]).toMatchObject({ keep_conversations: false });
+  });
+
   it('saves the endpoint’s idle time, GPU rule and network choice with the rest', async () => {
     const { sent } = setup((next) => ({ settings: next, restart_required: false }));
     expect(input('Unload idle models after (min)').value).toBe('15');

@@ -19,6 +19,7 @@ function orchestrator(llm: OrchestratorStatus['llm']): OrchestratorStatus {
         activity: { held: 3, in_flight: 1, forwarded: 12, refused: 0 },
       },
     ],
+    saved_slots: { enabled: true, folder: '/data/kv-cache', bytes: 0, files: 0, budget_bytes: 4 * 2 ** 30 },
   };
 }
 
