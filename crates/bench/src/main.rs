@@ -9,6 +9,7 @@ mod cli;
 mod estimator;
 mod idle;
 mod images;
+mod kv_restore;
 mod llama;
 mod orchestrator;
 mod proc_stats;
@@ -69,6 +70,10 @@ const SUITES: &[(&str, &str)] = &[
         "the Switchyard endpoint vs the same by hand: cold request → first token, warm p99 (4 clients), swap with a one-model budget",
     ),
     (
+        "kv-restore",
+        "the next turn of a 4,000-token conversation after an image: warm vs saved-and-restored vs read again (real llama-server and sd-cli)",
+    ),
+    (
         "cli",
         "switchyard ps through a running daemon vs curl on the same route [--cli PATH]",
     ),
@@ -105,6 +110,7 @@ fn main() -> Result<()> {
         "offload" => orchestrator::offload(),
         "proxy" => orchestrator::proxy(),
         "router" => router::run(),
+        "kv-restore" => kv_restore::run(),
         "--help" | "-h" | "help" => {
             print_usage();
             Ok(())

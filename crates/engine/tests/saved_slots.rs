@@ -268,9 +268,15 @@ async fn a_save_that_fails_still_restarts_and_the_turn_is_read_again() {
     let mut setup = setup(|_| {}).await;
     let endpoint = setup.endpoint("chat");
     let (first, second) = first_turn(&endpoint, 2, 1500).await;
-    // The folder vanishes under the server (a cleaned disk): llama-server cannot
-    // write there.
-    std::fs::remove_dir_all(setup.kv_cache()).unwrap();
+    // A directory where llama-server writes the save: it cannot (its own
+    // "Unable to save slot"), whoever runs it, root included.
+    let folder = std::fs::read_dir(setup.kv_cache().join("chat"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::create_dir(folder.join("slot-0.partial")).unwrap();
 
     setup.engine.llama().restart("chat").await.unwrap();
     let saved = next_report(&mut setup.events, SlotAction::Save).await;
@@ -279,7 +285,7 @@ async fn a_save_that_fails_still_restarts_and_the_turn_is_read_again() {
         saved
             .problems
             .iter()
-            .any(|problem| problem.contains("slot 0")),
+            .any(|problem| problem.contains("slot 0") && problem.contains("Unable to save slot")),
         "the failure is told: {saved:?}"
     );
     let after = turn(&endpoint, &second).await;
@@ -390,6 +396,14 @@ async fn an_unloaded_model_finds_its_conversation_when_loaded_again() {
     let after_off = turn(&endpoint, &second).await;
     assert!(after_off.cached_tokens < 100, "{after_off:?}");
     assert_eq!(setup.engine.orchestrator_status().saved_slots.files, 0);
+
+    // On again: it applies to the server already running.
+    let mut settings = setup.engine.settings();
+    settings.keep_conversations = true;
+    setup.engine.update_settings(settings).unwrap();
+    setup.engine.llama().restart("chat").await.unwrap();
+    let saved = next_report(&mut setup.events, SlotAction::Save).await;
+    assert_eq!((saved.slots, saved.problems.len()), (1, 0), "{saved:?}");
 }
 
 #[test]

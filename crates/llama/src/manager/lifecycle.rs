@@ -286,16 +286,17 @@ impl LlamaManager {
         })
     }
 
-    /// The folder this launch keeps its conversations in across stops, when
-    /// saving is on and the binary can (a folder that cannot be made only turns
-    /// saving off for this run).
+    /// The folder this launch keeps its conversations in across stops, when the
+    /// binary can save them: given even while saving is off, so that turning it
+    /// on applies to the servers already running (a folder that cannot be made
+    /// only turns saving off for this run).
     fn slot_folder(
         &self,
         spec: &InstanceSpec,
         facts: &BinaryFacts,
         plan: &crate::args::LaunchPlan,
     ) -> Option<crate::saved_slots::SlotFolder> {
-        if !self.policy().slots.enabled || !facts.flags.knows("--slot-save-path") {
+        if !facts.flags.knows("--slot-save-path") {
             return None;
         }
         match self.shared.slot_store().prepare(&spec.name, plan) {

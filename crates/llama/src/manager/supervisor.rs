@@ -16,7 +16,9 @@ use crate::flags::SupportedFlags;
 use crate::output::{pump, OutputSink};
 use crate::policy::{StartHistory, StopPolicy};
 use crate::ports;
-use crate::saved_slots::{restore_slots, save_slots, ServerAccess, SlotFolder};
+use crate::saved_slots::{
+    restore_slots, save_slots, ServerAccess, SlotAction, SlotFolder, SlotsReport,
+};
 use crate::state::{InstanceState, RunningConfig};
 use switchyard_base::errors::{EngineError, Result};
 use switchyard_estimate::{parse_llama_log, Backend, LlamaEstimate};
@@ -523,6 +525,14 @@ async fn save_conversations(shared: &Shared, launch: &Launch, base: &str) {
     let (Some(folder), true) = (&launch.slot_folder, policy.enabled) else {
         return;
     };
+    if let Err(error) = folder.ensure() {
+        shared.report_slots(SlotsReport::failed(
+            &launch.name,
+            SlotAction::Save,
+            error.to_string(),
+        ));
+        return;
+    }
     let deadline = tokio::time::Instant::now() + policy.save_deadline;
     let access = ServerAccess {
         http: &shared.http,
@@ -536,10 +546,11 @@ async fn save_conversations(shared: &Shared, launch: &Launch, base: &str) {
 /// Reads the slots saved by an earlier run of the same configuration back into
 /// a server that has just become ready.
 async fn restore_conversations(shared: &Shared, launch: &Launch, base: &str) {
-    let Some(folder) = &launch.slot_folder else {
+    let policy = shared.policy().slots;
+    let (Some(folder), true) = (&launch.slot_folder, policy.enabled) else {
         return;
     };
-    let deadline = tokio::time::Instant::now() + shared.policy().slots.restore_deadline;
+    let deadline = tokio::time::Instant::now() + policy.restore_deadline;
     let access = ServerAccess {
         http: &shared.http,
         base,

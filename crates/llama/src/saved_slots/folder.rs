@@ -26,6 +26,8 @@ pub struct SlotStore {
 pub struct SlotFolder {
     pub path: PathBuf,
     pub fingerprint: String,
+    /// `config.json`'s content.
+    identity: Vec<u8>,
 }
 
 /// What a saved cache belongs to: the files and the cache's shape. Written beside
@@ -121,8 +123,13 @@ impl SlotStore {
         let identity = CacheIdentity::of(instance, plan);
         let fingerprint = identity.fingerprint(&plan.extra_args);
         let instance_dir = self.root.join(instance);
-        let path = instance_dir.join(&fingerprint);
-        create_private_dir(&path)?;
+        let folder = SlotFolder {
+            path: instance_dir.join(&fingerprint),
+            identity: serde_json::to_vec_pretty(&identity).unwrap_or_default(),
+            fingerprint,
+        };
+        folder.ensure()?;
+        let (path, fingerprint) = (&folder.path, &folder.fingerprint);
         for entry in std::fs::read_dir(&instance_dir)?.flatten() {
             if entry.file_name() != fingerprint.as_str() {
                 let old = entry.path();
@@ -130,7 +137,7 @@ impl SlotStore {
                 remove_path(&old);
             }
         }
-        for entry in std::fs::read_dir(&path)?.flatten() {
+        for entry in std::fs::read_dir(path)?.flatten() {
             if entry
                 .file_name()
                 .to_string_lossy()
@@ -139,8 +146,7 @@ impl SlotStore {
                 remove_path(&entry.path());
             }
         }
-        switchyard_base::fs_atomic::write_json_private(&path.join(CONFIG_FILE), &identity)?;
-        Ok(SlotFolder { path, fingerprint })
+        Ok(folder)
     }
 
     /// Deletes every saved cache.
@@ -230,6 +236,18 @@ struct SavedFile {
 }
 
 impl SlotFolder {
+    /// Makes the folder (the user's only) and its `config.json` again if they are
+    /// gone: saving was turned off meanwhile, which deleted them, or someone
+    /// cleaned the disk.
+    pub fn ensure(&self) -> std::io::Result<()> {
+        create_private_dir(&self.path)?;
+        let config = self.path.join(CONFIG_FILE);
+        if !config.exists() {
+            switchyard_base::fs_atomic::write_private(&config, &self.identity)?;
+        }
+        Ok(())
+    }
+
     /// The name llama-server writes a save to (it takes a bare file name in its
     /// `--slot-save-path`); renamed to [`Self::saved_path`] once complete.
     pub fn partial_name(id: u32) -> String {

@@ -100,6 +100,13 @@ impl SlotsReport {
         }
     }
 
+    /// A save or restore that could not begin.
+    pub(crate) fn failed(instance: &str, action: SlotAction, problem: String) -> Self {
+        let mut report = Self::new(instance, action);
+        report.problems.push(problem);
+        report
+    }
+
     /// Nothing to tell: no slot held tokens and nothing failed.
     pub fn is_empty(&self) -> bool {
         self.slots == 0 && self.problems.is_empty() && self.evicted_files == 0
