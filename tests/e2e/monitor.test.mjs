@@ -127,6 +127,16 @@ test('an image offloads the LLM and the Resource Monitor shows the offload and t
   await driver.wait(async () => /pause chat/.test(prediction = await textOf(driver, 'orchestrator-prediction')),
     DEADLINE_MS, () => `the prediction never said the chat would pause: "${prediction}"`);
 
+  // A conversation under way, as a program would hold it: its cache is saved before
+  // the offload and read back before the reload ends.
+  const [running] = await invoke(driver, 'list_instances', {});
+  const chat = await fetch(new URL('/v1/chat/completions', running.api_endpoint), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ messages: [{ role: 'user', content: 'Describe a switch yard. '.repeat(20) }], max_tokens: 4 }),
+  });
+  assert.equal(chat.status, 200, await chat.clone().text());
+
   // One 64×64 one-step image through the image API, as another program would send it.
   const created = await fetch(`http://127.0.0.1:${imagePort}/v1/images/generations`, {
     method: 'POST',
@@ -138,6 +148,10 @@ test('an image offloads the LLM and the Resource Monitor shows the offload and t
   await driver.wait(until.elementLocated(logLine('offloaded')), SD_DEADLINE_MS, 'the log never showed the offload');
   await driver.wait(until.elementLocated(logLine('image_complete')), SD_DEADLINE_MS, 'the image never finished');
   await driver.wait(until.elementLocated(logLine('reloaded')), SD_DEADLINE_MS, 'the log never showed the reload');
+  const saved = await driver.findElement(logLine('llm_slots_saved')).getText();
+  assert.match(saved, /saved 1 conversation\(s\) \(\d+ tokens/, saved);
+  const restored = await driver.findElement(logLine('llm_slots_restored')).getText();
+  assert.match(restored, /restored 1 conversation\(s\)/, restored);
   assert.ok((await driver.findElements(By.css('[data-testid="orchestrator-event"][data-kind="offloaded"]'))).length > 0);
   await driver.wait(async () => (await dataOf(driver, 'orchestrator-status', 'state')) === 'idle',
     DEADLINE_MS, 'the orchestrator never went back to idle');
@@ -145,6 +159,12 @@ test('an image offloads the LLM and the Resource Monitor shows the offload and t
   const health = await fetch(new URL('/health', instance.endpoint));
   assert.equal(health.status, 200, 'the LLM is back');
   await driver.wait(async () => (await dataOf(driver, 'monitor-llm-row', 'state')) === 'healthy', DEADLINE_MS);
+
+  // The debug panel tells the saved conversations' disk use.
+  await driver.executeScript('document.querySelector(\'[data-testid="monitor-debug"]\').open = true');
+  let disk = '';
+  await driver.wait(async () => /in 1 file\(s\) of 4\.0 GiB/.test(disk = await textOf(driver, 'monitor-debug-saved-slots')),
+    DEADLINE_MS, () => `the debug panel never showed the saved conversation: "${disk}"`);
 
   await driver.executeScript('window.scrollTo(0, 0)');
   await painted(driver);

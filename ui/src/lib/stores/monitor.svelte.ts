@@ -56,10 +56,12 @@ export class MonitorStore {
     switch (event.type) {
       case 'orchestrator':
       case 'llama_state':
+      case 'llama_slots':
       case 'image_server_changed':
       case 'image_job_changed':
       case 'system_sample':
-        // The prediction follows memory; the phase follows the orchestrator.
+        // The prediction follows memory; the phase follows the orchestrator; the
+        // saved conversations' disk use follows their saves.
         void this.refresh();
         break;
     }
