@@ -163,7 +163,7 @@ test('an image offloads the LLM and the Resource Monitor shows the offload and t
   // The debug panel tells the saved conversations' disk use.
   await driver.executeScript('document.querySelector(\'[data-testid="monitor-debug"]\').open = true');
   let disk = '';
-  await driver.wait(async () => /in 1 file\(s\) of 4\.0 GiB/.test(disk = await textOf(driver, 'monitor-debug-saved-slots')),
+  await driver.wait(async () => /in 1 file\(s\) of\s+4\.0 GiB/.test(disk = await textOf(driver, 'monitor-debug-saved-slots')),
     DEADLINE_MS, () => `the debug panel never showed the saved conversation: "${disk}"`);
 
   await driver.executeScript('window.scrollTo(0, 0)');

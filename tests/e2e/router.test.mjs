@@ -38,13 +38,17 @@ async function rowState(driver) {
   return (await driver.findElement(routerRow)).getAttribute('data-state');
 }
 
-/** Clicks a button of the model's row, looking the row up again if it re-rendered. */
+/** Clicks a button of the model's row once it is enabled (the row's controls are
+ *  disabled while an action of the row is under way, and the state it reached may
+ *  show before that action has returned), looking the row up again if it re-rendered. */
 async function clickInRow(driver, testid) {
   const deadline = Date.now() + DEADLINE_MS;
   for (;;) {
     try {
       const row = await driver.wait(until.elementLocated(routerRow), DEADLINE_MS, 'the model has no endpoint row');
-      await row.findElement(By.css(`[data-testid="${testid}"]`)).click();
+      const control = await row.findElement(By.css(`[data-testid="${testid}"]`));
+      await driver.wait(until.elementIsEnabled(control), DEADLINE_MS, `${testid} stayed disabled`);
+      await control.click();
       return;
     } catch (error) {
       const retryable = ['StaleElementReferenceError', 'NoSuchElementError', 'ElementClickInterceptedError'];
