@@ -29,10 +29,22 @@ pub struct LaunchPlan {
     /// the model file's path, which clients of the endpoint do not know and
     /// should not see.
     pub aliases: Vec<String>,
+    /// Speculative decoding's draft model.
+    pub draft: Option<DraftPlan>,
     /// Where `POST /slots/{id}?action=save|restore` keeps its files (see
     /// `saved_slots`); `None` leaves slot saving off.
     pub slot_save_path: Option<PathBuf>,
     pub extra_args: Vec<String>,
+}
+
+/// The draft model as launched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DraftPlan {
+    pub model_path: PathBuf,
+    pub max_tokens: Option<u32>,
+    pub min_tokens: Option<u32>,
+    /// `-ngld`, when Switchyard places the layers.
+    pub gpu_layers: Option<u32>,
 }
 
 /// Verbosity 4 prints the buffer sizes the estimator calibrates against.
@@ -82,6 +94,25 @@ impl LaunchPlan {
         if let Some(threads) = self.threads {
             args.value("-t", threads.to_string());
         }
+        if let Some(draft) = &self.draft {
+            // llama.cpp renamed its speculative flags (`--draft-max` became
+            // `--spec-draft-n-max`, the old name now refuses to start); newer names first.
+            args.always("-md", draft.model_path.to_string_lossy());
+            // Builds with `--spec-type` load a draft given alone but never use it.
+            args.value("--spec-type", "draft-simple");
+            if let Some(max) = draft.max_tokens {
+                args.first_known(&["--spec-draft-n-max", "--draft-max"], max.to_string());
+            }
+            if let Some(min) = draft.min_tokens {
+                args.first_known(&["--spec-draft-n-min", "--draft-min"], min.to_string());
+            }
+            if let Some(layers) = draft.gpu_layers {
+                args.value("-ngld", layers.to_string());
+            }
+            // The draft's cache as the model's (llama.cpp's default is f16).
+            args.value("-ctkd", config.cache_type_k.flag());
+            args.value("-ctvd", config.cache_type_v.flag());
+        }
         args.value("--ctx-checkpoints", config.context_checkpoints.to_string());
         args.value("--cache-ram", config.prompt_cache_mib.to_string());
         if let Some(file) = &self.api_key_file {
@@ -126,6 +157,17 @@ impl Args<'_> {
             self.always(flag, value);
         } else {
             tracing::info!(flag, "this llama-server does not know the flag; left out");
+        }
+    }
+
+    /// The first of `flags` (newest name first) this binary knows.
+    fn first_known(&mut self, flags: &[&str], value: String) {
+        match flags.iter().find(|flag| self.flags.knows(flag)) {
+            Some(flag) => self.always(flag, value),
+            None => tracing::info!(
+                ?flags,
+                "this llama-server knows none of the flags; left out"
+            ),
         }
     }
 
@@ -181,6 +223,7 @@ mod tests {
             api_key_file: Some("/state/a.key".into()),
             reasoning: true,
             aliases: vec!["qwen".into(), "chat".into()],
+            draft: None,
             slot_save_path: None,
             extra_args: vec!["--temp".into(), "0.3".into()],
         }
@@ -228,5 +271,41 @@ mod tests {
             !line.contains("-kvu") && !line.contains("--reasoning-format"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn a_draft_uses_the_names_this_build_knows() {
+        let mut drafted = plan();
+        drafted.draft = Some(DraftPlan {
+            model_path: "/models/small.gguf".into(),
+            max_tokens: Some(8),
+            min_tokens: Some(2),
+            gpu_layers: Some(0),
+        });
+        let renamed = SupportedFlags::from_help(
+            "--spec-draft-model, -md, --model-draft FNAME  draft\n--spec-type none,draft-simple  types\n--spec-draft-n-max N  max\n--spec-draft-n-min N  min\n--draft, --draft-n, --draft-max N  removed\n--draft-min, --draft-n-min N  removed\n-ngld, --gpu-layers-draft N  layers\n",
+        );
+        let line = pairs(&drafted.args(&renamed));
+        assert!(
+            line.contains("-md /models/small.gguf --spec-type draft-simple"),
+            "{line}"
+        );
+        assert!(
+            line.contains("--spec-draft-n-max 8 --spec-draft-n-min 2 -ngld 0"),
+            "{line}"
+        );
+        assert!(
+            !line.contains("--draft-max"),
+            "the removed name refuses to start: {line}"
+        );
+        let older = SupportedFlags::from_help(
+            "-md, --model-draft FNAME  draft\n--draft-max, --draft, --draft-n N  max\n--draft-min, --draft-n-min N  min\n",
+        );
+        let line = pairs(&drafted.args(&older));
+        assert!(
+            line.contains("-md /models/small.gguf --draft-max 8 --draft-min 2"),
+            "{line}"
+        );
+        assert!(!line.contains("--spec-type"), "{line}");
     }
 }

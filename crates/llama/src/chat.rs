@@ -58,6 +58,10 @@ pub struct ChatTimings {
     pub predicted_n: u32,
     pub predicted_ms: f64,
     pub predicted_per_second: f64,
+    /// With a draft model: tokens it drafted, and how many of them the model
+    /// accepted (llama-server reports them only when it drafted any).
+    pub draft_n: u32,
+    pub draft_n_accepted: u32,
 }
 
 /// A piece of the answer as it arrives.

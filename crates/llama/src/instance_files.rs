@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::{InstanceSpec, ReasoningChoice};
+use crate::{DraftSpec, InstanceSpec, ReasoningChoice};
 use switchyard_base::errors::{EngineError, Result};
 use switchyard_estimate::{CacheType, FlashAttention};
 
@@ -67,6 +67,18 @@ struct FileContents {
     idle_unload_secs: Option<u64>,
     #[serde(default)]
     llama: LlamaSection,
+    /// `[draft]`: speculative decoding with a smaller model of the same vocabulary.
+    draft: Option<DraftSection>,
+}
+
+/// `[draft]`: the draft model and how many tokens it drafts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DraftSection {
+    /// The draft's GGUF file (relative paths start at the instance file's folder).
+    model: PathBuf,
+    max_tokens: Option<u32>,
+    min_tokens: Option<u32>,
 }
 
 /// `[llama]`: how llama-server runs. Omitted fields take the engine's defaults.
@@ -247,6 +259,12 @@ pub fn parse(path: &Path, text: &str) -> Result<InstanceFile> {
         extra_args: llama.extra_args,
         pinned: contents.pinned,
         idle_unload_secs: contents.idle_unload_secs,
+        draft: contents.draft.map(|draft| DraftSpec {
+            model_path: folder.join(draft.model),
+            model_id: None,
+            max_tokens: draft.max_tokens,
+            min_tokens: draft.min_tokens,
+        }),
         ..InstanceSpec::default()
     };
     if let Some(host) = llama.host {
@@ -369,6 +387,7 @@ fn file_field(spec_field: &str) -> String {
         "name" => "(file name)".to_owned(),
         "model_path" => "model".to_owned(),
         "model_id" | "mmproj_path" => spec_field.replace("_path", ""),
+        "draft" => "draft".to_owned(),
         other => format!("llama.{other}"),
     }
 }
@@ -417,6 +436,31 @@ mod tests {
         assert!(spec.auto.gpu_layers, "omitted GPU layers are fitted");
         assert_eq!(spec.config.flash_attention, FlashAttention::Off);
         assert_eq!(spec.threads, Some(2));
+    }
+
+    #[test]
+    fn a_draft_section_gives_speculative_decoding_and_its_problems_name_it() {
+        let spec = parse_text(
+            r#"
+            model = "big.gguf"
+            [draft]
+            model = "small.gguf"
+            max_tokens = 8
+            "#,
+        )
+        .unwrap()
+        .spec;
+        let draft = spec.draft.unwrap();
+        assert_eq!(
+            draft.model_path,
+            PathBuf::from("/etc/switchyard/instances/small.gguf")
+        );
+        assert_eq!((draft.max_tokens, draft.min_tokens), (Some(8), None));
+        let refused = parse_text(
+            "model = \"big.gguf\"\n[draft]\nmodel = \"small.gguf\"\nmax_tokens = 2\nmin_tokens = 3\n",
+        )
+        .unwrap_err();
+        assert_eq!(field_of(refused), "draft");
     }
 
     #[test]

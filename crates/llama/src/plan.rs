@@ -3,15 +3,15 @@
 
 use std::path::Path;
 
-use switchyard_base::errors::Result;
+use switchyard_base::errors::{EngineError, Result};
 use switchyard_binaries::Variant;
 use switchyard_estimate::{
-    check_fits, estimate, fit, AutoFields, Backend, Budget, Calibration, LlamaConfig,
-    LlamaEstimate, ModelShape, NoShape,
+    check_fits, estimate, fit, AutoFields, Backend, Budget, Calibration, EstimateSource,
+    LlamaConfig, LlamaEstimate, ModelShape, NoShape,
 };
 use switchyard_gguf as gguf;
 
-use super::args::LaunchPlan;
+use super::args::{DraftPlan, LaunchPlan};
 use super::spec::{InstanceSpec, ReasoningChoice};
 
 /// The smallest context auto-configuration may shrink to.
@@ -142,25 +142,76 @@ pub async fn resolve(spec: &InstanceSpec, inputs: Inputs<'_>) -> Result<Resolved
     if reasoning && spec.reasoning == ReasoningChoice::Auto {
         notes.push("A reasoning model: its thinking is returned apart from the answer.".into());
     }
+    let draft = match &spec.draft {
+        Some(draft) => Some(read_draft(spec, draft, header.as_ref()).await?),
+        None => None,
+    };
     let mut planned = None;
     if let Some(shape) = &shape {
-        let refined = plan_memory(
+        // The draft runs in the same process with the model's context and slots:
+        // the model is fitted to what the draft leaves (at the context asked for),
+        // then the draft is counted at the context chosen.
+        let draft_first = draft.as_ref().and_then(|(_, draft_shape)| {
+            let mut asked = config.clone();
+            if asked.context == 0 {
+                asked.context = shape.trained_context.unwrap_or(FALLBACK_CONTEXT);
+            }
+            draft_shape
+                .as_ref()
+                .map(|draft_shape| draft_estimate(draft_shape, &asked, backend, false))
+        });
+        let free_for_model = draft_first
+            .as_ref()
+            .map_or(inputs.free, |draft| leaves(inputs.free, draft));
+        let mut refined = plan_memory(
             shape,
             &mut config,
             spec.auto,
             backend,
             Memory {
-                free: inputs.free,
+                free: free_for_model,
                 suggested_context: inputs.suggested_context,
             },
             &mut notes,
         )
-        .map(|estimate| inputs.calibration.refine(&spec.model_key(), &estimate))?;
+        .map(|estimate| {
+            inputs
+                .calibration
+                .refine(&spec.measurement_key(), &estimate)
+        })?;
+        if let Some((_, Some(draft_shape))) = &draft {
+            if refined.source == EstimateSource::Estimated {
+                let all_on_gpu = config.gpu_layers > shape.layers;
+                let counted = draft_estimate(draft_shape, &config, backend, all_on_gpu);
+                refined.ram = refined.ram.plus(&counted.ram);
+                refined.vram = refined.vram.plus(&counted.vram);
+            }
+        }
         check_fits(shape, &refined, budget_for(backend, inputs.free))?;
         planned = Some(refined);
     } else if config.context == 0 {
         config.context = FALLBACK_CONTEXT;
     }
+    let draft = spec
+        .draft
+        .as_ref()
+        .zip(draft)
+        .map(|(asked, (_, draft_shape))| {
+            let on_gpu = shape
+                .as_ref()
+                .is_some_and(|shape| config.gpu_layers > shape.layers);
+            DraftPlan {
+                model_path: asked.model_path.clone(),
+                max_tokens: asked.max_tokens,
+                min_tokens: asked.min_tokens,
+                // With the model whole on the GPU the draft goes there too, else it
+                // stays in RAM; a build of unknown backend places it itself.
+                gpu_layers: known_backend.map(|_| match (&draft_shape, on_gpu) {
+                    (Some(draft_shape), true) => draft_shape.layers + 1,
+                    _ => 0,
+                }),
+            }
+        });
     let api_key_file = None;
     let aliases = spec
         .model_id
@@ -184,6 +235,7 @@ pub async fn resolve(spec: &InstanceSpec, inputs: Inputs<'_>) -> Result<Resolved
         port: inputs.port,
         api_key_file,
         reasoning,
+        draft,
         slot_save_path: None,
         extra_args: spec.extra_args.clone(),
     };
@@ -193,6 +245,65 @@ pub async fn resolve(spec: &InstanceSpec, inputs: Inputs<'_>) -> Result<Resolved
         backend,
         notes,
     })
+}
+
+/// The draft's header (checked against the model's vocabulary when both could
+/// be read) and its shape, when Switchyard can estimate it.
+async fn read_draft(
+    spec: &InstanceSpec,
+    draft: &crate::spec::DraftSpec,
+    model_header: Option<&gguf::GgufFile>,
+) -> Result<(gguf::GgufFile, Option<ModelShape>)> {
+    let header =
+        gguf::read_local(&draft.model_path)
+            .await
+            .map_err(|error| EngineError::InvalidInput {
+                field: "draft",
+                problem: format!(
+                    "cannot read the draft model {}: {error}",
+                    draft.model_path.display()
+                ),
+            })?;
+    if let Some(why) =
+        model_header.and_then(|model| crate::draft::vocabulary_mismatch(model, &header))
+    {
+        return Err(EngineError::InvalidInput {
+            field: "draft",
+            problem: format!(
+                "{} cannot draft for {}: {why}. A draft must share its model's vocabulary (usually a smaller model of the same family)",
+                draft.model_path.display(),
+                spec.model_path.display()
+            ),
+        });
+    }
+    let shape = ModelShape::from_gguf(&header).ok();
+    Ok((header, shape))
+}
+
+/// The draft at the model's context, slots and cache types; all its layers on the
+/// GPU when the model's all are. Its process runtime is the model's, counted once.
+fn draft_estimate(
+    shape: &ModelShape,
+    config: &LlamaConfig,
+    backend: Backend,
+    on_gpu: bool,
+) -> LlamaEstimate {
+    let config = LlamaConfig {
+        gpu_layers: if on_gpu { shape.layers + 1 } else { 0 },
+        cpu_moe_layers: 0,
+        ..config.clone()
+    };
+    let mut draft = estimate(shape, &config, backend);
+    draft.ram.overhead = draft.ram.overhead.saturating_sub(draft.runtime_bytes);
+    draft
+}
+
+/// What `free` leaves once `taken` is counted.
+fn leaves(free: Budget, taken: &LlamaEstimate) -> Budget {
+    Budget {
+        ram_bytes: free.ram_bytes.saturating_sub(taken.ram_bytes()),
+        vram_bytes: free.vram_bytes.saturating_sub(taken.vram_bytes()),
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ pub const LOOPBACK: &str = "127.0.0.1";
 
 /// Flags Switchyard sets itself; extra arguments may not repeat them, or the
 /// recorded configuration and the health checks would talk about another server.
-const MANAGED_FLAGS: [&str; 7] = [
+const MANAGED_FLAGS: [&str; 10] = [
     "-m",
     "--model",
     "--port",
@@ -21,7 +21,29 @@ const MANAGED_FLAGS: [&str; 7] = [
     "--api-key",
     "--api-key-file",
     "--log-file",
+    "-md",
+    "--model-draft",
+    "--spec-draft-model",
 ];
+
+/// Speculative decoding: a small model of the same vocabulary drafts tokens that
+/// the instance's model checks in one pass, so it writes several tokens for the
+/// price of about one when the draft guesses right (`--spec-draft-model`, `-md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, Default)]
+#[serde(default)]
+#[ts(export)]
+pub struct DraftSpec {
+    /// The draft's GGUF file.
+    #[ts(type = "string")]
+    pub model_path: PathBuf,
+    /// The catalog id, when it came from the store.
+    pub model_id: Option<String>,
+    /// Tokens drafted per step (`--spec-draft-n-max`); `null`: llama-server's default.
+    pub max_tokens: Option<u32>,
+    /// The fewest drafted tokens worth checking (`--spec-draft-n-min`); `null`:
+    /// llama-server's default.
+    pub min_tokens: Option<u32>,
+}
 
 /// Whether llama-server separates the model's thinking from its answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, Default)]
@@ -78,6 +100,8 @@ pub struct InstanceSpec {
     /// loaded it; `null`: the router's default (15 minutes); 0: never.
     #[ts(type = "number | null")]
     pub idle_unload_secs: Option<u64>,
+    /// A draft model for speculative decoding.
+    pub draft: Option<DraftSpec>,
 }
 
 /// Hides the API key and the extra arguments' values (see [`switchyard_base::redact`]), so no
@@ -101,6 +125,7 @@ impl std::fmt::Debug for InstanceSpec {
             extra_args,
             pinned,
             idle_unload_secs,
+            draft,
         } = self;
         f.debug_struct("InstanceSpec")
             .field("name", name)
@@ -121,6 +146,7 @@ impl std::fmt::Debug for InstanceSpec {
             )
             .field("pinned", pinned)
             .field("idle_unload_secs", idle_unload_secs)
+            .field("draft", draft)
             .finish()
     }
 }
@@ -146,6 +172,7 @@ impl Default for InstanceSpec {
             extra_args: Vec::new(),
             pinned: false,
             idle_unload_secs: None,
+            draft: None,
         }
     }
 }
@@ -169,6 +196,25 @@ impl InstanceSpec {
                 .map(|name| name.to_string_lossy().into_owned())
                 .unwrap_or_default()
         })
+    }
+
+    /// The key under which measurements of this instance's server are kept: its
+    /// model's, or with a draft, both (a server with a draft holds both models).
+    pub fn measurement_key(&self) -> String {
+        match &self.draft {
+            Some(draft) => format!(
+                "{}+draft:{}",
+                self.model_key(),
+                draft.model_id.clone().unwrap_or_else(|| {
+                    draft
+                        .model_path
+                        .file_name()
+                        .map(|name| name.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                })
+            ),
+            None => self.model_key(),
+        }
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -213,6 +259,25 @@ impl InstanceSpec {
                 "context",
                 "set a context size or let Switchyard choose".into(),
             );
+        }
+        if let Some(draft) = &self.draft {
+            if draft.model_path.as_os_str().is_empty() {
+                return invalid(
+                    "draft",
+                    "choose the draft model's file, or remove the draft".into(),
+                );
+            }
+            if let (Some(min), Some(max)) = (draft.min_tokens, draft.max_tokens) {
+                if min > max {
+                    return invalid(
+                        "draft",
+                        format!("at least {min} drafted tokens but at most {max}: the minimum must not exceed the maximum"),
+                    );
+                }
+            }
+            if draft.max_tokens == Some(0) {
+                return invalid("draft", "draft at least 1 token per step".into());
+            }
         }
         if self.threads == Some(0) {
             return invalid(

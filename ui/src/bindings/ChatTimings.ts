@@ -3,4 +3,9 @@
 /**
  * llama-server's speed report on the last chunk.
  */
-export type ChatTimings = { prompt_n: number, prompt_ms: number, prompt_per_second: number, predicted_n: number, predicted_ms: number, predicted_per_second: number, };
+export type ChatTimings = { prompt_n: number, prompt_ms: number, prompt_per_second: number, predicted_n: number, predicted_ms: number, predicted_per_second: number, 
+/**
+ * With a draft model: tokens it drafted, and how many of them the model
+ * accepted (llama-server reports them only when it drafted any).
+ */
+draft_n: number, draft_n_accepted: number, };

@@ -521,6 +521,7 @@ export function fakeInstance(
       extra_args: [],
       pinned: false,
       idle_unload_secs: null,
+      draft: null,
     },
     state,
     reason: running ? '/health answered 200' : '',

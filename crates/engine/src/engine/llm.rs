@@ -181,13 +181,31 @@ impl Engine {
     }
 
     pub(super) fn with_model_paths(&self, mut spec: InstanceSpec) -> Result<InstanceSpec> {
+        if let Some(draft) = &mut spec.draft {
+            if let Some(draft_id) = draft.model_id.clone() {
+                draft.model_path = self.llm_weights(&draft_id, "draft")?.0;
+            }
+        }
         let Some(model_id) = spec.model_id.clone() else {
             return Ok(spec);
         };
-        let model = self.installed_model(&model_id, "model_id")?;
+        let (weights, mmproj) = self.llm_weights(&model_id, "model_id")?;
+        spec.model_path = weights;
+        spec.mmproj_path = mmproj;
+        Ok(spec)
+    }
+
+    /// An installed language model's weights file and projector; `field` names the
+    /// setting that asked, in the error.
+    fn llm_weights(
+        &self,
+        model_id: &str,
+        field: &'static str,
+    ) -> Result<(std::path::PathBuf, Option<std::path::PathBuf>)> {
+        let model = self.installed_model(model_id, field)?;
         if model.kind != models::ModelKind::Llm {
             return Err(EngineError::InvalidInput {
-                field: "model_id",
+                field,
                 problem: format!("`{model_id}` is an image model, not a language model"),
             });
         }
@@ -199,13 +217,12 @@ impl Engine {
                 .find(|file| file.role == role)
                 .map(|file| dir.join(&file.file_name))
         };
-        spec.model_path =
+        let weights =
             file_of(models::FileRole::Weights).ok_or_else(|| EngineError::InvalidInput {
-                field: "model_id",
+                field,
                 problem: format!("`{model_id}` has no weights file"),
             })?;
-        spec.mmproj_path = file_of(models::FileRole::Mmproj);
-        Ok(spec)
+        Ok((weights, file_of(models::FileRole::Mmproj)))
     }
 
     /// The first installed language model (by id), which the tray offers when no

@@ -279,7 +279,7 @@ impl LlamaManager {
             plan,
             flags: facts.flags,
             auto_port: spec.port.is_none(),
-            model_key: spec.model_key(),
+            model_key: spec.measurement_key(),
             backend: resolved.backend,
             estimate: resolved.estimate,
             notes: resolved.notes,

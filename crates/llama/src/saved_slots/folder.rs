@@ -341,6 +341,7 @@ mod tests {
             api_key_file: None,
             reasoning: false,
             aliases: Vec::new(),
+            draft: None,
             slot_save_path: None,
             extra_args: Vec::new(),
         }

@@ -76,7 +76,7 @@ describe('LlamaStore', () => {
     expect(chat.messages[1].content).toBe('Hi there');
     expect(chat.messages[1].reasoning).toBe('hmm');
     expect(chat.messages[1].streaming).toBe(true);
-    const timings = { prompt_n: 3, prompt_ms: 1, prompt_per_second: 3000, predicted_n: 2, predicted_ms: 10, predicted_per_second: 200 };
+    const timings = { prompt_n: 3, prompt_ms: 1, prompt_per_second: 3000, predicted_n: 2, predicted_ms: 10, predicted_per_second: 200, draft_n: 0, draft_n_accepted: 0 };
     answer({ chat_id: 'chat-1', content: 'Hi there!', reasoning: 'hmm', finish_reason: 'stop', timings });
     await sending;
     expect(chat.messages[1]).toMatchObject({ content: 'Hi there!', streaming: false, timings });
