@@ -31,6 +31,11 @@ pub struct LaunchPlan {
     pub aliases: Vec<String>,
     /// Speculative decoding's draft model.
     pub draft: Option<DraftPlan>,
+    /// Chat, embeddings or reranking (never `auto` here).
+    pub role: crate::ModelRole,
+    /// `--pooling` for an embedding model whose file names none (llama-server's
+    /// `none` cannot answer `/v1/embeddings`).
+    pub pooling: Option<&'static str>,
     /// Where `POST /slots/{id}?action=save|restore` keeps its files (see
     /// `saved_slots`); `None` leaves slot saving off.
     pub slot_save_path: Option<PathBuf>,
@@ -123,6 +128,16 @@ impl LaunchPlan {
         args.switch("--slots");
         if let Some(folder) = &self.slot_save_path {
             args.value("--slot-save-path", folder.to_string_lossy());
+        }
+        match self.role {
+            crate::ModelRole::Embedding => {
+                args.switch("--embeddings");
+                if let Some(pooling) = self.pooling {
+                    args.value("--pooling", pooling);
+                }
+            }
+            crate::ModelRole::Reranking => args.switch("--reranking"),
+            crate::ModelRole::Chat | crate::ModelRole::Auto => {}
         }
         if self.reasoning {
             args.switch("--jinja");
@@ -224,6 +239,8 @@ mod tests {
             reasoning: true,
             aliases: vec!["qwen".into(), "chat".into()],
             draft: None,
+            role: crate::ModelRole::Chat,
+            pooling: None,
             slot_save_path: None,
             extra_args: vec!["--temp".into(), "0.3".into()],
         }
@@ -307,5 +324,21 @@ mod tests {
             "{line}"
         );
         assert!(!line.contains("--spec-type"), "{line}");
+    }
+
+    #[test]
+    fn embedding_and_reranking_servers_get_their_flags() {
+        let mut embedder = plan();
+        embedder.role = crate::ModelRole::Embedding;
+        embedder.pooling = Some("mean");
+        let line = pairs(&embedder.args(&SupportedFlags::assume_current()));
+        assert!(line.contains("--embeddings --pooling mean"), "{line}");
+        let mut reranker = plan();
+        reranker.role = crate::ModelRole::Reranking;
+        let line = pairs(&reranker.args(&SupportedFlags::assume_current()));
+        assert!(
+            line.contains("--reranking") && !line.contains("--embeddings"),
+            "{line}"
+        );
     }
 }

@@ -137,6 +137,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port,
             reasoning: false,
+            role: crate::ModelRole::Chat,
             args: Vec::new(),
             binary: String::new(),
             estimate: None,

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::{DraftSpec, InstanceSpec, ReasoningChoice};
+use crate::{DraftSpec, InstanceSpec, ModelRole, ReasoningChoice};
 use switchyard_base::errors::{EngineError, Result};
 use switchyard_estimate::{CacheType, FlashAttention};
 
@@ -69,6 +69,8 @@ struct FileContents {
     llama: LlamaSection,
     /// `[draft]`: speculative decoding with a smaller model of the same vocabulary.
     draft: Option<DraftSection>,
+    /// `chat`, `embedding` or `reranking`; omitted: from the model's metadata.
+    role: Option<ModelRole>,
 }
 
 /// `[draft]`: the draft model and how many tokens it drafts.
@@ -259,6 +261,7 @@ pub fn parse(path: &Path, text: &str) -> Result<InstanceFile> {
         extra_args: llama.extra_args,
         pinned: contents.pinned,
         idle_unload_secs: contents.idle_unload_secs,
+        role: contents.role.unwrap_or_default(),
         draft: contents.draft.map(|draft| DraftSpec {
             model_path: folder.join(draft.model),
             model_id: None,
@@ -456,6 +459,9 @@ mod tests {
             PathBuf::from("/etc/switchyard/instances/small.gguf")
         );
         assert_eq!((draft.max_tokens, draft.min_tokens), (Some(8), None));
+        assert_eq!(spec.role, ModelRole::Auto, "omitted: from the model");
+        let embedder = parse_text("model = \"e.gguf\"\nrole = \"embedding\"\n").unwrap();
+        assert_eq!(embedder.spec.role, ModelRole::Embedding);
         let refused = parse_text(
             "model = \"big.gguf\"\n[draft]\nmodel = \"small.gguf\"\nmax_tokens = 2\nmin_tokens = 3\n",
         )

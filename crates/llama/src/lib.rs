@@ -57,6 +57,6 @@ pub use saved_slots::{
     DEFAULT_BUDGET_BYTES as DEFAULT_SLOT_BUDGET_BYTES,
 };
 pub use service_state::llm_service_state;
-pub use spec::{is_valid_name, DraftSpec, InstanceSpec, ReasoningChoice, LOOPBACK};
+pub use spec::{is_valid_name, DraftSpec, InstanceSpec, ModelRole, ReasoningChoice, LOOPBACK};
 pub use state::{InstancePreview, InstanceState, InstanceStatus, RunningConfig, StateChange};
 pub use switchyard_process::{EndedLeftover, PidRecord, StopPolicy};

@@ -12,7 +12,7 @@ use switchyard_estimate::{
 use switchyard_gguf as gguf;
 
 use super::args::{DraftPlan, LaunchPlan};
-use super::spec::{InstanceSpec, ReasoningChoice};
+use super::spec::{InstanceSpec, ModelRole, ReasoningChoice};
 
 /// The smallest context auto-configuration may shrink to.
 const MIN_AUTO_CONTEXT: u32 = 2048;
@@ -132,13 +132,30 @@ pub async fn resolve(spec: &InstanceSpec, inputs: Inputs<'_>) -> Result<Resolved
         }
         Some(Err(NoShape::NotALanguageModel)) | None => None,
     };
-    let reasoning = match spec.reasoning {
-        ReasoningChoice::On => true,
-        ReasoningChoice::Off => false,
-        ReasoningChoice::Auto => header
-            .as_ref()
-            .is_some_and(super::reasoning::is_reasoning_model),
-    };
+    let (role, pooling) = served_role(spec.role, header.as_ref());
+    if spec.role == ModelRole::Auto && role != ModelRole::Chat {
+        notes.push(format!(
+            "An {} model (its file names a pooling type): served at /v1/{}.",
+            if role == ModelRole::Reranking {
+                "reranking"
+            } else {
+                "embedding"
+            },
+            if role == ModelRole::Reranking {
+                "rerank"
+            } else {
+                "embeddings"
+            },
+        ));
+    }
+    let reasoning = role == ModelRole::Chat
+        && match spec.reasoning {
+            ReasoningChoice::On => true,
+            ReasoningChoice::Off => false,
+            ReasoningChoice::Auto => header
+                .as_ref()
+                .is_some_and(super::reasoning::is_reasoning_model),
+        };
     if reasoning && spec.reasoning == ReasoningChoice::Auto {
         notes.push("A reasoning model: its thinking is returned apart from the answer.".into());
     }
@@ -179,6 +196,15 @@ pub async fn resolve(spec: &InstanceSpec, inputs: Inputs<'_>) -> Result<Resolved
                 .calibration
                 .refine(&spec.measurement_key(), &estimate)
         })?;
+        if role != ModelRole::Chat {
+            // An embedding or reranking input is read in one micro-batch: as long as
+            // the context, so every input that fits the context is answered.
+            config.batch = config.batch.max(config.context);
+            config.ubatch = config.ubatch.max(config.context);
+            refined = inputs
+                .calibration
+                .refine(&spec.measurement_key(), &estimate(shape, &config, backend));
+        }
         if let Some((_, Some(draft_shape))) = &draft {
             if refined.source == EstimateSource::Estimated {
                 let all_on_gpu = config.gpu_layers > shape.layers;
@@ -236,6 +262,8 @@ pub async fn resolve(spec: &InstanceSpec, inputs: Inputs<'_>) -> Result<Resolved
         api_key_file,
         reasoning,
         draft,
+        role,
+        pooling,
         slot_save_path: None,
         extra_args: spec.extra_args.clone(),
     };
@@ -245,6 +273,28 @@ pub async fn resolve(spec: &InstanceSpec, inputs: Inputs<'_>) -> Result<Resolved
         backend,
         notes,
     })
+}
+
+/// What the server is for, and the pooling to ask for: the person's choice, else
+/// the model's own pooling type (`<arch>.pooling_type`: 0 none, 1 mean, 2 cls,
+/// 3 last, 4 rank). An embedding model that names none is pooled by the mean
+/// (llama-server cannot answer `/v1/embeddings` without pooling).
+fn served_role(
+    asked: ModelRole,
+    header: Option<&gguf::GgufFile>,
+) -> (ModelRole, Option<&'static str>) {
+    let pooling = header.and_then(|header| header.arch_u64("pooling_type"));
+    let role = match asked {
+        ModelRole::Auto => match pooling {
+            Some(4) => ModelRole::Reranking,
+            Some(1..=3) => ModelRole::Embedding,
+            _ => ModelRole::Chat,
+        },
+        chosen => chosen,
+    };
+    let pooled = matches!(pooling, Some(1..=4));
+    let pooling = (role == ModelRole::Embedding && !pooled).then_some("mean");
+    (role, pooling)
 }
 
 /// The draft's header (checked against the model's vocabulary when both could
@@ -402,6 +452,44 @@ mod tests {
             resolved.notes[0].contains("llama-server's own defaults"),
             "{:?}",
             resolved.notes
+        );
+    }
+
+    #[tokio::test]
+    async fn the_role_comes_from_the_pooling_type_unless_the_person_chose() {
+        let dir = tempfile::tempdir().unwrap();
+        let header = |pooling: Option<u32>| {
+            let path = dir.path().join(format!("m{pooling:?}.gguf"));
+            match pooling {
+                Some(kind) => LlamaSpec::default().write_pooled(&path, kind).unwrap(),
+                None => LlamaSpec::default().write_to(&path).unwrap(),
+            }
+            path
+        };
+        let read = |path: std::path::PathBuf| async move { gguf::read_local(&path).await.unwrap() };
+        let plain = read(header(None)).await;
+        let mean = read(header(Some(1))).await;
+        let rank = read(header(Some(4))).await;
+        assert_eq!(
+            served_role(ModelRole::Auto, Some(&plain)),
+            (ModelRole::Chat, None)
+        );
+        assert_eq!(
+            served_role(ModelRole::Auto, Some(&mean)),
+            (ModelRole::Embedding, None)
+        );
+        assert_eq!(
+            served_role(ModelRole::Auto, Some(&rank)),
+            (ModelRole::Reranking, None)
+        );
+        assert_eq!(
+            served_role(ModelRole::Embedding, Some(&plain)),
+            (ModelRole::Embedding, Some("mean")),
+            "a model that names no pooling is pooled by the mean"
+        );
+        assert_eq!(
+            served_role(ModelRole::Chat, Some(&mean)),
+            (ModelRole::Chat, None)
         );
     }
 }

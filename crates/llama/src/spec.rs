@@ -26,6 +26,22 @@ const MANAGED_FLAGS: [&str; 10] = [
     "--spec-draft-model",
 ];
 
+/// What a server is for: chat (completions), embeddings, or reranking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS, Default)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum ModelRole {
+    /// From the model's metadata: a pooling type makes an embedding model, rank
+    /// pooling a reranker; anything else chats.
+    #[default]
+    Auto,
+    Chat,
+    /// `--embeddings`: `/v1/embeddings`, and no chat.
+    Embedding,
+    /// `--reranking`: `/v1/rerank`.
+    Reranking,
+}
+
 /// Speculative decoding: a small model of the same vocabulary drafts tokens that
 /// the instance's model checks in one pass, so it writes several tokens for the
 /// price of about one when the draft guesses right (`--spec-draft-model`, `-md`).
@@ -102,6 +118,8 @@ pub struct InstanceSpec {
     pub idle_unload_secs: Option<u64>,
     /// A draft model for speculative decoding.
     pub draft: Option<DraftSpec>,
+    /// Chat, embeddings or reranking.
+    pub role: ModelRole,
 }
 
 /// Hides the API key and the extra arguments' values (see [`switchyard_base::redact`]), so no
@@ -126,6 +144,7 @@ impl std::fmt::Debug for InstanceSpec {
             pinned,
             idle_unload_secs,
             draft,
+            role,
         } = self;
         f.debug_struct("InstanceSpec")
             .field("name", name)
@@ -147,6 +166,7 @@ impl std::fmt::Debug for InstanceSpec {
             .field("pinned", pinned)
             .field("idle_unload_secs", idle_unload_secs)
             .field("draft", draft)
+            .field("role", role)
             .finish()
     }
 }
@@ -173,6 +193,7 @@ impl Default for InstanceSpec {
             pinned: false,
             idle_unload_secs: None,
             draft: None,
+            role: ModelRole::Auto,
         }
     }
 }
@@ -258,6 +279,14 @@ impl InstanceSpec {
             return invalid(
                 "context",
                 "set a context size or let Switchyard choose".into(),
+            );
+        }
+        if self.draft.is_some() && matches!(self.role, ModelRole::Embedding | ModelRole::Reranking)
+        {
+            return invalid(
+                "draft",
+                "a draft speeds up writing tokens; an embedding or reranking server writes none"
+                    .into(),
             );
         }
         if let Some(draft) = &self.draft {

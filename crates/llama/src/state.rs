@@ -49,6 +49,8 @@ pub struct RunningConfig {
     pub host: String,
     pub port: u16,
     pub reasoning: bool,
+    /// What it serves, as decided at its start (never `auto`).
+    pub role: crate::ModelRole,
     /// The command line (the API key replaced by `***`).
     pub args: Vec<String>,
     pub binary: String,

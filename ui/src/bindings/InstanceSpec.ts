@@ -2,6 +2,7 @@
 import type { AutoFields } from "./AutoFields";
 import type { DraftSpec } from "./DraftSpec";
 import type { LlamaConfig } from "./LlamaConfig";
+import type { ModelRole } from "./ModelRole";
 import type { ReasoningChoice } from "./ReasoningChoice";
 
 /**
@@ -71,4 +72,8 @@ idle_unload_secs: number | null,
 /**
  * A draft model for speculative decoding.
  */
-draft: DraftSpec | null, };
+draft: DraftSpec | null, 
+/**
+ * Chat, embeddings or reranking.
+ */
+role: ModelRole, };

@@ -334,6 +334,7 @@ async fn run_once(
         host: plan.host.clone(),
         port: plan.port,
         reasoning: plan.reasoning,
+        role: plan.role,
         args: shown_args,
         binary: plan.binary.display().to_string(),
         estimate: launch.estimate.clone(),

@@ -342,6 +342,8 @@ mod tests {
             reasoning: false,
             aliases: Vec::new(),
             draft: None,
+            role: crate::ModelRole::Chat,
+            pooling: None,
             slot_save_path: None,
             extra_args: Vec::new(),
         }

@@ -207,6 +207,17 @@ impl LlamaSpec {
         self.writer().write_to(path)
     }
 
+    /// The same model naming a pooling type (`<arch>.pooling_type`: 1 mean, 2 cls,
+    /// 3 last, 4 rank), as embedding models' files do.
+    pub fn write_pooled(&self, path: &Path, pooling_type: u32) -> std::io::Result<()> {
+        let mut gguf = self.writer();
+        gguf.u32(
+            &format!("{}.pooling_type", self.architecture.name()),
+            pooling_type,
+        );
+        gguf.write_to(path)
+    }
+
     /// The same model with another chat template (e.g. [`THINKING_CHAT_TEMPLATE`]).
     pub fn write_with_chat_template(&self, path: &Path, template: &str) -> std::io::Result<()> {
         self.writer_with(template).write_to(path)
