@@ -2,7 +2,8 @@
 //! must read and write the same tokens as the model it drafts for. The rule is
 //! llama.cpp's own (`common_speculative_are_compatible` in `common/speculative.cpp`),
 //! read from both headers, so the person gets a clear refusal instead of a server
-//! that exits while loading ("draft model vocab type must match target model").
+//! that loads both models and then quietly runs without speculation (llama-server
+//! catches "draft model vocab type must match target model" and goes on).
 
 use switchyard_gguf::{GgufFile, Value};
 
