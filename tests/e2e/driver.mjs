@@ -166,6 +166,21 @@ export async function launchApp({ settings = {}, prepare, firstRun = false } = {
 
 export const byTestId = (id) => By.css(`[data-testid="${id}"]`);
 
+/**
+ * Waits until no element has test id `id`. WebKitWebDriver may answer a lookup made
+ * while the element is being removed with a stale element: that is "not gone yet".
+ */
+export async function waitGone(driver, id, message) {
+  await driver.wait(async () => {
+    try {
+      return (await driver.findElements(byTestId(id))).length === 0;
+    } catch (error) {
+      if (error.name === 'StaleElementReferenceError') return false;
+      throw error;
+    }
+  }, DEADLINE_MS, message);
+}
+
 export async function visible(driver, id) {
   const element = await driver.wait(until.elementLocated(byTestId(id)), DEADLINE_MS);
   await driver.wait(until.elementIsVisible(element), DEADLINE_MS);

@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
 import { By, until } from 'selenium-webdriver';
 import {
-  DEADLINE_MS, byTestId, click, launchApp, screenshot, textOf, visible, waitUntilReady,
+  DEADLINE_MS, byTestId, click, launchApp, screenshot, textOf, visible, waitGone, waitUntilReady,
 } from './driver.mjs';
 
 const LLAMA_SERVER = process.env.SWITCHYARD_LLAMA_SERVER
@@ -111,8 +111,7 @@ test('the wizard goes from nothing to a chat answer, then stays closed', async (
 
   // Done: the wizard closes, the setting is stored, the model and server stay.
   await click(driver, 'first-run-done');
-  await driver.wait(async () => (await driver.findElements(byTestId('first-run'))).length === 0,
-    DEADLINE_MS, 'the wizard did not close');
+  await waitGone(driver, 'first-run', 'the wizard did not close');
   const stored = JSON.parse(readFileSync(join(home, 'config', 'settings.json'), 'utf8'));
   assert.equal(stored.settings.first_run_done, true);
   await click(driver, 'tab-llm');
@@ -130,8 +129,7 @@ test('Settings opens the wizard again, and skipping closes it', async () => {
   await driver.wait(until.elementLocated(By.css(
     `[data-testid="first-run-choice"][data-id="${CURATED.id}"]`)), DEADLINE_MS);
   await click(driver, 'first-run-skip');
-  await driver.wait(async () => (await driver.findElements(byTestId('first-run'))).length === 0,
-    DEADLINE_MS, 'the wizard did not close');
+  await waitGone(driver, 'first-run', 'the wizard did not close');
 });
 
 test('a problem report is written as a zip', async () => {

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import {
-  DEADLINE_MS, appEnv, appPath, byTestId, click, launchApp, screenshot, textOf, visible, waitUntilReady,
+  DEADLINE_MS, appEnv, appPath, byTestId, click, launchApp, screenshot, textOf, visible, waitGone, waitUntilReady,
 } from './driver.mjs';
 
 const DAMAGED = '{"settings": {"theme": "dark", "llm_port": ';
@@ -37,8 +37,7 @@ test('a damaged settings file is kept aside and explained', async () => {
   // The defaults in use include "first run not done": the wizard opens over the
   // window; skipping it shows the warning beneath.
   await click(driver, 'first-run-skip');
-  await driver.wait(async () => (await driver.findElements(byTestId('first-run'))).length === 0,
-    DEADLINE_MS, 'the wizard did not close');
+  await waitGone(driver, 'first-run', 'the wizard did not close');
   await screenshot(driver, '08-startup-warning');
 });
 
